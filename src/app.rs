@@ -1,0 +1,67 @@
+//! The node's shared state and its one publish pipeline. Every producer —
+//! HTTP publish endpoints and built-in sources alike — publishes through
+//! [`App::publish`], so user price alerts are evaluated on every price tick
+//! whatever its origin, and everything then goes through the [`Bus`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::bus::{Bus, BusError};
+use crate::config::Config;
+use crate::protocol::Event;
+use crate::rooms::{PublishReport, Rooms};
+use crate::sources::alerts::AlertBook;
+use crate::ws::sessions::Sessions;
+
+/// Everything a request handler, session or source needs.
+#[derive(Debug)]
+pub struct App {
+    /// Validated configuration.
+    pub config: Config,
+    /// Rooms on this node.
+    pub rooms: Arc<Rooms>,
+    /// Where publishes go (in-process or, later, Redis).
+    pub bus: Bus,
+    /// Open WebSocket sessions.
+    pub sessions: Arc<Sessions>,
+    /// User price alerts, checked on every price update.
+    pub alerts: AlertBook,
+    /// Process start, for `uptime`.
+    pub started: Instant,
+    /// Cancelled when the node starts draining.
+    pub shutdown: CancellationToken,
+    /// Every spawned task (sessions, sources), awaited on drain.
+    pub tracker: TaskTracker,
+}
+
+impl App {
+    /// Builds the node's state from a validated config.
+    pub fn new(config: Config) -> Arc<Self> {
+        let rooms = Arc::new(Rooms::new(config.history_size, config.max_rooms));
+        Arc::new(App {
+            bus: Bus::local(Arc::clone(&rooms)),
+            sessions: Arc::new(Sessions::new(config.max_connections)),
+            alerts: AlertBook::new(config.max_alerts),
+            rooms,
+            config,
+            started: Instant::now(),
+            shutdown: CancellationToken::new(),
+            tracker: TaskTracker::new(),
+        })
+    }
+
+    /// Publishes an event; a price update first fires any alerts it crosses
+    /// (published to the `alerts` room right after the price).
+    pub async fn publish(&self, event: Event) -> Result<PublishReport, BusError> {
+        let report = self.bus.publish(&event).await?;
+        if let Event::PriceUpdate(price) = &event {
+            for trigger in self.alerts.on_price(&price.ticker, price.price) {
+                self.bus.publish(&Event::AlertTrigger(trigger)).await?;
+            }
+        }
+        Ok(report)
+    }
+}

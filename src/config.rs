@@ -1,0 +1,329 @@
+//! Typed configuration from flags and environment variables. Every setting has
+//! a documented default (see `README.md` and `roomcast --help`), and
+//! [`Config::validate`] rejects bad values at start-up with a message naming
+//! the variable. Where a seed names an environment variable, roomcast honours
+//! that exact name (`REDIS_URL`, `REALTIME_UPDATE_INTERVAL`,
+//! `REALTIME_AFTER_HOURS_INTERVAL`, `WEBSOCKET_MAX_CONNECTIONS`).
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
+
+use crate::protocol::normalize_ticker;
+
+/// Default symbols of the embedded market simulator.
+pub const DEFAULT_SYMBOLS: &str = "AAPL,MSFT,TSLA,NVDA,AMZN,GOOGL,META,BTC-USD,ETH-USD";
+
+/// roomcast: a real-time WebSocket streaming gateway for trading platforms.
+#[derive(Debug, Clone, PartialEq, Parser)]
+#[command(name = "roomcast", version, about, long_about = None)]
+pub struct Config {
+    /// Address to serve HTTP and WebSocket on.
+    #[arg(long, env = "ROOMCAST_BIND", default_value = "127.0.0.1:8000")]
+    pub bind: SocketAddr,
+
+    /// Redis URL for fleet mode (seed 001's variable). Fleet mode is not in
+    /// this build yet: when set, roomcast logs a warning and runs embedded.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+
+    /// Seconds between simulated price updates during US market hours (and
+    /// always for crypto symbols).
+    #[arg(
+        long = "update-interval",
+        env = "REALTIME_UPDATE_INTERVAL",
+        default_value_t = 5.0
+    )]
+    pub update_interval_secs: f64,
+
+    /// Seconds between simulated equity price updates outside market hours.
+    #[arg(
+        long = "after-hours-interval",
+        env = "REALTIME_AFTER_HOURS_INTERVAL",
+        default_value_t = 60.0
+    )]
+    pub after_hours_interval_secs: f64,
+
+    /// Run the embedded market simulator (prices, market status, patterns).
+    #[arg(long, env = "ROOMCAST_SIMULATOR", default_value_t = true, action = ArgAction::Set)]
+    pub simulator: bool,
+
+    /// Symbols the simulator publishes (comma-separated).
+    #[arg(long, env = "ROOMCAST_SYMBOLS", value_delimiter = ',', default_value = DEFAULT_SYMBOLS)]
+    pub symbols: Vec<String>,
+
+    /// Seed for the simulator's random walk (random when unset).
+    #[arg(long, env = "ROOMCAST_SIM_SEED")]
+    pub sim_seed: Option<u64>,
+
+    /// Seconds without any client frame (message or pong) before a session is closed (4000).
+    #[arg(
+        long = "heartbeat-timeout",
+        env = "ROOMCAST_HEARTBEAT_TIMEOUT",
+        default_value_t = 60.0
+    )]
+    pub heartbeat_timeout_secs: f64,
+
+    /// Seconds of client silence after which the server pings the session.
+    #[arg(
+        long = "ping-interval",
+        env = "ROOMCAST_PING_INTERVAL",
+        default_value_t = 20.0
+    )]
+    pub ping_interval_secs: f64,
+
+    /// Client messages per second a connection may send (sustained).
+    #[arg(long, env = "ROOMCAST_CLIENT_MSG_RATE", default_value_t = 10)]
+    pub client_msg_rate: u32,
+
+    /// Client messages a connection may send in a burst above the rate.
+    #[arg(long, env = "ROOMCAST_CLIENT_MSG_BURST", default_value_t = 10)]
+    pub client_msg_burst: u32,
+
+    /// Rejected (over-rate) messages within one second that close the connection with 4029.
+    #[arg(long, env = "ROOMCAST_CLIENT_MSG_HARD_LIMIT", default_value_t = 50)]
+    pub client_msg_hard_limit: u32,
+
+    /// Largest client frame or reassembled message in bytes; larger closes with 1009.
+    #[arg(long, env = "ROOMCAST_MAX_MESSAGE_SIZE", default_value_t = 65_536)]
+    pub max_message_size: usize,
+
+    /// Rooms one connection may be subscribed to at once.
+    #[arg(long, env = "ROOMCAST_MAX_SUBSCRIPTIONS", default_value_t = 256)]
+    pub max_subscriptions: usize,
+
+    /// Concurrent WebSocket connections; beyond it upgrades get 503 (seed 004's variable).
+    #[arg(long, env = "WEBSOCKET_MAX_CONNECTIONS", default_value_t = 20_000)]
+    pub max_connections: usize,
+
+    /// Frames a session may have queued before its room's slow-consumer policy applies.
+    #[arg(long, env = "ROOMCAST_OUTBOX_CAPACITY", default_value_t = crate::outbox::DEFAULT_CAPACITY)]
+    pub outbox_capacity: usize,
+
+    /// Events each room retains for replay to new subscribers.
+    #[arg(long, env = "ROOMCAST_HISTORY_SIZE", default_value_t = crate::rooms::history::DEFAULT_HISTORY_SIZE)]
+    pub history_size: usize,
+
+    /// Rooms this node may hold.
+    #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = crate::rooms::DEFAULT_MAX_ROOMS)]
+    pub max_rooms: usize,
+
+    /// Largest HTTP request body in bytes; larger gets 413.
+    #[arg(long, env = "ROOMCAST_MAX_BODY_SIZE", default_value_t = 65_536)]
+    pub max_body_size: usize,
+
+    /// Price alerts (`POST /api/alerts`) the node holds at once.
+    #[arg(long, env = "ROOMCAST_MAX_ALERTS", default_value_t = 10_000)]
+    pub max_alerts: usize,
+
+    /// Seconds a graceful shutdown may take before remaining sessions are dropped.
+    #[arg(
+        long = "shutdown-timeout",
+        env = "ROOMCAST_SHUTDOWN_TIMEOUT",
+        default_value_t = 10.0
+    )]
+    pub shutdown_timeout_secs: f64,
+}
+
+/// A setting that failed validation.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {name}: {message}")]
+pub struct ConfigError {
+    /// The environment variable (or flag) at fault.
+    pub name: &'static str,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError {
+        name,
+        message: message.into(),
+    }
+}
+
+/// Checks a duration in seconds: finite, positive, at most a day.
+fn check_secs(name: &'static str, secs: f64) -> Result<(), ConfigError> {
+    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+        return Err(invalid(
+            name,
+            format!("{secs} is not a number of seconds in (0, 86400]"),
+        ));
+    }
+    Ok(())
+}
+
+fn check_range(
+    name: &'static str,
+    value: usize,
+    min: usize,
+    max: usize,
+) -> Result<(), ConfigError> {
+    if value < min || value > max {
+        return Err(invalid(name, format!("{value} is not in [{min}, {max}]")));
+    }
+    Ok(())
+}
+
+impl Default for Config {
+    /// The documented defaults, ignoring the environment.
+    fn default() -> Self {
+        let command = Config::command().mut_args(|arg| arg.env(None::<&str>));
+        let matches = command.get_matches_from(["roomcast"]);
+        Config::from_arg_matches(&matches).expect("the defaults parse")
+    }
+}
+
+impl Config {
+    /// Rejects values roomcast cannot run with, naming the variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_secs("REALTIME_UPDATE_INTERVAL", self.update_interval_secs)?;
+        check_secs(
+            "REALTIME_AFTER_HOURS_INTERVAL",
+            self.after_hours_interval_secs,
+        )?;
+        check_secs("ROOMCAST_HEARTBEAT_TIMEOUT", self.heartbeat_timeout_secs)?;
+        check_secs("ROOMCAST_PING_INTERVAL", self.ping_interval_secs)?;
+        check_secs("ROOMCAST_SHUTDOWN_TIMEOUT", self.shutdown_timeout_secs)?;
+        if self.ping_interval_secs >= self.heartbeat_timeout_secs {
+            return Err(invalid(
+                "ROOMCAST_PING_INTERVAL",
+                "must be shorter than ROOMCAST_HEARTBEAT_TIMEOUT, or idle clients are closed before being pinged",
+            ));
+        }
+        if self.client_msg_rate == 0 {
+            return Err(invalid("ROOMCAST_CLIENT_MSG_RATE", "must be at least 1"));
+        }
+        if self.client_msg_hard_limit == 0 {
+            return Err(invalid(
+                "ROOMCAST_CLIENT_MSG_HARD_LIMIT",
+                "must be at least 1",
+            ));
+        }
+        check_range(
+            "ROOMCAST_MAX_MESSAGE_SIZE",
+            self.max_message_size,
+            128,
+            16 << 20,
+        )?;
+        check_range(
+            "ROOMCAST_MAX_SUBSCRIPTIONS",
+            self.max_subscriptions,
+            1,
+            100_000,
+        )?;
+        check_range(
+            "WEBSOCKET_MAX_CONNECTIONS",
+            self.max_connections,
+            1,
+            10_000_000,
+        )?;
+        check_range(
+            "ROOMCAST_OUTBOX_CAPACITY",
+            self.outbox_capacity,
+            16,
+            1 << 20,
+        )?;
+        check_range("ROOMCAST_HISTORY_SIZE", self.history_size, 0, 100_000)?;
+        check_range("ROOMCAST_MAX_ROOMS", self.max_rooms, 1, 100_000_000)?;
+        check_range("ROOMCAST_MAX_BODY_SIZE", self.max_body_size, 128, 64 << 20)?;
+        check_range("ROOMCAST_MAX_ALERTS", self.max_alerts, 0, 10_000_000)?;
+        if self.simulator && self.symbols.is_empty() {
+            return Err(invalid("ROOMCAST_SYMBOLS", "must name at least one symbol"));
+        }
+        for symbol in &self.symbols {
+            normalize_ticker(symbol)
+                .map_err(|e| invalid("ROOMCAST_SYMBOLS", format!("{symbol:?}: {e}")))?;
+        }
+        if let Some(url) = &self.redis_url
+            && !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+        {
+            return Err(invalid(
+                "REDIS_URL",
+                "must start with redis://, rediss:// or unix://",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Price update interval during market hours.
+    pub fn update_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.update_interval_secs)
+    }
+
+    /// Equity price update interval outside market hours.
+    pub fn after_hours_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.after_hours_interval_secs)
+    }
+
+    /// Client silence that closes a session.
+    pub fn heartbeat_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.heartbeat_timeout_secs)
+    }
+
+    /// Client silence after which the server pings.
+    pub fn ping_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.ping_interval_secs)
+    }
+
+    /// Bound on graceful shutdown.
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.shutdown_timeout_secs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid_and_documented_values() {
+        let c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.update_interval(), Duration::from_secs(5));
+        assert_eq!(c.after_hours_interval(), Duration::from_secs(60));
+        assert_eq!(c.heartbeat_timeout(), Duration::from_secs(60));
+        assert_eq!(c.max_message_size, 65_536);
+        assert_eq!(c.symbols.len(), 9);
+        assert!(c.simulator);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let mut c = Config {
+            update_interval_secs: 0.0,
+            ..Config::default()
+        };
+        assert_eq!(c.validate().unwrap_err().name, "REALTIME_UPDATE_INTERVAL");
+        c.update_interval_secs = 5.0;
+        c.ping_interval_secs = 90.0;
+        assert_eq!(c.validate().unwrap_err().name, "ROOMCAST_PING_INTERVAL");
+        c.ping_interval_secs = 20.0;
+        c.symbols = vec!["BAD SYMBOL".into()];
+        assert_eq!(c.validate().unwrap_err().name, "ROOMCAST_SYMBOLS");
+        c.symbols = vec!["AAPL".into()];
+        c.redis_url = Some("localhost:6379".into());
+        assert_eq!(c.validate().unwrap_err().name, "REDIS_URL");
+    }
+
+    #[test]
+    fn flags_parse() {
+        let c = Config::try_parse_from([
+            "roomcast",
+            "--bind",
+            "127.0.0.1:0",
+            "--simulator",
+            "false",
+            "--symbols",
+            "AAPL,MSFT",
+        ])
+        .unwrap();
+        assert!(!c.simulator);
+        assert_eq!(c.symbols, vec!["AAPL", "MSFT"]);
+        assert!(Config::try_parse_from(["roomcast", "--bind", "nope"]).is_err());
+    }
+}

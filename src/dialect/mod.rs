@@ -1,0 +1,122 @@
+//! Wire dialects: how one endpoint parses client messages and frames server
+//! messages. The session machinery, rooms, outboxes and the bus are shared;
+//! a dialect is a thin adapter over them with two halves:
+//!
+//! * [`encode`]: turns one published event into the frame its clients expect.
+//!   Rooms call it once per dialect present among their members, never per member.
+//! * a [`DialectSession`]: the per-connection state machine that reads client
+//!   messages and acts through a [`Link`] (send to this session, join or leave
+//!   rooms, close) without knowing anything about sockets.
+//!
+//! Adding a seed protocol means adding a [`DialectKind`] variant, a file here,
+//! and a route; nothing in rooms, outbox or session changes.
+
+pub mod seed001;
+
+use bytes::Bytes;
+
+use crate::close_code::CloseCode;
+use crate::protocol::{Event, RoomName};
+
+/// The wire protocols roomcast speaks; rooms keep one member set per kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DialectKind {
+    /// Seed 001: `/api/ws` (tickers, patterns, alerts, market status).
+    Seed001,
+}
+
+impl DialectKind {
+    /// Number of kinds: the size of a room's per-dialect member table.
+    pub const COUNT: usize = 1;
+
+    /// Every kind, indexable by [`DialectKind::index`].
+    pub const ALL: [DialectKind; Self::COUNT] = [DialectKind::Seed001];
+
+    /// Position in a room's per-dialect member table.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// A short label for logs and metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            DialectKind::Seed001 => "seed001",
+        }
+    }
+}
+
+/// One event as a room publishes it: everything a dialect may put on the wire.
+#[derive(Debug)]
+pub struct Published<'a> {
+    /// The room the event was published to.
+    pub room: &'a RoomName,
+    /// The room's sequence number of this event (1, 2, …).
+    pub seq: u64,
+    /// The room's epoch: changes when its history is lost.
+    pub epoch: u64,
+    /// The typed event.
+    pub event: &'a Event,
+    /// The canonical JSON (seed 001 shape) already framed as a text frame.
+    pub canonical_frame: &'a Bytes,
+}
+
+/// Encodes a published event for one dialect, or `None` when the dialect does
+/// not carry this event. Called once per dialect per publish.
+pub fn encode(kind: DialectKind, published: &Published<'_>) -> Option<Bytes> {
+    match kind {
+        DialectKind::Seed001 => seed001::encode(published),
+    }
+}
+
+/// Whether a session was already in a room it asked to join.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Joined {
+    /// Newly joined; the greeting frames were queued ahead of any live message.
+    New,
+    /// Already a member; nothing was queued.
+    Already,
+}
+
+/// Why a session could not join a room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    /// The per-connection subscription cap was reached.
+    #[error("subscription limit reached ({0} per connection)")]
+    TooManySubscriptions(usize),
+    /// The node's room cap was reached.
+    #[error("room limit reached on this server")]
+    TooManyRooms,
+}
+
+/// Builds the frames queued to a session when it joins a room, ahead of any
+/// live message; given the room's retained history payloads, oldest first.
+pub type Greeting<'g> = &'g mut dyn FnMut(&mut dyn Iterator<Item = &Bytes>) -> Vec<Bytes>;
+
+/// What a dialect may do to its session.
+pub trait Link {
+    /// Queues a frame to this session only.
+    fn send(&mut self, frame: Bytes);
+    /// Joins `room`. On a new join, `greet`'s frames are queued atomically with
+    /// the membership, so no live message can slip in before them.
+    fn join(&mut self, room: RoomName, greet: Greeting<'_>) -> Result<Joined, JoinError>;
+    /// Leaves `room`; false when the session was not a member.
+    fn leave(&mut self, room: &RoomName) -> bool;
+    /// Closes the session after what is queued.
+    fn close(&mut self, code: CloseCode);
+}
+
+/// The per-connection half of a dialect.
+pub trait DialectSession: Send + 'static {
+    /// Which member table of a room this session's frames come from.
+    const KIND: DialectKind;
+
+    /// Called once, before any client message: greet the client, auto-join rooms.
+    fn on_open(&mut self, link: &mut impl Link);
+
+    /// Handles one complete client message (text or binary). `payload` may be
+    /// parsed in place (simd-json).
+    fn on_message(&mut self, link: &mut impl Link, payload: &mut [u8]);
+
+    /// The error frame sent when a message is dropped by the rate limiter.
+    fn rate_limited(&mut self, limit_per_sec: u32) -> Bytes;
+}

@@ -1,0 +1,275 @@
+//! Seed 001's publish endpoints, `POST /api/ws/broadcast/{price,pattern,alert,market_status}`:
+//! validate the seed's body, build the typed event and publish it through the
+//! app's pipeline. Invalid bodies get 400/413/422 with a JSON error naming the
+//! field; nothing is published for them.
+
+use chrono::{DateTime, Utc};
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde::Deserialize;
+
+use super::response::{self, HttpResponse};
+use crate::app::App;
+use crate::protocol::{
+    AlertTrigger, Event, MarketStatus, PatternAlert, PriceUpdate, normalize_ticker, time,
+};
+
+/// `POST /api/ws/broadcast/price`: the seed names the open `open_price`; the
+/// published `price_update` carries it as `open`.
+#[derive(Debug, Deserialize)]
+struct PriceBody {
+    ticker: String,
+    price: f64,
+    #[serde(default)]
+    change: f64,
+    #[serde(default)]
+    change_percent: f64,
+    #[serde(default)]
+    volume: f64,
+    high: Option<f64>,
+    low: Option<f64>,
+    #[serde(alias = "open")]
+    open_price: Option<f64>,
+    timestamp: Option<String>,
+}
+
+/// `POST /api/ws/broadcast/pattern`.
+#[derive(Debug, Deserialize)]
+struct PatternBody {
+    ticker: String,
+    pattern_type: String,
+    score: f64,
+    entry_price: f64,
+    stop_price: f64,
+    target_price: f64,
+    risk_reward_ratio: Option<f64>,
+    message: Option<String>,
+    timestamp: Option<String>,
+}
+
+/// `POST /api/ws/broadcast/alert`.
+#[derive(Debug, Deserialize)]
+struct AlertBody {
+    ticker: String,
+    alert_type: String,
+    trigger_price: f64,
+    current_price: f64,
+    message: Option<String>,
+    timestamp: Option<String>,
+}
+
+/// `POST /api/ws/broadcast/market_status`.
+#[derive(Debug, Deserialize)]
+struct MarketStatusBody {
+    status: String,
+    next_open: Option<String>,
+    next_close: Option<String>,
+    timestamp: Option<String>,
+}
+
+type Invalid = HttpResponse;
+
+fn ticker(raw: &str) -> Result<String, Invalid> {
+    normalize_ticker(raw).map_err(|e| response::field_error("ticker", e))
+}
+
+fn positive(field: &str, value: f64) -> Result<f64, Invalid> {
+    if value.is_finite() && value > 0.0 {
+        Ok(value)
+    } else {
+        Err(response::field_error(
+            field,
+            &format!("'{field}' must be a positive number"),
+        ))
+    }
+}
+
+fn non_negative(field: &str, value: f64) -> Result<f64, Invalid> {
+    if value.is_finite() && value >= 0.0 {
+        Ok(value)
+    } else {
+        Err(response::field_error(
+            field,
+            &format!("'{field}' must be zero or positive"),
+        ))
+    }
+}
+
+fn finite(field: &str, value: f64) -> Result<f64, Invalid> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(response::field_error(
+            field,
+            &format!("'{field}' must be a finite number"),
+        ))
+    }
+}
+
+fn label(field: &str, value: String, max: usize) -> Result<String, Invalid> {
+    let trimmed = value.trim();
+    if trimmed.is_empty() || trimmed.len() > max {
+        return Err(response::field_error(
+            field,
+            &format!("'{field}' must be 1 to {max} characters"),
+        ));
+    }
+    Ok(trimmed.to_string())
+}
+
+fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Invalid> {
+    match value {
+        Some(v) if v.len() > max => Err(response::field_error(
+            field,
+            &format!("'{field}' must be at most {max} characters"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// An RFC 3339 timestamp, normalised to the wire format.
+fn instant(field: &str, value: Option<String>) -> Result<Option<String>, Invalid> {
+    value
+        .map(|raw| {
+            DateTime::parse_from_rfc3339(&raw)
+                .map(|t| time::format(t.with_timezone(&Utc)))
+                .map_err(|_| {
+                    response::field_error(
+                        field,
+                        &format!(
+                            "'{field}' must be an RFC 3339 timestamp, e.g. 2025-11-18T10:30:00Z"
+                        ),
+                    )
+                })
+        })
+        .transpose()
+}
+
+fn timestamp(value: Option<String>) -> Result<String, Invalid> {
+    Ok(instant("timestamp", value)?.unwrap_or_else(time::now))
+}
+
+fn price_event(b: PriceBody) -> Result<Event, Invalid> {
+    let price = positive("price", b.price)?;
+    let high = positive("high", b.high.unwrap_or(price))?;
+    let low = positive("low", b.low.unwrap_or(price))?;
+    if low > high {
+        return Err(response::field_error("low", "'low' must not exceed 'high'"));
+    }
+    Ok(Event::PriceUpdate(PriceUpdate {
+        ticker: ticker(&b.ticker)?,
+        price,
+        change: finite("change", b.change)?,
+        change_percent: finite("change_percent", b.change_percent)?,
+        volume: non_negative("volume", b.volume)?,
+        high,
+        low,
+        open: positive("open_price", b.open_price.unwrap_or(price))?,
+        timestamp: timestamp(b.timestamp)?,
+    }))
+}
+
+fn pattern_event(b: PatternBody) -> Result<Event, Invalid> {
+    let entry = positive("entry_price", b.entry_price)?;
+    let stop = positive("stop_price", b.stop_price)?;
+    let target = positive("target_price", b.target_price)?;
+    let rr = match b.risk_reward_ratio {
+        Some(rr) => finite("risk_reward_ratio", rr)?,
+        None if entry != stop => ((target - entry) / (entry - stop) * 100.0).round() / 100.0,
+        None => 0.0,
+    };
+    let ticker = ticker(&b.ticker)?;
+    let pattern_type = label("pattern_type", b.pattern_type, 64)?;
+    let message = text("message", b.message, 1024)?
+        .unwrap_or_else(|| format!("{pattern_type} pattern detected on {ticker}"));
+    Ok(Event::PatternAlert(PatternAlert {
+        score: finite("score", b.score)?,
+        entry_price: entry,
+        stop_price: stop,
+        target_price: target,
+        risk_reward_ratio: rr,
+        message,
+        timestamp: timestamp(b.timestamp)?,
+        ticker,
+        pattern_type,
+    }))
+}
+
+fn alert_event(b: AlertBody) -> Result<Event, Invalid> {
+    let ticker = ticker(&b.ticker)?;
+    let alert_type = label("alert_type", b.alert_type, 64)?;
+    let trigger = positive("trigger_price", b.trigger_price)?;
+    let current = positive("current_price", b.current_price)?;
+    let message = text("message", b.message, 1024)?.unwrap_or_else(|| {
+        format!("{ticker} {alert_type} at ${current:.2} (target: ${trigger:.2})")
+    });
+    Ok(Event::AlertTrigger(AlertTrigger {
+        ticker,
+        alert_type,
+        trigger_price: trigger,
+        current_price: current,
+        message,
+        timestamp: timestamp(b.timestamp)?,
+    }))
+}
+
+fn market_status_event(b: MarketStatusBody) -> Result<Event, Invalid> {
+    Ok(Event::MarketStatus(MarketStatus {
+        status: label("status", b.status, 32)?,
+        next_open: instant("next_open", b.next_open)?,
+        next_close: instant("next_close", b.next_close)?,
+        timestamp: timestamp(b.timestamp)?,
+    }))
+}
+
+/// Which seed 001 broadcast endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broadcast {
+    Price,
+    Pattern,
+    Alert,
+    MarketStatus,
+}
+
+impl Broadcast {
+    /// The endpoint for a path suffix after `/api/ws/broadcast/`.
+    pub fn from_path(suffix: &str) -> Option<Self> {
+        match suffix {
+            "price" => Some(Broadcast::Price),
+            "pattern" => Some(Broadcast::Pattern),
+            "alert" => Some(Broadcast::Alert),
+            "market_status" => Some(Broadcast::MarketStatus),
+            _ => None,
+        }
+    }
+}
+
+async fn event_from(kind: Broadcast, req: Request<Incoming>, max: usize) -> Result<Event, Invalid> {
+    match kind {
+        Broadcast::Price => price_event(response::read_json(req, max).await?),
+        Broadcast::Pattern => pattern_event(response::read_json(req, max).await?),
+        Broadcast::Alert => alert_event(response::read_json(req, max).await?),
+        Broadcast::MarketStatus => market_status_event(response::read_json(req, max).await?),
+    }
+}
+
+/// Handles one broadcast request.
+pub async fn broadcast(app: &App, kind: Broadcast, req: Request<Incoming>) -> HttpResponse {
+    let event = match event_from(kind, req, app.config.max_body_size).await {
+        Ok(event) => event,
+        Err(response) => return response,
+    };
+    let room = event.room();
+    match app.publish(event).await {
+        Ok(report) => response::json(
+            StatusCode::OK,
+            &serde_json::json!({
+                "status": "success",
+                "room": room.as_str(),
+                "seq": report.seq,
+                "recipients": report.recipients,
+            }),
+        ),
+        Err(e) => response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}

@@ -1,0 +1,106 @@
+//! Status endpoints: `/health` (liveness), `/ready` (readiness: false while a
+//! required backend is down or the node is draining), `/metrics` (Prometheus)
+//! and seed 001's `GET /api/ws/stats`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+use hyper::StatusCode;
+use serde::Serialize;
+
+use super::response::{self, HttpResponse};
+use crate::app::App;
+use crate::protocol::RoomName;
+use crate::telemetry::{self, metrics};
+
+/// `GET /health`: the process is up and serving.
+pub fn health(app: &App) -> HttpResponse {
+    response::json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "status": "ok",
+            "uptime": app.started.elapsed().as_secs(),
+            "version": env!("CARGO_PKG_VERSION"),
+        }),
+    )
+}
+
+/// `GET /ready`: 200 when the node can take traffic, 503 otherwise.
+pub fn ready(app: &App) -> HttpResponse {
+    let draining = app.shutdown.is_cancelled();
+    let bus = app.bus.is_ready();
+    let ready = bus && !draining;
+    response::json(
+        if ready {
+            StatusCode::OK
+        } else {
+            StatusCode::SERVICE_UNAVAILABLE
+        },
+        &serde_json::json!({
+            "ready": ready,
+            "bus": { "mode": app.bus.mode(), "ready": bus },
+            "draining": draining,
+        }),
+    )
+}
+
+/// `GET /metrics`.
+pub fn metrics_text() -> HttpResponse {
+    response::text(
+        StatusCode::OK,
+        "text/plain; version=0.0.4; charset=utf-8",
+        telemetry::render(),
+    )
+}
+
+/// Seed 001's stats, plus roomcast's own room count.
+#[derive(Debug, Serialize)]
+struct Stats {
+    active_connections: usize,
+    ticker_subscriptions: BTreeMap<String, usize>,
+    pattern_subscribers: usize,
+    alert_subscribers: usize,
+    market_status_subscribers: usize,
+    total_connections: u64,
+    messages_sent: u64,
+    messages_received: u64,
+    errors: u64,
+    uptime: u64,
+    rooms: usize,
+}
+
+/// `GET /api/ws/stats`.
+pub fn stats(app: &App) -> HttpResponse {
+    let mut stats = Stats {
+        active_connections: app.sessions.len(),
+        ticker_subscriptions: BTreeMap::new(),
+        pattern_subscribers: 0,
+        alert_subscribers: 0,
+        market_status_subscribers: 0,
+        total_connections: 0,
+        messages_sent: 0,
+        messages_received: 0,
+        errors: 0,
+        uptime: app.started.elapsed().as_secs(),
+        rooms: app.rooms.len(),
+    };
+    for (room, members) in app.rooms.member_counts() {
+        if let Some(ticker) = room.ticker_symbol() {
+            stats
+                .ticker_subscriptions
+                .insert(ticker.to_string(), members);
+        } else if room == RoomName::patterns() {
+            stats.pattern_subscribers = members;
+        } else if room == RoomName::alerts() {
+            stats.alert_subscribers = members;
+        } else if room == RoomName::market_status() {
+            stats.market_status_subscribers = members;
+        }
+    }
+    let totals = &metrics().totals;
+    stats.total_connections = totals.connections.load(Ordering::Relaxed);
+    stats.messages_sent = totals.messages_sent.load(Ordering::Relaxed);
+    stats.messages_received = totals.messages_received.load(Ordering::Relaxed);
+    stats.errors = totals.errors.load(Ordering::Relaxed);
+    response::json(StatusCode::OK, &stats)
+}

@@ -1,0 +1,98 @@
+//! roomcast: a real-time WebSocket streaming gateway for trading platforms.
+//!
+//! Producers publish events (HTTP, built-in sources); each event goes through
+//! the [`bus`] into its [`rooms::Room`], is encoded once per wire [`dialect`]
+//! present, and the same bytes are queued to every member's [`outbox`], whose
+//! writer sends everything queued in one vectored write. [`run`] serves a
+//! listener until a shutdown future resolves, then drains.
+
+pub mod app;
+pub mod bus;
+pub mod close_code;
+pub mod config;
+pub mod dialect;
+pub mod frame;
+pub mod http;
+pub mod ids;
+pub mod outbox;
+pub mod protocol;
+pub mod rooms;
+pub mod server;
+pub mod sources;
+pub mod telemetry;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+pub use app::App;
+pub use config::{Config, ConfigError};
+
+use close_code::CloseCode;
+
+/// How often histogram buffers are drained when nobody scrapes `/metrics`.
+const METRICS_UPKEEP: Duration = Duration::from_secs(5);
+
+/// Serves `listener` with `config` until `shutdown` resolves, then drains:
+/// stops accepting, closes every session with 1001 (after flushing what is
+/// queued to it) and waits at most `ROOMCAST_SHUTDOWN_TIMEOUT` for tasks.
+pub async fn run(
+    listener: TcpListener,
+    config: Config,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ConfigError> {
+    config.validate()?;
+    telemetry::prometheus();
+    if config.redis_url.is_some() {
+        tracing::warn!(
+            "REDIS_URL is set, but fleet mode is not available in this build: running embedded (single node, in-process bus)"
+        );
+    }
+    let app = App::new(config);
+
+    app.tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(
+        app.config.ping_interval(),
+        app.config.heartbeat_timeout(),
+        app.shutdown.clone(),
+    ));
+    let upkeep_shutdown = app.shutdown.clone();
+    app.tracker.spawn(async move {
+        let mut tick = tokio::time::interval(METRICS_UPKEEP);
+        loop {
+            tokio::select! {
+                _ = upkeep_shutdown.cancelled() => return,
+                _ = tick.tick() => telemetry::run_upkeep(),
+            }
+        }
+    });
+    sources::spawn_sources(&app);
+
+    tokio::select! {
+        _ = server::run(listener, Arc::clone(&app)) => {}
+        _ = shutdown => {}
+    }
+    drain(&app).await;
+    Ok(())
+}
+
+/// Graceful drain: no new work, every session told to reconnect (1001).
+async fn drain(app: &App) {
+    tracing::info!(sessions = app.sessions.len(), "draining");
+    app.shutdown.cancel();
+    app.sessions.close_all(CloseCode::GoingAway);
+    app.tracker.close();
+    let timeout = app.config.shutdown_timeout();
+    if tokio::time::timeout(timeout, app.tracker.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            remaining = app.tracker.len(),
+            "shutdown timeout reached; dropping remaining tasks"
+        );
+    }
+    tracing::info!("drained");
+}

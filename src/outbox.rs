@@ -1,0 +1,394 @@
+//! A session's outbound queue: the only buffer between fan-out and the socket.
+//!
+//! Rooms push pre-encoded frames ([`Bytes`] shared by every member) into each
+//! member's [`Outbox`]; the session's writer drains everything queued in one
+//! vectored write. The queue is bounded. When it is full the frame's
+//! [`Delivery`] decides: a conflating stream (prices, market status) keeps only
+//! the latest frame per room in a side slot, so a slow reader gets fresh values
+//! and never unbounded memory; an ordered stream (patterns, alerts) cannot skip,
+//! so the session is closed with [`CloseCode::SlowConsumer`] (4008) rather than
+//! silently losing a message. Pushing never blocks and never allocates once the
+//! queue has grown to its working size; the writer is woken only when the
+//! outbox goes from empty to non-empty.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+
+use crate::close_code::CloseCode;
+use crate::ids::RoomId;
+
+/// Default number of frames a session may have queued before its room's
+/// slow-consumer policy applies.
+pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// How a frame may be treated when the outbox is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    /// Every frame must arrive, in order; overflow closes the session (4008).
+    Ordered,
+    /// Only the latest frame for this room matters; overflow replaces the
+    /// pending frame of the same room.
+    Conflate(RoomId),
+}
+
+/// What happened to one pushed frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pushed {
+    /// Appended to the queue.
+    Queued,
+    /// The queue was full (or already held a conflated frame for the room):
+    /// the frame replaced or became the room's pending latest value.
+    Conflated,
+    /// The queue was full on an ordered stream: the session is now closing with
+    /// 4008, and this many frames (the queued ones and this one) were discarded.
+    Overflowed(usize),
+    /// The session is closing or gone; the frame was not queued.
+    Closed,
+}
+
+/// What the writer should do next, as returned by [`Outbox::drain_into`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Drain {
+    /// Frames were moved into the writer's batch; write them.
+    Frames,
+    /// Nothing queued; wait for [`Outbox::ready`].
+    Idle,
+    /// Everything owed has been drained: send this close frame and stop.
+    Close(CloseCode),
+    /// The session is gone: stop without writing.
+    Finished,
+}
+
+/// Closing state of an outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Closing {
+    /// Accepting frames.
+    Open,
+    /// Deliver what is queued, then the close frame.
+    AfterFlush(CloseCode),
+    /// Discard what is queued and send the close frame at once.
+    Now(CloseCode),
+    /// The close frame was handed out, or the peer is gone.
+    Done,
+}
+
+/// State behind the outbox lock; held only for a push or a drain, never across `.await`.
+#[derive(Debug)]
+struct State {
+    /// Frames in arrival order; bounded by `Outbox::capacity`.
+    queue: VecDeque<Bytes>,
+    /// Latest pending frame per conflating room that did not fit in the queue
+    /// (or arrived while the room already had a pending frame here, so that
+    /// per-room order is kept). Bounded by the session's subscription count.
+    conflated: Vec<(RoomId, Bytes)>,
+    /// Whether and how the session is closing.
+    closing: Closing,
+}
+
+/// A session's bounded queue of pre-encoded frames. Shared (`Arc`) between the
+/// rooms the session belongs to, the session itself and its writer.
+#[derive(Debug)]
+pub struct Outbox {
+    /// Queue and closing state; a short critical section per push or drain.
+    state: Mutex<State>,
+    /// Wakes the writer when the outbox goes from empty to non-empty or starts closing.
+    notify: Notify,
+    /// Maximum frames in `queue`; past it the room's [`Delivery`] policy applies.
+    capacity: usize,
+}
+
+impl Outbox {
+    /// An empty outbox holding at most `capacity` frames (at least 1).
+    pub fn new(capacity: usize) -> Self {
+        Outbox {
+            state: Mutex::new(State {
+                queue: VecDeque::new(),
+                conflated: Vec::new(),
+                closing: Closing::Open,
+            }),
+            notify: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Queues a clone of `frame` (a reference-count increment) under `delivery`'s policy.
+    pub fn push(&self, frame: &Bytes, delivery: Delivery) -> Pushed {
+        let (outcome, wake) = {
+            let mut state = self.state.lock();
+            if state.closing != Closing::Open {
+                return Pushed::Closed;
+            }
+            let was_empty = state.queue.is_empty() && state.conflated.is_empty();
+            let outcome = match delivery {
+                Delivery::Conflate(room) => {
+                    if let Some(slot) = state.conflated.iter_mut().find(|(r, _)| *r == room) {
+                        slot.1 = frame.clone();
+                        Pushed::Conflated
+                    } else if state.queue.len() < self.capacity {
+                        state.queue.push_back(frame.clone());
+                        Pushed::Queued
+                    } else {
+                        state.conflated.push((room, frame.clone()));
+                        Pushed::Conflated
+                    }
+                }
+                Delivery::Ordered => {
+                    if state.queue.len() < self.capacity {
+                        state.queue.push_back(frame.clone());
+                        Pushed::Queued
+                    } else {
+                        let discarded = state.queue.len() + state.conflated.len() + 1;
+                        state.queue.clear();
+                        state.conflated.clear();
+                        state.closing = Closing::Now(CloseCode::SlowConsumer);
+                        Pushed::Overflowed(discarded)
+                    }
+                }
+            };
+            (
+                outcome,
+                was_empty || matches!(outcome, Pushed::Overflowed(_)),
+            )
+        };
+        if wake {
+            self.notify.notify_one();
+        }
+        outcome
+    }
+
+    /// Starts closing: queued frames are delivered first, then the close frame.
+    /// A session already closing keeps its first reason.
+    pub fn close(&self, code: CloseCode) {
+        self.set_closing(Closing::AfterFlush(code));
+    }
+
+    /// Closes at once: queued frames are discarded and the close frame goes next.
+    pub fn close_now(&self, code: CloseCode) {
+        self.set_closing(Closing::Now(code));
+    }
+
+    /// The peer is gone: drop everything, the writer stops without writing.
+    pub fn abandon(&self) {
+        {
+            let mut state = self.state.lock();
+            state.queue.clear();
+            state.conflated.clear();
+            state.closing = Closing::Done;
+        }
+        self.notify.notify_one();
+    }
+
+    fn set_closing(&self, closing: Closing) {
+        {
+            let mut state = self.state.lock();
+            if state.closing != Closing::Open {
+                return;
+            }
+            if matches!(closing, Closing::Now(_)) {
+                state.queue.clear();
+                state.conflated.clear();
+            }
+            state.closing = closing;
+        }
+        self.notify.notify_one();
+    }
+
+    /// True until the session starts closing.
+    pub fn is_open(&self) -> bool {
+        self.state.lock().closing == Closing::Open
+    }
+
+    /// Moves up to `max` frames into `batch` (which the writer reuses), or says
+    /// why there are none.
+    pub fn drain_into(&self, batch: &mut Vec<Bytes>, max: usize) -> Drain {
+        let mut state = self.state.lock();
+        match state.closing {
+            Closing::Done => return Drain::Finished,
+            Closing::Now(code) => {
+                state.closing = Closing::Done;
+                return Drain::Close(code);
+            }
+            Closing::Open | Closing::AfterFlush(_) => {}
+        }
+        if !state.queue.is_empty() {
+            let n = state.queue.len().min(max);
+            batch.extend(state.queue.drain(..n));
+            return Drain::Frames;
+        }
+        if !state.conflated.is_empty() {
+            let n = state.conflated.len().min(max);
+            batch.extend(state.conflated.drain(..n).map(|(_, frame)| frame));
+            return Drain::Frames;
+        }
+        match state.closing {
+            Closing::AfterFlush(code) => {
+                state.closing = Closing::Done;
+                Drain::Close(code)
+            }
+            _ => Drain::Idle,
+        }
+    }
+
+    /// Resolves when something was pushed or closing began since the last drain.
+    pub async fn ready(&self) {
+        self.notify.notified().await
+    }
+
+    /// Frames currently waiting (queue plus conflated slots).
+    pub fn len(&self) -> usize {
+        let state = self.state.lock();
+        state.queue.len() + state.conflated.len()
+    }
+
+    /// True when nothing is waiting.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(s: &'static str) -> Bytes {
+        Bytes::from_static(s.as_bytes())
+    }
+
+    fn drain_all(outbox: &Outbox) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        while outbox.drain_into(&mut out, 64) == Drain::Frames {}
+        out
+    }
+
+    #[test]
+    fn frames_drain_in_order() {
+        let outbox = Outbox::new(8);
+        for s in ["a", "b", "c"] {
+            assert_eq!(outbox.push(&frame(s), Delivery::Ordered), Pushed::Queued);
+        }
+        assert_eq!(drain_all(&outbox), vec![frame("a"), frame("b"), frame("c")]);
+        assert_eq!(outbox.drain_into(&mut Vec::new(), 64), Drain::Idle);
+    }
+
+    #[test]
+    fn drain_respects_batch_limit() {
+        let outbox = Outbox::new(8);
+        for s in ["a", "b", "c"] {
+            outbox.push(&frame(s), Delivery::Ordered);
+        }
+        let mut batch = Vec::new();
+        assert_eq!(outbox.drain_into(&mut batch, 2), Drain::Frames);
+        assert_eq!(batch.len(), 2);
+        assert_eq!(outbox.len(), 1);
+    }
+
+    #[test]
+    fn full_ordered_outbox_closes_with_4008_and_discards_queue() {
+        let outbox = Outbox::new(2);
+        outbox.push(&frame("a"), Delivery::Ordered);
+        outbox.push(&frame("b"), Delivery::Ordered);
+        assert_eq!(
+            outbox.push(&frame("c"), Delivery::Ordered),
+            Pushed::Overflowed(3)
+        );
+        assert_eq!(
+            outbox.drain_into(&mut Vec::new(), 64),
+            Drain::Close(CloseCode::SlowConsumer)
+        );
+        assert_eq!(outbox.push(&frame("d"), Delivery::Ordered), Pushed::Closed);
+        assert_eq!(outbox.drain_into(&mut Vec::new(), 64), Drain::Finished);
+    }
+
+    #[test]
+    fn full_conflating_outbox_keeps_latest_per_room() {
+        let aapl = RoomId(1);
+        let msft = RoomId(2);
+        let outbox = Outbox::new(2);
+        outbox.push(&frame("a1"), Delivery::Conflate(aapl));
+        outbox.push(&frame("m1"), Delivery::Conflate(msft));
+        assert_eq!(
+            outbox.push(&frame("a2"), Delivery::Conflate(aapl)),
+            Pushed::Conflated
+        );
+        assert_eq!(
+            outbox.push(&frame("a3"), Delivery::Conflate(aapl)),
+            Pushed::Conflated
+        );
+        assert_eq!(
+            outbox.push(&frame("m2"), Delivery::Conflate(msft)),
+            Pushed::Conflated
+        );
+        assert_eq!(outbox.len(), 4);
+        assert_eq!(
+            drain_all(&outbox),
+            vec![frame("a1"), frame("m1"), frame("a3"), frame("m2")]
+        );
+    }
+
+    #[test]
+    fn conflated_room_stays_in_order_after_queue_frees_up() {
+        let aapl = RoomId(1);
+        let outbox = Outbox::new(1);
+        outbox.push(&frame("a1"), Delivery::Conflate(aapl));
+        outbox.push(&frame("a2"), Delivery::Conflate(aapl)); // to the side slot
+        let mut batch = Vec::new();
+        outbox.drain_into(&mut batch, 64); // a1 leaves, queue has room again
+        // a3 must not overtake the pending a2: it replaces it instead.
+        assert_eq!(
+            outbox.push(&frame("a3"), Delivery::Conflate(aapl)),
+            Pushed::Conflated
+        );
+        assert_eq!(drain_all(&outbox), vec![frame("a3")]);
+    }
+
+    #[test]
+    fn graceful_close_flushes_queue_first() {
+        let outbox = Outbox::new(8);
+        outbox.push(&frame("a"), Delivery::Ordered);
+        outbox.close(CloseCode::GoingAway);
+        assert_eq!(
+            outbox.push(&frame("late"), Delivery::Ordered),
+            Pushed::Closed
+        );
+        let mut batch = Vec::new();
+        assert_eq!(outbox.drain_into(&mut batch, 64), Drain::Frames);
+        assert_eq!(batch, vec![frame("a")]);
+        assert_eq!(
+            outbox.drain_into(&mut batch, 64),
+            Drain::Close(CloseCode::GoingAway)
+        );
+    }
+
+    #[test]
+    fn first_close_reason_wins() {
+        let outbox = Outbox::new(8);
+        outbox.close(CloseCode::IdleTimeout);
+        outbox.close_now(CloseCode::GoingAway);
+        assert_eq!(
+            outbox.drain_into(&mut Vec::new(), 64),
+            Drain::Close(CloseCode::IdleTimeout)
+        );
+    }
+
+    #[test]
+    fn abandoned_outbox_finishes_without_close_frame() {
+        let outbox = Outbox::new(8);
+        outbox.push(&frame("a"), Delivery::Ordered);
+        outbox.abandon();
+        assert_eq!(outbox.drain_into(&mut Vec::new(), 64), Drain::Finished);
+    }
+
+    #[tokio::test]
+    async fn push_to_empty_outbox_wakes_writer() {
+        let outbox = std::sync::Arc::new(Outbox::new(8));
+        let waiter = {
+            let outbox = outbox.clone();
+            tokio::spawn(async move { outbox.ready().await })
+        };
+        outbox.push(&frame("a"), Delivery::Ordered);
+        waiter.await.unwrap();
+    }
+}

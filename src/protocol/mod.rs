@@ -1,0 +1,211 @@
+//! The events producers publish, in one shape shared by every source (HTTP
+//! publish endpoints, the built-in market simulator, later Redis ingestion).
+//!
+//! An [`Event`] serialises (serde, internally tagged by `type`) to exactly the
+//! JSON of seed 001's server messages; that *canonical* encoding is what room
+//! history keeps and what the seed 001 dialect sends unchanged. Other dialects
+//! re-shape the typed event. Each event names the room it belongs to.
+
+pub mod time;
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize, Serializer};
+
+/// A named stream whose members all receive the same bytes, e.g. `ticker:AAPL`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomName(Arc<str>);
+
+impl RoomName {
+    /// Room of one ticker's price updates (`ticker:AAPL`); the ticker is upper-cased.
+    pub fn ticker(ticker: &str) -> Self {
+        RoomName(format!("{TICKER_PREFIX}{}", ticker.to_ascii_uppercase()).into())
+    }
+
+    /// Room of every pattern alert.
+    pub fn patterns() -> Self {
+        RoomName(Arc::from(PATTERNS))
+    }
+
+    /// Room of every user alert trigger.
+    pub fn alerts() -> Self {
+        RoomName(Arc::from(ALERTS))
+    }
+
+    /// Room of US market open/closed changes.
+    pub fn market_status() -> Self {
+        RoomName(Arc::from(MARKET_STATUS))
+    }
+
+    /// The room's name as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The ticker of a `ticker:` room.
+    pub fn ticker_symbol(&self) -> Option<&str> {
+        self.0.strip_prefix(TICKER_PREFIX)
+    }
+}
+
+impl fmt::Display for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+const TICKER_PREFIX: &str = "ticker:";
+const PATTERNS: &str = "patterns";
+const ALERTS: &str = "alerts";
+const MARKET_STATUS: &str = "market_status";
+
+/// Longest accepted ticker symbol.
+pub const MAX_TICKER_LEN: usize = 16;
+
+/// Normalises a ticker symbol (upper case) or says why it is not one:
+/// 1–16 characters of `A-Z 0-9 . - ^ = /`, e.g. `AAPL`, `BRK.B`, `BTC-USD`, `^GSPC`, `ES=F`.
+pub fn normalize_ticker(raw: &str) -> Result<String, &'static str> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("ticker must not be empty");
+    }
+    if raw.len() > MAX_TICKER_LEN {
+        return Err("ticker must be at most 16 characters");
+    }
+    if !raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'^' | b'=' | b'/'))
+    {
+        return Err("ticker may contain only letters, digits and . - ^ = /");
+    }
+    Ok(raw.to_ascii_uppercase())
+}
+
+/// A seed 001 `price_update`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PriceUpdate {
+    pub ticker: String,
+    pub price: f64,
+    pub change: f64,
+    pub change_percent: f64,
+    #[serde(serialize_with = "number")]
+    pub volume: f64,
+    pub high: f64,
+    pub low: f64,
+    pub open: f64,
+    pub timestamp: String,
+}
+
+/// A seed 001 `pattern_alert`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PatternAlert {
+    pub ticker: String,
+    pub pattern_type: String,
+    pub score: f64,
+    pub entry_price: f64,
+    pub stop_price: f64,
+    pub target_price: f64,
+    pub risk_reward_ratio: f64,
+    pub message: String,
+    pub timestamp: String,
+}
+
+/// A seed 001 `alert_trigger`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertTrigger {
+    pub ticker: String,
+    pub alert_type: String,
+    pub trigger_price: f64,
+    pub current_price: f64,
+    pub message: String,
+    pub timestamp: String,
+}
+
+/// A seed 001 `market_status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MarketStatus {
+    /// `open` or `closed`.
+    pub status: String,
+    pub next_open: Option<String>,
+    pub next_close: Option<String>,
+    pub timestamp: String,
+}
+
+/// Everything a producer can publish.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    PriceUpdate(PriceUpdate),
+    PatternAlert(PatternAlert),
+    AlertTrigger(AlertTrigger),
+    MarketStatus(MarketStatus),
+}
+
+impl Event {
+    /// The room this event is delivered to.
+    pub fn room(&self) -> RoomName {
+        match self {
+            Event::PriceUpdate(p) => RoomName::ticker(&p.ticker),
+            Event::PatternAlert(_) => RoomName::patterns(),
+            Event::AlertTrigger(_) => RoomName::alerts(),
+            Event::MarketStatus(_) => RoomName::market_status(),
+        }
+    }
+
+    /// The event's canonical JSON (the seed 001 wire shape).
+    pub fn to_canonical_json(&self) -> Vec<u8> {
+        // Events hold only strings, finite-or-not floats and options; serde_json
+        // writes non-finite floats as null, so serialisation cannot fail.
+        serde_json::to_vec(self).expect("serialising an event cannot fail")
+    }
+}
+
+/// Writes a float that holds a whole number as a JSON integer (volumes read
+/// `75000000`, as in the seeds, not `75000000.0`).
+fn number<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+    if value.fract() == 0.0 && value.abs() < 9.0e15 {
+        serializer.serialize_i64(*value as i64)
+    } else {
+        serializer.serialize_f64(*value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn price_update_serialises_to_seed_001_shape() {
+        let event = Event::PriceUpdate(PriceUpdate {
+            ticker: "AAPL".into(),
+            price: 150.25,
+            change: 2.5,
+            change_percent: 1.69,
+            volume: 75_000_000.0,
+            high: 151.0,
+            low: 148.5,
+            open: 149.0,
+            timestamp: "2025-11-18T10:30:00Z".into(),
+        });
+        let json: serde_json::Value = serde_json::from_slice(&event.to_canonical_json()).unwrap();
+        assert_eq!(json["type"], "price_update");
+        assert_eq!(json["open"], 149.0);
+        assert_eq!(json["volume"].as_u64(), Some(75_000_000));
+        assert!(
+            event
+                .to_canonical_json()
+                .starts_with(br#"{"type":"price_update""#)
+        );
+        assert_eq!(event.room().as_str(), "ticker:AAPL");
+    }
+
+    #[test]
+    fn tickers_are_normalised_or_rejected() {
+        assert_eq!(normalize_ticker(" aapl ").unwrap(), "AAPL");
+        assert_eq!(normalize_ticker("btc-usd").unwrap(), "BTC-USD");
+        assert!(normalize_ticker("").is_err());
+        assert!(normalize_ticker("A B").is_err());
+        assert!(normalize_ticker("ABCDEFGHIJKLMNOPQ").is_err());
+    }
+}

@@ -1,0 +1,87 @@
+//! A room's bounded history: the canonical payloads of its most recent events
+//! with their `seq`, kept in-process (embedded mode). New members get it on
+//! joining (seed 001 `history`); later the native protocol resumes from it.
+
+use std::collections::VecDeque;
+
+use bytes::Bytes;
+
+/// Default number of events a room retains (seed 001: "last 100 messages per ticker").
+pub const DEFAULT_HISTORY_SIZE: usize = 100;
+
+/// The last `capacity` events of a room, oldest first.
+#[derive(Debug)]
+pub struct History {
+    /// `(seq, canonical JSON payload)`, oldest first; the payload shares memory
+    /// with the frame that was fanned out.
+    entries: VecDeque<(u64, Bytes)>,
+    /// Maximum retained entries; 0 keeps nothing.
+    capacity: usize,
+}
+
+impl History {
+    /// Empty history keeping at most `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        History {
+            entries: VecDeque::new(),
+            capacity,
+        }
+    }
+
+    /// Appends an event, evicting the oldest past capacity.
+    pub fn push(&mut self, seq: u64, payload: Bytes) {
+        if self.capacity == 0 {
+            return;
+        }
+        if self.entries.len() == self.capacity {
+            self.entries.pop_front();
+        }
+        self.entries.push_back((seq, payload));
+    }
+
+    /// Payloads, oldest first.
+    pub fn payloads(&self) -> impl Iterator<Item = &Bytes> {
+        self.entries.iter().map(|(_, payload)| payload)
+    }
+
+    /// Retained events.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is retained.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The oldest retained `seq`, if any.
+    pub fn first_seq(&self) -> Option<u64> {
+        self.entries.front().map(|(seq, _)| *seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keeps_the_most_recent_entries_oldest_first() {
+        let mut h = History::new(3);
+        for seq in 1..=5 {
+            h.push(seq, Bytes::from(seq.to_string()));
+        }
+        let got: Vec<_> = h.payloads().cloned().collect();
+        assert_eq!(
+            got,
+            vec![Bytes::from("3"), Bytes::from("4"), Bytes::from("5")]
+        );
+        assert_eq!(h.first_seq(), Some(3));
+    }
+
+    #[test]
+    fn zero_capacity_keeps_nothing() {
+        let mut h = History::new(0);
+        h.push(1, Bytes::from("x"));
+        assert!(h.is_empty());
+    }
+}

@@ -1,0 +1,240 @@
+//! The room registry: every room on this node by name. Publishers and
+//! sessions look rooms up here (the map guard is dropped as soon as the
+//! room's `Arc` is cloned out); a room exists while it has members or
+//! retained history, and the registry is capped so arbitrary names cannot
+//! grow it without bound.
+
+pub mod history;
+pub mod room;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use dashmap::DashMap;
+
+pub use room::{PublishReport, Room};
+
+use crate::close_code::CloseCode;
+use crate::dialect::{DialectKind, Greeting, JoinError, Joined};
+use crate::ids::SessionId;
+use crate::outbox::Outbox;
+use crate::protocol::{Event, RoomName};
+use crate::telemetry::metrics;
+
+/// Default maximum number of rooms on one node.
+pub const DEFAULT_MAX_ROOMS: usize = 100_000;
+
+/// Why a publish was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RoomsError {
+    /// Creating the event's room would exceed the node's room cap.
+    #[error("room limit reached ({0} rooms)")]
+    TooManyRooms(usize),
+}
+
+/// All rooms on this node.
+#[derive(Debug)]
+pub struct Rooms {
+    /// Rooms by name; sharded so lookups from many sessions rarely contend.
+    map: DashMap<RoomName, Arc<Room>>,
+    /// Events each new room retains for replay.
+    history_size: usize,
+    /// Cap on `map.len()`.
+    max_rooms: usize,
+}
+
+impl Rooms {
+    /// An empty registry.
+    pub fn new(history_size: usize, max_rooms: usize) -> Self {
+        Rooms {
+            map: DashMap::new(),
+            history_size,
+            max_rooms,
+        }
+    }
+
+    /// The room named `name`, if it exists.
+    pub fn get(&self, name: &RoomName) -> Option<Arc<Room>> {
+        self.map.get(name).map(|r| Arc::clone(&r))
+    }
+
+    fn get_or_create(&self, name: &RoomName) -> Result<Arc<Room>, RoomsError> {
+        if let Some(room) = self.get(name) {
+            return Ok(room);
+        }
+        if self.map.len() >= self.max_rooms {
+            return Err(RoomsError::TooManyRooms(self.max_rooms));
+        }
+        let room = self
+            .map
+            .entry(name.clone())
+            .or_insert_with(|| {
+                metrics().rooms.increment(1.0);
+                Arc::new(Room::new(name.clone(), self.history_size))
+            })
+            .clone();
+        Ok(room)
+    }
+
+    /// Publishes an event into its room (created if needed).
+    pub fn publish(&self, event: &Event) -> Result<PublishReport, RoomsError> {
+        let started = Instant::now();
+        let room = self.get_or_create(&event.room())?;
+        let report = room.publish(event);
+        let m = metrics();
+        m.fanout_seconds.record(started.elapsed().as_secs_f64());
+        m.events_published.increment(1);
+        if report.conflated > 0 {
+            m.frames_conflated.increment(report.conflated as u64);
+        }
+        if report.dropped > 0 {
+            m.frames_dropped.increment(report.dropped as u64);
+        }
+        for _ in 0..report.overflowed {
+            m.closed(CloseCode::SlowConsumer);
+        }
+        Ok(report)
+    }
+
+    /// Adds a session to a room (created if needed), queuing `greet`'s frames first.
+    pub fn join(
+        &self,
+        name: &RoomName,
+        session: SessionId,
+        kind: DialectKind,
+        outbox: &Arc<Outbox>,
+        greet: Greeting<'_>,
+    ) -> Result<(Arc<Room>, Joined), JoinError> {
+        loop {
+            let room = self
+                .get_or_create(name)
+                .map_err(|_| JoinError::TooManyRooms)?;
+            // A retired room was removed between lookup and join: look again.
+            if let Ok(joined) = room.join(session, kind, outbox, &mut *greet) {
+                if joined == Joined::New {
+                    metrics().subscriptions.increment(1.0);
+                }
+                return Ok((room, joined));
+            }
+        }
+    }
+
+    /// Removes a session from a room; the room goes when it is left unused.
+    pub fn leave(&self, room: &Arc<Room>, session: SessionId, kind: DialectKind) -> bool {
+        if !room.leave(session, kind) {
+            return false;
+        }
+        metrics().subscriptions.decrement(1.0);
+        if room.member_count() == 0 {
+            let removed = self
+                .map
+                .remove_if(room.name(), |_, r| {
+                    Arc::ptr_eq(r, room) && r.retire_if_unused()
+                })
+                .is_some();
+            if removed {
+                metrics().rooms.decrement(1.0);
+            }
+        }
+        true
+    }
+
+    /// Number of rooms.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when there are no rooms.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// `(room, member count)` of every room with members (for status endpoints).
+    pub fn member_counts(&self) -> Vec<(RoomName, usize)> {
+        self.map
+            .iter()
+            .filter_map(|entry| {
+                let n = entry.value().member_count();
+                (n > 0).then(|| (entry.key().clone(), n))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{AlertTrigger, RoomName};
+    use bytes::Bytes;
+
+    fn alert() -> Event {
+        Event::AlertTrigger(AlertTrigger {
+            ticker: "AAPL".into(),
+            alert_type: "above".into(),
+            trigger_price: 1.0,
+            current_price: 2.0,
+            message: "m".into(),
+            timestamp: "t".into(),
+        })
+    }
+
+    fn none(_: &mut dyn Iterator<Item = &Bytes>) -> Vec<Bytes> {
+        Vec::new()
+    }
+
+    #[test]
+    fn room_without_history_is_removed_when_last_member_leaves() {
+        let rooms = Rooms::new(10, 100);
+        let outbox = Arc::new(Outbox::new(8));
+        let id = SessionId::next();
+        let (room, _) = rooms
+            .join(
+                &RoomName::patterns(),
+                id,
+                DialectKind::Seed001,
+                &outbox,
+                &mut none,
+            )
+            .unwrap();
+        assert_eq!(rooms.len(), 1);
+        assert!(rooms.leave(&room, id, DialectKind::Seed001));
+        assert_eq!(rooms.len(), 0);
+    }
+
+    #[test]
+    fn room_with_history_outlives_its_members() {
+        let rooms = Rooms::new(10, 100);
+        let outbox = Arc::new(Outbox::new(8));
+        let id = SessionId::next();
+        let (room, _) = rooms
+            .join(
+                &RoomName::alerts(),
+                id,
+                DialectKind::Seed001,
+                &outbox,
+                &mut none,
+            )
+            .unwrap();
+        rooms.publish(&alert()).unwrap();
+        rooms.leave(&room, id, DialectKind::Seed001);
+        assert_eq!(rooms.get(&RoomName::alerts()).unwrap().history_len(), 1);
+    }
+
+    #[test]
+    fn room_cap_refuses_new_rooms_but_serves_existing() {
+        let rooms = Rooms::new(10, 1);
+        rooms.publish(&alert()).unwrap();
+        let outbox = Arc::new(Outbox::new(8));
+        let err = rooms
+            .join(
+                &RoomName::patterns(),
+                SessionId::next(),
+                DialectKind::Seed001,
+                &outbox,
+                &mut none,
+            )
+            .unwrap_err();
+        assert_eq!(err, JoinError::TooManyRooms);
+        assert!(rooms.publish(&alert()).is_ok());
+    }
+}

@@ -1,0 +1,177 @@
+//! Telemetry: tracing set-up and every metric roomcast exports, named in one
+//! place. Metric handles are registered once and kept, so the hot path pays
+//! one atomic add per update, never a registry lookup. Counters that seed 001's
+//! `GET /api/ws/stats` reports are also kept as plain atomics here, so the
+//! stats endpoint and `/metrics` always agree.
+//!
+//! Names follow Prometheus conventions: prefix `roomcast_`, base units
+//! (seconds, bytes), `_total` on counters, label sets bounded by enums.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{LazyLock, OnceLock};
+
+use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+
+use crate::close_code::CloseCode;
+
+/// Fan-out duration histogram: from publish to the frame queued in every member's outbox.
+pub const FANOUT_SECONDS: &str = "roomcast_fanout_duration_seconds";
+
+/// Buckets of [`FANOUT_SECONDS`]: 1 µs to 1 s.
+const FANOUT_BUCKETS: &[f64] = &[
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2,
+    5e-2, 0.1, 0.25, 0.5, 1.0,
+];
+
+static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder (once per process) and returns its handle.
+pub fn prometheus() -> &'static PrometheusHandle {
+    PROMETHEUS.get_or_init(|| {
+        let builder = PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Full(FANOUT_SECONDS.into()), FANOUT_BUCKETS)
+            .expect("fan-out buckets are a non-empty constant");
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        // Another recorder may already be installed (e.g. an embedding
+        // application's); our handle then renders only what we record through
+        // it, which is none of the global macros. Keep going rather than abort.
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!(
+                "a global metrics recorder was already installed; /metrics will be empty"
+            );
+        }
+        handle
+    })
+}
+
+/// Renders `/metrics` (Prometheus text format).
+pub fn render() -> String {
+    prometheus().render()
+}
+
+/// Drains histogram buffers; run periodically so unscraped samples stay bounded.
+pub fn run_upkeep() {
+    prometheus().run_upkeep();
+}
+
+/// Every metric handle, registered once.
+pub struct Metrics {
+    /// Open WebSocket sessions on this node.
+    pub connections: Gauge,
+    /// WebSocket sessions accepted since start.
+    pub connections_accepted: Counter,
+    /// Upgrades refused because `WEBSOCKET_MAX_CONNECTIONS` was reached.
+    pub connections_refused: Counter,
+    /// Client messages (complete text/binary messages) received.
+    pub client_messages: Counter,
+    /// Client messages dropped by the rate limiter.
+    pub client_messages_throttled: Counter,
+    /// Frames written to sockets.
+    pub frames_sent: Counter,
+    /// Bytes written to sockets.
+    pub bytes_sent: Counter,
+    /// Vectored writes (syscalls) issued; frames_sent / writes is the batching factor.
+    pub socket_writes: Counter,
+    /// Rooms that exist on this node.
+    pub rooms: Gauge,
+    /// Room memberships (session × room) on this node.
+    pub subscriptions: Gauge,
+    /// Events published into rooms.
+    pub events_published: Counter,
+    /// Publish → queued-to-every-member duration.
+    pub fanout_seconds: Histogram,
+    /// Frames that replaced or became a pending latest value (conflation).
+    pub frames_conflated: Counter,
+    /// Frames discarded because a slow consumer on an ordered stream was closed.
+    pub frames_dropped: Counter,
+    /// Sessions closed with 4008 (slow consumer).
+    pub slow_consumer_closes: Counter,
+    /// Errors reported to clients or callers (bad client messages, bad HTTP bodies, I/O).
+    pub errors: Counter,
+    /// Totals behind seed 001's stats endpoint.
+    pub totals: Totals,
+}
+
+/// Plain counters read back by `GET /api/ws/stats`.
+#[derive(Debug, Default)]
+pub struct Totals {
+    /// Sessions accepted since start (`total_connections`).
+    pub connections: AtomicU64,
+    /// Frames written to clients (`messages_sent`).
+    pub messages_sent: AtomicU64,
+    /// Client messages received (`messages_received`).
+    pub messages_received: AtomicU64,
+    /// Errors (`errors`).
+    pub errors: AtomicU64,
+}
+
+static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
+    prometheus();
+    Metrics {
+        connections: gauge!("roomcast_connections"),
+        connections_accepted: counter!("roomcast_connections_accepted_total"),
+        connections_refused: counter!("roomcast_connections_refused_total"),
+        client_messages: counter!("roomcast_client_messages_received_total"),
+        client_messages_throttled: counter!("roomcast_client_messages_throttled_total"),
+        frames_sent: counter!("roomcast_frames_sent_total"),
+        bytes_sent: counter!("roomcast_bytes_sent_total"),
+        socket_writes: counter!("roomcast_socket_writes_total"),
+        rooms: gauge!("roomcast_rooms"),
+        subscriptions: gauge!("roomcast_subscriptions"),
+        events_published: counter!("roomcast_events_published_total"),
+        fanout_seconds: histogram!(FANOUT_SECONDS),
+        frames_conflated: counter!("roomcast_frames_conflated_total"),
+        frames_dropped: counter!("roomcast_frames_dropped_total"),
+        slow_consumer_closes: counter!("roomcast_slow_consumer_closes_total"),
+        errors: counter!("roomcast_errors_total"),
+        totals: Totals::default(),
+    }
+});
+
+/// The process's metric handles.
+pub fn metrics() -> &'static Metrics {
+    &METRICS
+}
+
+impl Metrics {
+    /// Records one error (stats `errors` and `roomcast_errors_total`).
+    pub fn error(&self) {
+        self.errors.increment(1);
+        self.totals.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one received client message.
+    pub fn client_message(&self) {
+        self.client_messages.increment(1);
+        self.totals
+            .messages_received
+            .fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records one socket write of `frames` frames and `bytes` bytes.
+    pub fn wrote(&self, frames: usize, bytes: usize) {
+        self.socket_writes.increment(1);
+        self.frames_sent.increment(frames as u64);
+        self.bytes_sent.increment(bytes as u64);
+        self.totals
+            .messages_sent
+            .fetch_add(frames as u64, Ordering::Relaxed);
+    }
+
+    /// Records one session closed with `code` (sent by the server, or echoed to a client's close).
+    pub fn closed(&self, code: CloseCode) {
+        counter!("roomcast_session_closes_total", "reason" => code.label()).increment(1);
+        if code == CloseCode::SlowConsumer {
+            self.slow_consumer_closes.increment(1);
+        }
+    }
+}
+
+/// Sets up `tracing` from `RUST_LOG` (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}

@@ -1,0 +1,71 @@
+//! WebSocket endpoints: the upgrade (handshake checks, connection cap, query
+//! validation) and the session machinery shared by every dialect.
+
+pub mod handshake;
+pub mod session;
+pub mod sessions;
+pub mod throttle;
+pub mod writer;
+
+use std::sync::Arc;
+
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+
+use crate::app::App;
+use crate::dialect::DialectSession;
+use crate::http::response::{self, HttpResponse};
+use crate::telemetry::metrics;
+
+/// Upgrades `req` to a WebSocket session speaking dialect `D`, or answers why not:
+/// 400 for a bad handshake, 503 with a JSON reason at the connection cap.
+pub fn upgrade<D: DialectSession>(
+    app: &Arc<App>,
+    mut req: Request<Incoming>,
+    dialect: D,
+) -> HttpResponse {
+    let accept = match handshake::accept(&req) {
+        Ok(accept) => accept,
+        Err(e) => return response::error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if app.shutdown.is_cancelled() {
+        return response::error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
+    }
+    let Some(permit) = app.sessions.try_reserve() else {
+        metrics().connections_refused.increment(1);
+        return response::json(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({
+                "error": "connection limit reached",
+                "max_connections": app.sessions.max(),
+            }),
+        );
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let app_for_task = Arc::clone(app);
+    app.tracker.spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(upgraded) => upgraded,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) => {
+                session::run(
+                    app_for_task,
+                    parts.io.into_inner(),
+                    parts.read_buf,
+                    dialect,
+                    permit,
+                )
+                .await
+            }
+            Err(_) => tracing::error!("upgraded connection is not a TCP stream"),
+        }
+    });
+    handshake::switching_protocols(accept)
+}

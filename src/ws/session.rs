@@ -1,0 +1,331 @@
+//! One WebSocket session: the reader loop and the writer of one connection,
+//! driven by one task, over a dialect.
+//!
+//! The reader parses client frames with `fastwebsockets` (reassembling
+//! fragments up to the size limit, answering pings through the outbox),
+//! applies the rate limit and hands complete messages to the dialect. The
+//! writer ([`super::writer`]) drains the outbox into vectored writes on the raw
+//! socket. When either side ends, the other is given a short grace period
+//! (the close handshake) and the session leaves every room it joined.
+
+use std::pin::pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use fastwebsockets::{OpCode, Role, WebSocketError, WebSocketRead};
+use tokio::io::{AsyncRead, ReadBuf};
+use tokio::net::TcpStream;
+
+use super::sessions::{Permit, SessionHandle};
+use super::throttle::{Throttle, Verdict};
+use super::writer::{self, WriterEnd};
+use crate::app::App;
+use crate::close_code::CloseCode;
+use crate::dialect::{DialectKind, DialectSession, Greeting, JoinError, Joined, Link};
+use crate::frame;
+use crate::ids::SessionId;
+use crate::outbox::{Delivery, Outbox, Pushed};
+use crate::protocol::RoomName;
+use crate::rooms::Room;
+use crate::telemetry::metrics;
+
+/// Time allowed for the other side of the close handshake once one side ended.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+
+/// A session's view of the node, given to its dialect as a [`Link`].
+struct SessionLink {
+    /// Rooms and configuration.
+    app: Arc<App>,
+    /// This session.
+    id: SessionId,
+    /// This session's dialect (its member table in rooms).
+    kind: DialectKind,
+    /// This session's outbox.
+    outbox: Arc<Outbox>,
+    /// Rooms joined, so they can be left on close; small, so a Vec.
+    rooms: Vec<Arc<Room>>,
+}
+
+impl Link for SessionLink {
+    fn send(&mut self, frame: Bytes) {
+        if let Pushed::Overflowed(dropped) = self.outbox.push(&frame, Delivery::Ordered) {
+            metrics().frames_dropped.increment(dropped as u64);
+            metrics().closed(CloseCode::SlowConsumer);
+        }
+    }
+
+    fn join(&mut self, room: RoomName, greet: Greeting<'_>) -> Result<Joined, JoinError> {
+        if self.rooms.iter().any(|r| *r.name() == room) {
+            return Ok(Joined::Already);
+        }
+        let max = self.app.config.max_subscriptions;
+        if self.rooms.len() >= max {
+            return Err(JoinError::TooManySubscriptions(max));
+        }
+        let (room, joined) = self
+            .app
+            .rooms
+            .join(&room, self.id, self.kind, &self.outbox, greet)?;
+        if joined == Joined::New {
+            self.rooms.push(room);
+        }
+        Ok(joined)
+    }
+
+    fn leave(&mut self, room: &RoomName) -> bool {
+        let Some(i) = self.rooms.iter().position(|r| r.name() == room) else {
+            return false;
+        };
+        let room = self.rooms.swap_remove(i);
+        self.app.rooms.leave(&room, self.id, self.kind)
+    }
+
+    fn close(&mut self, code: CloseCode) {
+        self.outbox.close(code);
+    }
+}
+
+impl SessionLink {
+    fn leave_all(&mut self) {
+        for room in self.rooms.drain(..) {
+            self.app.rooms.leave(&room, self.id, self.kind);
+        }
+    }
+}
+
+/// The read half with the bytes hyper had already read past the handshake in front.
+struct Prefixed<R> {
+    /// Bytes read by hyper after the request head (usually empty).
+    prefix: Bytes,
+    /// The socket's read half.
+    inner: R,
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for Prefixed<R> {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            buf.put_slice(&self.prefix.split_to(n));
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+/// How the reader stopped.
+#[derive(Debug)]
+enum ReadEnd {
+    /// The client sent a close frame: answer it.
+    ClientClosed,
+    /// The server closes with this code after what is queued.
+    Close(CloseCode),
+    /// The connection is gone (EOF, reset): nothing more can be written.
+    Gone,
+}
+
+fn classify(error: WebSocketError) -> ReadEnd {
+    match error {
+        WebSocketError::FrameTooLarge => ReadEnd::Close(CloseCode::MessageTooBig),
+        WebSocketError::InvalidUTF8 => ReadEnd::Close(CloseCode::InvalidPayload),
+        WebSocketError::UnexpectedEOF
+        | WebSocketError::ConnectionClosed
+        | WebSocketError::IoError(_) => ReadEnd::Gone,
+        _ => ReadEnd::Close(CloseCode::ProtocolError),
+    }
+}
+
+/// Settings the reader needs, copied out of the config once.
+struct ReadLimits {
+    /// Largest message (frame or reassembled) in bytes.
+    max_message_size: usize,
+    /// Sustained client messages per second (for the error text).
+    rate: u32,
+}
+
+async fn read_loop<D: DialectSession, R: AsyncRead + Unpin>(
+    ws: &mut WebSocketRead<R>,
+    dialect: &mut D,
+    link: &mut SessionLink,
+    handle: &SessionHandle,
+    throttle: &mut Throttle,
+    limits: &ReadLimits,
+) -> ReadEnd {
+    // With auto-close and auto-pong off, fastwebsockets never asks to send.
+    let mut no_send = |_| async { Ok::<(), std::convert::Infallible>(()) };
+    // A fragmented message being reassembled: (opcode of the first frame, bytes so far).
+    let mut partial: Option<(OpCode, Vec<u8>)> = None;
+    loop {
+        let mut frame = match ws.read_frame(&mut no_send).await {
+            Ok(frame) => frame,
+            Err(e) => return classify(e),
+        };
+        link.app.sessions.touch(handle);
+        let mut message = match frame.opcode {
+            OpCode::Close => return ReadEnd::ClientClosed,
+            OpCode::Ping => {
+                link.send(frame::pong(&frame.payload));
+                continue;
+            }
+            OpCode::Pong => continue,
+            OpCode::Text | OpCode::Binary if partial.is_some() => {
+                return ReadEnd::Close(CloseCode::ProtocolError);
+            }
+            OpCode::Text | OpCode::Binary if !frame.fin => {
+                partial = Some((frame.opcode, frame.payload.to_vec()));
+                continue;
+            }
+            OpCode::Text | OpCode::Binary => None,
+            OpCode::Continuation => {
+                let Some((_, buf)) = partial.as_mut() else {
+                    return ReadEnd::Close(CloseCode::ProtocolError);
+                };
+                if buf.len() + frame.payload.len() >= limits.max_message_size {
+                    return ReadEnd::Close(CloseCode::MessageTooBig);
+                }
+                buf.extend_from_slice(&frame.payload);
+                if !frame.fin {
+                    continue;
+                }
+                let (opcode, buf) = partial.take().expect("checked above");
+                if opcode == OpCode::Text && std::str::from_utf8(&buf).is_err() {
+                    return ReadEnd::Close(CloseCode::InvalidPayload);
+                }
+                Some(buf)
+            }
+        };
+        metrics().client_message();
+        match throttle.check(Instant::now()) {
+            Verdict::Allow => {}
+            Verdict::Reject => {
+                metrics().client_messages_throttled.increment(1);
+                link.send(dialect.rate_limited(limits.rate));
+                continue;
+            }
+            Verdict::Close => return ReadEnd::Close(CloseCode::RateLimited),
+        }
+        let payload: &mut [u8] = match message.as_mut() {
+            Some(buf) => buf,
+            None => frame.payload.to_mut(),
+        };
+        dialect.on_message(link, payload);
+    }
+}
+
+/// Runs one upgraded connection to completion.
+pub async fn run<D: DialectSession>(
+    app: Arc<App>,
+    stream: TcpStream,
+    read_ahead: Bytes,
+    mut dialect: D,
+    _permit: Permit,
+) {
+    let id = SessionId::next();
+    let config = &app.config;
+    let outbox = Arc::new(Outbox::new(config.outbox_capacity));
+    let handle = app.sessions.insert(id, Arc::clone(&outbox), D::KIND);
+    // Upgraded after the drain began: close at once, like every other session.
+    if app.shutdown.is_cancelled() {
+        outbox.close(CloseCode::GoingAway);
+    }
+    let m = metrics();
+    m.connections.increment(1.0);
+    m.connections_accepted.increment(1);
+    m.totals
+        .connections
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::debug!(session = %id, dialect = D::KIND.label(), "session open");
+
+    // Frames are small and latency matters more than segment count; the
+    // writer already coalesces queued frames into one write.
+    let _ = stream.set_nodelay(true);
+    let (read_half, mut write_half) = stream.into_split();
+    let (mut ws, _) = fastwebsockets::after_handshake_split(
+        Prefixed {
+            prefix: read_ahead,
+            inner: read_half,
+        },
+        tokio::io::sink(),
+        Role::Server,
+    );
+    ws.set_auto_close(false);
+    ws.set_auto_pong(false);
+    // fastwebsockets rejects payload_len >= limit; ours is inclusive.
+    ws.set_max_message_size(config.max_message_size + 1);
+
+    let mut link = SessionLink {
+        app: Arc::clone(&app),
+        id,
+        kind: D::KIND,
+        outbox: Arc::clone(&outbox),
+        rooms: Vec::new(),
+    };
+    let mut throttle = Throttle::new(
+        config.client_msg_rate,
+        config.client_msg_burst,
+        config.client_msg_hard_limit,
+        Instant::now(),
+    );
+    let limits = ReadLimits {
+        max_message_size: config.max_message_size,
+        rate: config.client_msg_rate,
+    };
+    let stall = config.heartbeat_timeout();
+    dialect.on_open(&mut link);
+
+    {
+        let mut writer = pin!(writer::run(&outbox, &mut write_half, stall));
+        let mut reader = pin!(read_loop(
+            &mut ws,
+            &mut dialect,
+            &mut link,
+            &handle,
+            &mut throttle,
+            &limits
+        ));
+        // Both futures are driven by this task. Only when one side has ended
+        // is the other abandoned: the reader (and fastwebsockets' read_frame,
+        // which is not cancel-safe) is dropped only when the socket is being
+        // closed, never to be read again.
+        tokio::select! {
+            end = &mut reader => {
+                let code = match end {
+                    ReadEnd::ClientClosed => Some(CloseCode::Normal),
+                    ReadEnd::Close(code) => Some(code),
+                    ReadEnd::Gone => None,
+                };
+                match code {
+                    Some(code) => {
+                        if outbox.is_open() {
+                            metrics().closed(code);
+                        }
+                        outbox.close(code);
+                        let _ = tokio::time::timeout(CLOSE_GRACE, &mut writer).await;
+                    }
+                    None => outbox.abandon(),
+                }
+                tracing::debug!(session = %id, ?end, "session reader ended");
+            }
+            end = &mut writer => {
+                match &end {
+                    WriterEnd::Closed(_) => {
+                        // Wait briefly for the client's close reply.
+                        let _ = tokio::time::timeout(CLOSE_GRACE, &mut reader).await;
+                    }
+                    WriterEnd::Stalled => metrics().error(),
+                    WriterEnd::Failed(_) | WriterEnd::Finished => {}
+                }
+                tracing::debug!(session = %id, ?end, "session writer ended");
+            }
+        }
+    }
+
+    link.leave_all();
+    outbox.abandon();
+    app.sessions.remove(id);
+    metrics().connections.decrement(1.0);
+}

@@ -1,0 +1,236 @@
+//! The session registry: every open WebSocket session on this node. It
+//! enforces the connection cap (`WEBSOCKET_MAX_CONNECTIONS`), runs the one
+//! heartbeat sweep for all sessions (ping the quiet, close the silent — no
+//! timer per session), and closes every session with 1001 on drain.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dashmap::DashMap;
+use tokio_util::sync::CancellationToken;
+
+use crate::close_code::CloseCode;
+use crate::dialect::DialectKind;
+use crate::frame;
+use crate::ids::SessionId;
+use crate::outbox::{Delivery, Outbox};
+use crate::telemetry::metrics;
+
+/// What the registry knows of one session.
+#[derive(Debug)]
+pub struct SessionHandle {
+    /// The session's outbox: the sweep queues pings and close requests here.
+    pub outbox: Arc<Outbox>,
+    /// The wire dialect, for status endpoints.
+    pub dialect: DialectKind,
+    /// Milliseconds since the registry's clock when the client last sent a frame.
+    last_seen_ms: AtomicU64,
+}
+
+/// Every session on this node.
+#[derive(Debug)]
+pub struct Sessions {
+    /// Open sessions by id.
+    map: DashMap<SessionId, Arc<SessionHandle>>,
+    /// Sessions open or being upgraded; checked against `max` before the 101.
+    reserved: AtomicUsize,
+    /// `WEBSOCKET_MAX_CONNECTIONS`.
+    max: usize,
+    /// Origin of `last_seen_ms`.
+    clock: Instant,
+}
+
+/// A reserved connection slot; released on drop.
+#[derive(Debug)]
+pub struct Permit {
+    /// The registry the slot belongs to.
+    sessions: Arc<Sessions>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.sessions.reserved.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Sessions {
+    /// An empty registry allowing `max` concurrent sessions.
+    pub fn new(max: usize) -> Self {
+        Sessions {
+            map: DashMap::new(),
+            reserved: AtomicUsize::new(0),
+            max,
+            clock: Instant::now(),
+        }
+    }
+
+    /// Reserves a slot for a new session, or `None` at the cap.
+    pub fn try_reserve(self: &Arc<Self>) -> Option<Permit> {
+        let prev = self.reserved.fetch_add(1, Ordering::AcqRel);
+        let permit = Permit {
+            sessions: Arc::clone(self),
+        };
+        (prev < self.max).then_some(permit)
+    }
+
+    /// The configured cap.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
+    /// Registers an open session.
+    pub fn insert(
+        &self,
+        id: SessionId,
+        outbox: Arc<Outbox>,
+        dialect: DialectKind,
+    ) -> Arc<SessionHandle> {
+        let handle = Arc::new(SessionHandle {
+            outbox,
+            dialect,
+            last_seen_ms: AtomicU64::new(self.now_ms()),
+        });
+        self.map.insert(id, Arc::clone(&handle));
+        handle
+    }
+
+    /// Forgets a closed session.
+    pub fn remove(&self, id: SessionId) {
+        self.map.remove(&id);
+    }
+
+    /// Open sessions.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when no session is open.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.clock.elapsed().as_millis() as u64
+    }
+
+    /// Records that a session's client sent a frame.
+    pub fn touch(&self, handle: &SessionHandle) {
+        handle.last_seen_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Starts closing every session with `code` (queued frames are flushed first).
+    pub fn close_all(&self, code: CloseCode) {
+        let outboxes: Vec<Arc<Outbox>> = self
+            .map
+            .iter()
+            .map(|entry| Arc::clone(&entry.value().outbox))
+            .collect();
+        for outbox in outboxes {
+            outbox.close(code);
+        }
+    }
+
+    /// One heartbeat pass: close sessions silent for `timeout` (4000), ping
+    /// those silent for `ping_after`. Returns `(pinged, closed)`.
+    pub fn sweep(&self, ping_after: Duration, timeout: Duration, ping: &Bytes) -> (usize, usize) {
+        let now = self.now_ms();
+        let ping_after = ping_after.as_millis() as u64;
+        let timeout = timeout.as_millis() as u64;
+        let mut due: Vec<(Arc<Outbox>, bool)> = Vec::new();
+        for entry in self.map.iter() {
+            let idle = now.saturating_sub(entry.last_seen_ms.load(Ordering::Relaxed));
+            if idle >= timeout {
+                due.push((Arc::clone(&entry.outbox), true));
+            } else if idle >= ping_after {
+                due.push((Arc::clone(&entry.outbox), false));
+            }
+        }
+        let (mut pinged, mut closed) = (0, 0);
+        for (outbox, close) in due {
+            if close {
+                if outbox.is_open() {
+                    metrics().closed(CloseCode::IdleTimeout);
+                    closed += 1;
+                }
+                outbox.close(CloseCode::IdleTimeout);
+            } else {
+                outbox.push(ping, Delivery::Ordered);
+                pinged += 1;
+            }
+        }
+        (pinged, closed)
+    }
+
+    /// Runs the heartbeat sweep until `shutdown`: every `ping_after / 2` (at
+    /// most once a second), so a silent session is closed at most that much
+    /// after `timeout`.
+    pub async fn run_heartbeat(
+        self: Arc<Self>,
+        ping_after: Duration,
+        timeout: Duration,
+        shutdown: CancellationToken,
+    ) {
+        let period = (ping_after / 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let ping = frame::ping(b"roomcast");
+        let mut ticker = tokio::time::interval(period);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = ticker.tick() => {
+                    let (pinged, closed) = self.sweep(ping_after, timeout, &ping);
+                    if closed > 0 {
+                        tracing::debug!(pinged, closed, "heartbeat sweep");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::outbox::Drain;
+
+    #[test]
+    fn cap_refuses_reservations_until_released() {
+        let sessions = Arc::new(Sessions::new(2));
+        let a = sessions.try_reserve().unwrap();
+        let _b = sessions.try_reserve().unwrap();
+        assert!(sessions.try_reserve().is_none());
+        drop(a);
+        assert!(sessions.try_reserve().is_some());
+    }
+
+    #[test]
+    fn sweep_pings_quiet_and_closes_silent_sessions() {
+        let sessions = Sessions::new(10);
+        let outbox = Arc::new(Outbox::new(8));
+        sessions.insert(SessionId::next(), Arc::clone(&outbox), DialectKind::Seed001);
+        let ping = frame::ping(b"x");
+        // Not yet quiet.
+        assert_eq!(
+            sessions.sweep(Duration::from_secs(20), Duration::from_secs(60), &ping),
+            (0, 0)
+        );
+        // Everything counts as quiet or silent with zero thresholds.
+        assert_eq!(
+            sessions.sweep(Duration::ZERO, Duration::from_secs(60), &ping),
+            (1, 0)
+        );
+        assert_eq!(outbox.len(), 1);
+        assert_eq!(
+            sessions.sweep(Duration::ZERO, Duration::ZERO, &ping),
+            (0, 1)
+        );
+        let mut batch = Vec::new();
+        assert_eq!(outbox.drain_into(&mut batch, 64), Drain::Frames);
+        assert_eq!(
+            outbox.drain_into(&mut batch, 64),
+            Drain::Close(CloseCode::IdleTimeout)
+        );
+    }
+}
