@@ -30,7 +30,11 @@ impl fmt::Display for SessionId {
 pub struct RoomId(pub u64);
 
 impl RoomId {
-    /// Allocates the next process-unique room id.
+    /// Not a room: the conflation key of server heartbeat pings, so a session
+    /// has at most one ping pending however far behind it is.
+    pub const HEARTBEAT: RoomId = RoomId(0);
+
+    /// Allocates the next process-unique room id (never [`RoomId::HEARTBEAT`]).
     pub fn next() -> Self {
         static NEXT: AtomicU64 = AtomicU64::new(1);
         RoomId(NEXT.fetch_add(1, Ordering::Relaxed))

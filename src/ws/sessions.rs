@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 use crate::close_code::CloseCode;
 use crate::dialect::DialectKind;
 use crate::frame;
-use crate::ids::SessionId;
+use crate::ids::{RoomId, SessionId};
 use crate::outbox::{Delivery, Outbox};
 use crate::telemetry::metrics;
 
@@ -156,7 +156,9 @@ impl Sessions {
                 }
                 outbox.close(CloseCode::IdleTimeout);
             } else {
-                outbox.push(ping, Delivery::Ordered);
+                // Conflated: a lagging session gets one pending ping, and a
+                // full queue is never a reason to close it.
+                outbox.push(ping, Delivery::Conflate(RoomId::HEARTBEAT));
                 pinged += 1;
             }
         }
@@ -232,5 +234,22 @@ mod tests {
             outbox.drain_into(&mut batch, 64),
             Drain::Close(CloseCode::IdleTimeout)
         );
+    }
+
+    #[test]
+    fn pinging_a_lagging_session_never_overflows_it() {
+        let sessions = Sessions::new(10);
+        let outbox = Arc::new(Outbox::new(16));
+        sessions.insert(SessionId::next(), Arc::clone(&outbox), DialectKind::Seed001);
+        let price = frame::text(b"price");
+        for _ in 0..16 {
+            outbox.push(&price, Delivery::Conflate(RoomId(99)));
+        }
+        let ping = frame::ping(b"x");
+        for _ in 0..5 {
+            sessions.sweep(Duration::ZERO, Duration::from_secs(60), &ping);
+        }
+        assert!(outbox.is_open());
+        assert_eq!(outbox.len(), 17, "16 queued frames plus one pending ping");
     }
 }
