@@ -24,19 +24,23 @@ struct NewAlert {
 pub async fn create(app: &App, req: Request<Incoming>) -> HttpResponse {
     let body: NewAlert = match response::read_json(req, app.config.max_body_size).await {
         Ok(body) => body,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let ticker = match normalize_ticker(&body.ticker) {
         Ok(t) => t,
-        Err(e) => return response::field_error("ticker", e),
+        Err(e) => return response::HttpError::field("ticker", e).into_response(),
     };
     if !(body.trigger_price.is_finite() && body.trigger_price > 0.0) {
-        return response::field_error("trigger_price", "'trigger_price' must be a positive number");
+        return response::HttpError::field(
+            "trigger_price",
+            "'trigger_price' must be a positive number",
+        )
+        .into_response();
     }
     if let Some(user) = &body.user_id
         && let Err(e) = crate::dialect::seed001::validate_user_id(user)
     {
-        return response::field_error("user_id", e);
+        return response::HttpError::field("user_id", e).into_response();
     }
     match app
         .alerts

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
 
-use super::response::{self, HttpResponse};
+use super::response::{self, HttpError, HttpResponse};
 use crate::app::App;
 use crate::protocol::{
     AlertTrigger, Event, MarketStatus, PatternAlert, PriceUpdate, normalize_ticker, time,
@@ -67,19 +67,19 @@ struct MarketStatusBody {
     timestamp: Option<String>,
 }
 
-type Invalid = HttpResponse;
+type Invalid = HttpError;
 
 fn ticker(raw: &str) -> Result<String, Invalid> {
-    normalize_ticker(raw).map_err(|e| response::field_error("ticker", e))
+    normalize_ticker(raw).map_err(|e| HttpError::field("ticker", e))
 }
 
 fn positive(field: &str, value: f64) -> Result<f64, Invalid> {
     if value.is_finite() && value > 0.0 {
         Ok(value)
     } else {
-        Err(response::field_error(
+        Err(HttpError::field(
             field,
-            &format!("'{field}' must be a positive number"),
+            format!("'{field}' must be a positive number"),
         ))
     }
 }
@@ -88,9 +88,9 @@ fn non_negative(field: &str, value: f64) -> Result<f64, Invalid> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
     } else {
-        Err(response::field_error(
+        Err(HttpError::field(
             field,
-            &format!("'{field}' must be zero or positive"),
+            format!("'{field}' must be zero or positive"),
         ))
     }
 }
@@ -99,9 +99,9 @@ fn finite(field: &str, value: f64) -> Result<f64, Invalid> {
     if value.is_finite() {
         Ok(value)
     } else {
-        Err(response::field_error(
+        Err(HttpError::field(
             field,
-            &format!("'{field}' must be a finite number"),
+            format!("'{field}' must be a finite number"),
         ))
     }
 }
@@ -109,9 +109,9 @@ fn finite(field: &str, value: f64) -> Result<f64, Invalid> {
 fn label(field: &str, value: String, max: usize) -> Result<String, Invalid> {
     let trimmed = value.trim();
     if trimmed.is_empty() || trimmed.len() > max {
-        return Err(response::field_error(
+        return Err(HttpError::field(
             field,
-            &format!("'{field}' must be 1 to {max} characters"),
+            format!("'{field}' must be 1 to {max} characters"),
         ));
     }
     Ok(trimmed.to_string())
@@ -119,9 +119,9 @@ fn label(field: &str, value: String, max: usize) -> Result<String, Invalid> {
 
 fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Invalid> {
     match value {
-        Some(v) if v.len() > max => Err(response::field_error(
+        Some(v) if v.len() > max => Err(HttpError::field(
             field,
-            &format!("'{field}' must be at most {max} characters"),
+            format!("'{field}' must be at most {max} characters"),
         )),
         other => Ok(other),
     }
@@ -134,9 +134,9 @@ fn instant(field: &str, value: Option<String>) -> Result<Option<String>, Invalid
             DateTime::parse_from_rfc3339(&raw)
                 .map(|t| time::format(t.with_timezone(&Utc)))
                 .map_err(|_| {
-                    response::field_error(
+                    HttpError::field(
                         field,
-                        &format!(
+                        format!(
                             "'{field}' must be an RFC 3339 timestamp, e.g. 2025-11-18T10:30:00Z"
                         ),
                     )
@@ -154,7 +154,7 @@ fn price_event(b: PriceBody) -> Result<Event, Invalid> {
     let high = positive("high", b.high.unwrap_or(price))?;
     let low = positive("low", b.low.unwrap_or(price))?;
     if low > high {
-        return Err(response::field_error("low", "'low' must not exceed 'high'"));
+        return Err(HttpError::field("low", "'low' must not exceed 'high'"));
     }
     Ok(Event::PriceUpdate(PriceUpdate {
         ticker: ticker(&b.ticker)?,
@@ -257,7 +257,7 @@ async fn event_from(kind: Broadcast, req: Request<Incoming>, max: usize) -> Resu
 pub async fn broadcast(app: &App, kind: Broadcast, req: Request<Incoming>) -> HttpResponse {
     let event = match event_from(kind, req, app.config.max_body_size).await {
         Ok(event) => event,
-        Err(response) => return response,
+        Err(e) => return e.into_response(),
     };
     let room = event.room();
     match app.publish(event).await {

@@ -45,78 +45,100 @@ pub fn error(status: StatusCode, message: &str) -> HttpResponse {
     json(status, &serde_json::json!({ "error": message }))
 }
 
-/// `{"error": message, "field": field}` with 422.
-pub fn field_error(field: &str, message: &str) -> HttpResponse {
-    metrics().error();
-    json(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &serde_json::json!({ "error": message, "field": field }),
-    )
+/// Why a request body was refused; one variant per HTTP status it maps to.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HttpError {
+    /// 400: the body is not JSON (or has trailing garbage).
+    #[error("invalid JSON body: {0}")]
+    BadJson(String),
+    /// 400: the body could not be read.
+    #[error("could not read request body: {0}")]
+    Body(String),
+    /// 413: the body is larger than `ROOMCAST_MAX_BODY_SIZE`.
+    #[error("request body exceeds {0} bytes")]
+    TooLarge(usize),
+    /// 422: the body is JSON but a field is missing, mistyped or out of range.
+    #[error("{message}")]
+    Field {
+        /// The offending field's path, e.g. `price`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl HttpError {
+    /// A 422 naming `field`.
+    pub fn field(field: &str, message: impl Into<String>) -> Self {
+        HttpError::Field {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// The JSON error response: `{"error"}` or `{"error","field"}`.
+    pub fn into_response(self) -> HttpResponse {
+        let message = self.to_string();
+        match self {
+            HttpError::BadJson(_) | HttpError::Body(_) => error(StatusCode::BAD_REQUEST, &message),
+            HttpError::TooLarge(_) => error(StatusCode::PAYLOAD_TOO_LARGE, &message),
+            HttpError::Field { field, .. } => {
+                metrics().error();
+                json(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    &serde_json::json!({ "error": message, "field": field }),
+                )
+            }
+        }
+    }
 }
 
 /// Reads and parses a JSON body of at most `max` bytes.
 pub async fn read_json<T: DeserializeOwned>(
     req: Request<Incoming>,
     max: usize,
-) -> Result<T, HttpResponse> {
+) -> Result<T, HttpError> {
     let body = match Limited::new(req.into_body(), max).collect().await {
         Ok(collected) => collected.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return Err(error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("request body exceeds {max} bytes"),
-            ));
+            return Err(HttpError::TooLarge(max));
         }
-        Err(e) => {
-            return Err(error(
-                StatusCode::BAD_REQUEST,
-                &format!("could not read request body: {e}"),
-            ));
-        }
+        Err(e) => return Err(HttpError::Body(e.to_string())),
     };
     parse_json(&body)
 }
 
-/// Parses a JSON body, mapping errors to 400/422 responses naming the field.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpResponse> {
+/// Parses a JSON body; errors name the field (serde reports a missing field at
+/// its parent, so its name is taken from the message).
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
+    use serde_json::error::Category;
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = serde_path_to_error::deserialize::<_, T>(&mut de);
     // Trailing garbage after the value is a syntax error too.
     if parsed.is_ok()
         && let Err(e) = de.end()
     {
-        return Err(error(
-            StatusCode::BAD_REQUEST,
-            &format!("invalid JSON body: {e}"),
-        ));
+        return Err(HttpError::BadJson(e.to_string()));
     }
-    match parsed {
-        Ok(value) => Ok(value),
-        Err(e) => {
-            let path = e.path().to_string();
-            let inner = e.into_inner();
-            use serde_json::error::Category;
-            match inner.classify() {
-                Category::Syntax | Category::Eof | Category::Io => Err(error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("invalid JSON body: {inner}"),
-                )),
-                Category::Data => {
-                    let message = inner.to_string();
-                    let field = if path == "." {
-                        // serde reports a missing field at the parent: "missing field `price`".
-                        message.split('`').nth(1).unwrap_or("(body)").to_string()
-                    } else {
-                        path
-                    };
-                    Err(field_error(
-                        &field,
-                        &format!("invalid field '{field}': {message}"),
-                    ))
-                }
+    parsed.map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            Category::Syntax | Category::Eof | Category::Io => {
+                HttpError::BadJson(inner.to_string())
+            }
+            Category::Data => {
+                let message = inner.to_string();
+                let field = if path == "." {
+                    message.split('`').nth(1).unwrap_or("(body)").to_string()
+                } else {
+                    path
+                };
+                let message = format!("invalid field '{field}': {message}");
+                HttpError::Field { field, message }
             }
         }
-    }
+    })
 }
 
 /// The first value of query parameter `name`, percent-decoded.
@@ -154,26 +176,36 @@ mod tests {
 
     #[test]
     fn missing_field_is_named() {
-        let (status, v) = body_json(parse_json::<Body>(br#"{"ticker":"AAPL"}"#).unwrap_err());
+        let (status, v) = body_json(
+            parse_json::<Body>(br#"{"ticker":"AAPL"}"#)
+                .unwrap_err()
+                .into_response(),
+        );
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(v["field"], "price");
     }
 
     #[test]
     fn wrong_type_is_named() {
-        let (status, v) =
-            body_json(parse_json::<Body>(br#"{"ticker":"AAPL","price":"x"}"#).unwrap_err());
+        let (status, v) = body_json(
+            parse_json::<Body>(br#"{"ticker":"AAPL","price":"x"}"#)
+                .unwrap_err()
+                .into_response(),
+        );
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(v["field"], "price");
     }
 
     #[test]
     fn malformed_json_is_400() {
-        let (status, v) = body_json(parse_json::<Body>(b"{nope").unwrap_err());
+        let (status, v) = body_json(parse_json::<Body>(b"{nope").unwrap_err().into_response());
         assert_eq!(status, StatusCode::BAD_REQUEST);
         assert!(v["error"].as_str().unwrap().contains("invalid JSON"));
-        let (status, _) =
-            body_json(parse_json::<Body>(br#"{"ticker":"A","price":1} x"#).unwrap_err());
+        let (status, _) = body_json(
+            parse_json::<Body>(br#"{"ticker":"A","price":1} x"#)
+                .unwrap_err()
+                .into_response(),
+        );
         assert_eq!(status, StatusCode::BAD_REQUEST);
     }
 }
