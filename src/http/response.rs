@@ -124,21 +124,38 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
         let path = e.path().to_string();
         let inner = e.into_inner();
         match inner.classify() {
+            // serde_json reports some type mismatches in valid JSON as syntax
+            // errors (e.g. a number where an enum such as `alert_type` is
+            // expected): re-run those through `Value` to name the field (422).
+            Category::Syntax | Category::Eof
+                if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() =>
+            {
+                match serde_json::from_slice::<serde_json::Value>(body)
+                    .map(serde_path_to_error::deserialize::<_, T>)
+                {
+                    Ok(Err(e)) => field_error(e.path().to_string(), e.into_inner()),
+                    _ => HttpError::BadJson(inner.to_string()),
+                }
+            }
             Category::Syntax | Category::Eof | Category::Io => {
                 HttpError::BadJson(inner.to_string())
             }
-            Category::Data => {
-                let message = inner.to_string();
-                let field = if path == "." {
-                    message.split('`').nth(1).unwrap_or("(body)").to_string()
-                } else {
-                    path
-                };
-                let message = format!("invalid field '{field}': {message}");
-                HttpError::Field { field, message }
-            }
+            Category::Data => field_error(path, inner),
         }
     })
+}
+
+/// A 422 for a schema error at `path` (`.` when serde names the field only in
+/// its message, as for a missing field).
+fn field_error(path: String, inner: serde_json::Error) -> HttpError {
+    let message = inner.to_string();
+    let field = if path == "." {
+        message.split('`').nth(1).unwrap_or("(body)").to_string()
+    } else {
+        path
+    };
+    let message = format!("invalid field '{field}': {message}");
+    HttpError::Field { field, message }
 }
 
 /// The first value of query parameter `name`, percent-decoded.
@@ -194,6 +211,27 @@ mod tests {
         );
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(v["field"], "price");
+    }
+
+    #[test]
+    fn wrong_type_for_an_enum_is_named_not_a_syntax_error() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        enum Kind {
+            Above,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct WithEnum {
+            kind: Kind,
+        }
+        let (status, v) = body_json(
+            parse_json::<WithEnum>(br#"{"kind":3}"#)
+                .unwrap_err()
+                .into_response(),
+        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(v["field"], "kind");
     }
 
     #[test]
