@@ -1,0 +1,207 @@
+//! Per-connection and per-node limits: frame size (1009), inbound rate (4029),
+//! connection cap (503) and the heartbeat (4000). A bad client never affects
+//! the others.
+
+mod common;
+
+use common::*;
+use futures_util::{SinkExt, StreamExt};
+use hyper::StatusCode;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::{self, Message};
+
+const OP_TEXT: u8 = 0x1;
+const OP_CLOSE: u8 = 0x8;
+const OP_PING: u8 = 0x9;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_client_frame_is_closed_with_1009_and_others_are_unaffected() {
+    let server = TestServer::start(|c| c.max_message_size = 1024).await;
+    let mut bystander = server.connect_001().await;
+    let mut big = server.connect_001().await;
+
+    // A message of exactly the limit is accepted.
+    let prefix = r#"{"type":"ping","pad":""#;
+    let at_limit = format!("{prefix}{}\"}}", "x".repeat(1024 - prefix.len() - 2));
+    assert_eq!(at_limit.len(), 1024);
+    big.send(Message::text(at_limit)).await.unwrap();
+    assert_eq!(recv_json(&mut big).await["type"], "pong");
+
+    big.send(Message::text("x".repeat(2000))).await.unwrap();
+    let (code, reason) = recv_close(&mut big).await;
+    assert_eq!(code, 1009, "{reason}");
+    assert!(reason.contains("too big"), "{reason}");
+
+    ping_pong(&mut bystander).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fragmented_message_over_the_limit_is_closed_with_1009() {
+    let server = TestServer::start(|c| c.max_message_size = 1024).await;
+    let mut raw = RawWs::connect(server.addr, "/api/ws").await;
+    assert_eq!(raw.read_frame().await.opcode, OP_TEXT); // connection ack
+    // Three 600-byte fragments: each fits, together they do not.
+    raw.send_frame_fin(false, OP_TEXT, &[b' '; 600]).await;
+    raw.send_frame_fin(false, 0x0, &[b' '; 600]).await;
+    raw.send_frame_fin(true, 0x0, &[b' '; 600]).await;
+    let frame = raw.read_frame().await;
+    assert_eq!(frame.opcode, OP_CLOSE);
+    assert_eq!(
+        u16::from_be_bytes([frame.payload[0], frame.payload[1]]),
+        1009
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flood_gets_pongs_then_rate_limit_errors_then_close_4029() {
+    let server = TestServer::start(|c| {
+        c.client_msg_rate = 10;
+        c.client_msg_burst = 10;
+        c.client_msg_hard_limit = 20;
+    })
+    .await;
+    let mut bystander = server.connect_001().await;
+    let mut ws = server.connect_001().await;
+    // 100 pings back to back: queued locally, then written in one go.
+    for _ in 0..100 {
+        ws.feed(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+    }
+    // The server may close (and stop reading) before every ping is written.
+    let _ = ws.flush().await;
+
+    let closed = recv_close_collect(&mut ws).await;
+    assert_eq!(closed.code, 4029, "{closed:?}");
+    let replies: Vec<Value> = closed
+        .texts
+        .iter()
+        .map(|t| serde_json::from_str(t).unwrap())
+        .collect();
+    let pongs = replies.iter().filter(|v| v["type"] == "pong").count();
+    let errors: Vec<&Value> = replies.iter().filter(|v| v["type"] == "error").collect();
+    assert_eq!(replies[0]["type"], "pong", "the burst is served first");
+    assert!(pongs >= 10, "the burst of 10 is served: {pongs} pongs");
+    assert!(
+        errors.len() >= 20,
+        "each rejected message gets an error: {} errors",
+        errors.len()
+    );
+    for e in &errors {
+        assert!(e["message"].as_str().unwrap().contains("Rate limit"), "{e}");
+    }
+    assert_eq!(pongs + errors.len(), replies.len(), "{replies:?}");
+    assert!(replies.len() < 100, "the flood was cut short");
+
+    ping_pong(&mut bystander).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_within_its_burst_is_not_throttled() {
+    // Default limits (10/s, burst 10): ten messages are within the burst
+    // whatever their timing.
+    let server = TestServer::start(|_| {}).await;
+    let mut ws = server.connect_001().await;
+    for _ in 0..10 {
+        ping_pong(&mut ws).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_under_a_large_rate_is_never_throttled() {
+    let server = TestServer::start(|c| {
+        c.client_msg_rate = 100_000;
+        c.client_msg_burst = 1_000;
+    })
+    .await;
+    let mut ws = server.connect_001().await;
+    for _ in 0..200 {
+        ws.feed(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
+    }
+    ws.flush().await.unwrap();
+    for i in 0..200 {
+        let v = recv_json(&mut ws).await;
+        assert_eq!(v["type"], "pong", "reply {i}: {v}");
+    }
+    ping_pong(&mut ws).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upgrade_over_connection_cap_is_refused_with_503_json() {
+    let server = TestServer::start(|c| c.max_connections = 2).await;
+    let mut a = server.connect_001().await;
+    let mut b = server.connect_001().await;
+
+    let (status, body) = server.ws_upgrade_refused("/api/ws").await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("connection limit"),
+        "{body}"
+    );
+    assert_eq!(body["max_connections"], 2, "{body}");
+
+    match tokio_tungstenite::connect_async(server.ws_url("/api/ws")).await {
+        Err(tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE)
+        }
+        Err(other) => panic!("expected an HTTP 503, got {other}"),
+        Ok(_) => panic!("a third connection was accepted"),
+    }
+
+    // The refused upgrades did not disturb the connected clients, and plain
+    // HTTP still works at the cap.
+    ping_pong(&mut a).await;
+    ping_pong(&mut b).await;
+    let (status, _) = server.http_get("/health").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+fn heartbeat(c: &mut roomcast::Config) {
+    c.heartbeat_timeout_secs = 0.5;
+    c.ping_interval_secs = 0.2;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_client_is_pinged_then_closed_with_4000() {
+    let server = TestServer::start(heartbeat).await;
+    let mut raw = RawWs::connect(server.addr, "/api/ws").await;
+    let ack = raw.read_frame().await;
+    assert_eq!(ack.opcode, OP_TEXT);
+    let ack: Value = serde_json::from_slice(&ack.payload).unwrap();
+    assert_eq!(ack["type"], "connection");
+
+    // Never answer: the server pings, then gives up.
+    let mut pings = 0;
+    let close = loop {
+        let frame = raw.read_frame().await;
+        assert!(frame.fin);
+        match frame.opcode {
+            OP_PING => pings += 1,
+            OP_CLOSE => break frame,
+            other => panic!("unexpected frame opcode {other}: {frame:?}"),
+        }
+    };
+    assert!(pings >= 1, "the server pinged before closing");
+    let code = u16::from_be_bytes([close.payload[0], close.payload[1]]);
+    assert_eq!(code, 4000);
+    let reason = String::from_utf8_lossy(&close.payload[2..]);
+    assert!(reason.contains("heartbeat"), "{reason}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_answering_pings_stays_connected_past_several_timeouts() {
+    let server = TestServer::start(heartbeat).await;
+    let mut ws = server.connect_001().await;
+    // tungstenite answers each ping while we keep reading.
+    let mut pings = 0;
+    while pings < 5 {
+        match within("a server ping", ws.next()).await {
+            Some(Ok(Message::Ping(payload))) => {
+                assert_eq!(&payload[..], b"roomcast");
+                pings += 1;
+            }
+            other => panic!("expected a ping, got {other:?}"),
+        }
+    }
+    send_json(&mut ws, &json!({"type": "ping"})).await;
+    let pong = recv_json(&mut ws).await;
+    assert_eq!(pong["type"], "pong", "{pong}");
+}
