@@ -111,6 +111,9 @@ impl<R: AsyncRead + Unpin> AsyncRead for Prefixed<R> {
         if !self.prefix.is_empty() {
             let n = self.prefix.len().min(buf.remaining());
             buf.put_slice(&self.prefix.split_to(n));
+            if self.prefix.is_empty() {
+                self.prefix = Bytes::new();
+            }
             return std::task::Poll::Ready(Ok(()));
         }
         std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
@@ -244,6 +247,14 @@ pub async fn run<D: DialectSession>(
     // writer already coalesces queued frames into one write.
     let _ = stream.set_nodelay(true);
     let (read_half, mut write_half) = stream.into_split();
+    // `read_ahead` is a view into hyper's whole read buffer: even when empty
+    // it would pin that allocation for the session's lifetime. Copy the (rare)
+    // pipelined bytes out and let hyper's buffer go.
+    let read_ahead = if read_ahead.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(&read_ahead)
+    };
     let (mut ws, _) = fastwebsockets::after_handshake_split(
         Prefixed {
             prefix: read_ahead,
