@@ -1,0 +1,338 @@
+//! Proves the fan-out promise of DESIGN.md ("nothing is allocated or
+//! serialised per member") by counting heap allocations. A counting global
+//! allocator wraps `std::alloc::System` and counts allocations made on the
+//! measuring thread only, while a thread-local flag is set, so tests running
+//! in parallel on other threads cannot disturb the counts. After a warm-up
+//! (history ring full, every outbox queue and writer batch grown to its
+//! working size) we measure: publishing one `price_update` to a room of 1,000
+//! members allocates exactly as much as publishing it to 10 members — a small
+//! per-publish constant (the one encode) — and a writer flushing 1,024 queued
+//! frames to a sink allocates exactly as much as one flushing 32.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use roomcast::close_code::CloseCode;
+use roomcast::dialect::DialectKind;
+use roomcast::frame;
+use roomcast::ids::SessionId;
+use roomcast::outbox::{Delivery, Drain, Outbox};
+use roomcast::protocol::{Event, PatternAlert, PriceUpdate, RoomName};
+use roomcast::rooms::Room;
+use roomcast::ws::writer::{self, WriterEnd};
+
+/// Heap allocations one `Room::publish` of the ~200-byte `price_update` makes
+/// whatever the member count: the frame buffer the event is serialised into,
+/// and the `Bytes` shared header created when that buffer becomes a
+/// reference-counted frame.
+const ALLOCATIONS_PER_PUBLISH: u64 = 2;
+
+/// The same for the 257-byte `pattern_alert`: its JSON outgrows the 256-byte
+/// size hint `Room::publish` reserves, so the frame buffer grows once more.
+const ALLOCATIONS_PER_PUBLISH_OVER_256_BYTES: u64 = 3;
+
+/// Heap allocations of one `writer::run` from first drain to shutdown,
+/// whatever the number of frames flushed: the writer's batch `Vec` (grown once
+/// to `MAX_BATCH`) plus [`ALLOCATIONS_PER_CLOSE_FRAME`].
+const ALLOCATIONS_PER_WRITER_RUN: u64 = 1 + ALLOCATIONS_PER_CLOSE_FRAME;
+
+/// Heap allocations of `frame::close`, built once when a writer stops: the
+/// payload `Vec`, the frame buffer, and the `Bytes` shared header created when
+/// the frame is sliced behind its reserved header room.
+const ALLOCATIONS_PER_CLOSE_FRAME: u64 = 3;
+
+// ---------------------------------------------------------------------------
+// Counting allocator
+
+/// Wraps the system allocator and counts allocations (including zeroed
+/// allocations and reallocations) on threads that enabled counting.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<u64> = const { Cell::new(0) };
+}
+
+fn record_allocation() {
+    // `try_with`: allocations during thread teardown must not panic.
+    let counting = COUNTING.try_with(Cell::get).unwrap_or(false);
+    if counting {
+        let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+    }
+}
+
+// SAFETY: every call is forwarded unchanged to `System`; counting touches only
+// const-initialised thread-locals, which never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        record_allocation();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        record_allocation();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        record_allocation();
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and returns how many heap allocations it made on this thread.
+/// `f`'s result is returned, so it is dropped outside the counted region.
+fn allocations_during<R>(f: impl FnOnce() -> R) -> (u64, R) {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|c| c.set(true));
+    let result = f();
+    COUNTING.with(|c| c.set(false));
+    (ALLOCATIONS.with(Cell::get), result)
+}
+
+// ---------------------------------------------------------------------------
+// Fixtures
+
+/// A realistic seed 001 `price_update` (about 200 bytes of canonical JSON).
+fn price_update() -> Event {
+    Event::PriceUpdate(PriceUpdate {
+        ticker: "BTC-USD".into(),
+        price: 97_234.17,
+        change: -1_523.42,
+        change_percent: -1.54,
+        volume: 38_211_456_789.0,
+        high: 99_102.55,
+        low: 96_870.03,
+        open: 98_757.59,
+        timestamp: "2025-11-18T14:30:00.123Z".into(),
+    })
+}
+
+/// A seed 001 `pattern_alert` (an ordered, non-conflating room).
+fn pattern_alert() -> Event {
+    Event::PatternAlert(PatternAlert {
+        ticker: "NVDA".into(),
+        pattern_type: "VCP".into(),
+        score: 8.7,
+        entry_price: 142.35,
+        stop_price: 136.8,
+        target_price: 158.9,
+        risk_reward_ratio: 2.98,
+        message: "NVDA: VCP breakout above 142.35 on 1.8x volume".into(),
+        timestamp: "2025-11-18T14:30:00.123Z".into(),
+    })
+}
+
+/// A room of `members` seed 001 sessions, each with its own outbox.
+fn room_with_members(name: RoomName, members: usize) -> (Room, Vec<Arc<Outbox>>) {
+    let room = Room::new(name, 100);
+    let outboxes: Vec<_> = (0..members)
+        .map(|_| Arc::new(Outbox::new(roomcast::outbox::DEFAULT_CAPACITY)))
+        .collect();
+    for outbox in &outboxes {
+        room.join(SessionId::next(), DialectKind::Seed001, outbox, &mut |_| {
+            Vec::new()
+        })
+        .expect("a new room is not retired");
+    }
+    (room, outboxes)
+}
+
+/// Empties every outbox, as the members' writers would.
+fn drain_all(outboxes: &[Arc<Outbox>], batch: &mut Vec<Bytes>) {
+    for outbox in outboxes {
+        while outbox.drain_into(batch, writer::MAX_BATCH) == Drain::Frames {
+            batch.clear();
+        }
+    }
+}
+
+/// Publishes more events than the history keeps, draining after each, so the
+/// history ring and every outbox queue have reached their working capacity.
+fn warm_up(room: &Room, outboxes: &[Arc<Outbox>], event: &Event) {
+    let mut batch = Vec::with_capacity(writer::MAX_BATCH);
+    for _ in 0..150 {
+        room.publish(event);
+        drain_all(outboxes, &mut batch);
+    }
+}
+
+/// Allocations of each of `rounds` single publishes (drained in between, untimed).
+fn allocations_per_publish(
+    room: &Room,
+    outboxes: &[Arc<Outbox>],
+    event: &Event,
+    rounds: usize,
+) -> Vec<u64> {
+    let mut batch = Vec::with_capacity(writer::MAX_BATCH);
+    (0..rounds)
+        .map(|_| {
+            let (allocations, report) = allocations_during(|| room.publish(event));
+            assert_eq!(report.recipients, outboxes.len());
+            assert_eq!(report.conflated + report.overflowed, 0);
+            drain_all(outboxes, &mut batch);
+            allocations
+        })
+        .collect()
+}
+
+fn assert_publish_cost_is_independent_of_members(name: RoomName, event: &Event, expected: u64) {
+    let (small, small_outboxes) = room_with_members(name.clone(), 10);
+    let (large, large_outboxes) = room_with_members(name, 1_000);
+    warm_up(&small, &small_outboxes, event);
+    warm_up(&large, &large_outboxes, event);
+
+    let for_10 = allocations_per_publish(&small, &small_outboxes, event, 5);
+    let for_1000 = allocations_per_publish(&large, &large_outboxes, event, 5);
+
+    assert_eq!(
+        for_1000, for_10,
+        "publishing to 1,000 members must allocate exactly what publishing to 10 does"
+    );
+    assert!(
+        for_10.iter().all(|&n| n == expected),
+        "each publish should allocate {expected} times (the one encode), got {for_10:?}"
+    );
+    assert!(expected <= 8);
+}
+
+// ---------------------------------------------------------------------------
+// Tests
+
+#[test]
+fn the_benchmark_event_is_about_200_bytes() {
+    // The same event as `bench/fanout.rs`: 207 bytes of JSON, 4-byte header.
+    let frame = frame::json(&price_update());
+    assert_eq!(frame::payload(&frame).len(), 207);
+    assert_eq!(frame.len(), 211);
+}
+
+#[test]
+fn the_ordered_room_event_outgrows_the_publish_size_hint() {
+    // Why ALLOCATIONS_PER_PUBLISH_OVER_256_BYTES applies to `pattern_alert`.
+    let frame = frame::json(&pattern_alert());
+    assert_eq!(frame::payload(&frame).len(), 257);
+}
+
+#[test]
+fn publishing_allocates_nothing_per_member() {
+    assert_publish_cost_is_independent_of_members(
+        RoomName::ticker("BTC-USD"),
+        &price_update(),
+        ALLOCATIONS_PER_PUBLISH,
+    );
+}
+
+#[test]
+fn publishing_to_an_ordered_room_allocates_nothing_per_member() {
+    assert_publish_cost_is_independent_of_members(
+        RoomName::patterns(),
+        &pattern_alert(),
+        ALLOCATIONS_PER_PUBLISH_OVER_256_BYTES,
+    );
+}
+
+#[test]
+fn every_member_receives_the_same_allocation() {
+    let (room, outboxes) = room_with_members(RoomName::ticker("BTC-USD"), 1_000);
+    room.publish(&price_update());
+    let mut frames = Vec::new();
+    for outbox in &outboxes {
+        assert_eq!(outbox.drain_into(&mut frames, 1), Drain::Frames);
+    }
+    assert!(frames.windows(2).all(|w| w[0].as_ptr() == w[1].as_ptr()));
+}
+
+#[test]
+fn draining_into_a_reused_batch_allocates_nothing() {
+    let outbox = Outbox::new(roomcast::outbox::DEFAULT_CAPACITY);
+    let frames = frames_of_200_bytes(1_024);
+    let mut batch = Vec::with_capacity(writer::MAX_BATCH);
+    for round in 0..3 {
+        for f in &frames {
+            outbox.push(f, Delivery::Ordered);
+        }
+        let (allocations, drained) = allocations_during(|| {
+            let mut drained = 0;
+            while outbox.drain_into(&mut batch, writer::MAX_BATCH) == Drain::Frames {
+                drained += batch.len();
+                batch.clear();
+            }
+            drained
+        });
+        assert_eq!(drained, frames.len());
+        assert_eq!(allocations, 0, "round {round}");
+    }
+}
+
+/// `n` distinct 200-byte text frames (196-byte payload, 4-byte header).
+fn frames_of_200_bytes(n: usize) -> Vec<Bytes> {
+    (0..n)
+        .map(|i| {
+            let frame = frame::text(&[b'a' + (i % 26) as u8; 196]);
+            assert_eq!(frame.len(), 200);
+            frame
+        })
+        .collect()
+}
+
+/// Allocations of one `writer::run` flushing `frames` (then a close frame) to a sink.
+fn writer_run_allocations(rt: &tokio::runtime::Runtime, frames: &[Bytes]) -> u64 {
+    let outbox = Outbox::new(roomcast::outbox::DEFAULT_CAPACITY);
+    for f in frames {
+        assert_eq!(
+            outbox.push(f, Delivery::Ordered),
+            roomcast::outbox::Pushed::Queued
+        );
+    }
+    // `run` returns once the outbox is closed and flushed.
+    outbox.close(CloseCode::Normal);
+    let mut sink = tokio::io::sink();
+    let (allocations, end) =
+        allocations_during(|| rt.block_on(writer::run(&outbox, &mut sink, Duration::from_secs(5))));
+    assert!(matches!(end, WriterEnd::Closed(CloseCode::Normal)));
+    allocations
+}
+
+#[test]
+fn writer_flush_allocates_nothing_per_frame() {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a current-thread runtime");
+    let few = frames_of_200_bytes(32);
+    let many = frames_of_200_bytes(1_024);
+    // Warm-up: metric handles, runtime context, timer.
+    for _ in 0..3 {
+        writer_run_allocations(&rt, &many);
+    }
+
+    let (close_frame, _) = allocations_during(|| frame::close(CloseCode::Normal));
+    assert_eq!(close_frame, ALLOCATIONS_PER_CLOSE_FRAME);
+
+    let for_32: Vec<u64> = (0..3).map(|_| writer_run_allocations(&rt, &few)).collect();
+    let for_1024: Vec<u64> = (0..3).map(|_| writer_run_allocations(&rt, &many)).collect();
+
+    assert_eq!(
+        for_1024, for_32,
+        "flushing 1,024 frames (32 vectored writes) must allocate what flushing 32 (one write) does"
+    );
+    assert!(
+        for_32.iter().all(|&n| n == ALLOCATIONS_PER_WRITER_RUN),
+        "each writer run should allocate {ALLOCATIONS_PER_WRITER_RUN} times, got {for_32:?}"
+    );
+}
