@@ -120,6 +120,17 @@ impl<R: AsyncRead + Unpin> AsyncRead for Prefixed<R> {
     }
 }
 
+/// `read_ahead` is a view into hyper's whole read buffer: even when empty it
+/// would pin that allocation (about 8 KiB) for the session's lifetime. Takes
+/// it by value, copies the (rare) pipelined bytes out and lets hyper's buffer go.
+fn detach(read_ahead: Bytes) -> Bytes {
+    if read_ahead.is_empty() {
+        Bytes::new()
+    } else {
+        Bytes::copy_from_slice(&read_ahead)
+    }
+}
+
 /// How the reader stopped.
 #[derive(Debug)]
 enum ReadEnd {
@@ -247,14 +258,7 @@ pub async fn run<D: DialectSession>(
     // writer already coalesces queued frames into one write.
     let _ = stream.set_nodelay(true);
     let (read_half, mut write_half) = stream.into_split();
-    // `read_ahead` is a view into hyper's whole read buffer: even when empty
-    // it would pin that allocation for the session's lifetime. Copy the (rare)
-    // pipelined bytes out and let hyper's buffer go.
-    let read_ahead = if read_ahead.is_empty() {
-        Bytes::new()
-    } else {
-        Bytes::copy_from_slice(&read_ahead)
-    };
+    let read_ahead = detach(read_ahead);
     let (mut ws, _) = fastwebsockets::after_handshake_split(
         Prefixed {
             prefix: read_ahead,
