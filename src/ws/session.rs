@@ -1,7 +1,7 @@
 //! One WebSocket session: the reader loop and the writer of one connection,
 //! driven by one task, over a dialect.
 //!
-//! The reader parses client frames with `fastwebsockets` (reassembling
+//! The reader parses client frames ([`super::reader`]; reassembling
 //! fragments up to the size limit, answering pings through the outbox),
 //! applies the rate limit and hands complete messages to the dialect. The
 //! writer ([`super::writer`]) drains the outbox into vectored writes on the raw
@@ -13,10 +13,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use fastwebsockets::{OpCode, Role, WebSocketError, WebSocketRead};
-use tokio::io::{AsyncRead, ReadBuf};
+use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
+use super::reader::{FrameReader, OpCode, ReadError};
 use super::sessions::{Permit, SessionHandle};
 use super::throttle::{Throttle, Verdict};
 use super::writer::{self, WriterEnd};
@@ -94,43 +94,6 @@ impl SessionLink {
     }
 }
 
-/// The read half with the bytes hyper had already read past the handshake in front.
-struct Prefixed<R> {
-    /// Bytes read by hyper after the request head (usually empty).
-    prefix: Bytes,
-    /// The socket's read half.
-    inner: R,
-}
-
-impl<R: AsyncRead + Unpin> AsyncRead for Prefixed<R> {
-    fn poll_read(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> std::task::Poll<std::io::Result<()>> {
-        if !self.prefix.is_empty() {
-            let n = self.prefix.len().min(buf.remaining());
-            buf.put_slice(&self.prefix.split_to(n));
-            if self.prefix.is_empty() {
-                self.prefix = Bytes::new();
-            }
-            return std::task::Poll::Ready(Ok(()));
-        }
-        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-/// `read_ahead` is a view into hyper's whole read buffer: even when empty it
-/// would pin that allocation (about 8 KiB) for the session's lifetime. Takes
-/// it by value, copies the (rare) pipelined bytes out and lets hyper's buffer go.
-fn detach(read_ahead: Bytes) -> Bytes {
-    if read_ahead.is_empty() {
-        Bytes::new()
-    } else {
-        Bytes::copy_from_slice(&read_ahead)
-    }
-}
-
 /// How the reader stopped.
 #[derive(Debug)]
 enum ReadEnd {
@@ -142,14 +105,11 @@ enum ReadEnd {
     Gone,
 }
 
-fn classify(error: WebSocketError) -> ReadEnd {
+fn classify(error: ReadError) -> ReadEnd {
     match error {
-        WebSocketError::FrameTooLarge => ReadEnd::Close(CloseCode::MessageTooBig),
-        WebSocketError::InvalidUTF8 => ReadEnd::Close(CloseCode::InvalidPayload),
-        WebSocketError::UnexpectedEOF
-        | WebSocketError::ConnectionClosed
-        | WebSocketError::IoError(_) => ReadEnd::Gone,
-        _ => ReadEnd::Close(CloseCode::ProtocolError),
+        ReadError::TooLarge(_) => ReadEnd::Close(CloseCode::MessageTooBig),
+        ReadError::Protocol(_) => ReadEnd::Close(CloseCode::ProtocolError),
+        ReadError::Eof | ReadError::Io(_) => ReadEnd::Gone,
     }
 }
 
@@ -162,19 +122,17 @@ struct ReadLimits {
 }
 
 async fn read_loop<D: DialectSession, R: AsyncRead + Unpin>(
-    ws: &mut WebSocketRead<R>,
+    reader: &mut FrameReader<R>,
     dialect: &mut D,
     link: &mut SessionLink,
     handle: &SessionHandle,
     throttle: &mut Throttle,
     limits: &ReadLimits,
 ) -> ReadEnd {
-    // With auto-close and auto-pong off, fastwebsockets never asks to send.
-    let mut no_send = |_| async { Ok::<(), std::convert::Infallible>(()) };
     // A fragmented message being reassembled: (opcode of the first frame, bytes so far).
     let mut partial: Option<(OpCode, Vec<u8>)> = None;
     loop {
-        let mut frame = match ws.read_frame(&mut no_send).await {
+        let mut frame = match reader.read_frame().await {
             Ok(frame) => frame,
             Err(e) => return classify(e),
         };
@@ -190,15 +148,18 @@ async fn read_loop<D: DialectSession, R: AsyncRead + Unpin>(
                 return ReadEnd::Close(CloseCode::ProtocolError);
             }
             OpCode::Text | OpCode::Binary if !frame.fin => {
-                partial = Some((frame.opcode, frame.payload.to_vec()));
+                partial = Some((frame.opcode, std::mem::take(&mut frame.payload)));
                 continue;
+            }
+            OpCode::Text if std::str::from_utf8(&frame.payload).is_err() => {
+                return ReadEnd::Close(CloseCode::InvalidPayload);
             }
             OpCode::Text | OpCode::Binary => None,
             OpCode::Continuation => {
                 let Some((_, buf)) = partial.as_mut() else {
                     return ReadEnd::Close(CloseCode::ProtocolError);
                 };
-                if buf.len() + frame.payload.len() >= limits.max_message_size {
+                if buf.len() + frame.payload.len() > limits.max_message_size {
                     return ReadEnd::Close(CloseCode::MessageTooBig);
                 }
                 buf.extend_from_slice(&frame.payload);
@@ -224,7 +185,7 @@ async fn read_loop<D: DialectSession, R: AsyncRead + Unpin>(
         }
         let payload: &mut [u8] = match message.as_mut() {
             Some(buf) => buf,
-            None => frame.payload.to_mut(),
+            None => &mut frame.payload,
         };
         dialect.on_message(link, payload);
     }
@@ -258,19 +219,10 @@ pub async fn run<D: DialectSession>(
     // writer already coalesces queued frames into one write.
     let _ = stream.set_nodelay(true);
     let (read_half, mut write_half) = stream.into_split();
-    let read_ahead = detach(read_ahead);
-    let (mut ws, _) = fastwebsockets::after_handshake_split(
-        Prefixed {
-            prefix: read_ahead,
-            inner: read_half,
-        },
-        tokio::io::sink(),
-        Role::Server,
-    );
-    ws.set_auto_close(false);
-    ws.set_auto_pong(false);
-    // fastwebsockets rejects payload_len >= limit; ours is inclusive.
-    ws.set_max_message_size(config.max_message_size + 1);
+    let mut frames = FrameReader::new(read_half, &read_ahead, config.max_message_size);
+    // `read_ahead` is a view into hyper's whole read buffer: drop it now
+    // (the reader copied the rare pipelined bytes) so that buffer is freed.
+    drop(read_ahead);
 
     let mut link = SessionLink {
         app: Arc::clone(&app),
@@ -295,7 +247,7 @@ pub async fn run<D: DialectSession>(
     {
         let mut writer = pin!(writer::run(&outbox, &mut write_half, stall));
         let mut reader = pin!(read_loop(
-            &mut ws,
+            &mut frames,
             &mut dialect,
             &mut link,
             &handle,
@@ -303,9 +255,8 @@ pub async fn run<D: DialectSession>(
             &limits
         ));
         // Both futures are driven by this task. Only when one side has ended
-        // is the other abandoned: the reader (and fastwebsockets' read_frame,
-        // which is not cancel-safe) is dropped only when the socket is being
-        // closed, never to be read again.
+        // is the other abandoned, and the reader is dropped only when the
+        // socket is being closed, never to be read again.
         tokio::select! {
             end = &mut reader => {
                 let code = match end {
