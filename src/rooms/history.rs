@@ -53,11 +53,6 @@ impl History {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
-
-    /// The oldest retained `seq`, if any.
-    pub fn first_seq(&self) -> Option<u64> {
-        self.entries.front().map(|(seq, _)| *seq)
-    }
 }
 
 #[cfg(test)]
@@ -75,7 +70,6 @@ mod tests {
             got,
             vec![Bytes::from("3"), Bytes::from("4"), Bytes::from("5")]
         );
-        assert_eq!(h.first_seq(), Some(3));
     }
 
     #[test]

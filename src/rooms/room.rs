@@ -8,7 +8,6 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use bytes::Bytes;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 
@@ -56,11 +55,10 @@ struct RoomState {
 /// A named stream and its members.
 #[derive(Debug)]
 pub struct Room {
-    /// Process-unique id: the conflation key in members' outboxes.
-    id: RoomId,
     /// The room's name, e.g. `ticker:AAPL`.
     name: RoomName,
-    /// What a full outbox does with this room's frames.
+    /// What a full outbox does with this room's frames; a conflating room's
+    /// process-unique [`RoomId`] is the conflation key in members' outboxes.
     delivery: Delivery,
     /// Identifies this room's history lineage; changes when history is lost
     /// (a new room instance), so a resuming client can tell `seq`s apart.
@@ -88,7 +86,6 @@ impl Room {
             Delivery::Ordered
         };
         Room {
-            id,
             name,
             delivery,
             // 53 bits: exact in JavaScript numbers.
@@ -106,11 +103,6 @@ impl Room {
     /// The room's name.
     pub fn name(&self) -> &RoomName {
         &self.name
-    }
-
-    /// The room's epoch.
-    pub fn epoch(&self) -> u64 {
-        self.epoch
     }
 
     /// Current member count (all dialects).
@@ -222,16 +214,6 @@ impl Room {
         }
         report
     }
-
-    /// The room's process-unique id.
-    pub fn id(&self) -> RoomId {
-        self.id
-    }
-
-    /// Payloads currently retained, oldest first (copies of the `Bytes` handles).
-    pub fn history_snapshot(&self) -> Vec<Bytes> {
-        self.state.lock().history.payloads().cloned().collect()
-    }
 }
 
 #[cfg(test)]
@@ -241,6 +223,7 @@ mod tests {
     use crate::outbox::Drain;
     use crate::protocol::PatternAlert;
     use crate::protocol::PriceUpdate;
+    use bytes::Bytes;
 
     fn price(ticker: &str, p: f64) -> Event {
         Event::PriceUpdate(PriceUpdate {

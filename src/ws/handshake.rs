@@ -34,11 +34,6 @@ fn header_has_token(headers: &HeaderMap, name: hyper::header::HeaderName, token:
     })
 }
 
-/// True when the request asks for a WebSocket upgrade at all.
-pub fn is_upgrade<B>(req: &Request<B>) -> bool {
-    header_has_token(req.headers(), UPGRADE, "websocket")
-}
-
 /// Validates the handshake headers; returns the `Sec-WebSocket-Accept` value.
 pub fn accept<B>(req: &Request<B>) -> Result<HeaderValue, HandshakeError> {
     if req.method() != Method::GET {
