@@ -102,11 +102,14 @@ nchan_module() {
   dpkg -L libnginx-mod-nchan | grep -m1 'ngx_nchan_module\.so$'
 }
 
-# A free port on 127.0.0.1 (nothing answers on it).
+# A free port on 127.0.0.1 (nothing answers on it), below the kernel's
+# ephemeral range: the previous scenario's thousands of closing client sockets
+# occupy ephemeral ports, and a listener there can fail with EADDRINUSE.
 free_port() {
-  local p
+  local p low
+  low=$(awk '{print $1}' /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
   for _ in $(seq 1 200); do
-    p=$((20000 + RANDOM % 20000))
+    p=$((10000 + RANDOM % (low - 10000)))
     if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
       echo "$p"
       return
