@@ -2,7 +2,6 @@
 //! validation) and the session machinery shared by every dialect.
 
 pub mod handshake;
-pub mod race;
 pub mod reader;
 pub mod session;
 pub mod sessions;

@@ -16,7 +16,6 @@ use bytes::Bytes;
 use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
-use super::race::{Finished, race};
 use super::reader::{FrameReader, OpCode, ReadError};
 use super::sessions::{Permit, SessionHandle};
 use super::throttle::{Throttle, Verdict};
@@ -255,11 +254,11 @@ pub async fn run<D: DialectSession>(
             &mut throttle,
             &limits
         ));
-        // Both futures are driven by this task, each polled only when its own
-        // waker fired. Only when one side has ended is the other abandoned,
-        // and the reader is dropped only when the socket is being closed.
-        match race(reader.as_mut(), writer.as_mut()).await {
-            Finished::First(end) => {
+        // Both futures are driven by this task. Only when one side has ended
+        // is the other abandoned, and the reader is dropped only when the
+        // socket is being closed, never to be read again.
+        tokio::select! {
+            end = &mut reader => {
                 let code = match end {
                     ReadEnd::ClientClosed => Some(CloseCode::Normal),
                     ReadEnd::Close(code) => Some(code),
@@ -277,7 +276,7 @@ pub async fn run<D: DialectSession>(
                 }
                 tracing::debug!(session = %id, ?end, "session reader ended");
             }
-            Finished::Second(end) => {
+            end = &mut writer => {
                 match &end {
                     WriterEnd::Closed(_) => {
                         // Wait briefly for the client's close reply.
