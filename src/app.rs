@@ -14,6 +14,7 @@ use crate::config::Config;
 use crate::protocol::Event;
 use crate::rooms::{PublishReport, Rooms};
 use crate::sources::alerts::AlertBook;
+use crate::sources::modeldata::{ModelData, ModelDataConfig};
 use crate::ws::sessions::Sessions;
 
 /// Everything a request handler, session or source needs.
@@ -29,6 +30,8 @@ pub struct App {
     pub sessions: Arc<Sessions>,
     /// User price alerts, checked on every price update.
     pub alerts: AlertBook,
+    /// Seed 000's modeldata feeds (leases, status).
+    pub modeldata: Arc<ModelData>,
     /// Process start, for `uptime`.
     pub started: Instant,
     /// Cancelled when the node starts draining.
@@ -45,6 +48,14 @@ impl App {
             bus: Bus::local(Arc::clone(&rooms)),
             sessions: Arc::new(Sessions::new(config.max_connections)),
             alerts: AlertBook::new(config.max_alerts),
+            modeldata: ModelData::new(
+                ModelDataConfig {
+                    interval: config.modeldata_interval(),
+                    max_feeds: config.modeldata_max_feeds,
+                    max_points: config.modeldata_max_points,
+                },
+                config.database_url.is_some(),
+            ),
             rooms,
             config,
             started: Instant::now(),

@@ -117,6 +117,48 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_MAX_ALERTS", default_value_t = 10_000)]
     pub max_alerts: usize,
 
+    /// PostgreSQL holding the `modeldata` table (seed 000). Unset: an embedded
+    /// in-memory store of simulated AI trading models.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// The modeldata table (`name` or `schema.name`).
+    #[arg(long, env = "MODELDATA_TABLE", default_value = "modeldata")]
+    pub modeldata_table: String,
+
+    /// Seconds between two `modeldata_update` broadcasts (seed 000's 20).
+    #[arg(
+        long = "modeldata-interval",
+        env = "MODELDATA_INTERVAL_SECS",
+        default_value_t = 20.0
+    )]
+    pub modeldata_interval_secs: f64,
+
+    /// Whether roomcast creates its `(display_name, created_at, id)` index.
+    #[arg(
+        long,
+        env = "MODELDATA_CREATE_INDEX",
+        value_enum,
+        default_value = "create"
+    )]
+    pub modeldata_create_index: crate::sources::modeldata::postgres::IndexMode,
+
+    /// Database connections in the modeldata pool.
+    #[arg(long, env = "MODELDATA_POOL_SIZE", default_value_t = 4)]
+    pub modeldata_pool_size: usize,
+
+    /// Distinct modeldata option sets (`?points`, `?sampler`, `?from`, `?to`) served at once.
+    #[arg(long, env = "MODELDATA_MAX_FEEDS", default_value_t = 32)]
+    pub modeldata_max_feeds: usize,
+
+    /// Largest `?points` a modeldata connection may ask for.
+    #[arg(long, env = "MODELDATA_MAX_POINTS", default_value_t = 5_000)]
+    pub modeldata_max_points: usize,
+
+    /// Simulated models of the embedded modeldata store (no DATABASE_URL).
+    #[arg(long, env = "MODELDATA_SIM_MODELS", default_value_t = 6)]
+    pub modeldata_sim_models: usize,
+
     /// Seconds a graceful shutdown may take before remaining sessions are dropped.
     #[arg(
         long = "shutdown-timeout",
@@ -164,6 +206,23 @@ fn check_range(
         return Err(invalid(name, format!("{value} is not in [{min}, {max}]")));
     }
     Ok(())
+}
+
+/// `name` or `schema.name`, each an unquoted lower-case SQL identifier, so it
+/// can be put into queries as is.
+fn is_table_name(name: &str) -> bool {
+    let ident = |s: &str| {
+        s.len() <= 63
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let mut parts = name.split('.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(t), None, None) => ident(t),
+        (Some(s), Some(t), None) => ident(s) && ident(t),
+        _ => false,
+    }
 }
 
 impl Default for Config {
@@ -236,6 +295,27 @@ impl Config {
             normalize_ticker(symbol)
                 .map_err(|e| invalid("ROOMCAST_SYMBOLS", format!("{symbol:?}: {e}")))?;
         }
+        check_secs("MODELDATA_INTERVAL_SECS", self.modeldata_interval_secs)?;
+        check_range("MODELDATA_POOL_SIZE", self.modeldata_pool_size, 1, 1_000)?;
+        check_range("MODELDATA_MAX_FEEDS", self.modeldata_max_feeds, 1, 10_000)?;
+        check_range(
+            "MODELDATA_MAX_POINTS",
+            self.modeldata_max_points,
+            crate::sources::modeldata::options::MIN_POINTS,
+            1_000_000,
+        )?;
+        check_range("MODELDATA_SIM_MODELS", self.modeldata_sim_models, 1, 1_000)?;
+        if !is_table_name(&self.modeldata_table) {
+            return Err(invalid(
+                "MODELDATA_TABLE",
+                "must be an unquoted identifier, optionally schema-qualified (letters, digits, _; e.g. modeldata or trading.modeldata)",
+            ));
+        }
+        if let Some(url) = &self.database_url
+            && let Err(e) = url.parse::<tokio_postgres::Config>()
+        {
+            return Err(invalid("DATABASE_URL", e.to_string()));
+        }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://")
                 || url.starts_with("rediss://")
@@ -267,6 +347,11 @@ impl Config {
     /// Client silence after which the server pings.
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs_f64(self.ping_interval_secs)
+    }
+
+    /// Time between modeldata broadcasts.
+    pub fn modeldata_interval(&self) -> Duration {
+        Duration::from_secs_f64(self.modeldata_interval_secs)
     }
 
     /// Bound on graceful shutdown.
@@ -308,6 +393,12 @@ mod tests {
         c.symbols = vec!["AAPL".into()];
         c.redis_url = Some("localhost:6379".into());
         assert_eq!(c.validate().unwrap_err().name, "REDIS_URL");
+        c.redis_url = None;
+        c.modeldata_table = "modeldata; DROP TABLE x".into();
+        assert_eq!(c.validate().unwrap_err().name, "MODELDATA_TABLE");
+        c.modeldata_table = "trading.modeldata".into();
+        c.database_url = Some("postgres://u@h:notaport/db".into());
+        assert_eq!(c.validate().unwrap_err().name, "DATABASE_URL");
     }
 
     #[test]

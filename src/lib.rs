@@ -51,6 +51,10 @@ pub async fn run(
             "REDIS_URL is set, but fleet mode is not available in this build: running embedded (single node, in-process bus)"
         );
     }
+    let modeldata = sources::modeldata_store(&config).map_err(|e| ConfigError {
+        name: "DATABASE_URL",
+        message: e.to_string(),
+    })?;
     let app = App::new(config);
 
     app.tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(
@@ -68,7 +72,7 @@ pub async fn run(
             }
         }
     });
-    sources::spawn_sources(&app);
+    sources::spawn_sources(&app, modeldata);
 
     tokio::select! {
         _ = server::run(listener, Arc::clone(&app)) => {}

@@ -1,10 +1,31 @@
 //! The `roomcast` binary: configuration → telemetry → bind → [`roomcast::run`]
-//! until SIGINT or SIGTERM, then a bounded graceful drain.
+//! until SIGINT or SIGTERM, then a bounded graceful drain. `roomcast
+//! seed-modeldata` instead fills a PostgreSQL `modeldata` table with
+//! generated rows (benchmarks, demos).
 
 use anyhow::Context;
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use roomcast::Config;
+use roomcast::sources::modeldata::seed::{SeedArgs, seed_modeldata};
 use tokio::net::TcpListener;
+
+/// roomcast: a real-time WebSocket streaming gateway for trading platforms.
+#[derive(Debug, Parser)]
+#[command(name = "roomcast", version, about, long_about = None)]
+struct Cli {
+    /// Without a command, roomcast serves.
+    #[command(subcommand)]
+    command: Option<Command>,
+    /// Server settings.
+    #[command(flatten)]
+    config: Config,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Fill a PostgreSQL modeldata table with realistic generated rows.
+    SeedModeldata(SeedArgs),
+}
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -45,14 +66,29 @@ async fn shutdown_signal() {
 }
 
 fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
-    config.validate().context("configuration")?;
+    let cli = Cli::parse();
     roomcast::telemetry::init_tracing();
-    raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
+    if let Some(Command::SeedModeldata(args)) = cli.command {
+        let report = runtime
+            .block_on(seed_modeldata(&args))
+            .context("seed-modeldata")?;
+        println!(
+            "inserted {} rows into {} in {:.1} s ({:.0} rows/s); VACUUM ANALYZE {:.1} s",
+            report.rows,
+            args.table,
+            report.insert.as_secs_f64(),
+            report.rows as f64 / report.insert.as_secs_f64().max(1e-9),
+            report.vacuum.as_secs_f64()
+        );
+        return Ok(());
+    }
+    let config = cli.config;
+    config.validate().context("configuration")?;
+    raise_fd_limit();
     runtime.block_on(async move {
         let listener = TcpListener::bind(config.bind)
             .await

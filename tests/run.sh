@@ -6,7 +6,17 @@
 #   ./tests/run.sh limits     # extra arguments go to `cargo test` (a filter here)
 #
 # Needs: cargo. Installs when absent: Python's `websockets` package (the seed
-# client compatibility test runs the seed's own Python client code).
+# client compatibility test runs the seed's own Python client code), and the
+# PostgreSQL server binaries (Debian's `postgresql` package: the database
+# tests run their own private PostgreSQL instances on 127.0.0.1, as the
+# `postgres` user when run as root).
+#
+#   DATABASE_URL=postgres://user@host:port/db ./tests/run.sh
+#
+# makes the tests that only need *a* database create their databases on that
+# server instead of a private one (the user needs CREATEDB; PostgreSQL >= 13).
+# The binaries are still installed when absent: the outage tests stop and
+# restart private instances of their own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,7 +37,34 @@ ensure_python_websockets() {
   fi
 }
 
+ensure_postgres() {
+  if [ -n "${DATABASE_URL:-}" ]; then
+    log "DATABASE_URL is set; shared-database tests use that server"
+  fi
+  # The outage tests stop and restart private instances, so the binaries are
+  # needed even with DATABASE_URL.
+  if command -v initdb >/dev/null 2>&1 || compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    return
+  fi
+  log "PostgreSQL binaries not found; installing Debian's postgresql package"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "apt-get not available: install PostgreSQL (initdb, postgres) or set DATABASE_URL"
+    exit 1
+  fi
+  # The package may create and start its own cluster; the tests do not use it.
+  if ! { apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }; then
+    log "installing postgresql failed; the database tests cannot run"
+    exit 1
+  fi
+  if ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null; then
+    log "postgresql installed but no /usr/lib/postgresql/*/bin/initdb found"
+    exit 1
+  fi
+}
+
 ensure_python_websockets
+ensure_postgres
 
 # Each test binary starts its own servers on 127.0.0.1 port 0; two threads
 # per binary keep the 2-core machine responsive.

@@ -11,6 +11,7 @@
 //! Adding a seed protocol means adding a [`DialectKind`] variant, a file here,
 //! and a route; nothing in rooms, outbox or session changes.
 
+pub mod seed000;
 pub mod seed001;
 
 use bytes::Bytes;
@@ -21,16 +22,18 @@ use crate::protocol::{Event, RoomName};
 /// The wire protocols roomcast speaks; rooms keep one member set per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum DialectKind {
+    /// Seed 000: `/ws/modeldata-stream` (resampled modeldata series).
+    Seed000,
     /// Seed 001: `/api/ws` (tickers, patterns, alerts, market status).
     Seed001,
 }
 
 impl DialectKind {
     /// Number of kinds: the size of a room's per-dialect member table.
-    pub const COUNT: usize = 1;
+    pub const COUNT: usize = 2;
 
     /// Every kind, indexable by [`DialectKind::index`].
-    pub const ALL: [DialectKind; Self::COUNT] = [DialectKind::Seed001];
+    pub const ALL: [DialectKind; Self::COUNT] = [DialectKind::Seed000, DialectKind::Seed001];
 
     /// Position in a room's per-dialect member table.
     pub fn index(self) -> usize {
@@ -40,6 +43,7 @@ impl DialectKind {
     /// A short label for logs and metrics.
     pub fn label(self) -> &'static str {
         match self {
+            DialectKind::Seed000 => "seed000",
             DialectKind::Seed001 => "seed001",
         }
     }
@@ -64,6 +68,7 @@ pub struct Published<'a> {
 /// not carry this event. Called once per dialect per publish.
 pub fn encode(kind: DialectKind, published: &Published<'_>) -> Option<Bytes> {
     match kind {
+        DialectKind::Seed000 => seed000::encode(published),
         DialectKind::Seed001 => seed001::encode(published),
     }
 }

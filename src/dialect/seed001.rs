@@ -15,12 +15,16 @@ use simd_json::prelude::*;
 
 use super::{DialectKind, DialectSession, Joined, Link, Published};
 use crate::frame;
-use crate::protocol::{RoomName, normalize_ticker, time};
+use crate::protocol::{Event, RoomName, normalize_ticker, time};
 use crate::telemetry::metrics;
 
-/// Seed 001 frames every event exactly as its canonical JSON.
+/// Seed 001 frames every event exactly as its canonical JSON; it carries no
+/// modeldata (seed 000's stream).
 pub fn encode(published: &Published<'_>) -> Option<Bytes> {
-    Some(published.canonical_frame.clone())
+    match published.event {
+        Event::ModelData(_) => None,
+        _ => Some(published.canonical_frame.clone()),
+    }
 }
 
 /// Longest `user_id` accepted in `?user_id=`.

@@ -13,7 +13,9 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
+use crate::dialect::seed000::Seed000Session;
 use crate::dialect::seed001::{self, Seed001Session};
+use crate::sources::modeldata::FeedOptions;
 use response::HttpResponse;
 
 /// Answers one HTTP request.
@@ -25,6 +27,19 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
         (&Method::GET, "/ready") => status::ready(&app),
         (&Method::GET, "/metrics") => status::metrics_text(),
         (&Method::GET, "/api/ws/stats") => status::stats(&app),
+        (&Method::GET, "/ws/status") => status::ws_status(&app),
+        (&Method::GET, "/ws/modeldata-stream") => {
+            let max_points = app.modeldata.config().max_points;
+            let options = match FeedOptions::from_query(req.uri().query(), max_points) {
+                Ok(options) => options,
+                Err(e) => return response::error(StatusCode::BAD_REQUEST, &e.to_string()),
+            };
+            if let Err(e) = app.modeldata.check(&options) {
+                return response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+            }
+            let session = Seed000Session::new(Arc::clone(&app.modeldata), options);
+            crate::ws::upgrade(&app, req, session)
+        }
         (&Method::GET, "/api/ws") => {
             let user_id = response::query_param(&req, "user_id");
             if let Some(user) = &user_id
@@ -56,7 +71,14 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
 fn is_known(path: &str) -> bool {
     matches!(
         path,
-        "/health" | "/ready" | "/metrics" | "/api/ws/stats" | "/api/ws" | "/api/alerts"
+        "/health"
+            | "/ready"
+            | "/metrics"
+            | "/api/ws/stats"
+            | "/api/ws"
+            | "/api/alerts"
+            | "/ws/status"
+            | "/ws/modeldata-stream"
     ) || path.starts_with("/api/ws/broadcast/")
         || path.starts_with("/api/alerts/")
 }

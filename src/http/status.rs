@@ -1,6 +1,6 @@
 //! Status endpoints: `/health` (liveness), `/ready` (readiness: false while a
 //! required backend is down or the node is draining), `/metrics` (Prometheus)
-//! and seed 001's `GET /api/ws/stats`.
+//! seed 001's `GET /api/ws/stats` and seed 000's `GET /ws/status`.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -29,7 +29,9 @@ pub fn health(app: &App) -> HttpResponse {
 pub fn ready(app: &App) -> HttpResponse {
     let draining = app.shutdown.is_cancelled();
     let bus = app.bus.is_ready();
-    let ready = bus && !draining;
+    let modeldata = app.modeldata.report();
+    let database = app.modeldata.is_ready();
+    let ready = bus && database && !draining;
     response::json(
         if ready {
             StatusCode::OK
@@ -39,6 +41,11 @@ pub fn ready(app: &App) -> HttpResponse {
         &serde_json::json!({
             "ready": ready,
             "bus": { "mode": app.bus.mode(), "ready": bus },
+            "modeldata": {
+                "source": modeldata.source,
+                "ready": database,
+                "error": modeldata.last_error,
+            },
             "draining": draining,
         }),
     )
@@ -103,4 +110,31 @@ pub fn stats(app: &App) -> HttpResponse {
     stats.messages_received = totals.messages_received.load(Ordering::Relaxed);
     stats.errors = totals.errors.load(Ordering::Relaxed);
     response::json(StatusCode::OK, &stats)
+}
+
+/// Seed 000's `GET /ws/status` fields, then roomcast's own.
+pub fn ws_status(app: &App) -> HttpResponse {
+    let modeldata = &app.modeldata;
+    let interval = modeldata.config().interval.as_secs_f64();
+    let feeds: Vec<_> = modeldata
+        .feeds()
+        .into_iter()
+        .map(|(room, connections)| serde_json::json!({ "room": room.as_str(), "connections": connections }))
+        .collect();
+    response::json(
+        StatusCode::OK,
+        &serde_json::json!({
+            "modeldata_stream_connections": modeldata.connections(),
+            "modeldata_stream_task_running": modeldata.is_broadcasting(),
+            "broadcast_intervals": {
+                "modeldata_updates": format!("{interval} seconds"),
+            },
+            "active_connections": app.sessions.len(),
+            "modeldata": {
+                "feeds": feeds,
+                "source": modeldata.report(),
+            },
+            "uptime": app.started.elapsed().as_secs(),
+        }),
+    )
 }

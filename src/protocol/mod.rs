@@ -6,11 +6,13 @@
 //! history keeps and what the seed 001 dialect sends unchanged. Other dialects
 //! re-shape the typed event. Each event names the room it belongs to.
 
+pub mod modeldata;
 pub mod time;
 
 use std::fmt;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
 
 /// A named stream whose members all receive the same bytes, e.g. `ticker:AAPL`.
@@ -38,6 +40,22 @@ impl RoomName {
         RoomName(Arc::from(MARKET_STATUS))
     }
 
+    /// Room of a modeldata feed (seed 000): `modeldata` for the default options,
+    /// `modeldata?<canonical query>` for a connection's own options.
+    pub fn modeldata(canonical_query: Option<&str>) -> Self {
+        match canonical_query {
+            None => RoomName(Arc::from(MODELDATA)),
+            Some(q) => RoomName(format!("{MODELDATA}?{q}").into()),
+        }
+    }
+
+    /// Whether this is a modeldata feed's room.
+    pub fn is_modeldata(&self) -> bool {
+        self.0
+            .strip_prefix(MODELDATA)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('?'))
+    }
+
     /// The room's name as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -59,6 +77,7 @@ const TICKER_PREFIX: &str = "ticker:";
 const PATTERNS: &str = "patterns";
 const ALERTS: &str = "alerts";
 const MARKET_STATUS: &str = "market_status";
+const MODELDATA: &str = "modeldata";
 
 /// Longest accepted ticker symbol.
 pub const MAX_TICKER_LEN: usize = 16;
@@ -140,6 +159,23 @@ pub enum Event {
     PatternAlert(PatternAlert),
     AlertTrigger(AlertTrigger),
     MarketStatus(MarketStatus),
+    /// A pre-encoded seed 000 message for a modeldata room; never parsed from
+    /// clients or producers.
+    #[serde(skip)]
+    ModelData(ModelDataFrame),
+}
+
+/// A modeldata message, encoded once by its feed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelDataFrame {
+    /// The feed's room.
+    pub room: RoomName,
+    /// The message as a WebSocket text frame.
+    pub frame: Bytes,
+    /// When set, replaces the room's snapshot: the frames a new member gets
+    /// on joining (the latest `initial_modeldata`, and the source status
+    /// while it is degraded).
+    pub snapshot: Option<Vec<Bytes>>,
 }
 
 impl Event {
@@ -150,14 +186,28 @@ impl Event {
             Event::PatternAlert(_) => RoomName::patterns(),
             Event::AlertTrigger(_) => RoomName::alerts(),
             Event::MarketStatus(_) => RoomName::market_status(),
+            Event::ModelData(m) => m.room.clone(),
         }
     }
 
-    /// The event's canonical JSON (the seed 001 wire shape).
+    /// The event's canonical JSON (the seed 001 wire shape; seed 000's for modeldata).
     pub fn to_canonical_json(&self) -> Vec<u8> {
-        // Events hold only strings, finite-or-not floats and options; serde_json
-        // writes non-finite floats as null, so serialisation cannot fail.
-        serde_json::to_vec(self).expect("serialising an event cannot fail")
+        match self {
+            Event::ModelData(m) => crate::frame::payload(&m.frame).to_vec(),
+            // Events hold only strings, finite-or-not floats and options; serde_json
+            // writes non-finite floats as null, so serialisation cannot fail.
+            _ => serde_json::to_vec(self).expect("serialising an event cannot fail"),
+        }
+    }
+
+    /// The canonical JSON as a WebSocket text frame: serialised once here, or
+    /// the frame a modeldata feed already encoded.
+    pub fn canonical_frame(&self) -> Bytes {
+        match self {
+            Event::ModelData(m) => m.frame.clone(),
+            _ => crate::frame::text_with(256, |buf| serde_json::to_writer(buf, self))
+                .expect("serialising an event cannot fail"),
+        }
     }
 }
 

@@ -37,7 +37,8 @@ pub enum RoomsError {
 pub struct Rooms {
     /// Rooms by name; sharded so lookups from many sessions rarely contend.
     map: DashMap<RoomName, Arc<Room>>,
-    /// Events each new room retains for replay.
+    /// Events each new room retains for replay (modeldata rooms keep none:
+    /// a new member gets the room's snapshot instead).
     history_size: usize,
     /// Cap on `map.len()`.
     max_rooms: usize,
@@ -70,16 +71,34 @@ impl Rooms {
             .entry(name.clone())
             .or_insert_with(|| {
                 metrics().rooms.increment(1.0);
-                Arc::new(Room::new(name.clone(), self.history_size))
+                Arc::new(Room::new(name.clone(), self.history_size_of(name)))
             })
             .clone();
         Ok(room)
     }
 
-    /// Publishes an event into its room (created if needed).
+    fn history_size_of(&self, name: &RoomName) -> usize {
+        if name.is_modeldata() {
+            0
+        } else {
+            self.history_size
+        }
+    }
+
+    /// Publishes an event into its room, created if needed to retain history;
+    /// an event for a room that keeps no history and has no members is
+    /// delivered to nobody, so no room is created for it.
     pub fn publish(&self, event: &Event) -> Result<PublishReport, RoomsError> {
         let started = Instant::now();
-        let room = self.get_or_create(&event.room())?;
+        let name = event.room();
+        let room = if self.history_size_of(&name) == 0 {
+            match self.get(&name) {
+                Some(room) => room,
+                None => return Ok(PublishReport::default()),
+            }
+        } else {
+            self.get_or_create(&name)?
+        };
         let report = room.publish(event);
         let m = metrics();
         m.fanout_seconds.record(started.elapsed().as_secs_f64());

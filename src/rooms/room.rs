@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use bytes::Bytes;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 
@@ -16,7 +17,7 @@ use crate::dialect::{self, DialectKind, Greeting, Joined, Published};
 use crate::frame;
 use crate::ids::{RoomId, SessionId};
 use crate::outbox::{Delivery, Outbox, Pushed};
-use crate::protocol::{Event, RoomName};
+use crate::protocol::{Event, ModelDataFrame, RoomName};
 
 /// The room was removed from the registry while a session was joining it;
 /// the caller looks the room up again.
@@ -45,6 +46,9 @@ struct RoomState {
     seq: u64,
     /// Recent events for replay to new members.
     history: History,
+    /// Frames every new member gets first, replaced by events that carry one
+    /// (a modeldata feed's latest `initial_modeldata`); empty for most rooms.
+    snapshot: Vec<Bytes>,
     /// Members per dialect ([`DialectKind::index`]), so each dialect's frame
     /// is encoded once and iterated over a contiguous map.
     members: [IndexMap<SessionId, Arc<Outbox>>; DialectKind::COUNT],
@@ -69,11 +73,12 @@ pub struct Room {
     member_count: AtomicUsize,
 }
 
-/// Whether a room's slow members are conflated or disconnected: prices and
-/// market status conflate (only the latest value matters); every other
-/// stream is ordered, so a member that cannot keep up is closed with 4008.
+/// Whether a room's slow members are conflated or disconnected: prices,
+/// market status and modeldata snapshots conflate (only the latest value
+/// matters); every other stream is ordered, so a member that cannot keep up
+/// is closed with 4008.
 pub fn conflates(name: &RoomName) -> bool {
-    name.ticker_symbol().is_some() || *name == RoomName::market_status()
+    name.ticker_symbol().is_some() || *name == RoomName::market_status() || name.is_modeldata()
 }
 
 impl Room {
@@ -93,6 +98,7 @@ impl Room {
             state: Mutex::new(RoomState {
                 seq: 0,
                 history: History::new(history_size),
+                snapshot: Vec::new(),
                 members: std::array::from_fn(|_| IndexMap::new()),
                 retired: false,
             }),
@@ -120,8 +126,9 @@ impl Room {
         self.state.lock().history.len()
     }
 
-    /// Adds a member. On a new join the frames from `greet` (given the history,
-    /// oldest first) are queued before the member can receive any live event.
+    /// Adds a member. On a new join the room's snapshot, then the frames from
+    /// `greet` (given the history, oldest first), are queued before the member
+    /// can receive any live event.
     pub fn join(
         &self,
         session: SessionId,
@@ -135,6 +142,9 @@ impl Room {
         }
         if state.members[kind.index()].contains_key(&session) {
             return Ok(Joined::Already);
+        }
+        for frame in &state.snapshot {
+            outbox.push(frame, Delivery::Ordered);
         }
         for frame in greet(&mut state.history.payloads()) {
             outbox.push(&frame, Delivery::Ordered);
@@ -170,11 +180,17 @@ impl Room {
     /// present, the same frame queued to every member.
     pub fn publish(&self, event: &Event) -> PublishReport {
         // The canonical encoding carries no seq, so it is built outside the lock.
-        let canonical_frame = frame::text_with(256, |buf| serde_json::to_writer(buf, event))
-            .expect("serialising an event cannot fail");
+        let canonical_frame = event.canonical_frame();
         let canonical = frame::payload(&canonical_frame);
 
         let mut state = self.state.lock();
+        if let Event::ModelData(ModelDataFrame {
+            snapshot: Some(snapshot),
+            ..
+        }) = event
+        {
+            state.snapshot.clone_from(snapshot);
+        }
         state.seq += 1;
         let seq = state.seq;
         state.history.push(seq, canonical);

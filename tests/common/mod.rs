@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::future::Future;
 use std::net::SocketAddr;
 use std::time::Duration;

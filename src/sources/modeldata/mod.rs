@@ -1,0 +1,472 @@
+//! The modeldata source (seed 000): resampled `modeldata` series published
+//! into one room per distinct option set ("feed").
+//!
+//! One long-lived task owns the [`Store`] (PostgreSQL or the embedded
+//! simulated models), so no lock is ever held across a query. It refreshes
+//! the store's view every `MODELDATA_INTERVAL_SECS` (keeping it warm and the
+//! readiness flag honest) and, while a feed has connections, samples it once
+//! per interval — one query round and one serialisation per option set,
+//! shared by all its connections — and publishes the result into the feed's
+//! room. A new feed gets its first snapshot at once (`initial_modeldata`);
+//! the broadcast for a feed stops when its last connection leaves.
+//!
+//! Failures never close connections: the task retries with exponential
+//! backoff and jitter, clients keep the last good data and receive a
+//! `modeldata_status` message (`degraded`, then `ok` on recovery), and
+//! `/ready` reports false while the database is down.
+
+pub mod ladder;
+pub mod memory;
+pub mod model;
+pub mod options;
+pub mod postgres;
+pub mod resample;
+pub mod seed;
+pub mod store;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rand::Rng;
+use serde::Serialize;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub use options::{FeedOptions, OptionsError, Sampler};
+pub use store::{Store, StoreError};
+
+use crate::app::App;
+use crate::frame;
+use crate::protocol::modeldata::{
+    EncodedSnapshot, SourceStatus, StatusMessage, encode_snapshot, format_micros,
+};
+use crate::protocol::{Event, ModelDataFrame, RoomName, time};
+
+/// First retry delay after a failure; doubles up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// Longest delay between retries.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// Why a connection cannot have a feed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FeedError {
+    /// The node already runs `MODELDATA_MAX_FEEDS` distinct option sets.
+    #[error(
+        "too many distinct modeldata option sets on this server ({0}); use the defaults or options other clients use"
+    )]
+    TooManyFeeds(usize),
+}
+
+/// Settings of the modeldata source.
+#[derive(Debug, Clone)]
+pub struct ModelDataConfig {
+    /// Time between two `modeldata_update`s of a feed.
+    pub interval: Duration,
+    /// Distinct option sets served at once.
+    pub max_feeds: usize,
+    /// Largest `?points`.
+    pub max_points: usize,
+}
+
+/// Connections per feed, shared between sessions and the task.
+#[derive(Debug, Default)]
+struct Registry {
+    /// Open connections per option set.
+    leases: HashMap<FeedOptions, usize>,
+}
+
+/// What status endpoints show; written by the task.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SourceReport {
+    /// `postgres` or `memory`.
+    pub source: &'static str,
+    /// Whether the last refresh succeeded.
+    pub healthy: bool,
+    /// The last failure, while unhealthy.
+    pub last_error: Option<String>,
+    /// When data was last sampled successfully.
+    pub last_update: Option<String>,
+    /// Groups in the last snapshot of the default feed (or any feed).
+    pub groups: usize,
+    /// Rows the store knows of.
+    pub rows: u64,
+    /// Duration of the last refresh plus sampling round, in milliseconds.
+    pub last_round_ms: Option<f64>,
+}
+
+/// The node's modeldata service: feed leases, status, and the task's inbox.
+#[derive(Debug)]
+pub struct ModelData {
+    /// Settings.
+    config: ModelDataConfig,
+    /// Connections per feed.
+    registry: Mutex<Registry>,
+    /// Wakes the task when a feed appears or goes.
+    changed: Notify,
+    /// Whether some feed is being broadcast (seed 000's `modeldata_stream_task_running`).
+    broadcasting: AtomicBool,
+    /// Whether a database backs the store (readiness depends on it).
+    uses_database: bool,
+    /// Source health and figures for status endpoints.
+    report: Mutex<SourceReport>,
+}
+
+/// Keeps a feed broadcasting while a connection holds it.
+#[derive(Debug)]
+pub struct FeedLease {
+    /// The service, to release the lease.
+    modeldata: Arc<ModelData>,
+    /// The feed held.
+    options: FeedOptions,
+}
+
+impl Drop for FeedLease {
+    fn drop(&mut self) {
+        let mut registry = self.modeldata.registry.lock();
+        if let Some(n) = registry.leases.get_mut(&self.options) {
+            *n -= 1;
+            if *n == 0 {
+                registry.leases.remove(&self.options);
+                drop(registry);
+                self.modeldata.changed.notify_one();
+            }
+        }
+    }
+}
+
+impl ModelData {
+    /// A service for `store`'s kind; the task is started by [`ModelData::spawn`].
+    pub fn new(config: ModelDataConfig, uses_database: bool) -> Arc<Self> {
+        Arc::new(ModelData {
+            config,
+            registry: Mutex::new(Registry::default()),
+            changed: Notify::new(),
+            broadcasting: AtomicBool::new(false),
+            uses_database,
+            report: Mutex::new(SourceReport {
+                source: if uses_database { "postgres" } else { "memory" },
+                ..SourceReport::default()
+            }),
+        })
+    }
+
+    /// Settings.
+    pub fn config(&self) -> &ModelDataConfig {
+        &self.config
+    }
+
+    /// Checks that a connection with `options` can be served (before upgrading).
+    pub fn check(&self, options: &FeedOptions) -> Result<(), FeedError> {
+        let registry = self.registry.lock();
+        if registry.leases.contains_key(options) || registry.leases.len() < self.config.max_feeds {
+            Ok(())
+        } else {
+            Err(FeedError::TooManyFeeds(self.config.max_feeds))
+        }
+    }
+
+    /// Holds the feed for `options` until the lease is dropped.
+    pub fn attach(self: &Arc<Self>, options: &FeedOptions) -> FeedLease {
+        let first = {
+            let mut registry = self.registry.lock();
+            let n = registry.leases.entry(options.clone()).or_insert(0);
+            *n += 1;
+            *n == 1
+        };
+        if first {
+            self.changed.notify_one();
+        }
+        FeedLease {
+            modeldata: Arc::clone(self),
+            options: options.clone(),
+        }
+    }
+
+    /// Open `/ws/modeldata-stream` connections.
+    pub fn connections(&self) -> usize {
+        self.registry.lock().leases.values().sum()
+    }
+
+    /// `(feed room, connections)` of every feed.
+    pub fn feeds(&self) -> Vec<(RoomName, usize)> {
+        let mut feeds: Vec<_> = self
+            .registry
+            .lock()
+            .leases
+            .iter()
+            .map(|(o, n)| (o.room(), *n))
+            .collect();
+        feeds.sort();
+        feeds
+    }
+
+    /// Whether some feed is being broadcast.
+    pub fn is_broadcasting(&self) -> bool {
+        self.broadcasting.load(Ordering::Relaxed)
+    }
+
+    /// Ready unless a configured database is down (or not reached yet).
+    pub fn is_ready(&self) -> bool {
+        !self.uses_database || self.report.lock().healthy
+    }
+
+    /// Source health and figures.
+    pub fn report(&self) -> SourceReport {
+        self.report.lock().clone()
+    }
+
+    fn wanted_feeds(&self) -> Vec<FeedOptions> {
+        self.registry.lock().leases.keys().cloned().collect()
+    }
+
+    /// Spawns the task that owns `store` on the app's tracker.
+    pub fn spawn(self: &Arc<Self>, app: &Arc<App>, store: Store) {
+        let task = Task {
+            modeldata: Arc::clone(self),
+            app: Arc::clone(app),
+            store,
+            feeds: HashMap::new(),
+            healthy: None,
+            backoff: MIN_BACKOFF,
+        };
+        app.tracker.spawn(task.run(app.shutdown.clone()));
+    }
+}
+
+/// A feed's broadcast state, owned by the task.
+#[derive(Debug)]
+struct Feed {
+    /// The feed's room.
+    room: RoomName,
+    /// The last good snapshot (sent to new members while degraded).
+    last_good: Option<EncodedSnapshot>,
+    /// When `last_good` was sampled.
+    last_update: Option<String>,
+    /// Whether its members have had their `initial_modeldata`.
+    greeted: bool,
+    /// Whether a `degraded` status was published and not yet cleared.
+    degraded: bool,
+}
+
+/// The long-lived task owning the store.
+struct Task {
+    /// The service (leases, status).
+    modeldata: Arc<ModelData>,
+    /// Where feeds publish.
+    app: Arc<App>,
+    /// The rows.
+    store: Store,
+    /// Feeds being broadcast.
+    feeds: HashMap<FeedOptions, Feed>,
+    /// Outcome of the last refresh (`None` before the first).
+    healthy: Option<bool>,
+    /// Delay before the next retry after a failure.
+    backoff: Duration,
+}
+
+impl Task {
+    /// Refreshes and broadcasts until `shutdown`.
+    async fn run(mut self, shutdown: CancellationToken) {
+        let interval = self.modeldata.config.interval;
+        let mut next_round = Instant::now();
+        loop {
+            // Feeds that appeared get their first snapshot now; gone ones stop.
+            let wanted = self.modeldata.wanted_feeds();
+            self.feeds.retain(|o, _| wanted.contains(o));
+            let mut new = Vec::new();
+            for options in wanted {
+                self.feeds.entry(options.clone()).or_insert_with(|| {
+                    new.push(options.clone());
+                    Feed {
+                        room: options.room(),
+                        last_good: None,
+                        last_update: None,
+                        greeted: false,
+                        degraded: false,
+                    }
+                });
+            }
+            self.modeldata
+                .broadcasting
+                .store(!self.feeds.is_empty(), Ordering::Relaxed);
+
+            let now = Instant::now();
+            if now >= next_round {
+                let all: Vec<FeedOptions> = self.feeds.keys().cloned().collect();
+                next_round = match self.round(&all, true).await {
+                    Ok(()) => now + interval,
+                    Err(()) => Instant::now() + self.next_backoff(),
+                };
+            } else if !new.is_empty() {
+                // Sample only the new feeds, from the current view (refreshing
+                // it first if it never succeeded).
+                let refresh = self.healthy != Some(true);
+                if self.round(&new, refresh).await.is_err() {
+                    next_round = next_round.min(Instant::now() + self.next_backoff());
+                }
+            }
+
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = self.modeldata.changed.notified() => {}
+                _ = tokio::time::sleep_until(next_round.into()) => {}
+            }
+        }
+    }
+
+    fn next_backoff(&mut self) -> Duration {
+        let delay = self.backoff;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+        // ±20% jitter, so a fleet does not retry in lockstep.
+        delay.mul_f64(rand::rng().random_range(0.8..1.2))
+    }
+
+    /// Optionally refreshes the store, then samples and publishes `feeds`.
+    async fn round(&mut self, feeds: &[FeedOptions], refresh: bool) -> Result<(), ()> {
+        let started = Instant::now();
+        if refresh && let Err(e) = self.store.refresh().await {
+            self.fail(&e).await;
+            return Err(());
+        }
+        for options in feeds {
+            match store::sample(&self.store, options).await {
+                Ok(groups) => self.publish_snapshot(options, &groups).await,
+                Err(e) => {
+                    self.fail(&e).await;
+                    return Err(());
+                }
+            }
+        }
+        self.recover(started.elapsed());
+        Ok(())
+    }
+
+    async fn publish_snapshot(
+        &mut self,
+        options: &FeedOptions,
+        groups: &[crate::protocol::modeldata::GroupSeries],
+    ) {
+        let Some(feed) = self.feeds.get_mut(options) else {
+            return;
+        };
+        let now = time::now();
+        let encoded = encode_snapshot(groups, &now);
+        let mut events = Vec::with_capacity(2);
+        if feed.degraded {
+            feed.degraded = false;
+            events.push(status_event(feed, SourceStatus::Ok, None, None, vec![]));
+        }
+        let frame = if feed.greeted {
+            encoded.update.clone()
+        } else {
+            encoded.initial.clone()
+        };
+        events.push(Event::ModelData(ModelDataFrame {
+            room: feed.room.clone(),
+            frame,
+            snapshot: Some(vec![encoded.initial.clone()]),
+        }));
+        feed.greeted = true;
+        feed.last_update = Some(now);
+        {
+            let mut report = self.modeldata.report.lock();
+            report.groups = encoded.total_groups;
+            report.last_update.clone_from(&feed.last_update);
+        }
+        feed.last_good = Some(encoded);
+        for event in events {
+            if let Err(e) = self.app.publish(event).await {
+                tracing::warn!(error = %e, "modeldata publish failed");
+            }
+        }
+    }
+
+    /// Records a failure and tells every feed's members once per outage.
+    async fn fail(&mut self, error: &StoreError) {
+        if self.healthy != Some(false) {
+            tracing::warn!(%error, "modeldata source failed; keeping last good data and retrying");
+        } else {
+            tracing::debug!(%error, "modeldata source still failing");
+        }
+        self.healthy = Some(false);
+        {
+            let mut report = self.modeldata.report.lock();
+            report.healthy = false;
+            report.last_error = Some(error.to_string());
+        }
+        let retry = self.backoff.as_secs_f64();
+        let message = error.to_string();
+        let mut events = Vec::new();
+        for feed in self.feeds.values_mut() {
+            if feed.degraded {
+                continue;
+            }
+            feed.degraded = true;
+            let keep: Vec<_> = feed.last_good.iter().map(|s| s.initial.clone()).collect();
+            events.push(status_event(
+                feed,
+                SourceStatus::Degraded,
+                Some(&message),
+                Some(retry),
+                keep,
+            ));
+        }
+        for event in events {
+            if let Err(e) = self.app.publish(event).await {
+                tracing::warn!(error = %e, "modeldata status publish failed");
+            }
+        }
+    }
+
+    fn recover(&mut self, took: Duration) {
+        if self.healthy == Some(false) {
+            tracing::info!("modeldata source recovered");
+        }
+        self.healthy = Some(true);
+        self.backoff = MIN_BACKOFF;
+        let mut report = self.modeldata.report.lock();
+        report.healthy = true;
+        report.last_error = None;
+        report.rows = self.store.rows();
+        report.last_round_ms = Some(took.as_secs_f64() * 1000.0);
+    }
+}
+
+/// A `modeldata_status` event; `keep` are the snapshot frames new members get
+/// before it (the last good `initial_modeldata`).
+fn status_event(
+    feed: &Feed,
+    status: SourceStatus,
+    error: Option<&str>,
+    retry_in_seconds: Option<f64>,
+    mut keep: Vec<bytes::Bytes>,
+) -> Event {
+    let frame = frame::json(&StatusMessage {
+        r#type: "modeldata_status",
+        status,
+        error,
+        last_update: feed.last_update.as_deref(),
+        retry_in_seconds,
+        timestamp: time::now(),
+    });
+    let snapshot = match status {
+        SourceStatus::Degraded => {
+            keep.push(frame.clone());
+            Some(keep)
+        }
+        SourceStatus::Ok => None,
+    };
+    Event::ModelData(ModelDataFrame {
+        room: feed.room.clone(),
+        frame,
+        snapshot,
+    })
+}
+
+/// Formats a time bound for logs and status.
+pub fn describe_bound(micros: Option<i64>) -> String {
+    micros.map_or_else(|| "open".to_string(), format_micros)
+}
