@@ -24,6 +24,14 @@ const FANOUT_BUCKETS: &[f64] = &[
     5e-2, 0.1, 0.25, 0.5, 1.0,
 ];
 
+/// Modeldata round histogram: refresh plus sampling of the feeds, per round.
+pub const MODELDATA_ROUND_SECONDS: &str = "roomcast_modeldata_round_duration_seconds";
+
+/// Buckets of [`MODELDATA_ROUND_SECONDS`]: 1 ms to 30 s.
+const MODELDATA_ROUND_BUCKETS: &[f64] = &[
+    1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 static PROMETHEUS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder (once per process) and returns its handle.
@@ -31,7 +39,12 @@ pub fn prometheus() -> &'static PrometheusHandle {
     PROMETHEUS.get_or_init(|| {
         let builder = PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Full(FANOUT_SECONDS.into()), FANOUT_BUCKETS)
-            .expect("fan-out buckets are a non-empty constant");
+            .expect("fan-out buckets are a non-empty constant")
+            .set_buckets_for_metric(
+                Matcher::Full(MODELDATA_ROUND_SECONDS.into()),
+                MODELDATA_ROUND_BUCKETS,
+            )
+            .expect("modeldata buckets are a non-empty constant");
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
         // Another recorder may already be installed (e.g. an embedding
@@ -90,6 +103,12 @@ pub struct Metrics {
     pub slow_consumer_closes: Counter,
     /// Errors reported to clients or callers (bad client messages, bad HTTP bodies, I/O).
     pub errors: Counter,
+    /// Successful modeldata rounds (refresh, sample, publish): their duration.
+    pub modeldata_round_seconds: Histogram,
+    /// 1 while the modeldata source answers, 0 while it fails.
+    pub modeldata_source_up: Gauge,
+    /// Failed modeldata refreshes or samples (each retried with backoff).
+    pub modeldata_failures: Counter,
     /// Totals behind seed 001's stats endpoint.
     pub totals: Totals,
 }
@@ -126,6 +145,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         frames_dropped: counter!("roomcast_frames_dropped_total"),
         slow_consumer_closes: counter!("roomcast_slow_consumer_closes_total"),
         errors: counter!("roomcast_errors_total"),
+        modeldata_round_seconds: histogram!(MODELDATA_ROUND_SECONDS),
+        modeldata_source_up: gauge!("roomcast_modeldata_source_up"),
+        modeldata_failures: counter!("roomcast_modeldata_failures_total"),
         totals: Totals::default(),
     }
 });

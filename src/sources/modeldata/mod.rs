@@ -41,9 +41,10 @@ pub use store::{Store, StoreError};
 use crate::app::App;
 use crate::frame;
 use crate::protocol::modeldata::{
-    EncodedSnapshot, SourceStatus, StatusMessage, encode_snapshot, format_micros,
+    EncodedSnapshot, SourceStatus, StatusMessage, encode_snapshot,
 };
 use crate::protocol::{Event, ModelDataFrame, RoomName, time};
+use crate::telemetry::metrics;
 
 /// First retry delay after a failure; doubles up to [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
@@ -392,6 +393,8 @@ impl Task {
             tracing::debug!(%error, "modeldata source still failing");
         }
         self.healthy = Some(false);
+        metrics().modeldata_failures.increment(1);
+        metrics().modeldata_source_up.set(0.0);
         {
             let mut report = self.modeldata.report.lock();
             report.healthy = false;
@@ -427,6 +430,8 @@ impl Task {
         }
         self.healthy = Some(true);
         self.backoff = MIN_BACKOFF;
+        metrics().modeldata_source_up.set(1.0);
+        metrics().modeldata_round_seconds.record(took.as_secs_f64());
         let mut report = self.modeldata.report.lock();
         report.healthy = true;
         report.last_error = None;
@@ -464,9 +469,4 @@ fn status_event(
         frame,
         snapshot,
     })
-}
-
-/// Formats a time bound for logs and status.
-pub fn describe_bound(micros: Option<i64>) -> String {
-    micros.map_or_else(|| "open".to_string(), format_micros)
 }
