@@ -311,10 +311,16 @@ impl Config {
                 "must be an unquoted identifier, optionally schema-qualified (letters, digits, _; e.g. modeldata or trading.modeldata)",
             ));
         }
-        if let Some(url) = &self.database_url
-            && let Err(e) = url.parse::<tokio_postgres::Config>()
-        {
-            return Err(invalid("DATABASE_URL", e.to_string()));
+        if let Some(url) = &self.database_url {
+            let parsed = url
+                .parse::<tokio_postgres::Config>()
+                .map_err(|e| invalid("DATABASE_URL", e.to_string()))?;
+            if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+                return Err(invalid(
+                    "DATABASE_URL",
+                    "sslmode=require: TLS to PostgreSQL is not supported in this build (use sslmode=disable or prefer, e.g. over a private network or a local TLS proxy)",
+                ));
+            }
         }
         if let Some(url) = &self.redis_url
             && !(url.starts_with("redis://")
@@ -399,6 +405,8 @@ mod tests {
         c.modeldata_table = "trading.modeldata".into();
         c.database_url = Some("postgres://u@h:notaport/db".into());
         assert_eq!(c.validate().unwrap_err().name, "DATABASE_URL");
+        c.database_url = Some("postgres://u@h/db?sslmode=require".into());
+        assert!(c.validate().unwrap_err().message.contains("TLS"));
     }
 
     #[test]

@@ -40,9 +40,7 @@ pub use store::{Store, StoreError};
 
 use crate::app::App;
 use crate::frame;
-use crate::protocol::modeldata::{
-    EncodedSnapshot, SourceStatus, StatusMessage, encode_snapshot,
-};
+use crate::protocol::modeldata::{EncodedSnapshot, SourceStatus, StatusMessage, encode_snapshot};
 use crate::protocol::{Event, ModelDataFrame, RoomName, time};
 use crate::telemetry::metrics;
 
