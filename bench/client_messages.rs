@@ -21,7 +21,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use roomcast::close_code::CloseCode;
 use roomcast::dialect::seed001::Seed001Session;
-use roomcast::dialect::{DialectSession, Greeting, JoinError, Joined, Link};
+use roomcast::dialect::{DialectSession, Greeting, JoinError, Joined, Link, Retained};
 use roomcast::protocol::RoomName;
 
 const SUBSCRIBE_TICKER: &[u8] = br#"{"type":"subscribe","channel":"ticker","ticker":"AAPL"}"#;
@@ -37,9 +37,14 @@ impl Link for StubLink {
         black_box(frame);
     }
 
-    fn join(&mut self, room: RoomName, greet: Greeting<'_>) -> Result<Joined, JoinError> {
+    fn join(&mut self, room: RoomName, greet: Greeting) -> Result<Joined, JoinError> {
         black_box(room);
-        black_box(greet(&mut std::iter::empty()));
+        let empty = std::collections::VecDeque::new();
+        black_box(greet(&Retained {
+            epoch: 1,
+            seq: 0,
+            entries: &empty,
+        }));
         Ok(Joined::New)
     }
 

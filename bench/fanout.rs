@@ -101,9 +101,12 @@ fn room_publish(c: &mut Criterion) {
         let room = Room::new(RoomName::ticker("BTC-USD"), 100);
         let outboxes: Vec<_> = (0..members).map(|_| new_outbox()).collect();
         for outbox in &outboxes {
-            room.join(SessionId::next(), DialectKind::Seed001, outbox, &mut |_| {
-                Vec::new()
-            })
+            room.join(
+                SessionId::next(),
+                DialectKind::Seed001,
+                outbox,
+                Box::new(|_| Vec::new()),
+            )
             .expect("a new room is not retired");
         }
         group.throughput(Throughput::Elements(members as u64));
@@ -132,7 +135,7 @@ fn rooms_publish(c: &mut Criterion) {
                     SessionId::next(),
                     DialectKind::Seed001,
                     outbox,
-                    &mut |_| Vec::new(),
+                    Box::new(|_| Vec::new()),
                 )
                 .expect("room cap not reached");
         }

@@ -4,12 +4,12 @@
 //! whatever its origin, and everything then goes through the [`Bus`].
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::bus::{Bus, BusError};
+use crate::bus::{Bus, BusError, RedisBus, RedisConfig};
 use crate::config::Config;
 use crate::protocol::Event;
 use crate::rooms::{PublishReport, Rooms};
@@ -22,6 +22,8 @@ use crate::ws::sessions::Sessions;
 pub struct App {
     /// Validated configuration.
     pub config: Config,
+    /// This node's name in the fleet (`ROOMCAST_NODE_ID`).
+    pub node: String,
     /// Rooms on this node.
     pub rooms: Arc<Rooms>,
     /// Where publishes go (in-process or, later, Redis).
@@ -41,11 +43,38 @@ pub struct App {
 }
 
 impl App {
-    /// Builds the node's state from a validated config.
-    pub fn new(config: Config) -> Arc<Self> {
-        let rooms = Arc::new(Rooms::new(config.history_size, config.max_rooms));
-        Arc::new(App {
-            bus: Bus::local(Arc::clone(&rooms)),
+    /// Builds the node's state from a validated config: embedded, or a fleet
+    /// node when `REDIS_URL` is set (Redis is connected lazily).
+    pub fn new(config: Config) -> Result<Arc<Self>, BusError> {
+        let node = config.node_name();
+        let (rooms, bus) = match &config.redis_url {
+            None => {
+                let rooms = Arc::new(Rooms::new(config.history_size, config.max_rooms));
+                (Arc::clone(&rooms), Bus::local(rooms))
+            }
+            Some(url) => {
+                let (hints, hinted) = tokio::sync::mpsc::unbounded_channel();
+                let rooms = Arc::new(Rooms::new_fleet(
+                    config.history_size,
+                    config.max_rooms,
+                    hints,
+                ));
+                let redis = RedisBus::new(
+                    RedisConfig {
+                        url: url.clone(),
+                        prefix: config.redis_prefix.clone(),
+                        stream_len: config.redis_stream_len.max(config.history_size),
+                        key_ttl: Duration::from_secs_f64(config.redis_key_ttl_secs),
+                    },
+                    Arc::clone(&rooms),
+                    hinted,
+                )?;
+                (rooms, Bus::fleet(redis, &node, config.lease_ttl()))
+            }
+        };
+        Ok(Arc::new(App {
+            node,
+            bus,
             sessions: Arc::new(Sessions::new(config.max_connections)),
             alerts: AlertBook::new(config.max_alerts),
             modeldata: ModelData::new(
@@ -61,7 +90,7 @@ impl App {
             started: Instant::now(),
             shutdown: CancellationToken::new(),
             tracker: TaskTracker::new(),
-        })
+        }))
     }
 
     /// Publishes an event; a price update first fires any alerts it crosses

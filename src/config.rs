@@ -23,10 +23,34 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_BIND", default_value = "127.0.0.1:8000")]
     pub bind: SocketAddr,
 
-    /// Redis URL for fleet mode (seed 001's variable). Fleet mode is not in
-    /// this build yet: when set, roomcast logs a warning and runs embedded.
-    #[arg(long, env = "REDIS_URL")]
+    /// Redis URL for fleet mode (seed 001's variable): publishes go through
+    /// Redis to every node; room history lives in Redis streams.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
+
+    /// This node's name in the fleet (leases, status); default: host-pid-random.
+    #[arg(long, env = "ROOMCAST_NODE_ID")]
+    pub node_id: Option<String>,
+
+    /// Prefix of roomcast's Redis keys and channels.
+    #[arg(long, env = "ROOMCAST_REDIS_PREFIX", default_value = "roomcast")]
+    pub redis_prefix: String,
+
+    /// Events each room's Redis stream keeps for replay and resume (at least).
+    #[arg(long, env = "ROOMCAST_REDIS_STREAM_LEN", default_value_t = 1_000)]
+    pub redis_stream_len: usize,
+
+    /// Seconds after which an idle room's Redis keys expire.
+    #[arg(
+        long = "redis-key-ttl",
+        env = "ROOMCAST_REDIS_KEY_TTL",
+        default_value_t = 86_400.0
+    )]
+    pub redis_key_ttl_secs: f64,
+
+    /// Seconds a producer lease (simulator, ingest) outlives its holder.
+    #[arg(long = "lease-ttl", env = "ROOMCAST_LEASE_TTL", default_value_t = 10.0)]
+    pub lease_ttl_secs: f64,
 
     /// Seconds between simulated price updates during US market hours (and
     /// always for crypto symbols).
@@ -296,6 +320,25 @@ impl Config {
                 .map_err(|e| invalid("ROOMCAST_SYMBOLS", format!("{symbol:?}: {e}")))?;
         }
         check_secs("MODELDATA_INTERVAL_SECS", self.modeldata_interval_secs)?;
+        check_secs("ROOMCAST_LEASE_TTL", self.lease_ttl_secs)?;
+        if !self.redis_key_ttl_secs.is_finite() || self.redis_key_ttl_secs < 1.0 {
+            return Err(invalid(
+                "ROOMCAST_REDIS_KEY_TTL",
+                "must be at least 1 second",
+            ));
+        }
+        check_range(
+            "ROOMCAST_REDIS_STREAM_LEN",
+            self.redis_stream_len,
+            1,
+            10_000_000,
+        )?;
+        if self.redis_prefix.is_empty() || self.redis_prefix.contains(char::is_whitespace) {
+            return Err(invalid(
+                "ROOMCAST_REDIS_PREFIX",
+                "must be non-empty, without spaces",
+            ));
+        }
         check_range("MODELDATA_POOL_SIZE", self.modeldata_pool_size, 1, 1_000)?;
         check_range("MODELDATA_MAX_FEEDS", self.modeldata_max_feeds, 1, 10_000)?;
         check_range(
@@ -353,6 +396,25 @@ impl Config {
     /// Client silence after which the server pings.
     pub fn ping_interval(&self) -> Duration {
         Duration::from_secs_f64(self.ping_interval_secs)
+    }
+
+    /// Lease TTL of fleet producers.
+    pub fn lease_ttl(&self) -> Duration {
+        Duration::from_secs_f64(self.lease_ttl_secs)
+    }
+
+    /// This node's fleet name: `ROOMCAST_NODE_ID`, or host-pid-random.
+    pub fn node_name(&self) -> String {
+        self.node_id.clone().unwrap_or_else(|| {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_string())
+                .unwrap_or_else(|_| "node".into());
+            format!(
+                "{host}-{}-{:04x}",
+                std::process::id(),
+                rand::random::<u16>()
+            )
+        })
     }
 
     /// Time between modeldata broadcasts.

@@ -46,16 +46,15 @@ pub async fn run(
 ) -> Result<(), ConfigError> {
     config.validate()?;
     telemetry::prometheus();
-    if config.redis_url.is_some() {
-        tracing::warn!(
-            "REDIS_URL is set, but fleet mode is not available in this build: running embedded (single node, in-process bus)"
-        );
-    }
     let modeldata = sources::modeldata_store(&config).map_err(|e| ConfigError {
         name: "DATABASE_URL",
         message: e.to_string(),
     })?;
-    let app = App::new(config);
+    let app = App::new(config).map_err(|e| ConfigError {
+        name: "REDIS_URL",
+        message: e.to_string(),
+    })?;
+    bus::Bus::spawn(&app);
 
     app.tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(
         app.config.ping_interval(),

@@ -109,6 +109,9 @@ pub struct Metrics {
     pub modeldata_source_up: Gauge,
     /// Failed modeldata refreshes or samples (each retried with backoff).
     pub modeldata_failures: Counter,
+    /// Events the Redis bus lost (trimmed from a room's stream before this
+    /// node could deliver them); each is logged.
+    pub bus_gaps: Counter,
     /// Totals behind seed 001's stats endpoint.
     pub totals: Totals,
 }
@@ -148,6 +151,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         modeldata_round_seconds: histogram!(MODELDATA_ROUND_SECONDS),
         modeldata_source_up: gauge!("roomcast_modeldata_source_up"),
         modeldata_failures: counter!("roomcast_modeldata_failures_total"),
+        bus_gaps: counter!("roomcast_bus_gaps_total"),
         totals: Totals::default(),
     }
 });

@@ -144,9 +144,12 @@ fn room_with_members(name: RoomName, members: usize) -> (Room, Vec<Arc<Outbox>>)
         .map(|_| Arc::new(Outbox::new(roomcast::outbox::DEFAULT_CAPACITY)))
         .collect();
     for outbox in &outboxes {
-        room.join(SessionId::next(), DialectKind::Seed001, outbox, &mut |_| {
-            Vec::new()
-        })
+        room.join(
+            SessionId::next(),
+            DialectKind::Seed001,
+            outbox,
+            Box::new(|_| Vec::new()),
+        )
         .expect("a new room is not retired");
     }
     (room, outboxes)

@@ -1,15 +1,24 @@
 //! The bus: the one way events enter rooms. HTTP publish endpoints and
 //! built-in sources call [`Bus::publish`]; the bus delivers into the rooms of
 //! every node that has members. In embedded mode that is this process
-//! ([`LocalBus`]); fleet mode adds a Redis implementation behind the same
-//! enum, so rooms and sessions never change when the transport does.
+//! ([`LocalBus`]); in fleet mode ([`RedisBus`], `REDIS_URL`) Redis numbers
+//! each event in its room, keeps it in the room's stream and sends it to every
+//! node subscribed to the room, so rooms and sessions never change when the
+//! transport does. Producers that must run once per fleet ask
+//! [`Bus::holds`] for their lease.
 
+pub mod lease;
 pub mod local;
+pub mod redis;
 
 use std::sync::Arc;
+use std::time::Duration;
 
+pub use lease::Lease;
 pub use local::LocalBus;
+pub use redis::{RedisBus, RedisConfig};
 
+use crate::app::App;
 use crate::protocol::Event;
 use crate::rooms::{PublishReport, Rooms, RoomsError};
 
@@ -19,6 +28,29 @@ pub enum BusError {
     /// The node refused the event's room.
     #[error(transparent)]
     Rooms(#[from] RoomsError),
+    /// Redis is unreachable, frozen or refused the command (HTTP 503).
+    #[error("bus unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Producers that run on one node of the fleet at a time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Producer {
+    /// The embedded market simulator.
+    Simulator,
+    /// Ingestion of seed 001's Redis channels.
+    Ingest,
+}
+
+/// The fleet bus and this node's leases.
+#[derive(Debug)]
+pub struct Fleet {
+    /// Publishing and delivery through Redis.
+    pub redis: Arc<RedisBus>,
+    /// The simulator's lease.
+    simulator: Arc<Lease>,
+    /// The ingest lease.
+    ingest: Arc<Lease>,
 }
 
 /// Where published events go.
@@ -26,6 +58,8 @@ pub enum BusError {
 pub enum Bus {
     /// In-process delivery (embedded mode).
     Local(LocalBus),
+    /// Redis (fleet mode).
+    Fleet(Fleet),
 }
 
 impl Bus {
@@ -34,10 +68,60 @@ impl Bus {
         Bus::Local(LocalBus::new(rooms))
     }
 
-    /// Publishes an event to its room on every node with members.
+    /// A Redis bus for node `node` with leases of `lease_ttl`.
+    pub fn fleet(redis: RedisBus, node: &str, lease_ttl: Duration) -> Self {
+        let lease = |name| {
+            Arc::new(Lease::new(
+                name,
+                redis.lease_key(name),
+                node.to_string(),
+                lease_ttl,
+            ))
+        };
+        Bus::Fleet(Fleet {
+            simulator: lease("simulator"),
+            ingest: lease("ingest"),
+            redis: Arc::new(redis),
+        })
+    }
+
+    /// Starts the bus's background tasks (fleet mode: subscriber, health
+    /// check, leases) on the app's tracker.
+    pub fn spawn(app: &Arc<App>) {
+        let Bus::Fleet(fleet) = &app.bus else {
+            return;
+        };
+        let shutdown = app.shutdown.clone();
+        app.tracker
+            .spawn(Arc::clone(&fleet.redis).run_subscriber(Arc::clone(app), shutdown.clone()));
+        app.tracker
+            .spawn(Arc::clone(&fleet.redis).run_health(shutdown.clone()));
+        for lease in [&fleet.simulator, &fleet.ingest] {
+            app.tracker
+                .spawn(Arc::clone(lease).run(fleet.redis.commands(), shutdown.clone()));
+        }
+    }
+
+    /// Publishes an event to its room on every node with members. Modeldata
+    /// snapshots stay on this node: each node samples for its own connections.
     pub async fn publish(&self, event: &Event) -> Result<PublishReport, BusError> {
         match self {
             Bus::Local(bus) => bus.publish(event),
+            Bus::Fleet(fleet) => match event {
+                Event::ModelData(_) => Ok(fleet.redis.rooms().publish(event)?),
+                _ => fleet.redis.publish(event).await,
+            },
+        }
+    }
+
+    /// Whether this node may run `producer` now (always, in embedded mode).
+    pub fn holds(&self, producer: Producer) -> bool {
+        match self {
+            Bus::Local(_) => true,
+            Bus::Fleet(fleet) => match producer {
+                Producer::Simulator => fleet.simulator.is_held(),
+                Producer::Ingest => fleet.ingest.is_held(),
+            },
         }
     }
 
@@ -45,6 +129,7 @@ impl Bus {
     pub fn is_ready(&self) -> bool {
         match self {
             Bus::Local(_) => true,
+            Bus::Fleet(fleet) => fleet.redis.is_ready(),
         }
     }
 
@@ -52,6 +137,7 @@ impl Bus {
     pub fn mode(&self) -> &'static str {
         match self {
             Bus::Local(_) => "local",
+            Bus::Fleet(_) => "redis",
         }
     }
 }

@@ -11,8 +11,11 @@
 //! Adding a seed protocol means adding a [`DialectKind`] variant, a file here,
 //! and a route; nothing in rooms, outbox or session changes.
 
+pub mod native;
 pub mod seed000;
 pub mod seed001;
+
+use std::collections::VecDeque;
 
 use bytes::Bytes;
 
@@ -26,14 +29,20 @@ pub enum DialectKind {
     Seed000,
     /// Seed 001: `/api/ws` (tickers, patterns, alerts, market status).
     Seed001,
+    /// roomcast's native protocol v1: `/v1/ws` (rooms, seq, resume).
+    Native,
 }
 
 impl DialectKind {
     /// Number of kinds: the size of a room's per-dialect member table.
-    pub const COUNT: usize = 2;
+    pub const COUNT: usize = 3;
 
     /// Every kind, indexable by [`DialectKind::index`].
-    pub const ALL: [DialectKind; Self::COUNT] = [DialectKind::Seed000, DialectKind::Seed001];
+    pub const ALL: [DialectKind; Self::COUNT] = [
+        DialectKind::Seed000,
+        DialectKind::Seed001,
+        DialectKind::Native,
+    ];
 
     /// Position in a room's per-dialect member table.
     pub fn index(self) -> usize {
@@ -45,6 +54,7 @@ impl DialectKind {
         match self {
             DialectKind::Seed000 => "seed000",
             DialectKind::Seed001 => "seed001",
+            DialectKind::Native => "native",
         }
     }
 }
@@ -70,6 +80,22 @@ pub fn encode(kind: DialectKind, published: &Published<'_>) -> Option<Bytes> {
     match kind {
         DialectKind::Seed000 => seed000::encode(published),
         DialectKind::Seed001 => seed001::encode(published),
+        DialectKind::Native => native::encode(published),
+    }
+}
+
+/// The notice a dialect sends ahead of a live message when the room's
+/// members missed events for good (`missed`) or the room's history was lost
+/// (`missed` = `None`, new epoch); `None` when the dialect has no such notice.
+pub fn encode_gap(
+    kind: DialectKind,
+    room: &RoomName,
+    epoch: u64,
+    missed: Option<native::GapInfo>,
+) -> Option<Bytes> {
+    match kind {
+        DialectKind::Native => Some(native::gap_frame(room, epoch, missed)),
+        DialectKind::Seed000 | DialectKind::Seed001 => None,
     }
 }
 
@@ -93,9 +119,29 @@ pub enum JoinError {
     TooManyRooms,
 }
 
+/// What a joining member is greeted from: the room's lineage, its last
+/// `seq`, and its retained events `(seq, canonical JSON)`, oldest first.
+#[derive(Debug, Clone, Copy)]
+pub struct Retained<'a> {
+    /// The room's epoch.
+    pub epoch: u64,
+    /// The room's last `seq` (0 before any event).
+    pub seq: u64,
+    /// Retained events, oldest first.
+    pub entries: &'a VecDeque<(u64, Bytes)>,
+}
+
+impl<'a> Retained<'a> {
+    /// The retained payloads, oldest first.
+    pub fn payloads(&self) -> impl DoubleEndedIterator<Item = &'a Bytes> + 'a {
+        self.entries.iter().map(|(_, payload)| payload)
+    }
+}
+
 /// Builds the frames queued to a session when it joins a room, ahead of any
-/// live message; given the room's retained history payloads, oldest first.
-pub type Greeting<'g> = &'g mut dyn FnMut(&mut dyn Iterator<Item = &Bytes>) -> Vec<Bytes>;
+/// live message. Owned, because a fleet room still loading its history from
+/// Redis runs it later, when the history has arrived.
+pub type Greeting = Box<dyn FnOnce(&Retained<'_>) -> Vec<Bytes> + Send>;
 
 /// What a dialect may do to its session.
 pub trait Link {
@@ -103,7 +149,7 @@ pub trait Link {
     fn send(&mut self, frame: Bytes);
     /// Joins `room`. On a new join, `greet`'s frames are queued atomically with
     /// the membership, so no live message can slip in before them.
-    fn join(&mut self, room: RoomName, greet: Greeting<'_>) -> Result<Joined, JoinError>;
+    fn join(&mut self, room: RoomName, greet: Greeting) -> Result<Joined, JoinError>;
     /// Leaves `room`; false when the session was not a member.
     fn leave(&mut self, room: &RoomName) -> bool;
     /// Closes the session after what is queued.

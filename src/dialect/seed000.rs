@@ -67,7 +67,7 @@ impl DialectSession for Seed000Session {
     fn on_open(&mut self, link: &mut impl Link) {
         // Join first, then lease: a feed that is just starting publishes its
         // first snapshot into a room that already has this member.
-        match link.join(self.options.room(), &mut |_| Vec::new()) {
+        match link.join(self.options.room(), Box::new(|_| Vec::new())) {
             Ok(_) => self.lease = Some(self.modeldata.attach(&self.options)),
             Err(e) => {
                 link.send(error_frame(&e.to_string()));

@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use simd_json::prelude::*;
 
-use super::{DialectKind, DialectSession, Joined, Link, Published};
+use super::{DialectKind, DialectSession, Joined, Link, Published, Retained};
 use crate::frame;
 use crate::protocol::{Event, RoomName, normalize_ticker, time};
 use crate::telemetry::metrics;
@@ -119,7 +119,7 @@ fn subscription_frame(action: &'static str, channel: &str, ticker: Option<&str>)
 
 /// `{"type":"history","ticker":…,"messages":[…],"timestamp":…}` with the
 /// retained canonical payloads spliced in as they are (no re-encoding).
-fn history_frame(ticker: &str, messages: &mut dyn Iterator<Item = &Bytes>) -> Bytes {
+fn history_frame<'a>(ticker: &str, messages: impl Iterator<Item = &'a Bytes>) -> Bytes {
     frame::text_with(4096, |buf| -> Result<(), serde_json::Error> {
         buf.extend_from_slice(br#"{"type":"history","ticker":"#);
         serde_json::to_writer(&mut *buf, ticker)?;
@@ -212,9 +212,11 @@ impl Seed001Session {
     fn subscribe(&mut self, link: &mut impl Link, channel: Channel) {
         let room = channel.room();
         let name = channel.name();
-        let ticker = channel.ticker();
-        let mut greet = |history: &mut dyn Iterator<Item = &Bytes>| {
-            let mut frames = vec![subscription_frame("subscribed", name, ticker)];
+        let ticker = channel.ticker().map(str::to_string);
+        let confirmation = subscription_frame("subscribed", name, ticker.as_deref());
+        let greet = Box::new(move |retained: &Retained<'_>| {
+            let history = retained.payloads();
+            let mut frames = vec![confirmation];
             match &channel {
                 Channel::Ticker(t) => frames.push(history_frame(t, history)),
                 // The current market status, so a dashboard need not wait for the next change.
@@ -226,10 +228,12 @@ impl Seed001Session {
                 Channel::Patterns | Channel::Alerts => {}
             }
             frames
-        };
-        match link.join(room, &mut greet) {
+        });
+        match link.join(room, greet) {
             Ok(Joined::New) => {}
-            Ok(Joined::Already) => link.send(subscription_frame("subscribed", name, ticker)),
+            Ok(Joined::Already) => {
+                link.send(subscription_frame("subscribed", name, ticker.as_deref()))
+            }
             Err(e) => link.send(error_frame(&format!("Cannot subscribe: {e}"))),
         }
     }
@@ -332,14 +336,24 @@ mod tests {
         fn join(
             &mut self,
             room: RoomName,
-            greet: super::super::Greeting<'_>,
+            greet: super::super::Greeting,
         ) -> Result<Joined, JoinError> {
             if self.joined.contains(&room.to_string()) {
                 return Ok(Joined::Already);
             }
             self.joined.push(room.to_string());
-            let history = self.history.clone();
-            for f in greet(&mut history.iter()) {
+            let entries: std::collections::VecDeque<(u64, Bytes)> = self
+                .history
+                .iter()
+                .enumerate()
+                .map(|(i, b)| (i as u64 + 1, b.clone()))
+                .collect();
+            let retained = super::super::Retained {
+                epoch: 1,
+                seq: entries.len() as u64,
+                entries: &entries,
+            };
+            for f in greet(&retained) {
                 self.send(f);
             }
             Ok(Joined::New)

@@ -13,6 +13,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
+use crate::dialect::native::NativeSession;
 use crate::dialect::seed000::Seed000Session;
 use crate::dialect::seed001::{self, Seed001Session};
 use crate::sources::modeldata::FeedOptions;
@@ -28,6 +29,10 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
         (&Method::GET, "/metrics") => status::metrics_text(),
         (&Method::GET, "/api/ws/stats") => status::stats(&app),
         (&Method::GET, "/ws/status") => status::ws_status(&app),
+        (&Method::GET, "/v1/ws") => {
+            let session = NativeSession::new(&app.node);
+            crate::ws::upgrade(&app, req, session)
+        }
         (&Method::GET, "/ws/modeldata-stream") => {
             let max_points = app.modeldata.config().max_points;
             let options = match FeedOptions::from_query(req.uri().query(), max_points) {
@@ -79,6 +84,7 @@ fn is_known(path: &str) -> bool {
             | "/api/alerts"
             | "/ws/status"
             | "/ws/modeldata-stream"
+            | "/v1/ws"
     ) || path.starts_with("/api/ws/broadcast/")
         || path.starts_with("/api/alerts/")
 }

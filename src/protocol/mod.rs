@@ -56,6 +56,11 @@ impl RoomName {
             .is_some_and(|rest| rest.is_empty() || rest.starts_with('?'))
     }
 
+    /// A room named by the wire (a bus channel): any text, taken as is.
+    pub fn from_wire(name: &str) -> Self {
+        RoomName(Arc::from(name))
+    }
+
     /// The room's name as text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -172,6 +177,9 @@ pub struct ModelDataFrame {
     pub room: RoomName,
     /// The message as a WebSocket text frame.
     pub frame: Bytes,
+    /// Sent instead of `frame` to members that have not had a first message
+    /// (`initial_modeldata`) yet: decided by the room, under its lock.
+    pub first: Option<Bytes>,
     /// When set, replaces the room's snapshot: the frames a new member gets
     /// on joining (the latest `initial_modeldata`, and the source status
     /// while it is degraded).

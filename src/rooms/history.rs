@@ -39,7 +39,19 @@ impl History {
         self.entries.push_back((seq, payload));
     }
 
-    /// Payloads, oldest first.
+    /// `(seq, payload)` of every retained event, oldest first.
+    pub fn entries(&self) -> impl Iterator<Item = (u64, Bytes)> + '_ {
+        self.entries
+            .iter()
+            .map(|(seq, payload)| (*seq, payload.clone()))
+    }
+
+    /// The retained `(seq, payload)` entries, oldest first.
+    pub fn as_deque(&self) -> &VecDeque<(u64, Bytes)> {
+        &self.entries
+    }
+
+    /// Retained payloads, oldest first.
     pub fn payloads(&self) -> impl Iterator<Item = &Bytes> {
         self.entries.iter().map(|(_, payload)| payload)
     }
@@ -47,6 +59,11 @@ impl History {
     /// Retained events.
     pub fn len(&self) -> usize {
         self.entries.len()
+    }
+
+    /// Forgets every retained event (the lineage changed).
+    pub fn clear(&mut self) {
+        self.entries.clear();
     }
 
     /// True when nothing is retained.

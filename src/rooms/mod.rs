@@ -10,9 +10,11 @@ pub mod room;
 use std::sync::Arc;
 use std::time::Instant;
 
+use bytes::Bytes;
 use dashmap::DashMap;
+use tokio::sync::mpsc::UnboundedSender;
 
-pub use room::{PublishReport, Room};
+pub use room::{PublishReport, Remote, Retired, Room};
 
 use crate::close_code::CloseCode;
 use crate::dialect::{DialectKind, Greeting, JoinError, Joined};
@@ -42,6 +44,11 @@ pub struct Rooms {
     history_size: usize,
     /// Cap on `map.len()`.
     max_rooms: usize,
+    /// Fleet mode: rooms are fed by the bus, history lives in Redis, so a
+    /// room goes as soon as its last local member leaves; each time a room
+    /// gains its first member or loses its last, its name is sent here so
+    /// the bus (re)checks whether to subscribe to it.
+    fleet: Option<UnboundedSender<RoomName>>,
 }
 
 impl Rooms {
@@ -51,7 +58,49 @@ impl Rooms {
             map: DashMap::new(),
             history_size,
             max_rooms,
+            fleet: None,
         }
+    }
+
+    /// A registry for fleet mode: membership changes are hinted to `hints`.
+    pub fn new_fleet(
+        history_size: usize,
+        max_rooms: usize,
+        hints: UnboundedSender<RoomName>,
+    ) -> Self {
+        Rooms {
+            fleet: Some(hints),
+            ..Rooms::new(history_size, max_rooms)
+        }
+    }
+
+    /// Events a room retains for replay.
+    pub fn history_size(&self) -> usize {
+        self.history_size
+    }
+
+    /// Whether `name` has members on this node (the bus subscribes to it then).
+    pub fn has_members(&self, name: &RoomName) -> bool {
+        self.get(name).is_some_and(|r| r.member_count() > 0)
+    }
+
+    /// Delivers an event another node published into the local room, if this
+    /// node has it; `None` when it does not.
+    pub fn deliver(
+        &self,
+        event: &Event,
+        canonical_frame: &Bytes,
+        seq: u64,
+        epoch: u64,
+        accept_gap: bool,
+    ) -> Option<Remote> {
+        let started = Instant::now();
+        let room = self.get(&event.room())?;
+        let remote = room.deliver(event, canonical_frame, seq, epoch, accept_gap);
+        if let Remote::Delivered(report) = &remote {
+            self.record(report, started);
+        }
+        Some(remote)
     }
 
     /// The room named `name`, if it exists.
@@ -71,7 +120,12 @@ impl Rooms {
             .entry(name.clone())
             .or_insert_with(|| {
                 metrics().rooms.increment(1.0);
-                Arc::new(Room::new(name.clone(), self.history_size_of(name)))
+                let history = self.history_size_of(name);
+                Arc::new(if self.fleet.is_some() && !name.is_modeldata() {
+                    Room::new_remote(name.clone(), history)
+                } else {
+                    Room::new(name.clone(), history)
+                })
             })
             .clone();
         Ok(room)
@@ -100,6 +154,11 @@ impl Rooms {
             self.get_or_create(&name)?
         };
         let report = room.publish(event);
+        self.record(&report, started);
+        Ok(report)
+    }
+
+    fn record(&self, report: &PublishReport, started: Instant) {
         let m = metrics();
         m.fanout_seconds.record(started.elapsed().as_secs_f64());
         m.events_published.increment(1);
@@ -112,7 +171,6 @@ impl Rooms {
         for _ in 0..report.overflowed {
             m.closed(CloseCode::SlowConsumer);
         }
-        Ok(report)
     }
 
     /// Adds a session to a room (created if needed), queuing `greet`'s frames first.
@@ -122,18 +180,27 @@ impl Rooms {
         session: SessionId,
         kind: DialectKind,
         outbox: &Arc<Outbox>,
-        greet: Greeting<'_>,
+        mut greet: Greeting,
     ) -> Result<(Arc<Room>, Joined), JoinError> {
         loop {
             let room = self
                 .get_or_create(name)
                 .map_err(|_| JoinError::TooManyRooms)?;
+            let before = room.member_count();
             // A retired room was removed between lookup and join: look again.
-            if let Ok(joined) = room.join(session, kind, outbox, &mut *greet) {
-                if joined == Joined::New {
-                    metrics().subscriptions.increment(1.0);
+            match room.join(session, kind, outbox, greet) {
+                Err(Retired(back)) => greet = back,
+                Ok(joined) => {
+                    if joined == Joined::New {
+                        metrics().subscriptions.increment(1.0);
+                        if before == 0
+                            && let Some(hints) = &self.fleet
+                        {
+                            let _ = hints.send(name.clone());
+                        }
+                    }
+                    return Ok((room, joined));
                 }
-                return Ok((room, joined));
             }
         }
     }
@@ -145,14 +212,18 @@ impl Rooms {
         }
         metrics().subscriptions.decrement(1.0);
         if room.member_count() == 0 {
+            let fleet = self.fleet.is_some();
             let removed = self
                 .map
                 .remove_if(room.name(), |_, r| {
-                    Arc::ptr_eq(r, room) && r.retire_if_unused()
+                    Arc::ptr_eq(r, room) && r.retire_if_unused(fleet)
                 })
                 .is_some();
             if removed {
                 metrics().rooms.decrement(1.0);
+            }
+            if let Some(hints) = &self.fleet {
+                let _ = hints.send(room.name().clone());
             }
         }
         true
@@ -184,7 +255,6 @@ impl Rooms {
 mod tests {
     use super::*;
     use crate::protocol::{AlertTrigger, RoomName};
-    use bytes::Bytes;
 
     fn alert() -> Event {
         Event::AlertTrigger(AlertTrigger {
@@ -197,8 +267,8 @@ mod tests {
         })
     }
 
-    fn none(_: &mut dyn Iterator<Item = &Bytes>) -> Vec<Bytes> {
-        Vec::new()
+    fn none() -> Greeting {
+        Box::new(|_| Vec::new())
     }
 
     #[test]
@@ -212,7 +282,7 @@ mod tests {
                 id,
                 DialectKind::Seed001,
                 &outbox,
-                &mut none,
+                none(),
             )
             .unwrap();
         assert_eq!(rooms.len(), 1);
@@ -231,7 +301,7 @@ mod tests {
                 id,
                 DialectKind::Seed001,
                 &outbox,
-                &mut none,
+                none(),
             )
             .unwrap();
         rooms.publish(&alert()).unwrap();
@@ -250,7 +320,7 @@ mod tests {
                 SessionId::next(),
                 DialectKind::Seed001,
                 &outbox,
-                &mut none,
+                none(),
             )
             .unwrap_err();
         assert_eq!(err, JoinError::TooManyRooms);

@@ -13,16 +13,42 @@ use indexmap::IndexMap;
 use parking_lot::Mutex;
 
 use super::history::History;
-use crate::dialect::{self, DialectKind, Greeting, Joined, Published};
+use crate::dialect::native::GapInfo;
+use crate::dialect::{self, DialectKind, Greeting, Joined, Published, Retained};
 use crate::frame;
 use crate::ids::{RoomId, SessionId};
 use crate::outbox::{Delivery, Outbox, Pushed};
 use crate::protocol::{Event, ModelDataFrame, RoomName};
 
 /// The room was removed from the registry while a session was joining it;
-/// the caller looks the room up again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Retired;
+/// the caller looks the room up again (with the greeting given back).
+pub struct Retired(pub Greeting);
+
+impl std::fmt::Debug for Retired {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Retired")
+    }
+}
+
+/// A member whose greeting waits for the room's history (fleet mode).
+struct Waiting {
+    /// The session.
+    session: SessionId,
+    /// Its dialect.
+    kind: DialectKind,
+    /// Its outbox.
+    outbox: Arc<Outbox>,
+    /// Its greeting, run once the history is loaded.
+    greet: Greeting,
+}
+
+impl std::fmt::Debug for Waiting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Waiting")
+            .field("session", &self.session)
+            .finish_non_exhaustive()
+    }
+}
 
 /// What one publish did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -39,21 +65,52 @@ pub struct PublishReport {
     pub dropped: usize,
 }
 
+/// What a delivery from another node (the bus) did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Remote {
+    /// Delivered to the members.
+    Delivered(PublishReport),
+    /// Already delivered (its `seq` is not after the room's): ignored.
+    Duplicate,
+    /// Events between the room's `seq` (`last`) and this one are missing: the
+    /// caller fetches them first, or delivers with `accept_gap` when they are
+    /// lost.
+    Gap {
+        /// The room's last delivered `seq`.
+        last: u64,
+    },
+}
+
 /// Mutable room state, behind the room lock.
 #[derive(Debug)]
 struct RoomState {
     /// Sequence number of the last published event (0 before the first).
     seq: u64,
+    /// Identifies the history lineage `seq` counts in; in fleet mode it comes
+    /// from Redis and changes when Redis lost the room's history.
+    epoch: u64,
+    /// False for a fleet room that has not delivered anything yet: its first
+    /// delivery sets `seq` and `epoch` rather than being a gap.
+    synced: bool,
     /// Recent events for replay to new members.
     history: History,
     /// Frames every new member gets first, replaced by events that carry one
     /// (a modeldata feed's latest `initial_modeldata`); empty for most rooms.
     snapshot: Vec<Bytes>,
+    /// Whether every member has had a first message (an event's `first`
+    /// frame, or a snapshot holding one); until then events that carry a
+    /// `first` frame are sent as that.
+    greeted: bool,
     /// Members per dialect ([`DialectKind::index`]), so each dialect's frame
     /// is encoded once and iterated over a contiguous map.
     members: [IndexMap<SessionId, Arc<Outbox>>; DialectKind::COUNT],
     /// Set when the registry removed the room; joins must go to the new one.
     retired: bool,
+    /// Fleet mode: true until the room's recent history arrived from Redis
+    /// ([`Room::preload`]); members joining meanwhile wait in `waiting`.
+    loading: bool,
+    /// Members that joined while loading; greeted and admitted by `preload`.
+    waiting: Vec<Waiting>,
 }
 
 /// A named stream and its members.
@@ -64,9 +121,6 @@ pub struct Room {
     /// What a full outbox does with this room's frames; a conflating room's
     /// process-unique [`RoomId`] is the conflation key in members' outboxes.
     delivery: Delivery,
-    /// Identifies this room's history lineage; changes when history is lost
-    /// (a new room instance), so a resuming client can tell `seq`s apart.
-    epoch: u64,
     /// Sequence, history and members.
     state: Mutex<RoomState>,
     /// Member count readable without the lock (stats, registry clean-up).
@@ -93,14 +147,18 @@ impl Room {
         Room {
             name,
             delivery,
-            // 53 bits: exact in JavaScript numbers.
-            epoch: rand::random::<u64>() >> 11,
             state: Mutex::new(RoomState {
                 seq: 0,
+                // A new local room is a new lineage; 53 bits: exact in JavaScript numbers.
+                epoch: new_epoch(),
+                synced: true,
                 history: History::new(history_size),
                 snapshot: Vec::new(),
+                greeted: false,
                 members: std::array::from_fn(|_| IndexMap::new()),
                 retired: false,
+                loading: false,
+                waiting: Vec::new(),
             }),
             member_count: AtomicUsize::new(0),
         }
@@ -116,9 +174,85 @@ impl Room {
         self.member_count.load(Ordering::Relaxed)
     }
 
+    /// A room fed by the bus from other nodes: `seq` and `epoch` are taken
+    /// from the first delivery.
+    pub fn new_remote(name: RoomName, history_size: usize) -> Self {
+        let room = Room::new(name, history_size);
+        {
+            let mut state = room.state.lock();
+            state.synced = false;
+            state.loading = true;
+        }
+        room
+    }
+
+    /// Whether the room still waits for its history ([`Room::preload`]).
+    pub fn is_loading(&self) -> bool {
+        self.state.lock().loading
+    }
+
+    /// Ends loading with the room's recent history from the bus
+    /// (`(seq, epoch, canonical JSON)`, oldest first): merged with anything
+    /// delivered meanwhile, then every waiting member is greeted with it and
+    /// admitted. Does nothing if the room is not loading.
+    pub fn preload(&self, entries: Vec<(u64, u64, Bytes)>) {
+        let mut state = self.state.lock();
+        if !state.loading {
+            return;
+        }
+        state.loading = false;
+        if let Some(&(last_seq, epoch, _)) = entries.last() {
+            if !state.synced || state.epoch != epoch {
+                // Nothing delivered yet in this lineage: the stream is the history.
+                state.synced = true;
+                state.epoch = epoch;
+                state.seq = last_seq;
+                state.history.clear();
+                for (seq, _, json) in entries {
+                    state.history.push(seq, json);
+                }
+            } else {
+                // Live events arrived while loading: older entries go first.
+                let live: Vec<(u64, Bytes)> = state.history.entries().collect();
+                state.history.clear();
+                let oldest_live = live.first().map_or(u64::MAX, |e| e.0);
+                for (seq, _, json) in entries {
+                    if seq < oldest_live {
+                        state.history.push(seq, json);
+                    }
+                }
+                for (seq, json) in live {
+                    state.history.push(seq, json);
+                }
+            }
+        }
+        for waiting in std::mem::take(&mut state.waiting) {
+            for frame in &state.snapshot {
+                waiting.outbox.push(frame, Delivery::Ordered);
+            }
+            for frame in (waiting.greet)(&retained(&state)) {
+                waiting.outbox.push(&frame, Delivery::Ordered);
+            }
+            state.members[waiting.kind.index()].insert(waiting.session, waiting.outbox);
+        }
+    }
+
     /// Sequence number of the last published event.
     pub fn seq(&self) -> u64 {
         self.state.lock().seq
+    }
+
+    /// `(epoch, seq)` of the last delivered event, or `None` for a fleet room
+    /// that has delivered nothing yet (it has nothing to catch up on).
+    pub fn resume_point(&self) -> Option<(u64, u64)> {
+        let state = self.state.lock();
+        state.synced.then_some((state.epoch, state.seq))
+    }
+
+    /// `(epoch, seq)` of the last published event.
+    pub fn position(&self) -> (u64, u64) {
+        let state = self.state.lock();
+        (state.epoch, state.seq)
     }
 
     /// Retained history length.
@@ -134,19 +268,34 @@ impl Room {
         session: SessionId,
         kind: DialectKind,
         outbox: &Arc<Outbox>,
-        greet: Greeting<'_>,
+        greet: Greeting,
     ) -> Result<Joined, Retired> {
         let mut state = self.state.lock();
         if state.retired {
-            return Err(Retired);
+            return Err(Retired(greet));
         }
-        if state.members[kind.index()].contains_key(&session) {
+        if state.members[kind.index()].contains_key(&session)
+            || state
+                .waiting
+                .iter()
+                .any(|w| w.session == session && w.kind == kind)
+        {
             return Ok(Joined::Already);
+        }
+        if state.loading {
+            state.waiting.push(Waiting {
+                session,
+                kind,
+                outbox: outbox.clone(),
+                greet,
+            });
+            self.member_count.fetch_add(1, Ordering::Relaxed);
+            return Ok(Joined::New);
         }
         for frame in &state.snapshot {
             outbox.push(frame, Delivery::Ordered);
         }
-        for frame in greet(&mut state.history.payloads()) {
+        for frame in greet(&retained(&state)) {
             outbox.push(&frame, Delivery::Ordered);
         }
         state.members[kind.index()].insert(session, outbox.clone());
@@ -156,20 +305,28 @@ impl Room {
 
     /// Removes a member; false if it was not one.
     pub fn leave(&self, session: SessionId, kind: DialectKind) -> bool {
-        let removed = self.state.lock().members[kind.index()]
-            .swap_remove(&session)
-            .is_some();
+        let mut state = self.state.lock();
+        let waiting = state.waiting.len();
+        state
+            .waiting
+            .retain(|w| !(w.session == session && w.kind == kind));
+        let removed = state.waiting.len() < waiting
+            || state.members[kind.index()].swap_remove(&session).is_some();
+        drop(state);
         if removed {
             self.member_count.fetch_sub(1, Ordering::Relaxed);
         }
         removed
     }
 
-    /// Marks the room retired if it has no members and no history; the
-    /// registry calls this under its map lock before removing the room.
-    pub fn retire_if_unused(&self) -> bool {
+    /// Marks the room retired if it has no members and (unless `ignore_history`)
+    /// no history; the registry calls this under its map lock before removing
+    /// the room.
+    pub fn retire_if_unused(&self, ignore_history: bool) -> bool {
         let mut state = self.state.lock();
-        let unused = state.history.is_empty() && state.members.iter().all(IndexMap::is_empty);
+        let unused = (ignore_history || state.history.is_empty())
+            && state.waiting.is_empty()
+            && state.members.iter().all(IndexMap::is_empty);
         if unused {
             state.retired = true;
         }
@@ -181,9 +338,79 @@ impl Room {
     pub fn publish(&self, event: &Event) -> PublishReport {
         // The canonical encoding carries no seq, so it is built outside the lock.
         let canonical_frame = event.canonical_frame();
-        let canonical = frame::payload(&canonical_frame);
-
         let mut state = self.state.lock();
+        let seq = state.seq + 1;
+        // Members that never had a first message get it now (a modeldata
+        // feed's `initial_modeldata`), whoever joined when.
+        if let Event::ModelData(ModelDataFrame {
+            first: Some(first), ..
+        }) = event
+        {
+            let greeted = std::mem::replace(&mut state.greeted, true);
+            if !greeted {
+                return self.fan_out(&mut state, event, first, seq);
+            }
+        }
+        self.fan_out(&mut state, event, &canonical_frame, seq)
+    }
+
+    /// Delivers an event another node published, numbered by the bus: in
+    /// order, at most once. `canonical_frame` is the event's canonical JSON as
+    /// a text frame (received once per node, shared by every member).
+    pub fn deliver(
+        &self,
+        event: &Event,
+        canonical_frame: &Bytes,
+        seq: u64,
+        epoch: u64,
+        accept_gap: bool,
+    ) -> Remote {
+        let mut state = self.state.lock();
+        let mut gap = None;
+        if !state.synced || state.epoch != epoch {
+            // First delivery, or the bus lost the room's history: a new lineage,
+            // which members that saw the old one are told about.
+            if state.synced {
+                gap = Some(None);
+            }
+            state.synced = true;
+            state.epoch = epoch;
+            state.history.clear();
+        } else if seq <= state.seq {
+            return Remote::Duplicate;
+        } else if seq > state.seq + 1 {
+            if !accept_gap {
+                return Remote::Gap { last: state.seq };
+            }
+            gap = Some(Some(GapInfo {
+                from: state.seq + 1,
+                to: seq - 1,
+            }));
+        }
+        if let Some(missed) = gap {
+            for kind in DialectKind::ALL {
+                let members = &state.members[kind.index()];
+                if members.is_empty() {
+                    continue;
+                }
+                if let Some(notice) = dialect::encode_gap(kind, &self.name, epoch, missed) {
+                    for outbox in members.values() {
+                        outbox.push(&notice, Delivery::Ordered);
+                    }
+                }
+            }
+        }
+        Remote::Delivered(self.fan_out(&mut state, event, canonical_frame, seq))
+    }
+
+    fn fan_out(
+        &self,
+        state: &mut RoomState,
+        event: &Event,
+        canonical_frame: &Bytes,
+        seq: u64,
+    ) -> PublishReport {
+        let canonical = frame::payload(canonical_frame);
         if let Event::ModelData(ModelDataFrame {
             snapshot: Some(snapshot),
             ..
@@ -191,8 +418,7 @@ impl Room {
         {
             state.snapshot.clone_from(snapshot);
         }
-        state.seq += 1;
-        let seq = state.seq;
+        state.seq = seq;
         state.history.push(seq, canonical);
         let mut report = PublishReport {
             seq,
@@ -206,9 +432,9 @@ impl Room {
             let published = Published {
                 room: &self.name,
                 seq,
-                epoch: self.epoch,
+                epoch: state.epoch,
                 event,
-                canonical_frame: &canonical_frame,
+                canonical_frame,
             };
             let Some(frame) = dialect::encode(kind, &published) else {
                 continue;
@@ -230,6 +456,20 @@ impl Room {
         }
         report
     }
+}
+
+/// The greeting's view of a room's state.
+fn retained(state: &RoomState) -> Retained<'_> {
+    Retained {
+        epoch: state.epoch,
+        seq: state.seq,
+        entries: state.history.as_deque(),
+    }
+}
+
+/// A fresh epoch: 53 random bits, exact in JavaScript numbers.
+pub fn new_epoch() -> u64 {
+    rand::random::<u64>() >> 11
 }
 
 #[cfg(test)]
@@ -269,8 +509,8 @@ mod tests {
         })
     }
 
-    fn no_greeting() -> impl FnMut(&mut dyn Iterator<Item = &Bytes>) -> Vec<Bytes> {
-        |_| Vec::new()
+    fn no_greeting() -> Greeting {
+        Box::new(|_| Vec::new())
     }
 
     fn drain(outbox: &Outbox) -> Vec<Bytes> {
@@ -284,13 +524,8 @@ mod tests {
         let room = Room::new(RoomName::ticker("AAPL"), 10);
         let outboxes: Vec<_> = (0..3).map(|_| Arc::new(Outbox::new(8))).collect();
         for o in &outboxes {
-            room.join(
-                SessionId::next(),
-                DialectKind::Seed001,
-                o,
-                &mut no_greeting(),
-            )
-            .unwrap();
+            room.join(SessionId::next(), DialectKind::Seed001, o, no_greeting())
+                .unwrap();
         }
         let report = room.publish(&price("AAPL", 1.0));
         assert_eq!(report.seq, 1);
@@ -315,14 +550,15 @@ mod tests {
         let room = Room::new(RoomName::ticker("AAPL"), 10);
         room.publish(&price("AAPL", 1.0));
         let outbox = Arc::new(Outbox::new(8));
-        let mut seen = 0;
-        let mut greet = |h: &mut dyn Iterator<Item = &Bytes>| {
-            seen = h.count();
+        let seen = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&seen);
+        let greet: Greeting = Box::new(move |r: &Retained<'_>| {
+            counter.store(r.payloads().count(), Ordering::Relaxed);
             vec![frame::text(b"hello")]
-        };
-        room.join(SessionId::next(), DialectKind::Seed001, &outbox, &mut greet)
+        });
+        room.join(SessionId::next(), DialectKind::Seed001, &outbox, greet)
             .unwrap();
-        assert_eq!(seen, 1);
+        assert_eq!(seen.load(Ordering::Relaxed), 1);
         room.publish(&price("AAPL", 2.0));
         let frames = drain(&outbox);
         assert_eq!(frame::payload(&frames[0]), Bytes::from_static(b"hello"));
@@ -335,14 +571,14 @@ mod tests {
         let outbox = Arc::new(Outbox::new(8));
         let id = SessionId::next();
         let k = DialectKind::Seed001;
-        assert_eq!(
-            room.join(id, k, &outbox, &mut no_greeting()),
+        assert!(matches!(
+            room.join(id, k, &outbox, no_greeting()),
             Ok(Joined::New)
-        );
-        assert_eq!(
-            room.join(id, k, &outbox, &mut no_greeting()),
+        ));
+        assert!(matches!(
+            room.join(id, k, &outbox, no_greeting()),
             Ok(Joined::Already)
-        );
+        ));
         assert_eq!(room.member_count(), 1);
         assert!(room.leave(id, k));
         assert!(!room.leave(id, k));
@@ -356,9 +592,9 @@ mod tests {
         let slow = Arc::new(Outbox::new(2));
         let fast = Arc::new(Outbox::new(64));
         let k = DialectKind::Seed001;
-        room.join(SessionId::next(), k, &slow, &mut no_greeting())
+        room.join(SessionId::next(), k, &slow, no_greeting())
             .unwrap();
-        room.join(SessionId::next(), k, &fast, &mut no_greeting())
+        room.join(SessionId::next(), k, &fast, no_greeting())
             .unwrap();
         let mut overflowed = 0;
         for _ in 0..3 {
@@ -380,7 +616,7 @@ mod tests {
             SessionId::next(),
             DialectKind::Seed001,
             &slow,
-            &mut no_greeting(),
+            no_greeting(),
         )
         .unwrap();
         let mut conflated = 0;
@@ -395,18 +631,76 @@ mod tests {
     }
 
     #[test]
+    fn remote_deliveries_are_in_order_at_most_once_and_report_gaps() {
+        let room = Room::new_remote(RoomName::patterns(), 10);
+        let outbox = Arc::new(Outbox::new(64));
+        let k = DialectKind::Seed001;
+        room.join(SessionId::next(), k, &outbox, no_greeting())
+            .unwrap();
+        // A fleet room admits members once its history arrived (none here).
+        assert!(room.is_loading());
+        room.preload(Vec::new());
+        let event = pattern();
+        let frame = event.canonical_frame();
+        let deliver = |seq, epoch, accept| room.deliver(&event, &frame, seq, epoch, accept);
+        // The first delivery sets the baseline, whatever its seq.
+        assert!(matches!(deliver(41, 7, false), Remote::Delivered(_)));
+        assert!(matches!(deliver(42, 7, false), Remote::Delivered(_)));
+        assert_eq!(deliver(42, 7, false), Remote::Duplicate);
+        assert_eq!(deliver(40, 7, false), Remote::Duplicate);
+        assert_eq!(deliver(44, 7, false), Remote::Gap { last: 42 });
+        assert!(matches!(deliver(44, 7, true), Remote::Delivered(_)));
+        // A new epoch (history lost) restarts the lineage.
+        assert!(matches!(deliver(1, 8, false), Remote::Delivered(_)));
+        assert_eq!(room.position(), (8, 1));
+        assert_eq!(room.history_len(), 1);
+        assert_eq!(drain(&outbox).len(), 4);
+    }
+
+    #[test]
+    fn members_joining_a_loading_room_get_the_loaded_history_before_live_events() {
+        let room = Room::new_remote(RoomName::ticker("AAPL"), 10);
+        let outbox = Arc::new(Outbox::new(64));
+        let count = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&count);
+        let greet: Greeting = Box::new(move |r: &Retained<'_>| {
+            seen.store(r.payloads().count(), Ordering::Relaxed);
+            vec![frame::text(b"greeting")]
+        });
+        room.join(SessionId::next(), DialectKind::Seed001, &outbox, greet)
+            .unwrap();
+        assert_eq!(room.member_count(), 1);
+        // A live event arrives while loading: kept, not yet sent.
+        let event = price("AAPL", 3.0);
+        let live = event.canonical_frame();
+        room.deliver(&event, &live, 3, 9, false);
+        assert!(drain(&outbox).is_empty());
+        room.preload(vec![
+            (1, 9, Bytes::from_static(b"{\"n\":1}")),
+            (2, 9, Bytes::from_static(b"{\"n\":2}")),
+        ]);
+        assert_eq!(count.load(Ordering::Relaxed), 3);
+        let frames = drain(&outbox);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(frame::payload(&frames[0]), Bytes::from_static(b"greeting"));
+        assert_eq!(room.position(), (9, 3));
+        room.deliver(&event, &live, 4, 9, false);
+        assert_eq!(drain(&outbox).len(), 1);
+    }
+
+    #[test]
     fn retired_room_refuses_joins() {
         let room = Room::new(RoomName::patterns(), 10);
-        assert!(room.retire_if_unused());
+        assert!(room.retire_if_unused(false));
         let outbox = Arc::new(Outbox::new(8));
-        assert_eq!(
+        assert!(matches!(
             room.join(
                 SessionId::next(),
                 DialectKind::Seed001,
                 &outbox,
-                &mut no_greeting()
+                no_greeting()
             ),
-            Err(Retired)
-        );
+            Err(Retired(..))
+        ));
     }
 }

@@ -21,6 +21,7 @@ use tokio_util::sync::CancellationToken;
 use super::market_hours::{MarketSession, session_at};
 use super::patterns::{Bar, PatternConfig, PatternDetector, PatternSignal};
 use crate::app::App;
+use crate::bus::Producer;
 use crate::config::Config;
 use crate::protocol::{Event, MarketStatus, PatternAlert, PriceUpdate, normalize_ticker, time};
 
@@ -146,6 +147,11 @@ impl MarketSimulator {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = ticker.tick() => {}
+            }
+            // In a fleet, one node runs the simulator (a Redis lease).
+            if !app.bus.holds(Producer::Simulator) {
+                was_open = None;
+                continue;
             }
             let now = Utc::now();
             let session = session_at(now);

@@ -55,7 +55,7 @@ impl Link for SessionLink {
         }
     }
 
-    fn join(&mut self, room: RoomName, greet: Greeting<'_>) -> Result<Joined, JoinError> {
+    fn join(&mut self, room: RoomName, greet: Greeting) -> Result<Joined, JoinError> {
         if self.rooms.iter().any(|r| *r.name() == room) {
             return Ok(Joined::Already);
         }

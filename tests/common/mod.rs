@@ -7,7 +7,9 @@
 
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod postgres;
+pub mod process;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -14,16 +14,16 @@ use std::ffi::OsStr;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::future::Future;
 use std::io::{self, Read, Seek, SeekFrom};
-use std::net::TcpListener;
 use std::os::unix::fs::DirBuilderExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, OnceLock, PoisonError, TryLockError, mpsc};
+use std::sync::{Mutex, OnceLock, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::NoTls;
+
+use super::process::{RunAs, free_port, prepare, signal, spawn, wait_bounded};
 
 /// Bound on a server becoming ready to accept connections.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -523,13 +523,6 @@ fn is_executable(path: &Path) -> bool {
     fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
-/// The identity initdb and postgres run as.
-#[derive(Clone, Copy)]
-struct RunAs {
-    uid: libc::uid_t,
-    gid: libc::gid_t,
-}
-
 /// `Some(postgres user)` when running as root, `None` otherwise.
 fn run_as() -> Option<RunAs> {
     static RUN_AS: OnceLock<Option<RunAs>> = OnceLock::new();
@@ -552,77 +545,6 @@ fn run_as() -> Option<RunAs> {
     })
 }
 
-/// Makes `cmd` drop to `run_as` (if any) and die with this process.
-fn prepare(cmd: &mut Command, run_as: Option<RunAs>) {
-    let parent = std::process::id() as libc::pid_t;
-    // SAFETY: the closure only makes async-signal-safe system calls.
-    unsafe {
-        cmd.pre_exec(move || {
-            if let Some(RunAs { uid, gid }) = run_as
-                && (libc::setgroups(0, std::ptr::null()) != 0
-                    || libc::setgid(gid) != 0
-                    || libc::setuid(uid) != 0)
-            {
-                return Err(io::Error::last_os_error());
-            }
-            // After the uid change: changing credentials resets the death signal.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) != 0 {
-                return Err(io::Error::last_os_error());
-            }
-            // The parent may have died before the death signal was armed.
-            if libc::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(libc::ESRCH));
-            }
-            Ok(())
-        });
-    }
-}
-
-/// Spawns `cmd` from one long-lived thread. `PR_SET_PDEATHSIG` fires when the
-/// *thread* that forked the child exits, and test threads exit after every
-/// test, which would kill the shared server; this thread lives as long as the
-/// process.
-fn spawn(cmd: Command) -> io::Result<Child> {
-    type Request = (Command, mpsc::SyncSender<io::Result<Child>>);
-    static SPAWNER: OnceLock<mpsc::Sender<Request>> = OnceLock::new();
-    let spawner = SPAWNER.get_or_init(|| {
-        let (tx, rx) = mpsc::channel::<Request>();
-        std::thread::Builder::new()
-            .name("postgres-spawner".into())
-            .spawn(move || {
-                for (mut cmd, reply) in rx {
-                    let _ = reply.send(cmd.spawn());
-                }
-            })
-            .expect("starting the postgres spawner thread");
-        tx
-    });
-    let (reply_tx, reply_rx) = mpsc::sync_channel(1);
-    spawner
-        .send((cmd, reply_tx))
-        .expect("the postgres spawner thread is gone");
-    reply_rx
-        .recv()
-        .expect("the postgres spawner thread dropped a request")
-}
-
-fn signal(child: &Child, sig: libc::c_int) {
-    // SAFETY: plain kill(2) on our own, not yet reaped, child.
-    unsafe { libc::kill(child.id() as libc::pid_t, sig) };
-}
-
-/// Waits for `child` to exit, at most `timeout`.
-fn wait_bounded(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(status)) => return Some(status),
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(POLL_INTERVAL),
-            Ok(None) | Err(_) => return None,
-        }
-    }
-}
-
 /// A new, uniquely named directory under the system temporary directory.
 fn make_temp_dir() -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -637,14 +559,6 @@ fn make_temp_dir() -> PathBuf {
         .create(&dir)
         .unwrap_or_else(|e| panic!("creating {}: {e}", dir.display()));
     dir
-}
-
-/// A port that was free on 127.0.0.1 a moment ago.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("binding 127.0.0.1:0")
-        .port()
 }
 
 /// Runs `f()`'s future to completion on a new thread with its own

@@ -244,8 +244,6 @@ struct Feed {
     last_good: Option<EncodedSnapshot>,
     /// When `last_good` was sampled.
     last_update: Option<String>,
-    /// Whether its members have had their `initial_modeldata`.
-    greeted: bool,
     /// Whether a `degraded` status was published and not yet cleared.
     degraded: bool,
 }
@@ -283,7 +281,6 @@ impl Task {
                         room: options.room(),
                         last_good: None,
                         last_update: None,
-                        greeted: false,
                         degraded: false,
                     }
                 });
@@ -333,9 +330,17 @@ impl Task {
         for options in feeds {
             match store::sample(&self.store, options).await {
                 Ok(groups) => self.publish_snapshot(options, &groups).await,
-                Err(e) => {
+                // The database is gone: every feed is affected.
+                Err(e @ (StoreError::Unavailable(_) | StoreError::NotReady)) => {
                     self.fail(&e).await;
                     return Err(());
+                }
+                // A query of this option set failed: only its feed degrades,
+                // retried at the next interval.
+                Err(e) => {
+                    tracing::warn!(error = %e, feed = %options.room(), "modeldata feed failed");
+                    metrics().modeldata_failures.increment(1);
+                    self.degrade(&e.to_string(), Some(options)).await;
                 }
             }
         }
@@ -358,17 +363,13 @@ impl Task {
             feed.degraded = false;
             events.push(status_event(feed, SourceStatus::Ok, None, None, vec![]));
         }
-        let frame = if feed.greeted {
-            encoded.update.clone()
-        } else {
-            encoded.initial.clone()
-        };
+        // The room sends `initial` instead to members that have not had one.
         events.push(Event::ModelData(ModelDataFrame {
             room: feed.room.clone(),
-            frame,
+            frame: encoded.update.clone(),
+            first: Some(encoded.initial.clone()),
             snapshot: Some(vec![encoded.initial.clone()]),
         }));
-        feed.greeted = true;
         feed.last_update = Some(now);
         {
             let mut report = self.modeldata.report.lock();
@@ -398,11 +399,16 @@ impl Task {
             report.healthy = false;
             report.last_error = Some(error.to_string());
         }
+        self.degrade(&error.to_string(), None).await;
+    }
+
+    /// Tells the members of `only` (or of every feed) once that their data is
+    /// stale and why; new members get the last good data and this status.
+    async fn degrade(&mut self, message: &str, only: Option<&FeedOptions>) {
         let retry = self.backoff.as_secs_f64();
-        let message = error.to_string();
         let mut events = Vec::new();
-        for feed in self.feeds.values_mut() {
-            if feed.degraded {
+        for (options, feed) in self.feeds.iter_mut() {
+            if feed.degraded || only.is_some_and(|o| o != options) {
                 continue;
             }
             feed.degraded = true;
@@ -410,7 +416,7 @@ impl Task {
             events.push(status_event(
                 feed,
                 SourceStatus::Degraded,
-                Some(&message),
+                Some(message),
                 Some(retry),
                 keep,
             ));
@@ -465,6 +471,7 @@ fn status_event(
     Event::ModelData(ModelDataFrame {
         room: feed.room.clone(),
         frame,
+        first: None,
         snapshot,
     })
 }

@@ -6,10 +6,9 @@
 
 use std::fmt;
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
 use crate::protocol::RoomName;
-use crate::protocol::modeldata::format_micros;
 
 /// Points per group when `?points` is absent (seed 000).
 pub const DEFAULT_POINTS: usize = 500;
@@ -151,13 +150,21 @@ impl fmt::Display for FeedOptions {
             put(f, "sampler", &"lttb")?;
         }
         if let Some(from) = self.from {
-            put(f, "from", &format_micros(from))?;
+            put(f, "from", &exact(from))?;
         }
         if let Some(to) = self.to {
-            put(f, "to", &format_micros(to))?;
+            put(f, "to", &exact(to))?;
         }
         Ok(())
     }
+}
+
+/// A bound in RFC 3339 with as many fraction digits as it has (microseconds
+/// at most): distinct bounds name distinct rooms.
+fn exact(micros: i64) -> String {
+    DateTime::<Utc>::from_timestamp_micros(micros)
+        .unwrap_or_default()
+        .to_rfc3339_opts(SecondsFormat::AutoSi, true)
 }
 
 /// RFC 3339 (`2025-10-24T10:00:00Z`, any offset), a naive date-time taken as
@@ -225,8 +232,11 @@ mod tests {
         assert_eq!(a.room(), b.room());
         assert_eq!(
             a.room().as_str(),
-            "modeldata?points=200&sampler=lttb&from=2025-10-24T00:00:00.000Z"
+            "modeldata?points=200&sampler=lttb&from=2025-10-24T00:00:00Z"
         );
+        let a = parse("from=2025-10-24T00:00:00.0001Z").unwrap();
+        let b = parse("from=2025-10-24T00:00:00.0002Z").unwrap();
+        assert_ne!(a.room(), b.room());
     }
 
     #[test]

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use futures_util::future::try_join_all;
+use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
@@ -25,7 +25,12 @@ use super::ladder::{DEFAULT_STRIDE, Key, Ladder};
 use super::store::{GroupSpan, StoreError};
 use crate::protocol::modeldata::Point;
 
-/// Upper bound on any one query (a stuck query must not stall the feed).
+/// Rows that can be placed: a finite `created_at` and an `id` (rows without
+/// are not streamed, and must not reach the `int8` casts).
+const VALID: &str = "id IS NOT NULL AND isfinite(created_at)";
+
+/// Upper bound on any one query (a stuck query must not stall the feed);
+/// the one-time ladder build and index creation run without it.
 const STATEMENT_TIMEOUT_MS: u64 = 30_000;
 /// Time to connect, or to wait for a pooled connection.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -89,7 +94,7 @@ impl Sql {
         let keys = |op: &str| {
             format!(
                 "SELECT {}, id::int8 FROM {table} \
-                 WHERE display_name = $1::{nt} AND (created_at, id) {op} ({}, $3::int8) \
+                 WHERE display_name = $1::{nt} AND {VALID} AND (created_at, id) {op} ({}, $3::int8) \
                  ORDER BY created_at, id LIMIT $4",
                 micros("created_at"),
                 at("$2")
@@ -98,7 +103,7 @@ impl Sql {
         let count = |op: &str| {
             format!(
                 "SELECT count(*)::int8 FROM (SELECT 1 FROM {table} \
-                 WHERE display_name = $1::{nt} AND (created_at, id) >= ({}, $3::int8) \
+                 WHERE display_name = $1::{nt} AND {VALID} AND (created_at, id) >= ({}, $3::int8) \
                  AND created_at {op} {} ORDER BY created_at, id LIMIT $5) s",
                 at("$2"),
                 at("$4")
@@ -118,7 +123,7 @@ impl Sql {
                 "SELECT micros, id FROM ( \
                    SELECT {} AS micros, id::int8 AS id, \
                           row_number() OVER (ORDER BY created_at, id) AS rn \
-                   FROM {table} WHERE display_name = $1::{nt} AND created_at IS NOT NULL) s \
+                   FROM {table} WHERE display_name = $1::{nt} AND {VALID}) s \
                  WHERE (rn - 1) % $2 = 0 ORDER BY rn",
                 micros("created_at")
             ),
@@ -132,7 +137,8 @@ impl Sql {
                  FROM unnest($2::int8[], $3::int8[], $4::int8[]) WITH ORDINALITY AS k(ts, kid, skip, ord) \
                  CROSS JOIN LATERAL ( \
                    SELECT p.created_at, p.id FROM {table} p \
-                   WHERE p.display_name = $1::{nt} AND (p.created_at, p.id) >= ({}, k.kid) \
+                   WHERE p.display_name = $1::{nt} AND p.id IS NOT NULL AND isfinite(p.created_at) \
+                     AND (p.created_at, p.id) >= ({}, k.kid) \
                    ORDER BY p.created_at, p.id OFFSET k.skip LIMIT 1) pos \
                  JOIN {table} m ON m.display_name = $1::{nt} AND m.created_at = pos.created_at \
                    AND m.id = pos.id \
@@ -168,6 +174,8 @@ pub struct PgStore {
     table: String,
     /// Index creation policy.
     index: IndexMode,
+    /// Connections in the pool: the most statements run at once.
+    pool_size: usize,
     /// Statements; `None` until the table was introspected.
     sql: Option<Sql>,
     /// Per group (ordered by name), its position ladder.
@@ -230,6 +238,7 @@ impl PgStore {
             pool,
             table: table.to_string(),
             index,
+            pool_size,
             sql: None,
             ladders: BTreeMap::new(),
             baseline: None,
@@ -285,7 +294,30 @@ impl PgStore {
                 "CREATE INDEX {concurrently}IF NOT EXISTS {name} ON {} (display_name, created_at, id)",
                 self.table
             );
-            match client.batch_execute(&ddl).await {
+            // Building may take long on a big table: no statement timeout.
+            let _ = client.batch_execute("SET statement_timeout = 0").await;
+            let mut created = client.batch_execute(&ddl).await;
+            // An interrupted CONCURRENTLY build leaves an invalid index that
+            // IF NOT EXISTS would keep: drop and build it again, once.
+            let valid: Option<bool> = client
+                .query_opt(
+                    "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass($1)",
+                    &[&name],
+                )
+                .await
+                .ok()
+                .flatten()
+                .map(|r| r.get(0));
+            if valid == Some(false) {
+                tracing::warn!(index = %name, "invalid modeldata index (an interrupted build?): rebuilding");
+                created = client
+                    .batch_execute(&format!("DROP INDEX IF EXISTS {name}; {ddl}"))
+                    .await;
+            }
+            let _ = client
+                .batch_execute(&format!("SET statement_timeout = {STATEMENT_TIMEOUT_MS}"))
+                .await;
+            match created {
                 Ok(()) => tracing::info!(
                     index = %name,
                     elapsed_ms = started.elapsed().as_millis() as u64,
@@ -347,11 +379,19 @@ impl PgStore {
         drop(client);
         // Groups are read in parallel over the pool's connections.
         let this = &*self;
-        let extended = try_join_all(ladders.iter_mut().map(|(name, ladder)| {
-            let sql = &sql;
-            async move { extend(&this.client().await?, sql, name, ladder).await }
-        }))
-        .await;
+        // At most a pool's worth at once: a queued `get` must not time out
+        // behind long builds. Finished ladders are kept if another fails.
+        let builds: Vec<_> = ladders
+            .iter_mut()
+            .map(|(name, ladder)| {
+                let sql = &sql;
+                Box::pin(async move { extend(this.client().await?, sql, name, ladder).await })
+            })
+            .collect();
+        let extended: Result<Vec<()>, StoreError> = stream::iter(builds)
+            .buffer_unordered(self.pool_size)
+            .try_collect()
+            .await;
         self.ladders = ladders;
         extended?;
         if building {
@@ -406,29 +446,42 @@ impl PgStore {
         to: Option<i64>,
     ) -> Result<Vec<GroupSpan>, StoreError> {
         let sql = self.sql.as_ref().ok_or(StoreError::NotReady)?;
-        try_join_all(self.ladders.iter().map(|(name, ladder)| async move {
-            let (lo, hi) = match (from, to) {
-                (None, None) => (0, ladder.len()),
-                _ => {
-                    let client = self.client().await?;
-                    let lo = match from {
-                        Some(t) => rank(&client, &sql.count_before, name, ladder, t, false).await?,
-                        None => 0,
+        let counts: Vec<_> = self
+            .ladders
+            .iter()
+            .map(|(name, ladder)| {
+                Box::pin(async move {
+                    let (lo, hi) = match (from, to) {
+                        (None, None) => (0, ladder.len()),
+                        _ => {
+                            let client = self.client().await?;
+                            let lo = match from {
+                                Some(t) => {
+                                    rank(&client, &sql.count_before, name, ladder, t, false).await?
+                                }
+                                None => 0,
+                            };
+                            let hi = match to {
+                                Some(t) => {
+                                    rank(&client, &sql.count_through, name, ladder, t, true).await?
+                                }
+                                None => ladder.len(),
+                            };
+                            (lo, hi)
+                        }
                     };
-                    let hi = match to {
-                        Some(t) => rank(&client, &sql.count_through, name, ladder, t, true).await?,
-                        None => ladder.len(),
-                    };
-                    (lo, hi)
-                }
-            };
-            Ok(GroupSpan {
-                name: Arc::clone(name),
-                lo,
-                hi: hi.max(lo),
+                    Ok(GroupSpan {
+                        name: Arc::clone(name),
+                        lo,
+                        hi: hi.max(lo),
+                    })
+                })
             })
-        }))
-        .await
+            .collect();
+        stream::iter(counts)
+            .buffered(self.pool_size)
+            .try_collect()
+            .await
     }
 
     /// The rows at `positions` of each group. Each group's positions are cut
@@ -446,42 +499,49 @@ impl PgStore {
                 .chunks(PROBES_PER_QUERY)
                 .map(move |chunk| (name, ladder, chunk))
         });
-        let fetched = try_join_all(chunks.map(|(name, ladder, chunk)| async move {
-            let Some(ladder) = ladder else {
-                return Ok(Vec::new());
-            };
-            let mut ts = Vec::with_capacity(chunk.len());
-            let mut ids = Vec::with_capacity(chunk.len());
-            let mut skips = Vec::with_capacity(chunk.len());
-            for &p in chunk {
-                if let Some(((t, id), skip)) = ladder.locate(p) {
-                    ts.push(t);
-                    ids.push(id);
-                    skips.push(skip as i64);
-                }
-            }
-            let client = self.client().await?;
-            let statement = client
-                .prepare_cached(&sql.rows_at)
-                .await
-                .map_err(db_error)?;
-            let params: [&(dyn ToSql + Sync); 4] = [&&**name, &ts, &ids, &skips];
-            let rows = client.query(&statement, &params).await.map_err(db_error)?;
-            Ok::<_, StoreError>(
-                rows.iter()
-                    .map(|r| Point {
-                        id: r.get(0),
-                        account_value: r.get(1),
-                        return_value: r.get(2),
-                        total_pnl: r.get(3),
-                        fees: r.get(4),
-                        trades: r.get(5),
-                        created_at: r.get(6),
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        }))
-        .await?;
+        let queries: Vec<_> = chunks
+            .map(|(name, ladder, chunk)| {
+                Box::pin(async move {
+                    let Some(ladder) = ladder else {
+                        return Ok(Vec::new());
+                    };
+                    let mut ts = Vec::with_capacity(chunk.len());
+                    let mut ids = Vec::with_capacity(chunk.len());
+                    let mut skips = Vec::with_capacity(chunk.len());
+                    for &p in chunk {
+                        if let Some(((t, id), skip)) = ladder.locate(p) {
+                            ts.push(t);
+                            ids.push(id);
+                            skips.push(skip as i64);
+                        }
+                    }
+                    let client = self.client().await?;
+                    let statement = client
+                        .prepare_cached(&sql.rows_at)
+                        .await
+                        .map_err(db_error)?;
+                    let params: [&(dyn ToSql + Sync); 4] = [&&**name, &ts, &ids, &skips];
+                    let rows = client.query(&statement, &params).await.map_err(db_error)?;
+                    Ok::<_, StoreError>(
+                        rows.iter()
+                            .map(|r| Point {
+                                id: r.get(0),
+                                account_value: r.get(1),
+                                return_value: r.get(2),
+                                total_pnl: r.get(3),
+                                fees: r.get(4),
+                                trades: r.get(5),
+                                created_at: r.get(6),
+                            })
+                            .collect::<Vec<_>>(),
+                    )
+                })
+            })
+            .collect();
+        let fetched: Vec<Vec<Point>> = stream::iter(queries)
+            .buffered(self.pool_size)
+            .try_collect()
+            .await?;
         // Reassemble each group from its chunks, in order.
         let mut fetched = fetched.into_iter();
         Ok(requests
@@ -497,19 +557,26 @@ impl PgStore {
 /// Extends one group's ladder with the rows after its resume point (the
 /// whole group, via checkpoints computed in the database, when it is new).
 async fn extend(
-    client: &deadpool_postgres::Object,
+    mut client: deadpool_postgres::Object,
     sql: &Sql,
     name: &str,
     ladder: &mut Ladder,
 ) -> Result<(), StoreError> {
     if ladder.is_empty() {
         let stride = ladder.stride() as i64;
-        let rows = client
+        // One scan of the whole group: no statement timeout for it.
+        let tx = client.transaction().await.map_err(db_error)?;
+        tx.batch_execute("SET LOCAL statement_timeout = 0")
+            .await
+            .map_err(db_error)?;
+        let rows = tx
             .query(&sql.checkpoints, &[&name, &stride])
             .await
             .map_err(db_error)?;
+        tx.commit().await.map_err(db_error)?;
         ladder.set_checkpoints(rows.iter().map(|r| (r.get(0), r.get(1))).collect());
     }
+    let client = &client;
     let Some((index, key)) = ladder.resume_point(LATE_ROW_WINDOW_MICROS) else {
         return Ok(());
     };

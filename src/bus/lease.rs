@@ -1,0 +1,107 @@
+//! Leases: in fleet mode a producer that feeds rooms (the market simulator,
+//! the ingestion of seed 001's Redis channels) must run on exactly one node.
+//! Each node tries to take `P:lease:<name>` (`SET NX PX`); the holder renews
+//! it every third of the TTL with a compare-and-extend script and releases it
+//! on shutdown. A node that cannot renew (Redis unreachable, lease taken)
+//! stops producing at once; when the holder dies, another node takes over
+//! within the TTL.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use tokio_util::sync::CancellationToken;
+
+use super::redis::with_timeout;
+
+/// Take the lease if free, extend it if ours. KEYS: lease. ARGV: node, TTL ms.
+const ACQUIRE_LUA: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+/// Drop the lease if ours. KEYS: lease. ARGV: node.
+const RELEASE_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"#;
+
+/// One named lease as seen from this node.
+#[derive(Debug)]
+pub struct Lease {
+    /// What it elects, for logs (`simulator`, `ingest`).
+    name: &'static str,
+    /// Its Redis key.
+    key: String,
+    /// This node's id, the value written to the key.
+    node: String,
+    /// Time a holder that stops renewing keeps it.
+    ttl: Duration,
+    /// Whether this node held it at the last check.
+    held: AtomicBool,
+}
+
+impl Lease {
+    /// A lease not held yet.
+    pub fn new(name: &'static str, key: String, node: String, ttl: Duration) -> Self {
+        Lease {
+            name,
+            key,
+            node,
+            ttl,
+            held: AtomicBool::new(false),
+        }
+    }
+
+    /// Whether this node may produce now.
+    pub fn is_held(&self) -> bool {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// Takes and renews the lease until `shutdown`, then releases it.
+    pub async fn run(self: Arc<Self>, mut conn: ConnectionManager, shutdown: CancellationToken) {
+        let acquire = Script::new(ACQUIRE_LUA);
+        let ttl_ms = self.ttl.as_millis() as u64;
+        loop {
+            let mut invocation = acquire.prepare_invoke();
+            invocation.key(&self.key).arg(&self.node).arg(ttl_ms);
+            let held = matches!(
+                with_timeout(invocation.invoke_async::<i64>(&mut conn)).await,
+                Ok(1)
+            );
+            if held != self.held.swap(held, Ordering::Relaxed) {
+                if held {
+                    tracing::info!(lease = self.name, node = %self.node, "lease taken: producing on this node");
+                } else {
+                    tracing::info!(
+                        lease = self.name,
+                        "lease lost or not available: not producing on this node"
+                    );
+                }
+            }
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep(self.ttl / 3) => {}
+            }
+        }
+        if self.held.swap(false, Ordering::Relaxed) {
+            let release = Script::new(RELEASE_LUA);
+            let mut invocation = release.prepare_invoke();
+            invocation.key(&self.key).arg(&self.node);
+            let _ = with_timeout(invocation.invoke_async::<i64>(&mut conn)).await;
+            tracing::info!(lease = self.name, "lease released");
+        }
+    }
+}
