@@ -17,6 +17,9 @@
 # server instead of a private one (the user needs CREATEDB; PostgreSQL >= 13).
 # The binaries are still installed when absent: the outage tests stop and
 # restart private instances of their own.
+#
+# The fleet tests start their own `redis-server` (installed from Debian's
+# package when absent) on a free port and real roomcast processes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,8 +66,25 @@ ensure_postgres() {
   fi
 }
 
+ensure_redis() {
+  if command -v redis-server >/dev/null 2>&1; then
+    return
+  fi
+  log "redis-server not found; installing Debian's redis-server package"
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "apt-get not available: install redis-server"
+    exit 1
+  fi
+  if ! { apt-get update -qq \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }; then
+    log "installing redis-server failed; the fleet tests cannot run"
+    exit 1
+  fi
+}
+
 ensure_python_websockets
 ensure_postgres
+ensure_redis
 
 # Each test binary starts its own servers on 127.0.0.1 port 0; two threads
 # per binary keep the 2-core machine responsive.

@@ -1,0 +1,296 @@
+//! Fleet mode with real processes: three roomcast nodes (the built binary)
+//! on a private `redis-server`; clients spread across nodes; publishes on one
+//! node delivered on all; a node killed with SIGKILL and its client resuming
+//! on another; Redis restarted empty, frozen, or its pub/sub connections
+//! killed — every client gets every message or an explicit gap.
+
+mod common;
+
+use common::fleet::{Node, RedisServer};
+use common::*;
+use hyper::StatusCode;
+use serde_json::{Value, json};
+
+async fn fleet(redis: &RedisServer, n: usize) -> Vec<Node> {
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let node = Node::start(redis, &format!("node{i}"), &[]).await;
+        node.wait_for("/ready", StatusCode::OK).await;
+        nodes.push(node);
+    }
+    nodes
+}
+
+async fn connect(node: &Node, path: &str) -> Ws {
+    let (ws, _) = within(
+        "websocket connect",
+        tokio_tungstenite::connect_async(node.ws_url(path)),
+    )
+    .await
+    .expect("connect");
+    ws
+}
+
+/// A native client subscribed to `rooms` (plain subscribe), after `welcome`
+/// and one `subscribed` per room.
+async fn native(node: &Node, rooms: Value) -> Ws {
+    let mut ws = connect(node, "/v1/ws").await;
+    assert_eq!(recv_json(&mut ws).await["type"], "welcome");
+    let n = rooms.as_array().unwrap().len();
+    send_json(&mut ws, &json!({"type": "subscribe", "rooms": rooms})).await;
+    for _ in 0..n {
+        let sub = recv_json(&mut ws).await;
+        assert_eq!(sub["type"], "subscribed", "{sub}");
+    }
+    ws
+}
+
+async fn publish(node: &Node, ticker: &str, price: f64) -> (StatusCode, Value) {
+    let mut client = HttpClient::connect(node.addr).await;
+    client
+        .post("/api/ws/broadcast/price", &price_body(ticker, price))
+        .await
+}
+
+/// The next `n` native `message`s (skipping nothing else: a `gap` fails).
+async fn messages(ws: &mut Ws, n: usize) -> Vec<Value> {
+    let mut out = Vec::new();
+    while out.len() < n {
+        let m = recv_json(ws).await;
+        assert_eq!(m["type"], "message", "{m}");
+        out.push(m);
+    }
+    out
+}
+
+fn seqs(messages: &[Value]) -> Vec<u64> {
+    messages
+        .iter()
+        .map(|m| m["seq"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_on_any_node_reaches_every_subscriber_on_every_node_once_in_order() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 3).await;
+    let mut natives = Vec::new();
+    let mut seeds = Vec::new();
+    for node in &nodes {
+        natives.push(native(node, json!(["ticker:AAPL"])).await);
+        let mut ws = connect(node, "/api/ws").await;
+        recv_json(&mut ws).await;
+        subscribe(&mut ws, "ticker", Some("AAPL")).await;
+        seeds.push(ws);
+    }
+    for i in 0..30 {
+        let (status, body) = publish(&nodes[i % 3], "AAPL", 100.0 + i as f64).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["seq"], i as u64 + 1);
+    }
+    for ws in &mut natives {
+        let got = messages(ws, 30).await;
+        assert_eq!(seqs(&got), (1..=30).collect::<Vec<_>>());
+        let prices: Vec<f64> = got
+            .iter()
+            .map(|m| m["data"]["price"].as_f64().unwrap())
+            .collect();
+        assert_eq!(
+            prices,
+            (0..30).map(|i| 100.0 + i as f64).collect::<Vec<_>>()
+        );
+        assert!(got.iter().all(|m| m["room"] == "ticker:AAPL"));
+    }
+    for ws in &mut seeds {
+        for i in 0..30 {
+            let m = recv_json(ws).await;
+            assert_eq!(m["type"], "price_update");
+            assert_eq!(m["price"], 100.0 + i as f64);
+        }
+    }
+    // Nothing more is queued: a ping is answered next (no duplicates).
+    for ws in &mut seeds {
+        ping_pong(ws).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_001_history_replays_on_whichever_node_a_client_lands() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 2).await;
+    for i in 0..5 {
+        publish(&nodes[0], "MSFT", 200.0 + i as f64).await;
+    }
+    let mut ws = connect(&nodes[1], "/api/ws").await;
+    recv_json(&mut ws).await;
+    let history = subscribe(&mut ws, "ticker", Some("MSFT")).await.unwrap();
+    let prices: Vec<f64> = history["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["price"].as_f64().unwrap())
+        .collect();
+    assert_eq!(prices, [200.0, 201.0, 202.0, 203.0, 204.0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_of_a_killed_node_resumes_on_another_without_loss_or_duplicates() {
+    let redis = RedisServer::start();
+    let mut nodes = fleet(&redis, 3).await;
+    let mut ws = native(&nodes[0], json!(["patterns", "ticker:TSLA"])).await;
+    for i in 0..5 {
+        publish(&nodes[1], "TSLA", 300.0 + i as f64).await;
+    }
+    let got = messages(&mut ws, 5).await;
+    let (last, epoch) = (got[4]["seq"].as_u64().unwrap(), got[4]["epoch"].clone());
+    assert_eq!(last, 5);
+
+    nodes[0].kill();
+    // Published while the client is away.
+    for i in 5..10 {
+        publish(&nodes[1], "TSLA", 300.0 + i as f64).await;
+    }
+    let mut ws = connect(&nodes[2], "/v1/ws").await;
+    assert_eq!(recv_json(&mut ws).await["node"], "node2");
+    send_json(
+        &mut ws,
+        &json!({"type": "subscribe", "rooms": [{"room": "ticker:TSLA", "seq": last, "epoch": epoch}]}),
+    )
+    .await;
+    let sub = recv_json(&mut ws).await;
+    assert_eq!(sub["type"], "subscribed", "{sub}");
+    assert_eq!(sub["recovered"], true, "{sub}");
+    assert_eq!(sub["replayed"], 5);
+    let replayed = messages(&mut ws, 5).await;
+    assert_eq!(seqs(&replayed), [6, 7, 8, 9, 10]);
+    publish(&nodes[1], "TSLA", 400.0).await;
+    let live = messages(&mut ws, 1).await;
+    assert_eq!(seqs(&live), [11]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_restarted_empty_gives_subscribers_an_explicit_gap_not_silence() {
+    let mut redis = RedisServer::start();
+    let nodes = fleet(&redis, 2).await;
+    let mut ws = native(&nodes[1], json!(["ticker:NVDA"])).await;
+    for i in 0..3 {
+        publish(&nodes[0], "NVDA", 500.0 + i as f64).await;
+    }
+    let before = messages(&mut ws, 3).await;
+    let old_epoch = before[0]["epoch"].as_u64().unwrap();
+
+    redis.stop();
+    // Publishing while Redis is down is refused, not lost silently.
+    let (status, body) = publish(&nodes[0], "NVDA", 1.0).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    nodes[0]
+        .wait_for("/ready", StatusCode::SERVICE_UNAVAILABLE)
+        .await;
+
+    redis.restart();
+    for node in &nodes {
+        node.wait_for("/ready", StatusCode::OK).await;
+    }
+    let (status, body) = publish(&nodes[0], "NVDA", 600.0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let gap = recv_json(&mut ws).await;
+    assert_eq!(gap["type"], "gap", "{gap}");
+    assert_eq!(gap["reason"], "epoch");
+    let m = recv_json(&mut ws).await;
+    assert_eq!(m["type"], "message", "{m}");
+    assert_eq!(m["seq"], 1);
+    assert_eq!(m["data"]["price"], 600.0);
+    assert_ne!(m["epoch"].as_u64().unwrap(), old_epoch);
+    // The connection stayed open throughout.
+    send_json(&mut ws, &json!({"type": "ping"})).await;
+    assert_eq!(recv_json(&mut ws).await["type"], "pong");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_pubsub_connections_are_caught_up_from_the_stream() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 2).await;
+    let mut ws = native(&nodes[1], json!(["ticker:AMZN"])).await;
+    publish(&nodes[0], "AMZN", 1.0).await;
+    assert_eq!(seqs(&messages(&mut ws, 1).await), [1]);
+    let killed: i64 = redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap();
+    // node1's subscriber (node0 subscribes to nothing, so it is not a pub/sub client).
+    assert!(killed >= 1, "killed {killed} pub/sub connections");
+    // Published while node1 may be resubscribing.
+    for i in 2..=6 {
+        let (status, _) = publish(&nodes[0], "AMZN", i as f64).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let got = messages(&mut ws, 5).await;
+    assert_eq!(seqs(&got), [2, 3, 4, 5, 6]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_redis_turns_publish_into_503_and_ready_false_then_recovers() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 1).await;
+    let mut ws = native(&nodes[0], json!(["alerts", "ticker:META"])).await;
+    redis.freeze();
+    let (status, body) = publish(&nodes[0], "META", 1.0).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("unavailable"),
+        "{body}"
+    );
+    nodes[0]
+        .wait_for("/ready", StatusCode::SERVICE_UNAVAILABLE)
+        .await;
+    redis.thaw();
+    nodes[0].wait_for("/ready", StatusCode::OK).await;
+    let (status, _) = publish(&nodes[0], "META", 2.0).await;
+    assert_eq!(status, StatusCode::OK);
+    let m = messages(&mut ws, 1).await;
+    assert_eq!(m[0]["data"]["price"], 2.0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_runs_on_one_node_and_moves_when_that_node_dies() {
+    let redis = RedisServer::start();
+    let env = [
+        ("ROOMCAST_SIMULATOR", "true"),
+        ("ROOMCAST_SYMBOLS", "BTC-USD"),
+        ("REALTIME_UPDATE_INTERVAL", "0.05"),
+        ("ROOMCAST_LEASE_TTL", "1"),
+    ];
+    let mut nodes = [
+        Node::start(&redis, "sim-a", &env).await,
+        Node::start(&redis, "sim-b", &env).await,
+    ];
+    let lease_holder = || redis.cmd::<Option<String>>(&["GET", "roomcast:lease:simulator"]);
+    let holder = within("a lease holder", async {
+        loop {
+            if let Ok(Some(h)) = lease_holder() {
+                return h;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let held = nodes
+        .iter()
+        .position(|n| n.id == holder)
+        .expect("holder is a node");
+    let other = 1 - held;
+    // One producer: a client on the other node sees one gap-free sequence.
+    let mut ws = native(&nodes[other], json!(["ticker:BTC-USD"])).await;
+    let s = seqs(&messages(&mut ws, 20).await);
+    assert!(s.windows(2).all(|w| w[1] == w[0] + 1), "{s:?}");
+
+    nodes[held].kill();
+    let successor = nodes[other].id.clone();
+    within("the other node to take the lease", async {
+        while lease_holder().ok().flatten().as_deref() != Some(successor.as_str()) {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // The stream goes on from the new holder, in the same sequence.
+    let more = seqs(&messages(&mut ws, 5).await);
+    assert!(more.windows(2).all(|w| w[1] == w[0] + 1), "{more:?}");
+    assert!(more[0] > *s.last().unwrap());
+}
