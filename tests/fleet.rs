@@ -188,19 +188,20 @@ async fn redis_restarted_empty_gives_subscribers_an_explicit_gap_not_silence() {
         .await;
 
     redis.restart();
-    for node in &nodes {
-        node.wait_for("/ready", StatusCode::OK).await;
+    // Publish as soon as the publishing node is back, whether or not the
+    // subscriber's node has resubscribed yet (then it catches up).
+    nodes[0].wait_for("/ready", StatusCode::OK).await;
+    for p in [600.0, 601.0, 602.0] {
+        let (status, body) = publish(&nodes[0], "NVDA", p).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
     }
-    let (status, body) = publish(&nodes[0], "NVDA", 600.0).await;
-    assert_eq!(status, StatusCode::OK, "{body}");
     let gap = recv_json(&mut ws).await;
     assert_eq!(gap["type"], "gap", "{gap}");
     assert_eq!(gap["reason"], "epoch");
-    let m = recv_json(&mut ws).await;
-    assert_eq!(m["type"], "message", "{m}");
-    assert_eq!(m["seq"], 1);
-    assert_eq!(m["data"]["price"], 600.0);
-    assert_ne!(m["epoch"].as_u64().unwrap(), old_epoch);
+    let after = messages(&mut ws, 3).await;
+    assert_eq!(seqs(&after), [1, 2, 3]);
+    assert_eq!(after[0]["data"]["price"], 600.0);
+    assert_ne!(after[0]["epoch"].as_u64().unwrap(), old_epoch);
     // The connection stayed open throughout.
     send_json(&mut ws, &json!({"type": "ping"})).await;
     assert_eq!(recv_json(&mut ws).await["type"], "pong");
@@ -293,4 +294,38 @@ async fn the_simulator_runs_on_one_node_and_moves_when_that_node_dies() {
     let more = seqs(&messages(&mut ws, 5).await);
     assert!(more.windows(2).all(|w| w[1] == w[0] + 1), "{more:?}");
     assert!(more[0] > *s.last().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_node_reports_cluster_totals_alongside_its_own() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 3).await;
+    let _a = native(&nodes[0], json!(["patterns"])).await;
+    let _b = native(&nodes[1], json!(["patterns"])).await;
+    let _c = native(&nodes[1], json!(["alerts"])).await;
+    // Heartbeats land every 2 s: wait for the totals to include the clients.
+    let stats = within("cluster totals", async {
+        loop {
+            let mut client = HttpClient::connect(nodes[2].addr).await;
+            let (status, text) = client.get_text("/api/ws/stats").await;
+            assert_eq!(status, StatusCode::OK);
+            let stats: Value = serde_json::from_str(&text).unwrap();
+            if stats["cluster"]["active_connections"] == 3 {
+                return stats;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    assert_eq!(stats["active_connections"], 0, "node2's own figure");
+    assert_eq!(stats["cluster"]["nodes"], 3);
+    assert_eq!(stats["cluster"]["subscriptions"], 3);
+    assert_eq!(stats["cluster"]["node"], "node2");
+    let members: Vec<&str> = stats["cluster"]["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["node"].as_str().unwrap())
+        .collect();
+    assert_eq!(members, ["node0", "node1", "node2"]);
 }

@@ -95,7 +95,7 @@ impl Bus {
         app.tracker
             .spawn(Arc::clone(&fleet.redis).run_subscriber(Arc::clone(app), shutdown.clone()));
         app.tracker
-            .spawn(Arc::clone(&fleet.redis).run_health(shutdown.clone()));
+            .spawn(Arc::clone(&fleet.redis).run_health(Arc::clone(app), shutdown.clone()));
         for lease in [&fleet.simulator, &fleet.ingest] {
             app.tracker
                 .spawn(Arc::clone(lease).run(fleet.redis.commands(), shutdown.clone()));
@@ -111,6 +111,15 @@ impl Bus {
                 Event::ModelData(_) => Ok(fleet.redis.rooms().publish(event)?),
                 _ => fleet.redis.publish(event).await,
             },
+        }
+    }
+
+    /// The fleet's live nodes (`None` in embedded mode; an error while Redis
+    /// is unreachable).
+    pub async fn cluster(&self) -> Option<Result<Vec<redis::NodeStatus>, BusError>> {
+        match self {
+            Bus::Local(_) => None,
+            Bus::Fleet(fleet) => Some(fleet.redis.cluster().await),
         }
     }
 

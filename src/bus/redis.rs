@@ -244,6 +244,14 @@ impl RedisBus {
         Ok(stream_entries(self.command_result(reply)?))
     }
 
+    /// The room's current epoch in Redis (`None`: unknown or no lineage yet).
+    async fn epoch_of(&self, room: &RoomName) -> Option<u64> {
+        let mut conn = self.commands.clone();
+        let epoch: redis::RedisResult<Option<u64>> =
+            with_timeout(conn.get(self.key("epoch", room.as_str()))).await;
+        epoch.ok().flatten()
+    }
+
     /// Gives a room that is loading its recent history from the stream, so
     /// the members waiting for it are greeted (seed 001's `history`) and
     /// admitted. If the stream cannot be read the room starts empty: members
@@ -389,8 +397,15 @@ impl RedisBus {
             // published while this node was not listening.
             for room in &subscribed {
                 self.preload(room).await;
-                if let Some(last) = self.rooms.get(room).and_then(|r| r.resume_point()) {
-                    self.fill_gap(room, last.1, None).await;
+                if let Some((epoch, last)) = self.rooms.get(room).and_then(|r| r.resume_point()) {
+                    // A new lineage (Redis lost the room) numbers from 1 again:
+                    // read its stream from the start.
+                    let after = if self.epoch_of(room).await == Some(epoch) {
+                        last
+                    } else {
+                        0
+                    };
+                    self.fill_gap(room, after, None).await;
                 }
             }
             self.subscribed.store(true, Ordering::Relaxed);
@@ -472,19 +487,34 @@ impl RedisBus {
         }
     }
 
-    /// Health of the command connection: a `PING` now and then, so `/ready`
-    /// turns false when Redis is down even if nobody publishes.
-    pub async fn run_health(self: Arc<Self>, shutdown: CancellationToken) {
+    /// Health of the command connection and this node's heartbeat: every
+    /// [`PING_INTERVAL`] the node writes its figures into the fleet's node
+    /// table (so `/ready` turns false when Redis is down even if nobody
+    /// publishes, and every node can report cluster totals).
+    pub async fn run_health(self: Arc<Self>, app: Arc<App>, shutdown: CancellationToken) {
         let mut tick = tokio::time::interval(PING_INTERVAL);
+        let key = self.key("nodes", "all");
         loop {
             tokio::select! {
-                _ = shutdown.cancelled() => return,
+                _ = shutdown.cancelled() => {
+                    let mut conn = self.commands.clone();
+                    let _: redis::RedisResult<i64> = with_timeout(conn.hdel(&key, &app.node)).await;
+                    return;
+                }
                 _ = tick.tick() => {}
             }
+            let heartbeat = NodeStatus {
+                node: app.node.clone(),
+                connections: app.sessions.len(),
+                rooms: app.rooms.len(),
+                subscriptions: app.rooms.member_counts().iter().map(|(_, n)| n).sum(),
+                at_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            let json = serde_json::to_string(&heartbeat).unwrap_or_default();
             let mut conn = self.commands.clone();
-            let pong: redis::RedisResult<String> =
-                with_timeout(redis::cmd("PING").query_async(&mut conn)).await;
-            let ok = pong.is_ok();
+            let written: redis::RedisResult<i64> =
+                with_timeout(conn.hset(&key, &app.node, json)).await;
+            let ok = written.is_ok();
             if ok != self.commands_ok.swap(ok, Ordering::Relaxed) {
                 if ok {
                     tracing::info!("redis reachable");
@@ -493,6 +523,48 @@ impl RedisBus {
                 }
             }
         }
+    }
+}
+
+/// One node's heartbeat in the fleet's node table (`P:nodes:all`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeStatus {
+    /// `ROOMCAST_NODE_ID`.
+    pub node: String,
+    /// Open WebSocket sessions.
+    pub connections: usize,
+    /// Rooms on the node.
+    pub rooms: usize,
+    /// Room memberships on the node.
+    pub subscriptions: usize,
+    /// When it was written (Unix ms).
+    pub at_ms: i64,
+}
+
+/// A node silent for this long is no longer counted (and is removed).
+const NODE_STALE_MS: i64 = 10_000;
+
+impl RedisBus {
+    /// The live nodes of the fleet, by name; stale entries are removed.
+    pub async fn cluster(&self) -> Result<Vec<NodeStatus>, BusError> {
+        let key = self.key("nodes", "all");
+        let mut conn = self.commands.clone();
+        let all: std::collections::HashMap<String, String> =
+            self.command_result(with_timeout(conn.hgetall(&key)).await)?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut nodes = Vec::new();
+        let mut stale = Vec::new();
+        for (name, json) in all {
+            match serde_json::from_str::<NodeStatus>(&json) {
+                Ok(status) if now - status.at_ms <= NODE_STALE_MS => nodes.push(status),
+                _ => stale.push(name),
+            }
+        }
+        if !stale.is_empty() {
+            let _: redis::RedisResult<i64> = with_timeout(conn.hdel(&key, stale)).await;
+        }
+        nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(nodes)
     }
 }
 

@@ -27,8 +27,8 @@ pub async fn route(app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
         (&Method::GET, "/health") => status::health(&app),
         (&Method::GET, "/ready") => status::ready(&app),
         (&Method::GET, "/metrics") => status::metrics_text(),
-        (&Method::GET, "/api/ws/stats") => status::stats(&app),
-        (&Method::GET, "/ws/status") => status::ws_status(&app),
+        (&Method::GET, "/api/ws/stats") => status::stats(&app).await,
+        (&Method::GET, "/ws/status") => status::ws_status(&app).await,
         (&Method::GET, "/v1/ws") => {
             let session = NativeSession::new(&app.node);
             crate::ws::upgrade(&app, req, session)

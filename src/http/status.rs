@@ -74,10 +74,28 @@ struct Stats {
     errors: u64,
     uptime: u64,
     rooms: usize,
+    /// Fleet mode: the live nodes and their totals.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cluster: Option<serde_json::Value>,
+}
+
+/// Fleet totals for status endpoints: `null` in embedded mode, an `error`
+/// while Redis is unreachable.
+async fn cluster(app: &App) -> Option<serde_json::Value> {
+    Some(match app.bus.cluster().await? {
+        Ok(nodes) => serde_json::json!({
+            "node": app.node,
+            "nodes": nodes.len(),
+            "active_connections": nodes.iter().map(|n| n.connections).sum::<usize>(),
+            "subscriptions": nodes.iter().map(|n| n.subscriptions).sum::<usize>(),
+            "members": nodes,
+        }),
+        Err(e) => serde_json::json!({ "node": app.node, "error": e.to_string() }),
+    })
 }
 
 /// `GET /api/ws/stats`.
-pub fn stats(app: &App) -> HttpResponse {
+pub async fn stats(app: &App) -> HttpResponse {
     let mut stats = Stats {
         active_connections: app.sessions.len(),
         ticker_subscriptions: BTreeMap::new(),
@@ -90,6 +108,7 @@ pub fn stats(app: &App) -> HttpResponse {
         errors: 0,
         uptime: app.started.elapsed().as_secs(),
         rooms: app.rooms.len(),
+        cluster: cluster(app).await,
     };
     for (room, members) in app.rooms.member_counts() {
         if let Some(ticker) = room.ticker_symbol() {
@@ -113,7 +132,7 @@ pub fn stats(app: &App) -> HttpResponse {
 }
 
 /// Seed 000's `GET /ws/status` fields, then roomcast's own.
-pub fn ws_status(app: &App) -> HttpResponse {
+pub async fn ws_status(app: &App) -> HttpResponse {
     let modeldata = &app.modeldata;
     let interval = modeldata.config().interval.as_secs_f64();
     let feeds: Vec<_> = modeldata
@@ -135,6 +154,7 @@ pub fn ws_status(app: &App) -> HttpResponse {
                 "source": modeldata.report(),
             },
             "uptime": app.started.elapsed().as_secs(),
+            "cluster": cluster(app).await,
         }),
     )
 }
