@@ -109,6 +109,9 @@ pub struct Metrics {
     pub modeldata_source_up: Gauge,
     /// Failed modeldata refreshes or samples (each retried with backoff).
     pub modeldata_failures: Counter,
+    /// Events this node published through the Redis bus (its own publishes;
+    /// deliveries into its rooms count in `events_published`).
+    pub bus_published: Counter,
     /// Events the Redis bus lost (trimmed from a room's stream before this
     /// node could deliver them); each is logged.
     pub bus_gaps: Counter,
@@ -152,6 +155,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         modeldata_source_up: gauge!("roomcast_modeldata_source_up"),
         modeldata_failures: counter!("roomcast_modeldata_failures_total"),
         bus_gaps: counter!("roomcast_bus_gaps_total"),
+        bus_published: counter!("roomcast_bus_published_total"),
         totals: Totals::default(),
     }
 });

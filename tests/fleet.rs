@@ -281,6 +281,18 @@ async fn the_simulator_runs_on_one_node_and_moves_when_that_node_dies() {
     let mut ws = native(&nodes[other], json!(["ticker:BTC-USD"])).await;
     let s = seqs(&messages(&mut ws, 20).await);
     assert!(s.windows(2).all(|w| w[1] == w[0] + 1), "{s:?}");
+    // Only the holder publishes (Redis numbers every publish, so the
+    // sequence alone would not show a second producer).
+    let published = |node: &Node| {
+        let addr = node.addr;
+        async move {
+            let mut client = HttpClient::connect(addr).await;
+            let (_, text) = client.get_text("/metrics").await;
+            prometheus_value(&text, "roomcast_bus_published_total")
+        }
+    };
+    assert!(published(&nodes[held]).await >= 20.0);
+    assert_eq!(published(&nodes[other]).await, 0.0);
 
     nodes[held].kill();
     let successor = nodes[other].id.clone();
@@ -328,4 +340,77 @@ async fn every_node_reports_cluster_totals_alongside_its_own() {
         .map(|m| m["node"].as_str().unwrap())
         .collect();
     assert_eq!(members, ["node0", "node1", "node2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_001_redis_channels_feed_the_fleet_through_one_node() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 2).await;
+    let mut ws = native(&nodes[1], json!(["ticker:AAPL", "alerts"])).await;
+    // The ingest lease holder subscribes to the seed's channels: wait for it.
+    within("a node subscribed to price_updates", async {
+        loop {
+            let subs: Vec<redis::Value> =
+                redis.cmd(&["PUBSUB", "NUMSUB", "price_updates"]).unwrap();
+            if matches!(subs.get(1), Some(redis::Value::Int(n)) if *n >= 1) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    // An existing producer's message, as the seed describes it (no `type`).
+    let receivers: i64 = redis
+        .cmd(&["PUBLISH", "price_updates", r#"{"ticker":"AAPL","price":150.25,"change":1.0,"change_percent":0.5,"volume":100,"high":151,"low":149,"open":150,"timestamp":"2025-11-18T10:30:00Z"}"#])
+        .unwrap();
+    assert_eq!(receivers, 1, "exactly one node ingests");
+    let m = messages(&mut ws, 1).await;
+    assert_eq!(m[0]["data"]["type"], "price_update");
+    assert_eq!(m[0]["data"]["price"], 150.25);
+    assert_eq!(m[0]["seq"], 1);
+    // Malformed input is skipped; the next message still goes through.
+    let _: i64 = redis
+        .cmd(&["PUBLISH", "alert_triggers", "{not json"])
+        .unwrap();
+    let _: i64 = redis
+        .cmd(&["PUBLISH", "alert_triggers", r#"{"ticker":"AAPL","alert_type":"above","trigger_price":150,"current_price":150.25,"message":"AAPL above 150","timestamp":"2025-11-18T10:30:00Z"}"#])
+        .unwrap();
+    let m = messages(&mut ws, 1).await;
+    assert_eq!(m[0]["room"], "alerts");
+    assert_eq!(m[0]["data"]["message"], "AAPL above 150");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_with_no_history_yet_misses_nothing_across_a_pubsub_kill() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 2).await;
+    // A brand-new room: nothing was ever published to it.
+    let mut ws = native(&nodes[1], json!(["ticker:NEW"])).await;
+    let _: i64 = redis.cmd(&["CLIENT", "KILL", "TYPE", "pubsub"]).unwrap();
+    for p in 1..=3 {
+        let (status, _) = publish(&nodes[0], "NEW", p as f64).await;
+        assert_eq!(status, StatusCode::OK);
+    }
+    let got = messages(&mut ws, 3).await;
+    assert_eq!(seqs(&got), [1, 2, 3]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn joining_a_new_room_while_redis_is_down_is_answered_then_served_on_recovery() {
+    let mut redis = RedisServer::start();
+    let nodes = fleet(&redis, 2).await;
+    redis.stop();
+    nodes[1]
+        .wait_for("/ready", StatusCode::SERVICE_UNAVAILABLE)
+        .await;
+    // Not kept waiting on Redis: the subscription is confirmed.
+    let mut ws = native(&nodes[1], json!(["ticker:IBM"])).await;
+    redis.restart();
+    for node in &nodes {
+        node.wait_for("/ready", StatusCode::OK).await;
+    }
+    let (status, body) = publish(&nodes[0], "IBM", 1.0).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let got = messages(&mut ws, 1).await;
+    assert_eq!(seqs(&got), [1]);
 }

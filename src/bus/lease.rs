@@ -2,13 +2,14 @@
 //! the ingestion of seed 001's Redis channels) must run on exactly one node.
 //! Each node tries to take `P:lease:<name>` (`SET NX PX`); the holder renews
 //! it every third of the TTL with a compare-and-extend script and releases it
-//! on shutdown. A node that cannot renew (Redis unreachable, lease taken)
-//! stops producing at once; when the holder dies, another node takes over
-//! within the TTL.
+//! on shutdown. A node produces only until 90 % of the TTL after its last
+//! successful renewal was sent, so even a stalled holder stops before Redis
+//! can give the lease to another node; when the holder dies, another node
+//! takes over within the TTL.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -51,6 +52,12 @@ pub struct Lease {
     ttl: Duration,
     /// Whether this node held it at the last check.
     held: AtomicBool,
+    /// Reference point of `valid_until_ms`.
+    base: Instant,
+    /// Until when (ms after `base`) this node may act as the holder: 90 % of
+    /// the TTL after the last successful renewal was *sent*, so it stops
+    /// before Redis could hand the lease to another node, even if it stalls.
+    valid_until_ms: AtomicU64,
 }
 
 impl Lease {
@@ -62,12 +69,16 @@ impl Lease {
             node,
             ttl,
             held: AtomicBool::new(false),
+            base: Instant::now(),
+            valid_until_ms: AtomicU64::new(0),
         }
     }
 
     /// Whether this node may produce now.
     pub fn is_held(&self) -> bool {
         self.held.load(Ordering::Relaxed)
+            && (self.base.elapsed().as_millis() as u64)
+                < self.valid_until_ms.load(Ordering::Relaxed)
     }
 
     /// Takes and renews the lease until `shutdown`, then releases it.
@@ -77,10 +88,15 @@ impl Lease {
         loop {
             let mut invocation = acquire.prepare_invoke();
             invocation.key(&self.key).arg(&self.node).arg(ttl_ms);
+            let sent_ms = self.base.elapsed().as_millis() as u64;
             let held = matches!(
                 with_timeout(invocation.invoke_async::<i64>(&mut conn)).await,
                 Ok(1)
             );
+            if held {
+                self.valid_until_ms
+                    .store(sent_ms + ttl_ms * 9 / 10, Ordering::Relaxed);
+            }
             if held != self.held.swap(held, Ordering::Relaxed) {
                 if held {
                     tracing::info!(lease = self.name, node = %self.node, "lease taken: producing on this node");

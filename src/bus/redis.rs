@@ -37,7 +37,7 @@ use crate::app::App;
 use crate::frame;
 use crate::protocol::{Event, RoomName};
 use crate::rooms::room::new_epoch;
-use crate::rooms::{PublishReport, Remote, Rooms};
+use crate::rooms::{Head, PublishReport, Remote, Rooms};
 use crate::telemetry::metrics;
 
 /// Bound on one Redis command: a publish answers 503 within it when Redis is
@@ -217,7 +217,7 @@ impl RedisBus {
         let mut conn = self.commands.clone();
         let result = with_timeout(invocation.invoke_async(&mut conn)).await;
         let (seq, _epoch, receivers): (u64, u64, u64) = self.command_result(result)?;
-        metrics().events_published.increment(1);
+        metrics().bus_published.increment(1);
         Ok(PublishReport {
             seq,
             recipients: receivers as usize,
@@ -232,7 +232,7 @@ impl RedisBus {
         room: &RoomName,
         after: u64,
         count: usize,
-    ) -> Result<Vec<(u64, u64, Bytes)>, BusError> {
+    ) -> Result<Vec<StreamEntry>, BusError> {
         let mut conn = self.commands.clone();
         let reply: redis::RedisResult<StreamRangeReply> = with_timeout(conn.xrange_count(
             self.key("h", room.as_str()),
@@ -265,20 +265,32 @@ impl RedisBus {
         }
         let count = self.rooms.history_size().max(1);
         let mut conn = self.commands.clone();
-        let reply: redis::RedisResult<StreamRangeReply> =
-            with_timeout(conn.xrevrange_count(self.key("h", room.as_str()), "+", "-", count)).await;
-        let entries = match self.command_result(reply) {
-            Ok(reply) => {
-                let mut entries = stream_entries(reply);
+        // Head and tail read atomically, so the history and the position agree.
+        let reply: redis::RedisResult<(Option<u64>, Option<u64>, StreamRangeReply)> = with_timeout(
+            redis::pipe()
+                .atomic()
+                .get(self.key("seq", room.as_str()))
+                .get(self.key("epoch", room.as_str()))
+                .xrevrange_count(self.key("h", room.as_str()), "+", "-", count)
+                .query_async(&mut conn),
+        )
+        .await;
+        let (entries, head) = match self.command_result(reply) {
+            Ok((seq, epoch, tail)) => {
+                let mut entries = decoded(stream_entries(tail));
                 entries.reverse();
-                entries
+                let head = match (epoch, seq) {
+                    (Some(epoch), Some(seq)) => Head::Known { epoch, seq },
+                    _ => Head::Empty,
+                };
+                (entries, head)
             }
             Err(e) => {
                 tracing::warn!(room = %room, error = %e, "could not load the room's history; starting it empty");
-                Vec::new()
+                (Vec::new(), Head::Unknown)
             }
         };
-        local.preload(entries);
+        local.preload(entries, head);
     }
 
     /// Delivers one event received from Redis into its local room, pulling any
@@ -297,38 +309,58 @@ impl RedisBus {
         if let Some(Remote::Gap { last }) =
             self.rooms.deliver(&event, &canonical, seq, epoch, false)
         {
-            self.fill_gap(room, last, Some(seq)).await;
+            match self.head_seq(room).await {
+                // A seq Redis never issued would block the room: refuse it.
+                Ok(head) if seq > head => {
+                    tracing::warn!(room = %room, seq, head, "bus message beyond the room's head; skipped");
+                    metrics().error();
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(room = %room, error = %e, "could not check the room's head")
+                }
+            }
+            if let Err(e) = self.fill_gap(room, last, Some(seq)).await {
+                tracing::warn!(room = %room, error = %e, "could not read the room's stream to fill a gap");
+                metrics().bus_gaps.increment(1);
+            }
             self.rooms.deliver(&event, &canonical, seq, epoch, true);
         }
     }
 
     /// Delivers the room's events after `last` and before `before` (all of
     /// them when `before` is `None`) from its stream; what the stream no
-    /// longer holds is counted as a gap.
-    async fn fill_gap(&self, room: &RoomName, mut last: u64, before: Option<u64>) {
+    /// longer holds, or holds undecodable, is counted as a gap.
+    async fn fill_gap(
+        &self,
+        room: &RoomName,
+        mut last: u64,
+        before: Option<u64>,
+    ) -> Result<(), BusError> {
         loop {
-            let entries = match self.read_stream(room, last, CATCH_UP_PAGE).await {
-                Ok(entries) => entries,
-                Err(e) => {
-                    tracing::warn!(room = %room, error = %e, "could not read the room's stream to fill a gap");
-                    return;
-                }
-            };
+            let entries = self.read_stream(room, last, CATCH_UP_PAGE).await?;
             let full = entries.len() == CATCH_UP_PAGE;
-            for (seq, epoch, json) in entries {
+            for (seq, body) in entries {
                 if before.is_some_and(|b| seq >= b) {
-                    return;
+                    return Ok(());
                 }
-                let Some(event) = parse_event(&json) else {
+                let event = body
+                    .as_ref()
+                    .and_then(|(epoch, json)| parse_event(json).map(|e| (e, *epoch, json)));
+                let Some((event, epoch, json)) = event else {
+                    metrics().bus_gaps.increment(1);
+                    tracing::warn!(room = %room, seq, "undecodable event in the room's stream; skipped");
+                    last = seq;
                     continue;
                 };
-                let canonical = frame::text(&json);
                 let accept = seq > last + 1;
                 if accept {
                     metrics().bus_gaps.increment(1);
                     tracing::warn!(room = %room, from = last + 1, to = seq - 1, "events lost from the bus (trimmed from the stream)");
                 }
-                self.rooms.deliver(&event, &canonical, seq, epoch, accept);
+                self.rooms
+                    .deliver(&event, &frame::text(json), seq, epoch, accept);
                 last = seq;
             }
             if !full {
@@ -338,9 +370,17 @@ impl RedisBus {
                     metrics().bus_gaps.increment(1);
                     tracing::warn!(room = %room, from = last + 1, to = b - 1, "events lost from the bus (not in the stream)");
                 }
-                return;
+                return Ok(());
             }
         }
+    }
+
+    /// The room's last `seq` in Redis.
+    async fn head_seq(&self, room: &RoomName) -> Result<u64, BusError> {
+        let mut conn = self.commands.clone();
+        let seq: redis::RedisResult<Option<u64>> =
+            with_timeout(conn.get(self.key("seq", room.as_str()))).await;
+        Ok(self.command_result(seq)?.unwrap_or(0))
     }
 
     /// The subscriber: keeps one pub/sub connection, subscribed to the rooms
@@ -352,6 +392,9 @@ impl RedisBus {
         };
         let mut backoff = MIN_BACKOFF;
         let room_prefix = format!("{}:r:", self.config.prefix);
+        let (ingest_tx, ingest_rx) = tokio::sync::mpsc::channel(INGEST_QUEUE);
+        app.tracker
+            .spawn(run_ingest(Arc::clone(&app), ingest_rx, shutdown.clone()));
         loop {
             let connected = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -362,12 +405,12 @@ impl RedisBus {
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "redis pub/sub connect failed");
                     self.subscribed.store(false, Ordering::Relaxed);
-                    backoff = sleep_backoff(backoff, &shutdown).await;
+                    backoff = self.backoff(backoff, &mut hints, &shutdown).await;
                     continue;
                 }
                 Err(_) => {
                     tracing::debug!("redis pub/sub connect timed out");
-                    backoff = sleep_backoff(backoff, &shutdown).await;
+                    backoff = self.backoff(backoff, &mut hints, &shutdown).await;
                     continue;
                 }
             };
@@ -389,12 +432,13 @@ impl RedisBus {
                 && let Err(e) = with_timeout(sink.subscribe(&channels)).await
             {
                 tracing::warn!(error = %e, "redis subscribe failed");
-                backoff = sleep_backoff(backoff, &shutdown).await;
+                backoff = self.backoff(backoff, &mut hints, &shutdown).await;
                 continue;
             }
             let mut ingesting = false;
             // New rooms load their history; the others catch up on what was
             // published while this node was not listening.
+            let mut caught_up = true;
             for room in &subscribed {
                 self.preload(room).await;
                 if let Some((epoch, last)) = self.rooms.get(room).and_then(|r| r.resume_point()) {
@@ -405,8 +449,16 @@ impl RedisBus {
                     } else {
                         0
                     };
-                    self.fill_gap(room, after, None).await;
+                    if let Err(e) = self.fill_gap(room, after, None).await {
+                        tracing::warn!(room = %room, error = %e, "catch-up failed; reconnecting");
+                        caught_up = false;
+                        break;
+                    }
                 }
+            }
+            if !caught_up {
+                backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+                continue;
             }
             self.subscribed.store(true, Ordering::Relaxed);
             tracing::info!(rooms = subscribed.len(), "redis bus subscribed");
@@ -427,7 +479,12 @@ impl RedisBus {
                             let room = RoomName::from_wire(room);
                             self.handle_event(&room, seq, epoch, json).await;
                         } else if INGEST_CHANNELS.contains(&channel) {
-                            ingest(&app, channel, message.get_payload_bytes()).await;
+                            // Published by its own task: a slow Redis must not stall delivery.
+                            let item = (channel.to_string(), Bytes::copy_from_slice(message.get_payload_bytes()));
+                            if ingest_tx.try_send(item).is_err() {
+                                tracing::warn!(channel, "ingest queue full; message dropped");
+                                metrics().error();
+                            }
                         }
                     }
                     Some(first) = hints.recv() => {
@@ -483,7 +540,7 @@ impl RedisBus {
             };
             self.subscribed.store(false, Ordering::Relaxed);
             tracing::warn!(reason, "redis pub/sub connection lost; reconnecting");
-            backoff = sleep_backoff(backoff, &shutdown).await;
+            backoff = self.backoff(backoff, &mut hints, &shutdown).await;
         }
     }
 
@@ -568,23 +625,59 @@ impl RedisBus {
     }
 }
 
-/// `(seq, epoch, json)` of stream entries, in the reply's order.
-fn stream_entries(reply: StreamRangeReply) -> Vec<(u64, u64, Bytes)> {
+/// One stream entry: its `seq` (from the id) and, when well-formed, its
+/// epoch and JSON.
+type StreamEntry = (u64, Option<(u64, Bytes)>);
+
+/// The entries of a stream reply, in its order; ids that are not `<seq>-0`
+/// are skipped (not roomcast's).
+fn stream_entries(reply: StreamRangeReply) -> Vec<StreamEntry> {
     reply
         .ids
         .into_iter()
         .filter_map(|entry| {
             let seq = entry.id.split('-').next()?.parse().ok()?;
-            let epoch: u64 = entry.get::<String>("e")?.parse().ok()?;
-            let data: Vec<u8> = entry.get("d")?;
-            Some((seq, epoch, Bytes::from(data)))
+            let body = (|| {
+                let epoch: u64 = entry.get::<String>("e")?.parse().ok()?;
+                let data: Vec<u8> = entry.get("d")?;
+                Some((epoch, Bytes::from(data)))
+            })();
+            Some((seq, body))
         })
+        .collect()
+}
+
+/// The well-formed entries as `(seq, epoch, json)`.
+fn decoded(entries: Vec<StreamEntry>) -> Vec<(u64, u64, Bytes)> {
+    entries
+        .into_iter()
+        .filter_map(|(seq, body)| body.map(|(epoch, json)| (seq, epoch, json)))
         .collect()
 }
 
 /// Parses an event's canonical JSON (seed 001 shapes).
 fn parse_event(json: &[u8]) -> Option<Event> {
     serde_json::from_slice(json).ok()
+}
+
+/// Messages from the ingest channels waiting to be published.
+const INGEST_QUEUE: usize = 4096;
+
+/// Publishes what the subscriber received on the ingest channels, in order.
+async fn run_ingest(
+    app: Arc<App>,
+    mut queue: tokio::sync::mpsc::Receiver<(String, Bytes)>,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            item = queue.recv() => match item {
+                Some((channel, payload)) => ingest(&app, &channel, &payload).await,
+                None => return,
+            },
+        }
+    }
 }
 
 /// Feeds one message from a seed 001 Redis channel into the fleet: the JSON
@@ -635,14 +728,29 @@ pub async fn with_timeout<T>(
         })
 }
 
-/// Sleeps `delay` ±20 % (or until shutdown) and returns the next delay.
-async fn sleep_backoff(delay: Duration, shutdown: &CancellationToken) -> Duration {
-    let jittered = delay.mul_f64(rand::rng().random_range(0.8..1.2));
-    tokio::select! {
-        _ = shutdown.cancelled() => {}
-        _ = tokio::time::sleep(jittered) => {}
+impl RedisBus {
+    /// Waits `delay` ±20 % (or until shutdown) while the pub/sub connection
+    /// is down, and returns the next delay. Rooms created meanwhile still
+    /// load their history (or start empty when Redis is unreachable), so their
+    /// members are never kept waiting on Redis; on reconnect they are
+    /// subscribed and caught up like every other room.
+    async fn backoff(
+        &self,
+        delay: Duration,
+        hints: &mut UnboundedReceiver<RoomName>,
+        shutdown: &CancellationToken,
+    ) -> Duration {
+        let jittered = delay.mul_f64(rand::rng().random_range(0.8..1.2));
+        let deadline = tokio::time::Instant::now() + jittered;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(deadline) => break,
+                Some(room) = hints.recv() => self.preload(&room).await,
+            }
+        }
+        (delay * 2).min(MAX_BACKOFF)
     }
-    (delay * 2).min(MAX_BACKOFF)
 }
 
 #[cfg(test)]

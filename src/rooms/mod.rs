@@ -14,7 +14,7 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::mpsc::UnboundedSender;
 
-pub use room::{PublishReport, Remote, Retired, Room};
+pub use room::{Head, PublishReport, Remote, Retired, Room};
 
 use crate::close_code::CloseCode;
 use crate::dialect::{DialectKind, Greeting, JoinError, Joined};

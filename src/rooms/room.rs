@@ -65,6 +65,26 @@ pub struct PublishReport {
     pub dropped: usize,
 }
 
+/// The epoch of a fleet room whose lineage does not exist yet in Redis: the
+/// first event's epoch is adopted without a gap notice.
+pub const NO_LINEAGE: u64 = 0;
+
+/// Where a fleet room stands in Redis when its history is loaded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Head {
+    /// The room's lineage and its last `seq`.
+    Known {
+        /// The lineage.
+        epoch: u64,
+        /// The last `seq` published.
+        seq: u64,
+    },
+    /// Nothing was ever published to the room (or its keys expired).
+    Empty,
+    /// Redis could not be read.
+    Unknown,
+}
+
 /// What a delivery from another node (the bus) did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Remote {
@@ -192,26 +212,29 @@ impl Room {
     }
 
     /// Ends loading with the room's recent history from the bus
-    /// (`(seq, epoch, canonical JSON)`, oldest first): merged with anything
-    /// delivered meanwhile, then every waiting member is greeted with it and
-    /// admitted. Does nothing if the room is not loading.
-    pub fn preload(&self, entries: Vec<(u64, u64, Bytes)>) {
+    /// (`(seq, epoch, canonical JSON)`, oldest first) and its `head`: merged
+    /// with anything delivered meanwhile, then every waiting member is
+    /// greeted with it and admitted. Does nothing if the room is not loading.
+    pub fn preload(&self, entries: Vec<(u64, u64, Bytes)>, head: Head) {
         let mut state = self.state.lock();
         if !state.loading {
             return;
         }
         state.loading = false;
-        if let Some(&(last_seq, epoch, _)) = entries.last() {
-            if !state.synced || state.epoch != epoch {
+        match head {
+            Head::Known { epoch, seq } if !state.synced || state.epoch != epoch => {
                 // Nothing delivered yet in this lineage: the stream is the history.
                 state.synced = true;
                 state.epoch = epoch;
-                state.seq = last_seq;
+                state.seq = seq;
                 state.history.clear();
-                for (seq, _, json) in entries {
-                    state.history.push(seq, json);
+                for (seq, e, json) in entries {
+                    if e == epoch {
+                        state.history.push(seq, json);
+                    }
                 }
-            } else {
+            }
+            Head::Known { .. } => {
                 // Live events arrived while loading: older entries go first.
                 let live: Vec<(u64, Bytes)> = state.history.entries().collect();
                 state.history.clear();
@@ -225,6 +248,15 @@ impl Room {
                     state.history.push(seq, json);
                 }
             }
+            Head::Empty if !state.synced => {
+                // No lineage yet: the first event (seq 1) starts it, silently.
+                state.synced = true;
+                state.epoch = NO_LINEAGE;
+                state.seq = 0;
+            }
+            // Unknown (Redis unreachable): the first delivery sets the baseline;
+            // nothing can have been accepted by Redis meanwhile.
+            Head::Empty | Head::Unknown => {}
         }
         for waiting in std::mem::take(&mut state.waiting) {
             for frame in &state.snapshot {
@@ -367,7 +399,13 @@ impl Room {
     ) -> Remote {
         let mut state = self.state.lock();
         let mut gap = None;
-        if !state.synced || state.epoch != epoch {
+        if state.synced && state.epoch == NO_LINEAGE {
+            // The room's first lineage: adopt it; earlier seqs are a gap.
+            state.epoch = epoch;
+            if seq > state.seq + 1 && !accept_gap {
+                return Remote::Gap { last: state.seq };
+            }
+        } else if !state.synced || state.epoch != epoch {
             // First delivery, or the bus lost the room's history: a new lineage,
             // which members that saw the old one are told about.
             if state.synced {
@@ -467,9 +505,10 @@ fn retained(state: &RoomState) -> Retained<'_> {
     }
 }
 
-/// A fresh epoch: 53 random bits, exact in JavaScript numbers.
+/// A fresh epoch: 53 random bits, exact in JavaScript numbers, never
+/// [`NO_LINEAGE`].
 pub fn new_epoch() -> u64 {
-    rand::random::<u64>() >> 11
+    (rand::random::<u64>() >> 11).max(1)
 }
 
 #[cfg(test)]
@@ -639,7 +678,7 @@ mod tests {
             .unwrap();
         // A fleet room admits members once its history arrived (none here).
         assert!(room.is_loading());
-        room.preload(Vec::new());
+        room.preload(Vec::new(), Head::Unknown);
         let event = pattern();
         let frame = event.canonical_frame();
         let deliver = |seq, epoch, accept| room.deliver(&event, &frame, seq, epoch, accept);
@@ -675,10 +714,13 @@ mod tests {
         let live = event.canonical_frame();
         room.deliver(&event, &live, 3, 9, false);
         assert!(drain(&outbox).is_empty());
-        room.preload(vec![
-            (1, 9, Bytes::from_static(b"{\"n\":1}")),
-            (2, 9, Bytes::from_static(b"{\"n\":2}")),
-        ]);
+        room.preload(
+            vec![
+                (1, 9, Bytes::from_static(b"{\"n\":1}")),
+                (2, 9, Bytes::from_static(b"{\"n\":2}")),
+            ],
+            Head::Known { epoch: 9, seq: 2 },
+        );
         assert_eq!(count.load(Ordering::Relaxed), 3);
         let frames = drain(&outbox);
         assert_eq!(frames.len(), 1);
@@ -686,6 +728,24 @@ mod tests {
         assert_eq!(room.position(), (9, 3));
         room.deliver(&event, &live, 4, 9, false);
         assert_eq!(drain(&outbox).len(), 1);
+    }
+
+    #[test]
+    fn a_room_new_to_redis_adopts_its_first_lineage_and_asks_for_missed_events() {
+        let room = Room::new_remote(RoomName::alerts(), 10);
+        room.preload(Vec::new(), Head::Empty);
+        let event = pattern();
+        let frame = event.canonical_frame();
+        // seq 3 first: 1 and 2 were published before this node listened.
+        assert_eq!(
+            room.deliver(&event, &frame, 3, 77, false),
+            Remote::Gap { last: 0 }
+        );
+        assert!(matches!(
+            room.deliver(&event, &frame, 1, 77, false),
+            Remote::Delivered(_)
+        ));
+        assert_eq!(room.position(), (77, 1));
     }
 
     #[test]
