@@ -49,6 +49,9 @@ const PING_INTERVAL: Duration = Duration::from_secs(2);
 /// First reconnect delay; doubles up to [`MAX_BACKOFF`], ±20 % jitter.
 const MIN_BACKOFF: Duration = Duration::from_millis(200);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Longest a resuming member waits for this node's copy of a room to reach
+/// its `seq` before it is greeted with what the room has.
+const RESUME_WAIT: Duration = Duration::from_secs(5);
 /// Stream entries read per round trip when catching up.
 const CATCH_UP_PAGE: usize = 500;
 
@@ -520,6 +523,8 @@ impl RedisBus {
                         }
                     }
                     _ = ping.tick() => {
+                        // Resuming members whose seq the room never reached.
+                        self.rooms.admit_overdue(RESUME_WAIT);
                         if with_timeout(sink.ping::<redis::Value>()).await.is_err() {
                             break "ping failed";
                         }

@@ -138,6 +138,16 @@ impl<'a> Retained<'a> {
     }
 }
 
+/// Where a resuming client's copy of a room ends: its last `seq` (and the
+/// epoch it belongs to, if the client sent one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// The last `seq` the client processed.
+    pub seq: u64,
+    /// Its epoch.
+    pub epoch: Option<u64>,
+}
+
 /// Builds the frames queued to a session when it joins a room, ahead of any
 /// live message. Owned, because a fleet room still loading its history from
 /// Redis runs it later, when the history has arrived.
@@ -150,6 +160,17 @@ pub trait Link {
     /// Joins `room`. On a new join, `greet`'s frames are queued atomically with
     /// the membership, so no live message can slip in before them.
     fn join(&mut self, room: RoomName, greet: Greeting) -> Result<Joined, JoinError>;
+    /// Joins `room` resuming after `resume` (see [`Link::join`]); the room may
+    /// hold the greeting until its copy has caught up with the client.
+    fn join_resuming(
+        &mut self,
+        room: RoomName,
+        resume: Resume,
+        greet: Greeting,
+    ) -> Result<Joined, JoinError> {
+        let _ = resume;
+        self.join(room, greet)
+    }
     /// Leaves `room`; false when the session was not a member.
     fn leave(&mut self, room: &RoomName) -> bool;
     /// Closes the session after what is queued.

@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use simd_json::prelude::*;
 
-use super::{DialectKind, DialectSession, Joined, Link, Published, Retained};
+use super::{DialectKind, DialectSession, Joined, Link, Published, Resume, Retained};
 use crate::close_code::CloseCode;
 use crate::frame;
 use crate::protocol::{RoomName, normalize_ticker, time};
@@ -240,7 +240,18 @@ impl NativeSession {
             let greeted = room.clone();
             let greet =
                 Box::new(move |retained: &Retained<'_>| greeting(&greeted, since, retained));
-            match link.join(room.clone(), greet) {
+            let joined = match since {
+                Some(s) => link.join_resuming(
+                    room.clone(),
+                    Resume {
+                        seq: s.seq,
+                        epoch: s.epoch,
+                    },
+                    greet,
+                ),
+                None => link.join(room.clone(), greet),
+            };
+            match joined {
                 Ok(Joined::New) => {}
                 Ok(Joined::Already) => link.send(error_frame(
                     "already_subscribed",

@@ -17,7 +17,7 @@ use tokio::sync::mpsc::UnboundedSender;
 pub use room::{Head, PublishReport, Remote, Retired, Room};
 
 use crate::close_code::CloseCode;
-use crate::dialect::{DialectKind, Greeting, JoinError, Joined};
+use crate::dialect::{DialectKind, Greeting, JoinError, Joined, Resume};
 use crate::ids::SessionId;
 use crate::outbox::Outbox;
 use crate::protocol::{Event, RoomName};
@@ -77,6 +77,15 @@ impl Rooms {
     /// Events a room retains for replay.
     pub fn history_size(&self) -> usize {
         self.history_size
+    }
+
+    /// Admits members that waited longer than `max_wait` for their room to
+    /// catch up with their resume point (fleet mode).
+    pub fn admit_overdue(&self, max_wait: std::time::Duration) {
+        let rooms: Vec<Arc<Room>> = self.map.iter().map(|r| Arc::clone(r.value())).collect();
+        for room in rooms {
+            room.admit_overdue(max_wait);
+        }
     }
 
     /// Whether `name` has members on this node (the bus subscribes to it then).
@@ -180,6 +189,19 @@ impl Rooms {
         session: SessionId,
         kind: DialectKind,
         outbox: &Arc<Outbox>,
+        greet: Greeting,
+    ) -> Result<(Arc<Room>, Joined), JoinError> {
+        self.join_resuming(name, session, kind, outbox, None, greet)
+    }
+
+    /// [`Rooms::join`] for a member resuming after `resume` ([`Room::join_resuming`]).
+    pub fn join_resuming(
+        &self,
+        name: &RoomName,
+        session: SessionId,
+        kind: DialectKind,
+        outbox: &Arc<Outbox>,
+        resume: Option<Resume>,
         mut greet: Greeting,
     ) -> Result<(Arc<Room>, Joined), JoinError> {
         loop {
@@ -188,7 +210,7 @@ impl Rooms {
                 .map_err(|_| JoinError::TooManyRooms)?;
             let before = room.member_count();
             // A retired room was removed between lookup and join: look again.
-            match room.join(session, kind, outbox, greet) {
+            match room.join_resuming(session, kind, outbox, resume, greet) {
                 Err(Retired(back)) => greet = back,
                 Ok(joined) => {
                     if joined == Joined::New {

@@ -14,7 +14,7 @@ use parking_lot::Mutex;
 
 use super::history::History;
 use crate::dialect::native::GapInfo;
-use crate::dialect::{self, DialectKind, Greeting, Joined, Published, Retained};
+use crate::dialect::{self, DialectKind, Greeting, Joined, Published, Resume, Retained};
 use crate::frame;
 use crate::ids::{RoomId, SessionId};
 use crate::outbox::{Delivery, Outbox, Pushed};
@@ -40,6 +40,11 @@ struct Waiting {
     outbox: Arc<Outbox>,
     /// Its greeting, run once the history is loaded.
     greet: Greeting,
+    /// A resuming member whose `seq` is ahead of this node's copy of the
+    /// room (the bus is catching up): admitted once the room reaches it.
+    until: Option<u64>,
+    /// When it started waiting (a bounded wait: see [`Room::admit_overdue`]).
+    since: std::time::Instant,
 }
 
 impl std::fmt::Debug for Waiting {
@@ -145,6 +150,8 @@ pub struct Room {
     state: Mutex<RoomState>,
     /// Member count readable without the lock (stats, registry clean-up).
     member_count: AtomicUsize,
+    /// Fed by the fleet bus (its `seq` can lag behind Redis's).
+    remote: bool,
 }
 
 /// Whether a room's slow members are conflated or disconnected: prices,
@@ -181,6 +188,7 @@ impl Room {
                 waiting: Vec::new(),
             }),
             member_count: AtomicUsize::new(0),
+            remote: false,
         }
     }
 
@@ -197,7 +205,8 @@ impl Room {
     /// A room fed by the bus from other nodes: `seq` and `epoch` are taken
     /// from the first delivery.
     pub fn new_remote(name: RoomName, history_size: usize) -> Self {
-        let room = Room::new(name, history_size);
+        let mut room = Room::new(name, history_size);
+        room.remote = true;
         {
             let mut state = room.state.lock();
             state.synced = false;
@@ -258,15 +267,19 @@ impl Room {
             // nothing can have been accepted by Redis meanwhile.
             Head::Empty | Head::Unknown => {}
         }
-        for waiting in std::mem::take(&mut state.waiting) {
-            for frame in &state.snapshot {
-                waiting.outbox.push(frame, Delivery::Ordered);
-            }
-            for frame in (waiting.greet)(&retained(&state)) {
-                waiting.outbox.push(&frame, Delivery::Ordered);
-            }
-            state.members[waiting.kind.index()].insert(waiting.session, waiting.outbox);
+        let seq = state.seq;
+        admit(&mut state, |w| w.until.is_none_or(|until| until <= seq));
+    }
+
+    /// Admits members that have waited longer than `max_wait` (a resume
+    /// `seq` this node's copy of the room never reaches, e.g. a bogus one):
+    /// greeted with what the room has.
+    pub fn admit_overdue(&self, max_wait: std::time::Duration) {
+        let mut state = self.state.lock();
+        if state.loading || state.waiting.is_empty() {
+            return;
         }
+        admit(&mut state, |w| w.since.elapsed() >= max_wait);
     }
 
     /// Sequence number of the last published event.
@@ -302,6 +315,21 @@ impl Room {
         outbox: &Arc<Outbox>,
         greet: Greeting,
     ) -> Result<Joined, Retired> {
+        self.join_resuming(session, kind, outbox, None, greet)
+    }
+
+    /// [`Room::join`] for a member resuming after `resume`: in a fleet room
+    /// whose copy on this node is behind it, the member waits (greeting
+    /// included) until the bus has caught the room up, so the replay is
+    /// neither short nor followed by duplicates.
+    pub fn join_resuming(
+        &self,
+        session: SessionId,
+        kind: DialectKind,
+        outbox: &Arc<Outbox>,
+        resume: Option<Resume>,
+        greet: Greeting,
+    ) -> Result<Joined, Retired> {
         let mut state = self.state.lock();
         if state.retired {
             return Err(Retired(greet));
@@ -314,12 +342,20 @@ impl Room {
         {
             return Ok(Joined::Already);
         }
-        if state.loading {
+        let ahead = resume.filter(|r| {
+            self.remote
+                && state.synced
+                && r.epoch.is_none_or(|e| e == state.epoch)
+                && r.seq > state.seq
+        });
+        if state.loading || ahead.is_some() {
             state.waiting.push(Waiting {
                 session,
                 kind,
                 outbox: outbox.clone(),
                 greet,
+                until: resume.map(|r| r.seq),
+                since: std::time::Instant::now(),
             });
             self.member_count.fetch_add(1, Ordering::Relaxed);
             return Ok(Joined::New);
@@ -438,7 +474,16 @@ impl Room {
                 }
             }
         }
-        Remote::Delivered(self.fan_out(&mut state, event, canonical_frame, seq))
+        let report = self.fan_out(&mut state, event, canonical_frame, seq);
+        if !state.waiting.is_empty() && !state.loading {
+            // Resuming members the room has now caught up with (all of them
+            // on a new lineage: their seq belongs to the old one).
+            let new_lineage = gap == Some(None);
+            admit(&mut state, |w| {
+                new_lineage || w.until.is_none_or(|until| until <= seq)
+            });
+        }
+        Remote::Delivered(report)
     }
 
     fn fan_out(
@@ -496,6 +541,23 @@ impl Room {
     }
 }
 
+/// Greets and admits the waiting members `ready` picks, in join order.
+fn admit(state: &mut RoomState, ready: impl Fn(&Waiting) -> bool) {
+    let (go, stay): (Vec<Waiting>, Vec<Waiting>) = std::mem::take(&mut state.waiting)
+        .into_iter()
+        .partition(|w| ready(w));
+    state.waiting = stay;
+    for waiting in go {
+        for frame in &state.snapshot {
+            waiting.outbox.push(frame, Delivery::Ordered);
+        }
+        for frame in (waiting.greet)(&retained(state)) {
+            waiting.outbox.push(&frame, Delivery::Ordered);
+        }
+        state.members[waiting.kind.index()].insert(waiting.session, waiting.outbox);
+    }
+}
+
 /// The greeting's view of a room's state.
 fn retained(state: &RoomState) -> Retained<'_> {
     Retained {
@@ -515,6 +577,7 @@ pub fn new_epoch() -> u64 {
 mod tests {
     use super::*;
     use crate::close_code::CloseCode;
+    use crate::dialect::Resume;
     use crate::outbox::Drain;
     use crate::protocol::PatternAlert;
     use crate::protocol::PriceUpdate;
@@ -746,6 +809,70 @@ mod tests {
             Remote::Delivered(_)
         ));
         assert_eq!(room.position(), (77, 1));
+    }
+
+    #[test]
+    fn a_member_resuming_ahead_of_a_lagging_room_waits_until_it_catches_up() {
+        let room = Room::new_remote(RoomName::alerts(), 10);
+        room.preload(Vec::new(), Head::Known { epoch: 7, seq: 3 });
+        let outbox = Arc::new(Outbox::new(64));
+        let greeted_at = Arc::new(AtomicUsize::new(0));
+        let seen = Arc::clone(&greeted_at);
+        let greet: Greeting = Box::new(move |r: &Retained<'_>| {
+            seen.store(r.seq as usize, Ordering::Relaxed);
+            vec![frame::text(b"subscribed")]
+        });
+        let resume = Some(Resume {
+            seq: 5,
+            epoch: Some(7),
+        });
+        room.join_resuming(
+            SessionId::next(),
+            DialectKind::Native,
+            &outbox,
+            resume,
+            greet,
+        )
+        .unwrap();
+        let event = pattern();
+        let frame = event.canonical_frame();
+        room.deliver(&event, &frame, 4, 7, false);
+        assert!(
+            drain(&outbox).is_empty(),
+            "seq 4 is one the client already has"
+        );
+        room.deliver(&event, &frame, 5, 7, false);
+        assert_eq!(greeted_at.load(Ordering::Relaxed), 5);
+        assert_eq!(drain(&outbox).len(), 1, "greeting only: 5 is not re-sent");
+        room.deliver(&event, &frame, 6, 7, false);
+        assert_eq!(drain(&outbox).len(), 1);
+    }
+
+    #[test]
+    fn a_resume_point_the_room_never_reaches_is_admitted_after_the_wait() {
+        let room = Room::new_remote(RoomName::alerts(), 10);
+        room.preload(Vec::new(), Head::Known { epoch: 7, seq: 3 });
+        let outbox = Arc::new(Outbox::new(64));
+        let resume = Some(Resume {
+            seq: 1_000,
+            epoch: None,
+        });
+        room.join_resuming(
+            SessionId::next(),
+            DialectKind::Native,
+            &outbox,
+            resume,
+            no_greeting(),
+        )
+        .unwrap();
+        room.admit_overdue(std::time::Duration::from_secs(3600));
+        let event = pattern();
+        let frame = event.canonical_frame();
+        room.deliver(&event, &frame, 4, 7, false);
+        assert!(drain(&outbox).is_empty());
+        room.admit_overdue(std::time::Duration::ZERO);
+        room.deliver(&event, &frame, 5, 7, false);
+        assert_eq!(drain(&outbox).len(), 1);
     }
 
     #[test]

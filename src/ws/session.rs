@@ -22,7 +22,7 @@ use super::throttle::{Throttle, Verdict};
 use super::writer::{self, WriterEnd};
 use crate::app::App;
 use crate::close_code::CloseCode;
-use crate::dialect::{DialectKind, DialectSession, Greeting, JoinError, Joined, Link};
+use crate::dialect::{DialectKind, DialectSession, Greeting, JoinError, Joined, Link, Resume};
 use crate::frame;
 use crate::ids::SessionId;
 use crate::outbox::{Delivery, Outbox, Pushed};
@@ -56,21 +56,16 @@ impl Link for SessionLink {
     }
 
     fn join(&mut self, room: RoomName, greet: Greeting) -> Result<Joined, JoinError> {
-        if self.rooms.iter().any(|r| *r.name() == room) {
-            return Ok(Joined::Already);
-        }
-        let max = self.app.config.max_subscriptions;
-        if self.rooms.len() >= max {
-            return Err(JoinError::TooManySubscriptions(max));
-        }
-        let (room, joined) = self
-            .app
-            .rooms
-            .join(&room, self.id, self.kind, &self.outbox, greet)?;
-        if joined == Joined::New {
-            self.rooms.push(room);
-        }
-        Ok(joined)
+        self.join_from(room, None, greet)
+    }
+
+    fn join_resuming(
+        &mut self,
+        room: RoomName,
+        resume: Resume,
+        greet: Greeting,
+    ) -> Result<Joined, JoinError> {
+        self.join_from(room, Some(resume), greet)
     }
 
     fn leave(&mut self, room: &RoomName) -> bool {
@@ -87,6 +82,29 @@ impl Link for SessionLink {
 }
 
 impl SessionLink {
+    fn join_from(
+        &mut self,
+        room: RoomName,
+        resume: Option<Resume>,
+        greet: Greeting,
+    ) -> Result<Joined, JoinError> {
+        if self.rooms.iter().any(|r| *r.name() == room) {
+            return Ok(Joined::Already);
+        }
+        let max = self.app.config.max_subscriptions;
+        if self.rooms.len() >= max {
+            return Err(JoinError::TooManySubscriptions(max));
+        }
+        let (room, joined) =
+            self.app
+                .rooms
+                .join_resuming(&room, self.id, self.kind, &self.outbox, resume, greet)?;
+        if joined == Joined::New {
+            self.rooms.push(room);
+        }
+        Ok(joined)
+    }
+
     fn leave_all(&mut self) {
         for room in self.rooms.drain(..) {
             self.app.rooms.leave(&room, self.id, self.kind);
