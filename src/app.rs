@@ -82,6 +82,7 @@ impl App {
                     interval: config.modeldata_interval(),
                     max_feeds: config.modeldata_max_feeds,
                     max_points: config.modeldata_max_points,
+                    lead_ttl: (config.modeldata_interval() * 3).max(config.lease_ttl()),
                 },
                 config.database_url.is_some(),
             ),

@@ -414,3 +414,58 @@ async fn joining_a_new_room_while_redis_is_down_is_answered_then_served_on_recov
     let got = messages(&mut ws, 1).await;
     assert_eq!(seqs(&got), [1]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_node_samples_each_modeldata_feed_for_the_whole_fleet() {
+    let redis = RedisServer::start();
+    // Each node's embedded store has its own random models: identical bytes
+    // on both nodes can only come from one sampler.
+    let env = [
+        ("MODELDATA_INTERVAL_SECS", "0.3"),
+        ("ROOMCAST_LEASE_TTL", "1"),
+    ];
+    let mut nodes = [
+        Node::start(&redis, "md-a", &env).await,
+        Node::start(&redis, "md-b", &env).await,
+    ];
+    for node in &nodes {
+        node.wait_for("/ready", StatusCode::OK).await;
+    }
+    let mut a = connect(&nodes[0], "/ws/modeldata-stream").await;
+    let mut b = connect(&nodes[1], "/ws/modeldata-stream").await;
+    assert_eq!(recv_json(&mut a).await["type"], "initial_modeldata");
+    assert_eq!(recv_json(&mut b).await["type"], "initial_modeldata");
+    let ua = [recv_text(&mut a).await, recv_text(&mut a).await];
+    let ub = [recv_text(&mut b).await, recv_text(&mut b).await];
+    assert!(ua[1].contains("\"type\":\"modeldata_update\""));
+    assert!(
+        ua.iter().any(|u| ub.contains(u)),
+        "the nodes sent different updates"
+    );
+
+    // The leader dies: the other node takes the feed over within the lease.
+    let leader: String = redis
+        .cmd::<Option<String>>(&["GET", "roomcast:lease:room:modeldata"])
+        .unwrap()
+        .expect("a leader");
+    let (dead, alive) = if leader == "md-a" { (0, 1) } else { (1, 0) };
+    nodes[dead].kill();
+    let ws = if alive == 0 { &mut a } else { &mut b };
+    let successor = nodes[alive].id.clone();
+    within("the other node to lead the feed", async {
+        loop {
+            let m = recv_json(ws).await;
+            assert!(
+                m["type"] == "modeldata_update" || m["type"] == "modeldata_status",
+                "{m}"
+            );
+            let holder = redis
+                .cmd::<Option<String>>(&["GET", "roomcast:lease:room:modeldata"])
+                .unwrap();
+            if holder.as_deref() == Some(successor.as_str()) && m["type"] == "modeldata_update" {
+                return;
+            }
+        }
+    })
+    .await;
+}

@@ -83,16 +83,10 @@ impl Lease {
 
     /// Takes and renews the lease until `shutdown`, then releases it.
     pub async fn run(self: Arc<Self>, mut conn: ConnectionManager, shutdown: CancellationToken) {
-        let acquire = Script::new(ACQUIRE_LUA);
         let ttl_ms = self.ttl.as_millis() as u64;
         loop {
-            let mut invocation = acquire.prepare_invoke();
-            invocation.key(&self.key).arg(&self.node).arg(ttl_ms);
             let sent_ms = self.base.elapsed().as_millis() as u64;
-            let held = matches!(
-                with_timeout(invocation.invoke_async::<i64>(&mut conn)).await,
-                Ok(1)
-            );
+            let held = acquire(&mut conn, &self.key, &self.node, self.ttl).await;
             if held {
                 self.valid_until_ms
                     .store(sent_ms + ttl_ms * 9 / 10, Ordering::Relaxed);
@@ -113,11 +107,28 @@ impl Lease {
             }
         }
         if self.held.swap(false, Ordering::Relaxed) {
-            let release = Script::new(RELEASE_LUA);
-            let mut invocation = release.prepare_invoke();
-            invocation.key(&self.key).arg(&self.node);
-            let _ = with_timeout(invocation.invoke_async::<i64>(&mut conn)).await;
+            release(&mut conn, &self.key, &self.node).await;
             tracing::info!(lease = self.name, "lease released");
         }
     }
+}
+
+/// Takes `key` for `node` if free, extends it if `node` holds it; true when
+/// `node` holds it for `ttl` from now.
+pub async fn acquire(conn: &mut ConnectionManager, key: &str, node: &str, ttl: Duration) -> bool {
+    let script = Script::new(ACQUIRE_LUA);
+    let mut invocation = script.prepare_invoke();
+    invocation.key(key).arg(node).arg(ttl.as_millis() as u64);
+    matches!(
+        with_timeout(invocation.invoke_async::<i64>(conn)).await,
+        Ok(1)
+    )
+}
+
+/// Drops `key` if `node` holds it.
+pub async fn release(conn: &mut ConnectionManager, key: &str, node: &str) {
+    let script = Script::new(RELEASE_LUA);
+    let mut invocation = script.prepare_invoke();
+    invocation.key(key).arg(node);
+    let _ = with_timeout(invocation.invoke_async::<i64>(conn)).await;
 }

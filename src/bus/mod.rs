@@ -19,7 +19,7 @@ pub use local::LocalBus;
 pub use redis::{RedisBus, RedisConfig};
 
 use crate::app::App;
-use crate::protocol::Event;
+use crate::protocol::{Event, RoomName};
 use crate::rooms::{PublishReport, Rooms, RoomsError};
 
 /// Why a publish failed.
@@ -51,6 +51,8 @@ pub struct Fleet {
     simulator: Arc<Lease>,
     /// The ingest lease.
     ingest: Arc<Lease>,
+    /// This node's name (the value of the leases it holds).
+    node: String,
 }
 
 /// Where published events go.
@@ -81,6 +83,7 @@ impl Bus {
         Bus::Fleet(Fleet {
             simulator: lease("simulator"),
             ingest: lease("ingest"),
+            node: node.to_string(),
             redis: Arc::new(redis),
         })
     }
@@ -102,15 +105,32 @@ impl Bus {
         }
     }
 
-    /// Publishes an event to its room on every node with members. Modeldata
-    /// snapshots stay on this node: each node samples for its own connections.
+    /// Publishes an event to its room on every node with members.
     pub async fn publish(&self, event: &Event) -> Result<PublishReport, BusError> {
         match self {
             Bus::Local(bus) => bus.publish(event),
-            Bus::Fleet(fleet) => match event {
-                Event::ModelData(_) => Ok(fleet.redis.rooms().publish(event)?),
-                _ => fleet.redis.publish(event).await,
-            },
+            Bus::Fleet(fleet) => fleet.redis.publish(event).await,
+        }
+    }
+
+    /// Whether this node leads the producer of `room` (a modeldata feed):
+    /// always in embedded mode; in a fleet, the node holding the room's lease
+    /// (taken if free, renewed if held, for `ttl`).
+    pub async fn lead(&self, room: &RoomName, ttl: Duration) -> bool {
+        match self {
+            Bus::Local(_) => true,
+            Bus::Fleet(fleet) => {
+                let key = fleet.redis.lease_key(&format!("room:{room}"));
+                lease::acquire(&mut fleet.redis.commands(), &key, &fleet.node, ttl).await
+            }
+        }
+    }
+
+    /// Gives up leading `room` (its last local connection left).
+    pub async fn resign(&self, room: &RoomName) {
+        if let Bus::Fleet(fleet) = self {
+            let key = fleet.redis.lease_key(&format!("room:{room}"));
+            lease::release(&mut fleet.redis.commands(), &key, &fleet.node).await;
         }
     }
 
@@ -140,6 +160,11 @@ impl Bus {
             Bus::Local(_) => true,
             Bus::Fleet(fleet) => fleet.redis.is_ready(),
         }
+    }
+
+    /// Whether this is a fleet node (Redis).
+    pub fn is_fleet(&self) -> bool {
+        matches!(self, Bus::Fleet(_))
     }
 
     /// A label for status endpoints.

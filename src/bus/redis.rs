@@ -66,7 +66,8 @@ pub const INGEST_CHANNELS: [&str; 4] = [
 
 /// `INCR` the room's seq, keep its epoch, `XADD` to its stream, `PUBLISH`.
 /// KEYS: seq, epoch, stream, channel. ARGV: json, fresh epoch, stream length,
-/// key TTL in ms. Returns `{seq, epoch, receivers}`.
+/// key TTL in ms, trimming (`~` approximate, `=` exact). Returns `{seq,
+/// epoch, receivers}`.
 const PUBLISH_LUA: &str = r#"
 local seq = redis.call('INCR', KEYS[1])
 local epoch = redis.call('GET', KEYS[2])
@@ -82,7 +83,7 @@ if last[1] then
     redis.call('SET', KEYS[1], seq)
   end
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', 'e', epoch, 'd', ARGV[1])
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[5], ARGV[3], seq .. '-0', 'e', epoch, 'd', ARGV[1])
 local receivers = redis.call('PUBLISH', KEYS[4], seq .. ':' .. epoch .. ':' .. ARGV[1])
 for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 return {seq, tonumber(epoch), receivers}
@@ -215,8 +216,14 @@ impl RedisBus {
             .key(self.key("r", room.as_str()))
             .arg(json)
             .arg(new_epoch())
-            .arg(self.config.stream_len)
-            .arg(self.config.key_ttl.as_millis() as u64);
+            // A modeldata snapshot replaces the previous one: keep only the latest.
+            .arg(if room.is_modeldata() {
+                1
+            } else {
+                self.config.stream_len
+            })
+            .arg(self.config.key_ttl.as_millis() as u64)
+            .arg(if room.is_modeldata() { "=" } else { "~" });
         let mut conn = self.commands.clone();
         let result = with_timeout(invocation.invoke_async(&mut conn)).await;
         let (seq, _epoch, receivers): (u64, u64, u64) = self.command_result(result)?;
@@ -266,7 +273,12 @@ impl RedisBus {
         if !local.is_loading() {
             return;
         }
-        let count = self.rooms.history_size().max(1);
+        // A modeldata room's history is its latest snapshot.
+        let count = if room.is_modeldata() {
+            1
+        } else {
+            self.rooms.history_size().max(1)
+        };
         let mut conn = self.commands.clone();
         // Head and tail read atomically, so the history and the position agree.
         let reply: redis::RedisResult<(Option<u64>, Option<u64>, StreamRangeReply)> = with_timeout(
@@ -293,13 +305,20 @@ impl RedisBus {
                 (Vec::new(), Head::Unknown)
             }
         };
+        if room.is_modeldata()
+            && let Some((_, _, json)) = entries.last()
+            && let Some(Event::ModelData(m)) = parse_event(room, json)
+            && let Some(snapshot) = m.snapshot
+        {
+            local.set_snapshot(snapshot);
+        }
         local.preload(entries, head);
     }
 
     /// Delivers one event received from Redis into its local room, pulling any
     /// events it missed from the stream first.
     async fn handle_event(&self, room: &RoomName, seq: u64, epoch: u64, json: &[u8]) {
-        let Some(event) = parse_event(json) else {
+        let Some(event) = parse_event(room, json) else {
             tracing::warn!(room = %room, "undecodable event on the bus; skipped");
             metrics().error();
             return;
@@ -350,7 +369,7 @@ impl RedisBus {
                 }
                 let event = body
                     .as_ref()
-                    .and_then(|(epoch, json)| parse_event(json).map(|e| (e, *epoch, json)));
+                    .and_then(|(epoch, json)| parse_event(room, json).map(|e| (e, *epoch, json)));
                 let Some((event, epoch, json)) = event else {
                     metrics().bus_gaps.increment(1);
                     tracing::warn!(room = %room, seq, "undecodable event in the room's stream; skipped");
@@ -425,7 +444,6 @@ impl RedisBus {
                 .member_counts()
                 .into_iter()
                 .map(|(name, _)| name)
-                .filter(|name| !name.is_modeldata())
                 .collect();
             let channels: Vec<String> = subscribed
                 .iter()
@@ -498,9 +516,6 @@ impl RedisBus {
                         }
                         let (mut add, mut remove, mut added) = (Vec::new(), Vec::new(), Vec::new());
                         for room in changed {
-                            if room.is_modeldata() {
-                                continue;
-                            }
                             let wanted = self.rooms.has_members(&room);
                             if wanted {
                                 // Also a room re-created while still subscribed needs its history.
@@ -660,9 +675,14 @@ fn decoded(entries: Vec<StreamEntry>) -> Vec<(u64, u64, Bytes)> {
         .collect()
 }
 
-/// Parses an event's canonical JSON (seed 001 shapes).
-fn parse_event(json: &[u8]) -> Option<Event> {
-    serde_json::from_slice(json).ok()
+/// Parses an event's canonical JSON received for `room` (seed 001 shapes;
+/// seed 000's for modeldata rooms).
+fn parse_event(room: &RoomName, json: &[u8]) -> Option<Event> {
+    if room.is_modeldata() {
+        crate::protocol::modeldata::event_from_wire(room.clone(), json)
+    } else {
+        serde_json::from_slice(json).ok()
+    }
 }
 
 /// Messages from the ingest channels waiting to be published.

@@ -16,6 +16,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
 use crate::frame;
+use crate::protocol::{Event, ModelDataFrame, RoomName};
 
 /// Groups in the `initial_modeldata` message sent on connect (seed 000).
 pub const INITIAL_GROUPS: usize = 5;
@@ -155,6 +156,76 @@ fn write<T: Serialize + ?Sized>(buf: &mut Vec<u8>, value: &T) {
     serde_json::to_writer(buf, value).expect("writing JSON into a Vec cannot fail");
 }
 
+#[derive(serde::Deserialize)]
+struct WireMessage {
+    r#type: String,
+    #[serde(default)]
+    timestamp: String,
+    #[serde(default)]
+    data: std::collections::BTreeMap<String, WireGroup>,
+}
+
+#[derive(serde::Deserialize)]
+struct WireGroup {
+    data_points: Vec<WireIn>,
+}
+
+#[derive(serde::Deserialize)]
+struct WireIn {
+    id: i64,
+    account_value: Option<f64>,
+    return_value: Option<f64>,
+    total_pnl: Option<f64>,
+    fees: Option<f64>,
+    trades: Option<i64>,
+    created_at: String,
+}
+
+/// Rebuilds the event of a modeldata message received from another node
+/// (fleet mode): a `modeldata_update` also yields the `initial_modeldata`
+/// new members need, re-encoded exactly as the sampling node would have.
+pub fn event_from_wire(room: RoomName, json: &[u8]) -> Option<Event> {
+    let message: WireMessage = serde_json::from_slice(json).ok()?;
+    let frame = frame::text(json);
+    let (first, snapshot) = match message.r#type.as_str() {
+        "modeldata_update" => {
+            let groups: Vec<GroupSeries> = message
+                .data
+                .into_iter()
+                .map(|(name, group)| GroupSeries {
+                    display_name: name.into(),
+                    points: group
+                        .data_points
+                        .into_iter()
+                        .map(|p| Point {
+                            id: p.id,
+                            account_value: p.account_value,
+                            return_value: p.return_value,
+                            total_pnl: p.total_pnl,
+                            fees: p.fees,
+                            trades: p.trades,
+                            created_at: DateTime::parse_from_rfc3339(&p.created_at)
+                                .map(|t| t.timestamp_micros())
+                                .unwrap_or_default(),
+                        })
+                        .collect(),
+                })
+                .collect();
+            let initial = encode_snapshot(&groups, &message.timestamp).initial;
+            (Some(initial.clone()), Some(vec![initial]))
+        }
+        "initial_modeldata" => (None, Some(vec![frame.clone()])),
+        "modeldata_status" => (None, None),
+        _ => return None,
+    };
+    Some(Event::ModelData(ModelDataFrame {
+        room,
+        frame,
+        first,
+        snapshot,
+    }))
+}
+
 /// Health of the modeldata source as told to clients in `modeldata_status`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -257,6 +328,20 @@ mod tests {
         let empty = parse(&encode_snapshot(&[], "t").update);
         assert_eq!(empty["total_groups"], 0);
         assert!(empty["data"].as_object().unwrap().is_empty());
+    }
+
+    #[test]
+    fn an_update_from_another_node_yields_the_same_initial_message() {
+        let groups: Vec<_> = (0..7).map(|i| group(&format!("M{i}"), 3)).collect();
+        let sent = encode_snapshot(&groups, "2025-10-24T10:30:00.000Z");
+        let room = RoomName::modeldata(None);
+        let Some(Event::ModelData(m)) = event_from_wire(room, &frame::payload(&sent.update)) else {
+            panic!("not decoded");
+        };
+        assert_eq!(m.first.as_ref(), Some(&sent.initial));
+        assert_eq!(m.snapshot, Some(vec![sent.initial.clone()]));
+        assert_eq!(m.frame, sent.update);
+        assert!(event_from_wire(RoomName::modeldata(None), b"{\"type\":\"other\"}").is_none());
     }
 
     #[test]

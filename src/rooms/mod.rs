@@ -130,7 +130,7 @@ impl Rooms {
             .or_insert_with(|| {
                 metrics().rooms.increment(1.0);
                 let history = self.history_size_of(name);
-                Arc::new(if self.fleet.is_some() && !name.is_modeldata() {
+                Arc::new(if self.fleet.is_some() {
                     Room::new_remote(name.clone(), history)
                 } else {
                     Room::new(name.clone(), history)

@@ -215,6 +215,14 @@ impl Room {
         room
     }
 
+    /// Sets the frames new members get first (a fleet modeldata room loading
+    /// the latest snapshot from the bus); members then count as greeted.
+    pub fn set_snapshot(&self, snapshot: Vec<Bytes>) {
+        let mut state = self.state.lock();
+        state.greeted = true;
+        state.snapshot = snapshot;
+    }
+
     /// Whether the room still waits for its history ([`Room::preload`]).
     pub fn is_loading(&self) -> bool {
         self.state.lock().loading
@@ -408,17 +416,6 @@ impl Room {
         let canonical_frame = event.canonical_frame();
         let mut state = self.state.lock();
         let seq = state.seq + 1;
-        // Members that never had a first message get it now (a modeldata
-        // feed's `initial_modeldata`), whoever joined when.
-        if let Event::ModelData(ModelDataFrame {
-            first: Some(first), ..
-        }) = event
-        {
-            let greeted = std::mem::replace(&mut state.greeted, true);
-            if !greeted {
-                return self.fan_out(&mut state, event, first, seq);
-            }
-        }
         self.fan_out(&mut state, event, &canonical_frame, seq)
     }
 
@@ -493,6 +490,14 @@ impl Room {
         canonical_frame: &Bytes,
         seq: u64,
     ) -> PublishReport {
+        // Members that never had a first message get it now (a modeldata
+        // feed's `initial_modeldata`), whoever joined when.
+        let canonical_frame = match event {
+            Event::ModelData(ModelDataFrame {
+                first: Some(first), ..
+            }) if !std::mem::replace(&mut state.greeted, true) => first,
+            _ => canonical_frame,
+        };
         let canonical = frame::payload(canonical_frame);
         if let Event::ModelData(ModelDataFrame {
             snapshot: Some(snapshot),

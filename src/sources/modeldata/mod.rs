@@ -68,6 +68,9 @@ pub struct ModelDataConfig {
     pub max_feeds: usize,
     /// Largest `?points`.
     pub max_points: usize,
+    /// In a fleet, how long a node leads a feed without renewing (renewed
+    /// every interval): one node samples each feed for the whole fleet.
+    pub lead_ttl: Duration,
 }
 
 /// Connections per feed, shared between sessions and the task.
@@ -246,6 +249,9 @@ struct Feed {
     last_update: Option<String>,
     /// Whether a `degraded` status was published and not yet cleared.
     degraded: bool,
+    /// Whether this node samples the feed (always embedded; the lease holder
+    /// in a fleet — the other nodes' members get its snapshots via the bus).
+    leading: bool,
 }
 
 /// The long-lived task owning the store.
@@ -272,8 +278,19 @@ impl Task {
         loop {
             // Feeds that appeared get their first snapshot now; gone ones stop.
             let wanted = self.modeldata.wanted_feeds();
+            let gone: Vec<RoomName> = self
+                .feeds
+                .iter()
+                .filter(|(o, f)| !wanted.contains(o) && f.leading)
+                .map(|(_, f)| f.room.clone())
+                .collect();
             self.feeds.retain(|o, _| wanted.contains(o));
+            for room in gone {
+                // Another node with connections takes the feed over.
+                self.app.bus.resign(&room).await;
+            }
             let mut new = Vec::new();
+            let fleet = self.app.bus.is_fleet();
             for options in wanted {
                 self.feeds.entry(options.clone()).or_insert_with(|| {
                     new.push(options.clone());
@@ -282,6 +299,8 @@ impl Task {
                         last_good: None,
                         last_update: None,
                         degraded: false,
+                        // Embedded, this node is the only sampler.
+                        leading: !fleet,
                     }
                 });
             }
@@ -327,7 +346,15 @@ impl Task {
             self.fail(&e).await;
             return Err(());
         }
+        let ttl = self.modeldata.config.lead_ttl;
         for options in feeds {
+            let Some(feed) = self.feeds.get_mut(options) else {
+                continue;
+            };
+            feed.leading = self.app.bus.lead(&feed.room, ttl).await;
+            if !feed.leading {
+                continue;
+            }
             match store::sample(&self.store, options).await {
                 Ok(groups) => self.publish_snapshot(options, &groups).await,
                 // The database is gone: every feed is affected.
@@ -408,7 +435,7 @@ impl Task {
         let retry = self.backoff.as_secs_f64();
         let mut events = Vec::new();
         for (options, feed) in self.feeds.iter_mut() {
-            if feed.degraded || only.is_some_and(|o| o != options) {
+            if feed.degraded || !feed.leading || only.is_some_and(|o| o != options) {
                 continue;
             }
             feed.degraded = true;
