@@ -469,3 +469,43 @@ async fn one_node_samples_each_modeldata_feed_for_the_whole_fleet() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_subscribes_to_a_room_only_while_it_has_members_there() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 1).await;
+    let subscribers = |channel: &str| -> i64 {
+        let reply: Vec<redis::Value> = redis.cmd(&["PUBSUB", "NUMSUB", channel]).unwrap();
+        match reply.get(1) {
+            Some(redis::Value::Int(n)) => *n,
+            other => panic!("unexpected NUMSUB reply {other:?}"),
+        }
+    };
+    let until = |channel: &'static str, want: i64| {
+        let subscribers = &subscribers;
+        async move {
+            within("the node's subscription to change", async {
+                while subscribers(channel) != want {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            })
+            .await
+        }
+    };
+    assert_eq!(subscribers("roomcast:r:ticker:GOOGL"), 0);
+    let mut first = native(&nodes[0], json!(["ticker:GOOGL"])).await;
+    let mut second = native(&nodes[0], json!(["ticker:GOOGL"])).await;
+    until("roomcast:r:ticker:GOOGL", 1).await;
+    send_json(
+        &mut first,
+        &json!({"type": "unsubscribe", "rooms": ["ticker:GOOGL"]}),
+    )
+    .await;
+    assert_eq!(recv_json(&mut first).await["type"], "unsubscribed");
+    // One member left: still subscribed, once, and still delivering.
+    publish(&nodes[0], "GOOGL", 1.0).await;
+    assert_eq!(seqs(&messages(&mut second, 1).await), [1]);
+    assert_eq!(subscribers("roomcast:r:ticker:GOOGL"), 1);
+    drop(second.close(None).await);
+    until("roomcast:r:ticker:GOOGL", 0).await;
+}
