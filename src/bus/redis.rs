@@ -206,7 +206,8 @@ impl RedisBus {
     /// it when it comes back, in the room's order). `recipients` in the
     /// report is the number of nodes that received it.
     pub async fn publish(&self, event: &Event) -> Result<PublishReport, BusError> {
-        let json = event.to_canonical_json();
+        // The canonical JSON, framed once: the frame's payload is what Redis gets.
+        let json = frame::payload(&event.canonical_frame());
         let room = event.room();
         let mut invocation = self.script.prepare_invoke();
         invocation
@@ -214,7 +215,7 @@ impl RedisBus {
             .key(self.key("epoch", room.as_str()))
             .key(self.key("h", room.as_str()))
             .key(self.key("r", room.as_str()))
-            .arg(json)
+            .arg(&json[..])
             .arg(new_epoch())
             // A modeldata snapshot replaces the previous one: keep only the latest.
             .arg(if room.is_modeldata() {

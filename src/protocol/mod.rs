@@ -198,16 +198,6 @@ impl Event {
         }
     }
 
-    /// The event's canonical JSON (the seed 001 wire shape; seed 000's for modeldata).
-    pub fn to_canonical_json(&self) -> Vec<u8> {
-        match self {
-            Event::ModelData(m) => crate::frame::payload(&m.frame).to_vec(),
-            // Events hold only strings, finite-or-not floats and options; serde_json
-            // writes non-finite floats as null, so serialisation cannot fail.
-            _ => serde_json::to_vec(self).expect("serialising an event cannot fail"),
-        }
-    }
-
     /// The canonical JSON as a WebSocket text frame: serialised once here, or
     /// the frame a modeldata feed already encoded.
     pub fn canonical_frame(&self) -> Bytes {
@@ -246,15 +236,12 @@ mod tests {
             open: 149.0,
             timestamp: "2025-11-18T10:30:00Z".into(),
         });
-        let json: serde_json::Value = serde_json::from_slice(&event.to_canonical_json()).unwrap();
+        let canonical = crate::frame::payload(&event.canonical_frame());
+        let json: serde_json::Value = serde_json::from_slice(&canonical).unwrap();
         assert_eq!(json["type"], "price_update");
         assert_eq!(json["open"], 149.0);
         assert_eq!(json["volume"].as_u64(), Some(75_000_000));
-        assert!(
-            event
-                .to_canonical_json()
-                .starts_with(br#"{"type":"price_update""#)
-        );
+        assert!(canonical.starts_with(br#"{"type":"price_update""#));
         assert_eq!(event.room().as_str(), "ticker:AAPL");
     }
 

@@ -187,7 +187,7 @@ pub struct PgStore {
 }
 
 /// Maps a driver error: no server response means the database is unreachable.
-fn db_error(e: tokio_postgres::Error) -> StoreError {
+pub(super) fn db_error(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => StoreError::Query(format!("{}: {}", db.code().code(), db.message())),
         None => StoreError::Unavailable(e.to_string()),
@@ -244,11 +244,6 @@ impl PgStore {
             baseline: None,
             rebuilt: None,
         })
-    }
-
-    /// The pool, for the readiness probe.
-    pub fn pool(&self) -> Pool {
-        self.pool.clone()
     }
 
     /// Rows known per group (for status).

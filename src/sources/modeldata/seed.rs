@@ -13,6 +13,7 @@ use futures_util::SinkExt;
 use tokio_postgres::NoTls;
 
 use super::model::{ModelWalk, model_name};
+use super::postgres::db_error;
 use super::store::StoreError;
 use crate::protocol::modeldata::Point;
 
@@ -59,30 +60,23 @@ pub struct SeedReport {
     pub vacuum: Duration,
 }
 
-fn pg(e: tokio_postgres::Error) -> StoreError {
-    match e.as_db_error() {
-        Some(db) => StoreError::Query(db.message().to_string()),
-        None => StoreError::Unavailable(e.to_string()),
-    }
-}
-
 /// Generates and inserts the rows.
 pub async fn seed_modeldata(args: &SeedArgs) -> Result<SeedReport, StoreError> {
     let (client, connection) = tokio_postgres::connect(&args.database_url, NoTls)
         .await
-        .map_err(pg)?;
+        .map_err(db_error)?;
     let connection = tokio::spawn(connection);
     let table = &args.table;
     let exists: bool = client
         .query_one("SELECT to_regclass($1) IS NOT NULL", &[table])
         .await
-        .map_err(pg)?
+        .map_err(db_error)?
         .get(0);
     if !exists {
         client
             .batch_execute(&SCHEMA_SQL.replace("modeldata", table))
             .await
-            .map_err(pg)?;
+            .map_err(db_error)?;
     }
 
     let started = Instant::now();
@@ -97,7 +91,7 @@ pub async fn seed_modeldata(args: &SeedArgs) -> Result<SeedReport, StoreError> {
             "COPY {table} (display_name, account_value, return_value, total_pnl, fees, trades, created_at) FROM STDIN"
         ))
         .await
-        .map_err(pg)?;
+        .map_err(db_error)?;
     let mut sink = std::pin::pin!(sink);
     let mut buf = String::with_capacity(CHUNK + 4096);
     for r in 0..args.rows_per_group as i64 {
@@ -110,13 +104,13 @@ pub async fn seed_modeldata(args: &SeedArgs) -> Result<SeedReport, StoreError> {
                 &mut buf,
                 String::with_capacity(CHUNK + 4096),
             ));
-            sink.send(chunk).await.map_err(pg)?;
+            sink.send(chunk).await.map_err(db_error)?;
         }
     }
     if !buf.is_empty() {
-        sink.send(Bytes::from(buf)).await.map_err(pg)?;
+        sink.send(Bytes::from(buf)).await.map_err(db_error)?;
     }
-    let rows = sink.as_mut().finish().await.map_err(pg)?;
+    let rows = sink.as_mut().finish().await.map_err(db_error)?;
     let insert = started.elapsed();
 
     let vacuum_started = Instant::now();
@@ -124,7 +118,7 @@ pub async fn seed_modeldata(args: &SeedArgs) -> Result<SeedReport, StoreError> {
         client
             .batch_execute(&format!("VACUUM ANALYZE {table}"))
             .await
-            .map_err(pg)?;
+            .map_err(db_error)?;
     }
     drop(client);
     let _ = connection.await;

@@ -53,14 +53,6 @@ pub enum Store {
 }
 
 impl Store {
-    /// `postgres` or `memory`, for status.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Store::Postgres(_) => "postgres",
-            Store::Memory(_) => "memory",
-        }
-    }
-
     /// Rows the store knows of (all groups).
     pub fn rows(&self) -> u64 {
         match self {
