@@ -509,3 +509,28 @@ async fn a_node_subscribes_to_a_room_only_while_it_has_members_there() {
     drop(second.close(None).await);
     until("roomcast:r:ticker:GOOGL", 0).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_or_bogus_bus_messages_are_skipped_and_the_room_goes_on() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 1).await;
+    let mut ws = native(&nodes[0], json!(["ticker:BOG"])).await;
+    publish(&nodes[0], "BOG", 1.0).await;
+    let first = messages(&mut ws, 1).await;
+    let epoch = first[0]["epoch"].as_u64().unwrap().to_string();
+    let event = r#"{"type":"price_update","ticker":"BOG","price":9,"change":0,"change_percent":0,"volume":0,"high":9,"low":9,"open":9,"timestamp":"2025-11-18T10:30:00.000Z"}"#;
+    for bad in [
+        "not a bus message".to_string(),
+        format!("2:{epoch}:{{not json"),
+        // A seq Redis never issued: it must not block the room.
+        format!("999999:{epoch}:{event}"),
+    ] {
+        let _: i64 = redis
+            .cmd(&["PUBLISH", "roomcast:r:ticker:BOG", &bad])
+            .unwrap();
+    }
+    publish(&nodes[0], "BOG", 2.0).await;
+    let next = messages(&mut ws, 1).await;
+    assert_eq!(seqs(&next), [2]);
+    assert_eq!(next[0]["data"]["price"], 2.0);
+}
