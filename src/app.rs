@@ -11,6 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bus::{Bus, BusError, RedisBus, RedisConfig};
 use crate::config::Config;
+use crate::flusher::Flusher;
 use crate::protocol::Event;
 use crate::rooms::{PublishReport, Rooms};
 use crate::sources::alerts::AlertBook;
@@ -30,6 +31,8 @@ pub struct App {
     pub bus: Bus,
     /// Open WebSocket sessions.
     pub sessions: Arc<Sessions>,
+    /// Writes fan-out frames to idle sockets (one task for every session).
+    pub flusher: Arc<Flusher>,
     /// User price alerts, checked on every price update.
     pub alerts: AlertBook,
     /// Seed 000's modeldata feeds (leases, status).
@@ -76,6 +79,7 @@ impl App {
             node,
             bus,
             sessions: Arc::new(Sessions::new(config.max_connections)),
+            flusher: Flusher::new(),
             alerts: AlertBook::new(config.max_alerts),
             modeldata: ModelData::new(
                 ModelDataConfig {

@@ -11,6 +11,7 @@ pub mod bus;
 pub mod close_code;
 pub mod config;
 pub mod dialect;
+pub mod flusher;
 pub mod frame;
 pub mod http;
 pub mod ids;
@@ -55,6 +56,8 @@ pub async fn run(
         message: e.to_string(),
     })?;
     bus::Bus::spawn(&app);
+    app.tracker
+        .spawn(Arc::clone(&app.flusher).run(app.shutdown.clone()));
 
     app.tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(
         app.config.ping_interval(),
@@ -73,8 +76,14 @@ pub async fn run(
     });
     sources::spawn_sources(&app, modeldata);
 
+    // The accept loop is a task of its own so it runs on a runtime worker:
+    // driven from here, under `block_on` in `main`, every accepted
+    // connection would need a cross-thread wake-up of the main thread, which
+    // then waits for a CPU the workers keep busy (milliseconds per accept
+    // under load).
+    let mut accepting = app.tracker.spawn(server::run(listener, Arc::clone(&app)));
     tokio::select! {
-        _ = server::run(listener, Arc::clone(&app)) => {}
+        _ = &mut accepting => {}
         _ = shutdown => {}
     }
     drain(&app).await;

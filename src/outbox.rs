@@ -8,21 +8,38 @@
 //! and never unbounded memory; an ordered stream (patterns, alerts) cannot skip,
 //! so the session is closed with [`CloseCode::SlowConsumer`] (4008) rather than
 //! silently losing a message. Pushing never blocks and never allocates once the
-//! queue has grown to its working size; the writer is woken only when the
-//! outbox goes from empty to non-empty.
+//! queue has grown to its working size.
+//!
+//! Who writes: an outbox built with [`Outbox::direct`] is written by the
+//! node's [`Flusher`] while its socket keeps up. A push to an idle outbox
+//! schedules it there (one wake-up per fan-out, not one per member); the
+//! flusher writes what is queued with a non-blocking vectored write and, when
+//! the socket cannot take everything, hands the outbox to the session's own
+//! writer, which waits for the socket and writes until the queue is empty
+//! again. Exactly one of them owns the socket at a time ([`Owner`]), so bytes
+//! never interleave; the close frame is always written by the session's
+//! writer. A plain [`Outbox::new`] is written by its writer alone, woken when
+//! the outbox goes from empty to non-empty.
 
 use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 use crate::close_code::CloseCode;
+use crate::flusher::Flusher;
 use crate::ids::RoomId;
 
 /// Default number of frames a session may have queued before its room's
 /// slow-consumer policy applies.
 pub const DEFAULT_CAPACITY: usize = 1024;
+
+/// Most frames handed out by one drain, so to one `writev` (the flusher's
+/// and the session writer's batch).
+pub const MAX_BATCH: usize = 32;
 
 /// How a frame may be treated when the outbox is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,12 +71,47 @@ pub enum Pushed {
 pub enum Drain {
     /// Frames were moved into the writer's batch; write them.
     Frames,
-    /// Nothing queued; wait for [`Outbox::ready`].
+    /// Nothing for the writer now (nothing queued, or the flusher is
+    /// writing); wait for [`Outbox::ready`].
     Idle,
     /// Everything owed has been drained: send this close frame and stop.
     Close(CloseCode),
     /// The session is gone: stop without writing.
     Finished,
+}
+
+/// What [`Outbox::take_for_flush`] handed the flusher.
+#[derive(Debug)]
+pub enum FlushTake<'a> {
+    /// Frames were moved into the batch: write them to this socket, then
+    /// report with [`Outbox::flushed`].
+    Frames(&'a OwnedWriteHalf),
+    /// Nothing to do: the outbox is idle again, or now the writer's.
+    Done,
+}
+
+/// Who may write the socket. Changed only under the outbox lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    /// Nobody is writing and nothing is queued (or the writer is about to
+    /// look): the next push decides who writes.
+    Idle,
+    /// Scheduled on (or being written by) the flusher; the writer keeps off.
+    Flusher,
+    /// The session's writer: it drains until the queue is empty.
+    Writer,
+}
+
+/// The flusher path of an outbox built with [`Outbox::direct`].
+#[derive(Debug)]
+struct Direct {
+    /// The socket's write half, shared with the session's writer; only the
+    /// current [`Owner`] writes it.
+    socket: Arc<OwnedWriteHalf>,
+    /// Where an idle outbox is scheduled when a frame arrives.
+    flusher: Arc<Flusher>,
+    /// This outbox, so a push (`&self`) can schedule it.
+    this: Weak<Outbox>,
 }
 
 /// Closing state of an outbox.
@@ -86,6 +138,8 @@ struct State {
     conflated: Vec<(RoomId, Bytes)>,
     /// Whether and how the session is closing.
     closing: Closing,
+    /// Who writes the socket now.
+    owner: Owner,
 }
 
 /// A session's bounded queue of pre-encoded frames. Shared (`Arc`) between the
@@ -98,25 +152,54 @@ pub struct Outbox {
     notify: Notify,
     /// Maximum frames in `queue`; past it the room's [`Delivery`] policy applies.
     capacity: usize,
+    /// Set when the flusher may write this outbox's socket directly.
+    direct: Option<Direct>,
 }
 
 impl Outbox {
-    /// An empty outbox holding at most `capacity` frames (at least 1).
+    /// An empty outbox holding at most `capacity` frames (at least 1),
+    /// written by its session's writer alone.
     pub fn new(capacity: usize) -> Self {
+        Self::build(capacity, None)
+    }
+
+    /// An empty outbox whose frames `flusher` writes to `socket` while the
+    /// socket keeps up (see the module docs); the session's writer writes the
+    /// rest and the close frame.
+    pub fn direct(
+        capacity: usize,
+        socket: Arc<OwnedWriteHalf>,
+        flusher: Arc<Flusher>,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|this| {
+            Self::build(
+                capacity,
+                Some(Direct {
+                    socket,
+                    flusher,
+                    this: Weak::clone(this),
+                }),
+            )
+        })
+    }
+
+    fn build(capacity: usize, direct: Option<Direct>) -> Self {
         Outbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 conflated: Vec::new(),
                 closing: Closing::Open,
+                owner: Owner::Idle,
             }),
             notify: Notify::new(),
             capacity: capacity.max(1),
+            direct,
         }
     }
 
     /// Queues a clone of `frame` (a reference-count increment) under `delivery`'s policy.
     pub fn push(&self, frame: &Bytes, delivery: Delivery) -> Pushed {
-        let (outcome, wake) = {
+        let (outcome, wake, schedule) = {
             let mut state = self.state.lock();
             if state.closing != Closing::Open {
                 return Pushed::Closed;
@@ -148,15 +231,87 @@ impl Outbox {
                     }
                 }
             };
-            (
-                outcome,
-                was_empty || matches!(outcome, Pushed::Overflowed(_)),
-            )
+            let wake = was_empty || matches!(outcome, Pushed::Overflowed(_));
+            // An idle socket with frames to send goes to the flusher; a
+            // closing one (overflow) to the writer, which sends the close.
+            let schedule = wake
+                && state.owner == Owner::Idle
+                && state.closing == Closing::Open
+                && self.direct.is_some();
+            if schedule {
+                state.owner = Owner::Flusher;
+            }
+            (outcome, wake && state.owner != Owner::Flusher, schedule)
         };
-        if wake {
+        if schedule {
+            self.schedule();
+        } else if wake {
             self.notify.notify_one();
         }
         outcome
+    }
+
+    /// Hands this outbox (now owned by the flusher) to the flusher, or back to
+    /// the writer when the flusher has stopped.
+    fn schedule(&self) {
+        let direct = self.direct.as_ref().expect("scheduled outboxes are direct");
+        let scheduled = direct
+            .this
+            .upgrade()
+            .is_some_and(|this| direct.flusher.schedule(this));
+        if !scheduled {
+            self.hand_to_writer();
+        }
+    }
+
+    /// Gives the socket to the session's writer and wakes it.
+    pub fn hand_to_writer(&self) {
+        self.state.lock().owner = Owner::Writer;
+        self.notify.notify_one();
+    }
+
+    /// For the flusher: moves up to `max` queued frames into `batch` and
+    /// returns the socket to write them to. When nothing is queued the outbox
+    /// becomes idle; when it is closing, it goes to the writer (which sends
+    /// the close frame). Only called while the flusher owns the outbox.
+    pub fn take_for_flush(&self, batch: &mut Vec<Bytes>, max: usize) -> FlushTake<'_> {
+        let mut state = self.state.lock();
+        debug_assert_eq!(state.owner, Owner::Flusher);
+        if state.closing != Closing::Open {
+            state.owner = Owner::Writer;
+            drop(state);
+            self.notify.notify_one();
+            return FlushTake::Done;
+        }
+        if !take_frames(&mut state, batch, max) {
+            state.owner = Owner::Idle;
+            return FlushTake::Done;
+        }
+        let direct = self.direct.as_ref().expect("flushed outboxes are direct");
+        FlushTake::Frames(&direct.socket)
+    }
+
+    /// For the flusher, after writing what [`Outbox::take_for_flush`] gave it:
+    /// `unwritten` holds what the socket did not take (a partly written frame
+    /// first, already advanced). Empty: the flusher keeps the outbox and takes
+    /// again. Otherwise the frames go back to the front of the queue, in
+    /// order, and the writer takes over to wait for the socket.
+    pub fn flushed(&self, unwritten: &mut Vec<Bytes>) -> bool {
+        if unwritten.is_empty() {
+            return true;
+        }
+        let mut state = self.state.lock();
+        if matches!(state.closing, Closing::Open | Closing::AfterFlush(_)) {
+            for frame in unwritten.drain(..).rev() {
+                state.queue.push_front(frame);
+            }
+        } else {
+            unwritten.clear();
+        }
+        state.owner = Owner::Writer;
+        drop(state);
+        self.notify.notify_one();
+        false
     }
 
     /// Starts closing: queued frames are delivered first, then the close frame.
@@ -205,6 +360,12 @@ impl Outbox {
     /// why there are none.
     pub fn drain_into(&self, batch: &mut Vec<Bytes>, max: usize) -> Drain {
         let mut state = self.state.lock();
+        if state.owner == Owner::Flusher {
+            // The flusher is writing; it hands over (and wakes the writer)
+            // when the socket is full or the session closes.
+            return Drain::Idle;
+        }
+        state.owner = Owner::Writer;
         match state.closing {
             Closing::Done => return Drain::Finished,
             Closing::Now(code) => {
@@ -213,14 +374,7 @@ impl Outbox {
             }
             Closing::Open | Closing::AfterFlush(_) => {}
         }
-        if !state.queue.is_empty() {
-            let n = state.queue.len().min(max);
-            batch.extend(state.queue.drain(..n));
-            return Drain::Frames;
-        }
-        if !state.conflated.is_empty() {
-            let n = state.conflated.len().min(max);
-            batch.extend(state.conflated.drain(..n).map(|(_, frame)| frame));
+        if take_frames(&mut state, batch, max) {
             return Drain::Frames;
         }
         match state.closing {
@@ -228,7 +382,10 @@ impl Outbox {
                 state.closing = Closing::Done;
                 Drain::Close(code)
             }
-            _ => Drain::Idle,
+            _ => {
+                state.owner = Owner::Idle;
+                Drain::Idle
+            }
         }
     }
 
@@ -247,6 +404,22 @@ impl Outbox {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// Moves up to `max` frames into `batch`: the queue first, then the
+/// conflated slots once the queue is empty. False when nothing was waiting.
+fn take_frames(state: &mut State, batch: &mut Vec<Bytes>, max: usize) -> bool {
+    if !state.queue.is_empty() {
+        let n = state.queue.len().min(max);
+        batch.extend(state.queue.drain(..n));
+        return true;
+    }
+    if !state.conflated.is_empty() {
+        let n = state.conflated.len().min(max);
+        batch.extend(state.conflated.drain(..n).map(|(_, frame)| frame));
+        return true;
+    }
+    false
 }
 
 #[cfg(test)]

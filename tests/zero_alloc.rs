@@ -7,7 +7,9 @@
 //! working size) we measure: publishing one `price_update` to a room of 1,000
 //! members allocates exactly as much as publishing it to 10 members — a small
 //! per-publish constant (the one encode) — and a writer flushing 1,024 queued
-//! frames to a sink allocates exactly as much as one flushing 32.
+//! frames to a sink allocates exactly as much as one flushing 32. The server's
+//! own path is measured too: a publish whose frames the flusher writes to
+//! real sockets on 127.0.0.1 allocates the same for 200 members as for 10.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -17,6 +19,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use roomcast::close_code::CloseCode;
 use roomcast::dialect::DialectKind;
+use roomcast::flusher::{self, Flusher};
 use roomcast::frame;
 use roomcast::ids::SessionId;
 use roomcast::outbox::{Delivery, Drain, Outbox};
@@ -139,11 +142,16 @@ fn pattern_alert() -> Event {
 
 /// A room of `members` seed 001 sessions, each with its own outbox.
 fn room_with_members(name: RoomName, members: usize) -> (Room, Vec<Arc<Outbox>>) {
-    let room = Room::new(name, 100);
     let outboxes: Vec<_> = (0..members)
         .map(|_| Arc::new(Outbox::new(roomcast::outbox::DEFAULT_CAPACITY)))
         .collect();
-    for outbox in &outboxes {
+    (room_joined_by(name, &outboxes), outboxes)
+}
+
+/// A new room that every outbox joined as a seed 001 member with no greeting.
+fn room_joined_by(name: RoomName, outboxes: &[Arc<Outbox>]) -> Room {
+    let room = Room::new(name, 100);
+    for outbox in outboxes {
         room.join(
             SessionId::next(),
             DialectKind::Seed001,
@@ -152,7 +160,7 @@ fn room_with_members(name: RoomName, members: usize) -> (Room, Vec<Arc<Outbox>>)
         )
         .expect("a new room is not retired");
     }
-    (room, outboxes)
+    room
 }
 
 /// Empties every outbox, as the members' writers would.
@@ -337,5 +345,114 @@ fn writer_flush_allocates_nothing_per_frame() {
     assert!(
         for_32.iter().all(|&n| n == ALLOCATIONS_PER_WRITER_RUN),
         "each writer run should allocate {ALLOCATIONS_PER_WRITER_RUN} times, got {for_32:?}"
+    );
+}
+
+/// A room of `members` seed 001 members whose outboxes are direct, each with
+/// a real socket pair on 127.0.0.1, written by `flusher`. Returns the room,
+/// the outboxes and the clients (blocking std sockets, read by the test).
+fn room_with_socket_members(
+    rt: &tokio::runtime::Runtime,
+    flusher: &Arc<Flusher>,
+    members: usize,
+) -> (Room, Vec<Arc<Outbox>>, Vec<std::net::TcpStream>) {
+    let (outboxes, clients) = rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut outboxes = Vec::new();
+        let mut clients = Vec::new();
+        for _ in 0..members {
+            let client = tokio::net::TcpStream::connect(addr).await.unwrap();
+            let (server, _) = listener.accept().await.unwrap();
+            let (_, write) = server.into_split();
+            // The first write must find the socket's writable readiness set.
+            write.as_ref().writable().await.unwrap();
+            outboxes.push(Outbox::direct(
+                roomcast::outbox::DEFAULT_CAPACITY,
+                Arc::new(write),
+                Arc::clone(flusher),
+            ));
+            let client = client.into_std().unwrap();
+            client.set_nonblocking(false).unwrap();
+            clients.push(client);
+        }
+        (outboxes, clients)
+    });
+    let room = room_joined_by(RoomName::ticker("BTC-USD"), &outboxes);
+    (room, outboxes, clients)
+}
+
+/// One publish and the flusher's walk over the members it scheduled; returns
+/// the sockets written.
+fn publish_and_flush(
+    room: &Room,
+    flusher: &Flusher,
+    event: &Event,
+    walking: &mut Vec<Arc<Outbox>>,
+    batch: &mut Vec<Bytes>,
+) -> usize {
+    room.publish(event);
+    flusher.take_scheduled(walking);
+    let written = walking.len();
+    for outbox in walking.drain(..) {
+        flusher::flush(&outbox, batch);
+    }
+    written
+}
+
+/// Reads one `frame_len`-byte frame from every client, as the subscribers would.
+fn read_one_frame_each(clients: &mut [std::net::TcpStream], frame_len: usize) {
+    use std::io::Read;
+    let mut buf = vec![0; frame_len];
+    for client in clients {
+        client.read_exact(&mut buf).unwrap();
+    }
+}
+
+#[test]
+fn flushing_a_fan_out_to_real_sockets_allocates_nothing_per_member() {
+    // One worker, so the sockets' readiness events are processed in the background.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let flusher = Flusher::new();
+    let event = price_update();
+    let frame_len = frame::json(&event).len();
+    let mut walking = Vec::new();
+    let mut batch = Vec::with_capacity(writer::MAX_BATCH);
+    let mut measure = |members: usize| -> Vec<u64> {
+        let (room, outboxes, mut clients) = room_with_socket_members(&rt, &flusher, members);
+        for _ in 0..150 {
+            let written = publish_and_flush(&room, &flusher, &event, &mut walking, &mut batch);
+            assert_eq!(written, members, "every idle member is scheduled once");
+            read_one_frame_each(&mut clients, frame_len);
+        }
+        let counts = (0..5)
+            .map(|_| {
+                let (allocations, written) = allocations_during(|| {
+                    publish_and_flush(&room, &flusher, &event, &mut walking, &mut batch)
+                });
+                assert_eq!(written, members);
+                read_one_frame_each(&mut clients, frame_len);
+                allocations
+            })
+            .collect();
+        assert!(
+            outboxes.iter().all(|o| o.is_empty()),
+            "the flusher wrote every frame itself"
+        );
+        counts
+    };
+    let for_10 = measure(10);
+    let for_200 = measure(200);
+    assert_eq!(
+        for_200, for_10,
+        "a flushed publish to 200 sockets must allocate what one to 10 does"
+    );
+    assert!(
+        for_10.iter().all(|&n| n == ALLOCATIONS_PER_PUBLISH),
+        "publish + flush should allocate {ALLOCATIONS_PER_PUBLISH} times (the one encode), got {for_10:?}"
     );
 }

@@ -219,7 +219,17 @@ pub async fn run<D: DialectSession>(
 ) {
     let id = SessionId::next();
     let config = &app.config;
-    let outbox = Arc::new(Outbox::new(config.outbox_capacity));
+    // Frames are small and latency matters more than segment count; the
+    // writer already coalesces queued frames into one write.
+    let _ = stream.set_nodelay(true);
+    let (read_half, write_half) = stream.into_split();
+    let write_half = Arc::new(write_half);
+    let outbox = Outbox::direct(
+        config.outbox_capacity,
+        Arc::clone(&write_half),
+        Arc::clone(&app.flusher),
+    );
+    let mut write_half = writer::SharedSocket(write_half);
     let handle = app.sessions.insert(id, Arc::clone(&outbox), D::KIND);
     // Upgraded after the drain began: close at once, like every other session.
     if app.shutdown.is_cancelled() {
@@ -233,10 +243,6 @@ pub async fn run<D: DialectSession>(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(session = %id, dialect = D::KIND.label(), "session open");
 
-    // Frames are small and latency matters more than segment count; the
-    // writer already coalesces queued frames into one write.
-    let _ = stream.set_nodelay(true);
-    let (read_half, mut write_half) = stream.into_split();
     let mut frames = FrameReader::new(read_half, &read_ahead, config.max_message_size);
     // `read_ahead` is a view into hyper's whole read buffer: drop it now
     // (the reader copied the rare pipelined bytes) so that buffer is freed.

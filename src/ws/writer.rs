@@ -3,22 +3,72 @@
 //! that arrive while a write is in flight are coalesced into the next one, so
 //! batching grows with load without adding latency at low rates. Frames are
 //! already encoded and framed (shared `Bytes`); the writer only moves them.
+//!
+//! For a direct outbox the node's [`crate::flusher::Flusher`] writes while
+//! the socket keeps up; this writer takes over when it does not (and always
+//! writes the close frame), through a [`SharedSocket`].
 
 use std::future::poll_fn;
 use std::io::{self, IoSlice};
 use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
 use bytes::{Buf, Bytes};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::close_code::CloseCode;
 use crate::frame;
 use crate::outbox::{Drain, Outbox};
 use crate::telemetry::metrics;
 
-/// Most frames handed to one `writev`.
-pub const MAX_BATCH: usize = 32;
+pub use crate::outbox::MAX_BATCH;
+
+/// The socket's write half as shared by the session's writer and the
+/// flusher (whichever owns the outbox writes; see [`crate::outbox`]).
+#[derive(Debug, Clone)]
+pub struct SharedSocket(pub Arc<OwnedWriteHalf>);
+
+impl AsyncWrite for SharedSocket {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.poll_write_vectored(cx, &[IoSlice::new(buf)])
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let stream = (*self.0).as_ref();
+        loop {
+            ready!(stream.poll_write_ready(cx))?;
+            // A WouldBlock clears the readiness, so the next poll registers the waker.
+            match stream.try_write_vectored(bufs) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => continue,
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        true
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let stream: &tokio::net::TcpStream = (*self.0).as_ref();
+        Poll::Ready(socket2::SockRef::from(stream).shutdown(std::net::Shutdown::Write))
+    }
+}
 
 /// How the writer stopped.
 #[derive(Debug)]

@@ -1,0 +1,323 @@
+//! The node's flusher: writes fan-out frames straight to idle sockets.
+//!
+//! Without it every member of a fan-out is a task wake-up: the session's
+//! writer is scheduled, polled (its reader branch too), drains its outbox and
+//! writes. With it, a push to an idle outbox ([`Outbox::direct`]) puts the
+//! outbox on this one queue, and one task walks the queue writing each
+//! socket with a non-blocking vectored write: one wake-up per fan-out, and
+//! per member only the outbox lock and the system call. Frames that arrive
+//! while the flusher has not reached a member yet are coalesced into that
+//! member's one write, so batching still grows with load. A socket that
+//! cannot take everything (a slow reader, a full send buffer) is handed to
+//! its session's writer, which waits for it; the flusher never waits on a
+//! socket, so one slow client cannot delay the others.
+//!
+//! The flusher yields to the scheduler every [`YIELD_EVERY`] sockets, so a
+//! fan-out to 15,000 members does not hold the other tasks off for its whole
+//! duration. On shutdown it stops taking outboxes and gives the scheduled ones
+//! back to their writers (which send the close frames).
+
+use std::io::IoSlice;
+use std::sync::Arc;
+
+use bytes::{Buf, Bytes};
+use parking_lot::Mutex;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::outbox::{FlushTake, MAX_BATCH, Outbox};
+use crate::telemetry::metrics;
+
+/// Sockets written between two yields to the scheduler.
+pub const YIELD_EVERY: usize = 64;
+
+/// Batches written to one socket per visit before it goes to its writer:
+/// a client that is sent more than this in one go is left to its own task.
+const MAX_ROUNDS: usize = 8;
+
+/// Outboxes waiting for the flusher, behind its lock.
+#[derive(Debug, Default)]
+struct Queue {
+    /// Scheduled outboxes, in arrival order; the flusher swaps the vector out
+    /// whole, so pushes and the walk never contend for long.
+    pending: Vec<Arc<Outbox>>,
+    /// Set on shutdown: nothing more is taken.
+    closed: bool,
+}
+
+/// One queue of outboxes with frames for idle sockets, and the task that writes them.
+#[derive(Debug, Default)]
+pub struct Flusher {
+    /// Scheduled outboxes.
+    queue: Mutex<Queue>,
+    /// Wakes the flusher when the queue goes from empty to non-empty.
+    notify: Notify,
+}
+
+impl Flusher {
+    /// An empty flusher; [`Flusher::run`] must be spawned to drive it.
+    pub fn new() -> Arc<Self> {
+        Arc::new(Flusher::default())
+    }
+
+    /// Queues `outbox` (which the flusher now owns) for writing. False once
+    /// the flusher has stopped: the caller gives the outbox to its writer.
+    pub fn schedule(&self, outbox: Arc<Outbox>) -> bool {
+        let was_empty = {
+            let mut queue = self.queue.lock();
+            if queue.closed {
+                return false;
+            }
+            queue.pending.push(outbox);
+            queue.pending.len() == 1
+        };
+        if was_empty {
+            self.notify.notify_one();
+        }
+        true
+    }
+
+    /// Moves every scheduled outbox into `walking` (empty, reused), to be
+    /// written with [`flush`] in order.
+    pub fn take_scheduled(&self, walking: &mut Vec<Arc<Outbox>>) {
+        debug_assert!(walking.is_empty());
+        std::mem::swap(&mut self.queue.lock().pending, walking);
+    }
+
+    /// Writes scheduled outboxes until `shutdown` is cancelled, then hands
+    /// what is still scheduled to the writers.
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut walking: Vec<Arc<Outbox>> = Vec::new();
+        let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
+        loop {
+            self.take_scheduled(&mut walking);
+            if walking.is_empty() {
+                tokio::select! {
+                    _ = shutdown.cancelled() => break,
+                    _ = self.notify.notified() => continue,
+                }
+            }
+            for (i, outbox) in walking.drain(..).enumerate() {
+                flush(&outbox, &mut batch);
+                if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        }
+        let left = {
+            let mut queue = self.queue.lock();
+            queue.closed = true;
+            std::mem::take(&mut queue.pending)
+        };
+        for outbox in left {
+            outbox.hand_to_writer();
+        }
+    }
+}
+
+/// Writes what `outbox` has queued with non-blocking writes, until it is
+/// empty (it becomes idle) or the socket takes less than offered (it goes to
+/// its writer). `batch` is the flusher's reused buffer, empty between calls.
+pub fn flush(outbox: &Outbox, batch: &mut Vec<Bytes>) {
+    for _ in 0..MAX_ROUNDS {
+        let FlushTake::Frames(socket) = outbox.take_for_flush(batch, MAX_BATCH) else {
+            return;
+        };
+        let frames = batch.len();
+        let bytes: usize = batch.iter().map(Bytes::len).sum();
+        let mut slices = [IoSlice::new(&[]); MAX_BATCH];
+        for (slice, frame) in slices.iter_mut().zip(batch.iter()) {
+            *slice = IoSlice::new(frame);
+        }
+        // An error (WouldBlock, or one the writer meets again and ends the
+        // session on) counts as nothing written.
+        let written = socket
+            .try_write_vectored(&slices[..frames])
+            .unwrap_or_default();
+        if written == bytes {
+            batch.clear();
+            metrics().wrote(frames, bytes);
+            continue;
+        }
+        skip_written(batch, written);
+        outbox.flushed(batch);
+        return;
+    }
+    // A busy socket: its own writer carries on.
+    outbox.hand_to_writer();
+}
+
+/// Drops the first `written` bytes of `batch` (whole frames, then a prefix of the next).
+fn skip_written(batch: &mut Vec<Bytes>, mut written: usize) {
+    let whole = batch
+        .iter()
+        .take_while(|frame| {
+            if written >= frame.len() {
+                written -= frame.len();
+                true
+            } else {
+                false
+            }
+        })
+        .count();
+    batch.drain(..whole);
+    if written > 0 {
+        batch[0].advance(written);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::close_code::CloseCode;
+    use crate::frame;
+    use crate::outbox::{DEFAULT_CAPACITY, Delivery};
+    use crate::ws::writer::{self, SharedSocket, WriterEnd};
+    use std::time::Duration;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::tcp::OwnedWriteHalf;
+    use tokio::net::{TcpListener, TcpStream};
+
+    /// A connected pair on 127.0.0.1: the client, and the server's write half
+    /// (its read half is dropped: these tests only send).
+    async fn connected() -> (TcpStream, Arc<OwnedWriteHalf>) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        let (_, write) = server.into_split();
+        (client, Arc::new(write))
+    }
+
+    /// Frame `i` of a numbered ordered stream, `len` payload bytes.
+    fn numbered(i: u32, len: usize) -> Bytes {
+        let mut payload = vec![b'.'; len];
+        payload[..4].copy_from_slice(&i.to_be_bytes());
+        frame::text(&payload)
+    }
+
+    #[tokio::test]
+    async fn frames_for_an_idle_socket_are_written_without_its_writer() {
+        let (mut client, socket) = connected().await;
+        let flusher = Flusher::new();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(Arc::clone(&flusher).run(shutdown.clone()));
+        let outbox = Outbox::direct(DEFAULT_CAPACITY, socket, Arc::clone(&flusher));
+        // No writer runs for this outbox: only the flusher can deliver.
+        outbox.push(&frame::text(b"a"), Delivery::Ordered);
+        outbox.push(&frame::text(b"bc"), Delivery::Ordered);
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&frame::text(b"a"));
+        expected.extend_from_slice(&frame::text(b"bc"));
+        let mut got = vec![0; expected.len()];
+        client.read_exact(&mut got).await.unwrap();
+        assert_eq!(got, expected);
+        assert!(outbox.is_empty());
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_goes_to_its_writer_and_every_frame_arrives_in_order() {
+        let (mut client, socket) = connected().await;
+        // Small buffers on both ends: 3 MB cannot fit, whatever the kernel's autotuning.
+        let server_side: &TcpStream = (*socket).as_ref();
+        socket2::SockRef::from(server_side)
+            .set_send_buffer_size(16 * 1024)
+            .unwrap();
+        socket2::SockRef::from(&client)
+            .set_recv_buffer_size(16 * 1024)
+            .unwrap();
+        let flusher = Flusher::new();
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(Arc::clone(&flusher).run(shutdown.clone()));
+        let outbox = Outbox::direct(4096, Arc::clone(&socket), Arc::clone(&flusher));
+        let writer = {
+            let outbox = Arc::clone(&outbox);
+            tokio::spawn(async move {
+                let mut io = SharedSocket(socket);
+                writer::run(&outbox, &mut io, Duration::from_secs(10)).await
+            })
+        };
+        // Far more than the socket buffers hold while the client does not
+        // read: the flusher must stop short and hand over mid-frame.
+        let frames: Vec<Bytes> = (0..3000).map(|i| numbered(i, 997)).collect();
+        for f in &frames {
+            outbox.push(f, Delivery::Ordered);
+        }
+        outbox.close(CloseCode::GoingAway);
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        let mut expected: Vec<u8> = frames.iter().flat_map(|f| f.to_vec()).collect();
+        expected.extend_from_slice(&frame::close(CloseCode::GoingAway));
+        assert_eq!(got.len(), expected.len());
+        assert!(
+            got == expected,
+            "bytes differ: frames lost, repeated or interleaved"
+        );
+        assert!(matches!(
+            writer.await.unwrap(),
+            WriterEnd::Closed(CloseCode::GoingAway)
+        ));
+        shutdown.cancel();
+        task.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn the_writer_keeps_off_a_socket_the_flusher_owns() {
+        let (_client, socket) = connected().await;
+        let flusher = Flusher::new(); // not running: scheduled outboxes wait
+        let outbox = Outbox::direct(DEFAULT_CAPACITY, socket, Arc::clone(&flusher));
+        outbox.push(&frame::text(b"a"), Delivery::Ordered);
+        let mut batch = Vec::new();
+        assert_eq!(
+            outbox.drain_into(&mut batch, MAX_BATCH),
+            crate::outbox::Drain::Idle
+        );
+        assert!(batch.is_empty());
+        assert_eq!(outbox.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_stopped_flusher_gives_scheduled_outboxes_back_to_their_writers() {
+        let (mut client, socket) = connected().await;
+        let flusher = Flusher::new();
+        let outbox = Outbox::direct(DEFAULT_CAPACITY, Arc::clone(&socket), Arc::clone(&flusher));
+        outbox.push(&frame::text(b"before"), Delivery::Ordered);
+        let shutdown = CancellationToken::new();
+        shutdown.cancel();
+        Arc::clone(&flusher).run(shutdown).await;
+        // Scheduled before the stop, and pushed after it: the writer sends both.
+        outbox.push(&frame::text(b"after"), Delivery::Ordered);
+        outbox.close(CloseCode::GoingAway);
+        let mut io = SharedSocket(socket);
+        let end = writer::run(&outbox, &mut io, Duration::from_secs(5)).await;
+        assert!(matches!(end, WriterEnd::Closed(CloseCode::GoingAway)));
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        let mut expected = Vec::new();
+        expected.extend_from_slice(&frame::text(b"before"));
+        expected.extend_from_slice(&frame::text(b"after"));
+        expected.extend_from_slice(&frame::close(CloseCode::GoingAway));
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn skip_written_keeps_the_unwritten_tail_in_order() {
+        let mut batch = vec![
+            Bytes::from_static(b"abc"),
+            Bytes::from_static(b"de"),
+            Bytes::from_static(b"fgh"),
+        ];
+        skip_written(&mut batch, 4);
+        assert_eq!(
+            batch,
+            vec![Bytes::from_static(b"e"), Bytes::from_static(b"fgh")]
+        );
+        skip_written(&mut batch, 1);
+        assert_eq!(batch, vec![Bytes::from_static(b"fgh")]);
+        skip_written(&mut batch, 0);
+        assert_eq!(batch, vec![Bytes::from_static(b"fgh")]);
+    }
+}
