@@ -14,10 +14,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fastwebsockets::{Frame, OpCode, Payload, WebSocket};
 use parking_lot::Mutex;
 use serde::Serialize;
-use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, watch};
 use tokio::time::timeout_at;
 
@@ -25,7 +23,7 @@ use crate::clock::Clock;
 use crate::dialect::{Classified, Dialect};
 use crate::stats::Shard;
 use crate::target::Target;
-use crate::ws;
+use crate::ws::{self, OpCode, ReadError, WsClient};
 
 /// State shared by every connection task, the publisher and the scenario.
 pub struct Ctx {
@@ -114,19 +112,13 @@ fn close_code(payload: &[u8]) -> Option<u16> {
 }
 
 /// A short reason for a read error, for counting.
-fn read_error(e: &fastwebsockets::WebSocketError) -> String {
-    use fastwebsockets::WebSocketError as E;
-    match e {
-        E::UnexpectedEOF => "eof".to_string(),
-        E::ConnectionClosed => "closed".to_string(),
-        E::IoError(io) => format!("io: {:?}", io.kind()),
-        other => format!("ws: {other}"),
-    }
+fn read_error(e: &ReadError) -> String {
+    e.reason()
 }
 
 /// Connects, joins, and waits for the confirmations. On success returns the
 /// socket; on failure has counted the reason and returns `None`.
-async fn open_and_join(ctx: &Ctx, spec: &ConnSpec) -> Option<WebSocket<TcpStream>> {
+async fn open_and_join(ctx: &Ctx, spec: &ConnSpec) -> Option<WsClient> {
     let shard = ctx.shard(spec.id);
     let fail = |reason: &str| {
         shard.stats.lock().failed(reason);
@@ -159,9 +151,8 @@ async fn open_and_join(ctx: &Ctx, spec: &ConnSpec) -> Option<WebSocket<TcpStream
         .saturating_record(connected.duration_since(started).as_micros() as u64);
 
     for message in ctx.dialect.subscribe_messages(&rooms) {
-        let frame = Frame::text(Payload::Owned(message.into_bytes()));
-        if let Err(e) = ws.write_frame(frame).await {
-            fail(&format!("subscribe write: {}", read_error(&e)));
+        if let Err(e) = ws.send_text(message.as_bytes()).await {
+            fail(&format!("subscribe write: {}", read_error(&e.into())));
             return None;
         }
     }
@@ -169,7 +160,7 @@ async fn open_and_join(ctx: &Ctx, spec: &ConnSpec) -> Option<WebSocket<TcpStream
     let mut got = 0;
     let deadline = tokio::time::Instant::now() + ctx.subscribe_timeout;
     while got < need {
-        let frame = match timeout_at(deadline, ws.read_frame()).await {
+        let (opcode, payload) = match timeout_at(deadline, ws.next_frame()).await {
             Ok(Ok(frame)) => frame,
             Ok(Err(e)) => {
                 fail(&format!("subscribe: {}", read_error(&e)));
@@ -180,8 +171,8 @@ async fn open_and_join(ctx: &Ctx, spec: &ConnSpec) -> Option<WebSocket<TcpStream
                 return None;
             }
         };
-        match frame.opcode {
-            OpCode::Text | OpCode::Binary => match ctx.dialect.classify(&frame.payload) {
+        match opcode {
+            OpCode::Text | OpCode::Binary => match ctx.dialect.classify(&payload) {
                 Classified::Confirm => got += 1,
                 Classified::Error => {
                     fail("error reply to subscribe");
@@ -194,8 +185,8 @@ async fn open_and_join(ctx: &Ctx, spec: &ConnSpec) -> Option<WebSocket<TcpStream
                 Classified::Other => {}
             },
             OpCode::Close => {
-                let code = close_code(&frame.payload)
-                    .map_or("close".to_string(), |c| format!("close {c}"));
+                let code =
+                    close_code(&payload).map_or("close".to_string(), |c| format!("close {c}"));
                 fail(&format!("subscribe: {code}"));
                 return None;
             }
@@ -233,24 +224,48 @@ pub async fn subscriber(ctx: Arc<Ctx>, spec: ConnSpec, permit: OwnedSemaphorePer
     }
     let shard = ctx.shard(spec.id);
     let dialect = &*ctx.dialect;
+    // Per read: one clock read and one lock of the shard for every frame it
+    // brought (frames read together arrived together).
     let reason = loop {
-        let frame = match ws.read_frame().await {
-            Ok(frame) => frame,
-            Err(e) => break read_error(&e),
-        };
-        match frame.opcode {
-            OpCode::Text | OpCode::Binary => match dialect.classify(&frame.payload) {
-                Classified::Event(ts) => {
-                    let now = ctx.clock.now_us();
-                    shard.stats.lock().delivered(ts, now);
+        if let Err(e) = ws.read_more().await {
+            break read_error(&e);
+        }
+        let mut close = None;
+        let taken = {
+            let mut now = None;
+            let mut stats = None;
+            ws.take_frames(|frame| match frame.opcode {
+                OpCode::Text | OpCode::Binary => match dialect.classify(frame.payload) {
+                    Classified::Event(ts) => {
+                        let now = *now.get_or_insert_with(|| ctx.clock.now_us());
+                        stats
+                            .get_or_insert_with(|| shard.stats.lock())
+                            .delivered(ts, now);
+                    }
+                    Classified::Error => {
+                        stats
+                            .get_or_insert_with(|| shard.stats.lock())
+                            .error_replies += 1
+                    }
+                    Classified::Confirm | Classified::Other => {}
+                },
+                OpCode::Close => {
+                    close = Some(
+                        close_code(frame.payload).map_or("close".to_string(), |c| c.to_string()),
+                    );
                 }
-                Classified::Error => shard.stats.lock().error_replies += 1,
-                Classified::Confirm | Classified::Other => {}
-            },
-            OpCode::Close => {
-                break close_code(&frame.payload).map_or("close".to_string(), |c| c.to_string());
-            }
-            _ => {}
+                _ => {}
+            })
+        };
+        let replied = ws.send_replies().await;
+        if let Some(reason) = close {
+            break reason;
+        }
+        if let Err(e) = taken {
+            break read_error(&e);
+        }
+        if let Err(e) = replied {
+            break read_error(&e.into());
         }
     };
     ctx.closed.fetch_add(1, Ordering::Relaxed);
@@ -259,7 +274,7 @@ pub async fn subscriber(ctx: Arc<Ctx>, spec: ConnSpec, permit: OwnedSemaphorePer
 
 /// A slow consumer: reads nothing until resumed, then drains what is queued
 /// until the server closes it, it goes quiet for 2 s, or `ctx.slow_drain` ends.
-async fn slow(ctx: &Ctx, mut ws: WebSocket<TcpStream>) {
+async fn slow(ctx: &Ctx, mut ws: WsClient) {
     let mut resume = ctx.resume.subscribe();
     // The scenario always resumes (or aborts) slow consumers; this cannot hang.
     let _ = resume.wait_for(|&go| go).await;
@@ -267,16 +282,16 @@ async fn slow(ctx: &Ctx, mut ws: WebSocket<TcpStream>) {
     let deadline = tokio::time::Instant::now() + ctx.slow_drain;
     loop {
         let quiet = (tokio::time::Instant::now() + Duration::from_secs(2)).min(deadline);
-        match timeout_at(quiet, ws.read_frame()).await {
-            Ok(Ok(frame)) => match frame.opcode {
+        match timeout_at(quiet, ws.next_frame()).await {
+            Ok(Ok((opcode, payload))) => match opcode {
                 OpCode::Text | OpCode::Binary => {
-                    if let Classified::Event(ts) = ctx.dialect.classify(&frame.payload) {
+                    if let Classified::Event(ts) = ctx.dialect.classify(&payload) {
                         outcome.events += 1;
                         outcome.last_ts = Some(ts);
                     }
                 }
                 OpCode::Close => {
-                    outcome.close_code = close_code(&frame.payload);
+                    outcome.close_code = close_code(&payload);
                     break;
                 }
                 _ => {}
@@ -309,20 +324,20 @@ pub async fn churn_cycle(ctx: Arc<Ctx>, spec: ConnSpec, count: Arc<AtomicU64>) -
         return Cycle::Failed;
     };
     let shard = ctx.shard(spec.id);
-    if let Err(e) = ws.write_frame(Frame::close(1000, b"")).await {
+    if let Err(e) = ws.send_close(1000).await {
         shard
             .stats
             .lock()
-            .failed(&format!("close write: {}", read_error(&e)));
+            .failed(&format!("close write: {}", read_error(&e.into())));
         ctx.failed.fetch_add(1, Ordering::Relaxed);
         return Cycle::Failed;
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
     loop {
-        match timeout_at(deadline, ws.read_frame()).await {
-            Ok(Ok(frame)) if frame.opcode == OpCode::Close => break,
+        match timeout_at(deadline, ws.next_frame()).await {
+            Ok(Ok((OpCode::Close, _))) => break,
             Ok(Ok(_)) => {}
-            // fastwebsockets reports the peer's close after ours as "closed"/EOF: fine.
+            // The server may reset or end the connection right after its close: fine.
             Ok(Err(_)) => break,
             Err(_) => {
                 shard.stats.lock().failed("no close reply in 2 s");
