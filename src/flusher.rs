@@ -17,11 +17,12 @@
 //! duration. On shutdown it stops taking outboxes and gives the scheduled ones
 //! back to their writers (which send the close frames).
 
-use std::io::IoSlice;
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 
 use bytes::{Buf, Bytes};
 use parking_lot::Mutex;
+use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -97,12 +98,15 @@ impl Flusher {
                     _ = self.notify.notified() => continue,
                 }
             }
+            let mut written = Written::default();
             for (i, outbox) in walking.drain(..).enumerate() {
-                flush(&outbox, &mut batch);
+                flush(&outbox, &mut batch, &mut written);
                 if i % YIELD_EVERY == YIELD_EVERY - 1 {
+                    written.record();
                     tokio::task::yield_now().await;
                 }
             }
+            written.record();
         }
         let left = {
             let mut queue = self.queue.lock();
@@ -115,36 +119,90 @@ impl Flusher {
     }
 }
 
+/// What the flusher wrote since it last recorded it: the metrics are updated
+/// once per [`YIELD_EVERY`] sockets, not once per socket.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// Socket writes (system calls) that took everything offered.
+    pub writes: usize,
+    /// Frames they carried.
+    pub frames: usize,
+    /// Bytes they carried.
+    pub bytes: usize,
+}
+
+impl Written {
+    /// Adds the counts to the node's metrics and starts again from zero.
+    pub fn record(&mut self) {
+        if self.writes > 0 {
+            metrics().wrote_many(self.writes, self.frames, self.bytes);
+        }
+        *self = Written::default();
+    }
+}
+
 /// Writes what `outbox` has queued with non-blocking writes, until it is
 /// empty (it becomes idle) or the socket takes less than offered (it goes to
-/// its writer). `batch` is the flusher's reused buffer, empty between calls.
-pub fn flush(outbox: &Outbox, batch: &mut Vec<Bytes>) {
+/// its writer). `batch` is the flusher's reused buffer, empty between calls;
+/// what was written is added to `written`.
+pub fn flush(outbox: &Outbox, batch: &mut Vec<Bytes>, written: &mut Written) {
     for _ in 0..MAX_ROUNDS {
         let FlushTake::Frames(socket) = outbox.take_for_flush(batch, MAX_BATCH) else {
             return;
         };
-        let frames = batch.len();
         let bytes: usize = batch.iter().map(Bytes::len).sum();
-        let mut slices = [IoSlice::new(&[]); MAX_BATCH];
-        for (slice, frame) in slices.iter_mut().zip(batch.iter()) {
-            *slice = IoSlice::new(frame);
-        }
-        // An error (WouldBlock, or one the writer meets again and ends the
-        // session on) counts as nothing written.
-        let written = socket
-            .try_write_vectored(&slices[..frames])
-            .unwrap_or_default();
-        if written == bytes {
+        let sent = send(socket, batch);
+        if sent == bytes {
+            written.writes += 1;
+            written.frames += batch.len();
+            written.bytes += bytes;
             batch.clear();
-            metrics().wrote(frames, bytes);
             continue;
         }
-        skip_written(batch, written);
+        skip_written(batch, sent);
         outbox.flushed(batch);
         return;
     }
     // A busy socket: its own writer carries on.
     outbox.hand_to_writer();
+}
+
+/// One non-blocking send of `batch` (at most [`MAX_BATCH`] frames): `send`
+/// for one frame, `sendmsg` for several. Returns the bytes the kernel took;
+/// 0 when it took none (`EAGAIN`) or failed, which the session's writer then
+/// meets again on its own write and handles.
+///
+/// This calls the kernel directly rather than through tokio's
+/// `try_write_vectored`, whose readiness check touches one more cold cache
+/// line per socket in a large fan-out (3–4 % of the server's time at 15,000
+/// members, measured with `perf`). Skipping it is safe: tokio's readiness is
+/// only a cache, and a writer that trusts a stale "writable" gets `EAGAIN`,
+/// clears it and waits as usual. `MSG_NOSIGNAL`: a reset peer is an error
+/// here, never a `SIGPIPE`.
+fn send(socket: &OwnedWriteHalf, batch: &[Bytes]) -> usize {
+    let fd = socket.as_ref().as_raw_fd();
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    let sent = if let [frame] = batch {
+        // SAFETY: `fd` is open while `socket` is borrowed; the buffer is `frame`'s.
+        unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), flags) }
+    } else {
+        let mut iov = [libc::iovec {
+            iov_base: std::ptr::null_mut(),
+            iov_len: 0,
+        }; MAX_BATCH];
+        for (v, frame) in iov.iter_mut().zip(batch) {
+            v.iov_base = frame.as_ptr().cast_mut().cast();
+            v.iov_len = frame.len();
+        }
+        // SAFETY: an all-zero `msghdr` is valid (no address, no control data).
+        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+        msg.msg_iov = iov.as_mut_ptr();
+        msg.msg_iovlen = batch.len().min(MAX_BATCH) as _;
+        // SAFETY: `fd` is open while `socket` is borrowed; every iovec points
+        // into a frame of `batch`, alive for the call; the kernel only reads them.
+        unsafe { libc::sendmsg(fd, &msg, flags) }
+    };
+    usize::try_from(sent).unwrap_or(0)
 }
 
 /// Drops the first `written` bytes of `batch` (whole frames, then a prefix of the next).
@@ -175,7 +233,6 @@ mod tests {
     use crate::ws::writer::{self, SharedSocket, WriterEnd};
     use std::time::Duration;
     use tokio::io::AsyncReadExt;
-    use tokio::net::tcp::OwnedWriteHalf;
     use tokio::net::{TcpListener, TcpStream};
 
     /// A connected pair on 127.0.0.1: the client, and the server's write half

@@ -182,7 +182,13 @@ impl Metrics {
 
     /// Records one socket write of `frames` frames and `bytes` bytes.
     pub fn wrote(&self, frames: usize, bytes: usize) {
-        self.socket_writes.increment(1);
+        self.wrote_many(1, frames, bytes);
+    }
+
+    /// Records `writes` socket writes carrying `frames` frames and `bytes`
+    /// bytes in all (the flusher sums a walk and records it once).
+    pub fn wrote_many(&self, writes: usize, frames: usize, bytes: usize) {
+        self.socket_writes.increment(writes as u64);
         self.frames_sent.increment(frames as u64);
         self.bytes_sent.increment(bytes as u64);
         self.totals

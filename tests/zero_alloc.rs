@@ -393,11 +393,14 @@ fn publish_and_flush(
 ) -> usize {
     room.publish(event);
     flusher.take_scheduled(walking);
-    let written = walking.len();
+    let scheduled = walking.len();
+    let mut written = flusher::Written::default();
     for outbox in walking.drain(..) {
-        flusher::flush(&outbox, batch);
+        flusher::flush(&outbox, batch, &mut written);
     }
-    written
+    assert_eq!(written.writes, scheduled, "one write per scheduled socket");
+    written.record();
+    scheduled
 }
 
 /// Reads one `frame_len`-byte frame from every client, as the subscribers would.
