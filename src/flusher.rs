@@ -5,7 +5,7 @@
 //! writes. With it, a push to an idle outbox ([`Outbox::direct`]) puts the
 //! outbox on this one queue, and one task walks the queue writing each
 //! socket with a non-blocking vectored write: one wake-up per fan-out, and
-//! per member only the outbox lock and the system call. Frames that arrive
+//! per member an outbox lock, a push onto this queue and the system call. Frames that arrive
 //! while the flusher has not reached a member yet are coalesced into that
 //! member's one write, so batching still grows with load. A socket that
 //! cannot take everything (a slow reader, a full send buffer) is handed to
@@ -86,34 +86,72 @@ impl Flusher {
     }
 
     /// Writes scheduled outboxes until `shutdown` is cancelled, then hands
-    /// what is still scheduled to the writers.
+    /// what is still scheduled to the writers. The same happens if the task is
+    /// dropped or a flush panics (see [`Walk`]): no outbox stays the
+    /// flusher's with nobody to write it.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let mut walking: Vec<Arc<Outbox>> = Vec::new();
+        let mut walk = Walk {
+            flusher: &self,
+            outboxes: Vec::new(),
+            next: 0,
+        };
         let mut batch: Vec<Bytes> = Vec::with_capacity(MAX_BATCH);
+        let mut written = Written::default();
+        // Sockets since the last yield, counted across walks: a flusher
+        // chasing a fan-out in small walks still yields every YIELD_EVERY.
+        let mut since_yield = 0;
         loop {
-            self.take_scheduled(&mut walking);
-            if walking.is_empty() {
+            walk.outboxes.clear();
+            walk.next = 0;
+            self.take_scheduled(&mut walk.outboxes);
+            if walk.outboxes.is_empty() {
+                written.record();
+                since_yield = 0;
                 tokio::select! {
                     _ = shutdown.cancelled() => break,
                     _ = self.notify.notified() => continue,
                 }
             }
-            let mut written = Written::default();
-            for (i, outbox) in walking.drain(..).enumerate() {
-                flush(&outbox, &mut batch, &mut written);
-                if i % YIELD_EVERY == YIELD_EVERY - 1 {
+            while let Some(outbox) = walk.outboxes.get(walk.next) {
+                walk.next += 1;
+                flush(outbox, &mut batch, &mut written);
+                since_yield += 1;
+                if since_yield == YIELD_EVERY {
+                    since_yield = 0;
                     written.record();
                     tokio::task::yield_now().await;
                 }
             }
-            written.record();
         }
+        // `walk` is dropped here: the queue closes and what is left goes to the writers.
+    }
+}
+
+/// The flusher's current walk. Dropped when `run` ends, returns, is
+/// cancelled or unwinds: it closes the queue and gives every outbox the
+/// flusher still owns to its writer (the rest of the walk, from the one
+/// being written, and everything scheduled).
+struct Walk<'a> {
+    /// Whose queue to close.
+    flusher: &'a Flusher,
+    /// The outboxes taken from the queue, in order.
+    outboxes: Vec<Arc<Outbox>>,
+    /// Index of the next outbox to write; the one before it is being written.
+    next: usize,
+}
+
+impl Drop for Walk<'_> {
+    fn drop(&mut self) {
         let left = {
-            let mut queue = self.queue.lock();
+            let mut queue = self.flusher.queue.lock();
             queue.closed = true;
             std::mem::take(&mut queue.pending)
         };
-        for outbox in left {
+        let unfinished = self
+            .outboxes
+            .get(self.next.saturating_sub(1)..)
+            .unwrap_or(&[]);
+        for outbox in unfinished.iter().chain(&left) {
             outbox.hand_to_writer();
         }
     }
@@ -159,8 +197,14 @@ pub fn flush(outbox: &Outbox, batch: &mut Vec<Bytes>, written: &mut Written) {
             batch.clear();
             continue;
         }
-        skip_written(batch, sent);
-        outbox.flushed(batch);
+        let before = batch.len();
+        let started = skip_written(batch, sent);
+        if sent > 0 {
+            written.writes += 1;
+            written.frames += before - batch.len();
+            written.bytes += sent;
+        }
+        outbox.flushed(batch, started);
         return;
     }
     // A busy socket: its own writer carries on.
@@ -169,8 +213,9 @@ pub fn flush(outbox: &Outbox, batch: &mut Vec<Bytes>, written: &mut Written) {
 
 /// One non-blocking send of `batch` (at most [`MAX_BATCH`] frames): `send`
 /// for one frame, `sendmsg` for several. Returns the bytes the kernel took;
-/// 0 when it took none (`EAGAIN`) or failed, which the session's writer then
-/// meets again on its own write and handles.
+/// 0 when it took none (`EAGAIN`) or failed: the socket then goes to the
+/// session's writer, whose own write fails too (`EPIPE` once the kernel
+/// has reported a reset) and ends the session.
 ///
 /// This calls the kernel directly rather than through tokio's
 /// `try_write_vectored`, whose readiness check touches one more cold cache
@@ -205,8 +250,9 @@ fn send(socket: &OwnedWriteHalf, batch: &[Bytes]) -> usize {
     usize::try_from(sent).unwrap_or(0)
 }
 
-/// Drops the first `written` bytes of `batch` (whole frames, then a prefix of the next).
-fn skip_written(batch: &mut Vec<Bytes>, mut written: usize) {
+/// Drops the first `written` bytes of `batch` (whole frames, then a prefix of
+/// the next); true when that left the first frame started but unfinished.
+fn skip_written(batch: &mut Vec<Bytes>, mut written: usize) -> bool {
     let whole = batch
         .iter()
         .take_while(|frame| {
@@ -222,6 +268,7 @@ fn skip_written(batch: &mut Vec<Bytes>, mut written: usize) {
     if written > 0 {
         batch[0].advance(written);
     }
+    written > 0
 }
 
 #[cfg(test)]
@@ -322,6 +369,101 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_frame_written_in_part_is_finished_before_the_close_frame_of_an_overflow() {
+        let (_client, socket) = connected().await;
+        let flusher = Flusher::new(); // driven by hand below
+        let outbox = Outbox::direct(2, socket, Arc::clone(&flusher));
+        let first = frame::text(b"first");
+        outbox.push(&first, Delivery::Ordered);
+        outbox.push(&frame::text(b"second"), Delivery::Ordered);
+        let mut walking = Vec::new();
+        flusher.take_scheduled(&mut walking);
+        assert_eq!(walking.len(), 1);
+        // The flusher takes both frames and the socket takes 3 bytes of them.
+        let mut batch = Vec::new();
+        assert!(matches!(
+            outbox.take_for_flush(&mut batch, MAX_BATCH),
+            FlushTake::Frames(_)
+        ));
+        let started = skip_written(&mut batch, 3);
+        assert!(!outbox.flushed(&mut batch, started));
+        // The client then falls behind on an ordered stream: the queue
+        // ("second", back at its front, and "more") is full, so the next
+        // push closes with 4008 and discards the queue.
+        assert_eq!(outbox.len(), 2, "the started frame and \"second\"");
+        outbox.push(&frame::text(b"more"), Delivery::Ordered);
+        assert!(matches!(
+            outbox.push(&frame::text(b"over"), Delivery::Ordered),
+            crate::outbox::Pushed::Overflowed(_)
+        ));
+        // The writer finishes the started frame, and only then closes.
+        let mut out = Vec::new();
+        assert_eq!(
+            outbox.drain_into(&mut out, MAX_BATCH),
+            crate::outbox::Drain::Frames
+        );
+        assert_eq!(out, vec![first.slice(3..)]);
+        assert_eq!(
+            outbox.drain_into(&mut out, MAX_BATCH),
+            crate::outbox::Drain::Close(CloseCode::SlowConsumer)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_walk_cut_short_gives_every_outbox_it_owns_to_its_writer() {
+        let flusher = Flusher::new();
+        let mut outboxes = Vec::new();
+        let mut clients = Vec::new();
+        for _ in 0..3 {
+            let (client, socket) = connected().await;
+            clients.push(client);
+            let outbox = Outbox::direct(DEFAULT_CAPACITY, socket, Arc::clone(&flusher));
+            outbox.push(&frame::text(b"x"), Delivery::Ordered);
+            outboxes.push(outbox);
+        }
+        // The walk took all three and was inside the second when it ended
+        // (a panic, or the task dropped); a fourth was scheduled meanwhile.
+        let mut walk = Walk {
+            flusher: &flusher,
+            outboxes: Vec::new(),
+            next: 2,
+        };
+        flusher.take_scheduled(&mut walk.outboxes);
+        let (client, socket) = connected().await;
+        clients.push(client);
+        let late = Outbox::direct(DEFAULT_CAPACITY, socket, Arc::clone(&flusher));
+        late.push(&frame::text(b"y"), Delivery::Ordered);
+        // Say the first was written: it went idle.
+        let mut batch = Vec::new();
+        assert!(matches!(
+            outboxes[0].take_for_flush(&mut batch, MAX_BATCH),
+            FlushTake::Frames(_)
+        ));
+        batch.clear();
+        assert!(matches!(
+            outboxes[0].take_for_flush(&mut batch, MAX_BATCH),
+            FlushTake::Done
+        ));
+        drop(walk);
+        // The second (being written), the third and the late one are the writers' now.
+        for outbox in [&outboxes[1], &outboxes[2], &late] {
+            assert_eq!(
+                outbox.drain_into(&mut batch, MAX_BATCH),
+                crate::outbox::Drain::Frames
+            );
+        }
+        // The queue is closed: a push to an idle outbox goes to its writer.
+        outboxes[0].push(&frame::text(b"z"), Delivery::Ordered);
+        assert_eq!(
+            outboxes[0].drain_into(&mut batch, MAX_BATCH),
+            crate::outbox::Drain::Frames
+        );
+        let mut none = Vec::new();
+        flusher.take_scheduled(&mut none);
+        assert!(none.is_empty());
+    }
+
+    #[tokio::test]
     async fn the_writer_keeps_off_a_socket_the_flusher_owns() {
         let (_client, socket) = connected().await;
         let flusher = Flusher::new(); // not running: scheduled outboxes wait
@@ -367,14 +509,14 @@ mod tests {
             Bytes::from_static(b"de"),
             Bytes::from_static(b"fgh"),
         ];
-        skip_written(&mut batch, 4);
+        assert!(skip_written(&mut batch, 4));
         assert_eq!(
             batch,
             vec![Bytes::from_static(b"e"), Bytes::from_static(b"fgh")]
         );
-        skip_written(&mut batch, 1);
+        assert!(!skip_written(&mut batch, 1));
         assert_eq!(batch, vec![Bytes::from_static(b"fgh")]);
-        skip_written(&mut batch, 0);
+        assert!(!skip_written(&mut batch, 0));
         assert_eq!(batch, vec![Bytes::from_static(b"fgh")]);
     }
 }

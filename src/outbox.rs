@@ -1,14 +1,17 @@
 //! A session's outbound queue: the only buffer between fan-out and the socket.
 //!
 //! Rooms push pre-encoded frames ([`Bytes`] shared by every member) into each
-//! member's [`Outbox`]; the session's writer drains everything queued in one
-//! vectored write. The queue is bounded. When it is full the frame's
+//! member's [`Outbox`]; the flusher or the session's writer drains what is
+//! queued, up to [`MAX_BATCH`] frames per vectored write. The queue is
+//! bounded. When it is full the frame's
 //! [`Delivery`] decides: a conflating stream (prices, market status) keeps only
 //! the latest frame per room in a side slot, so a slow reader gets fresh values
 //! and never unbounded memory; an ordered stream (patterns, alerts) cannot skip,
 //! so the session is closed with [`CloseCode::SlowConsumer`] (4008) rather than
-//! silently losing a message. Pushing never blocks and never allocates once the
-//! queue has grown to its working size.
+//! silently losing a message. Pushing never waits on the socket and never
+//! allocates once the queue (and the flusher's queue) has grown to its
+//! working size; a push to an idle outbox also takes the flusher's queue
+//! lock, briefly.
 //!
 //! Who writes: an outbox built with [`Outbox::direct`] is written by the
 //! node's [`Flusher`] while its socket keeps up. A push to an idle outbox
@@ -32,6 +35,7 @@ use tokio::sync::Notify;
 use crate::close_code::CloseCode;
 use crate::flusher::Flusher;
 use crate::ids::RoomId;
+use crate::telemetry::metrics;
 
 /// Default number of frames a session may have queued before its room's
 /// slow-consumer policy applies.
@@ -130,12 +134,18 @@ enum Closing {
 /// State behind the outbox lock; held only for a push or a drain, never across `.await`.
 #[derive(Debug)]
 struct State {
-    /// Frames in arrival order; bounded by `Outbox::capacity`.
+    /// Frames in arrival order; bounded by `Outbox::capacity` (plus at most
+    /// [`MAX_BATCH`] that the flusher took and gave back unwritten).
     queue: VecDeque<Bytes>,
     /// Latest pending frame per conflating room that did not fit in the queue
     /// (or arrived while the room already had a pending frame here, so that
     /// per-room order is kept). Bounded by the session's subscription count.
     conflated: Vec<(RoomId, Bytes)>,
+    /// The rest of a frame the flusher wrote only in part: it must reach the
+    /// socket before any other byte, the close frame included, so neither a
+    /// slow-consumer overflow nor `close_now` discards it (only `abandon`,
+    /// when the peer is gone). Set only when the socket goes to the writer.
+    partial: Option<Bytes>,
     /// Whether and how the session is closing.
     closing: Closing,
     /// Who writes the socket now.
@@ -148,7 +158,9 @@ struct State {
 pub struct Outbox {
     /// Queue and closing state; a short critical section per push or drain.
     state: Mutex<State>,
-    /// Wakes the writer when the outbox goes from empty to non-empty or starts closing.
+    /// Wakes the writer: when the outbox goes from empty to non-empty while
+    /// the writer owns it (or it has no flusher), when it starts closing, and
+    /// when the flusher hands the socket over.
     notify: Notify,
     /// Maximum frames in `queue`; past it the room's [`Delivery`] policy applies.
     capacity: usize,
@@ -188,6 +200,7 @@ impl Outbox {
             state: Mutex::new(State {
                 queue: VecDeque::new(),
                 conflated: Vec::new(),
+                partial: None,
                 closing: Closing::Open,
                 owner: Owner::Idle,
             }),
@@ -264,9 +277,14 @@ impl Outbox {
         }
     }
 
-    /// Gives the socket to the session's writer and wakes it.
-    pub fn hand_to_writer(&self) {
-        self.state.lock().owner = Owner::Writer;
+    /// For the flusher (or a push the stopped flusher refused): gives the
+    /// socket, which the flusher owns, to the session's writer and wakes it.
+    pub(crate) fn hand_to_writer(&self) {
+        {
+            let mut state = self.state.lock();
+            debug_assert_eq!(state.owner, Owner::Flusher);
+            state.owner = Owner::Writer;
+        }
         self.notify.notify_one();
     }
 
@@ -274,7 +292,7 @@ impl Outbox {
     /// returns the socket to write them to. When nothing is queued the outbox
     /// becomes idle; when it is closing, it goes to the writer (which sends
     /// the close frame). Only called while the flusher owns the outbox.
-    pub fn take_for_flush(&self, batch: &mut Vec<Bytes>, max: usize) -> FlushTake<'_> {
+    pub(crate) fn take_for_flush(&self, batch: &mut Vec<Bytes>, max: usize) -> FlushTake<'_> {
         let mut state = self.state.lock();
         debug_assert_eq!(state.owner, Owner::Flusher);
         if state.closing != Closing::Open {
@@ -292,21 +310,30 @@ impl Outbox {
     }
 
     /// For the flusher, after writing what [`Outbox::take_for_flush`] gave it:
-    /// `unwritten` holds what the socket did not take (a partly written frame
-    /// first, already advanced). Empty: the flusher keeps the outbox and takes
-    /// again. Otherwise the frames go back to the front of the queue, in
-    /// order, and the writer takes over to wait for the socket.
-    pub fn flushed(&self, unwritten: &mut Vec<Bytes>) -> bool {
+    /// `unwritten` holds what the socket did not take, its first frame already
+    /// advanced past the bytes written (`started`: some of it was). Empty: the
+    /// flusher keeps the outbox and takes again (true). Otherwise the writer
+    /// takes over to wait for the socket (false): a started frame is kept to
+    /// be finished first, the whole ones go back to the front of the queue in
+    /// order (or are dropped if the session is closing at once).
+    pub(crate) fn flushed(&self, unwritten: &mut Vec<Bytes>, started: bool) -> bool {
         if unwritten.is_empty() {
             return true;
         }
         let mut state = self.state.lock();
+        let mut rest = unwritten.drain(..);
+        if started && state.closing != Closing::Done {
+            state.partial = rest.next();
+        }
         if matches!(state.closing, Closing::Open | Closing::AfterFlush(_)) {
-            for frame in unwritten.drain(..).rev() {
+            for frame in rest.rev() {
                 state.queue.push_front(frame);
             }
         } else {
-            unwritten.clear();
+            // Closing at once (an overflow already counted the queue it
+            // discarded) or gone: these frames go with it.
+            metrics().frames_dropped.increment(rest.len() as u64);
+            rest.for_each(drop);
         }
         state.owner = Owner::Writer;
         drop(state);
@@ -331,6 +358,7 @@ impl Outbox {
             let mut state = self.state.lock();
             state.queue.clear();
             state.conflated.clear();
+            state.partial = None;
             state.closing = Closing::Done;
         }
         self.notify.notify_one();
@@ -366,6 +394,13 @@ impl Outbox {
             return Drain::Idle;
         }
         state.owner = Owner::Writer;
+        if state.closing == Closing::Done {
+            return Drain::Finished;
+        }
+        if let Some(rest) = state.partial.take() {
+            batch.push(rest);
+            return Drain::Frames;
+        }
         match state.closing {
             Closing::Done => return Drain::Finished,
             Closing::Now(code) => {
@@ -394,10 +429,11 @@ impl Outbox {
         self.notify.notified().await
     }
 
-    /// Frames currently waiting (queue plus conflated slots).
+    /// Frames currently waiting (queue, conflated slots and a partly written
+    /// frame), not counting a batch the flusher or writer is writing.
     pub fn len(&self) -> usize {
         let state = self.state.lock();
-        state.queue.len() + state.conflated.len()
+        state.queue.len() + state.conflated.len() + usize::from(state.partial.is_some())
     }
 
     /// True when nothing is waiting.

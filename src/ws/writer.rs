@@ -1,5 +1,5 @@
-//! A session's writer: drains the outbox and writes everything queued in one
-//! vectored write. When the socket is idle a frame is written at once; frames
+//! A session's writer: drains the outbox and writes what is queued, up to
+//! [`MAX_BATCH`] frames per vectored write. When the socket is idle a frame is written at once; frames
 //! that arrive while a write is in flight are coalesced into the next one, so
 //! batching grows with load without adding latency at low rates. Frames are
 //! already encoded and framed (shared `Bytes`); the writer only moves them.
