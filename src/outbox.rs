@@ -401,13 +401,9 @@ impl Outbox {
             batch.push(rest);
             return Drain::Frames;
         }
-        match state.closing {
-            Closing::Done => return Drain::Finished,
-            Closing::Now(code) => {
-                state.closing = Closing::Done;
-                return Drain::Close(code);
-            }
-            Closing::Open | Closing::AfterFlush(_) => {}
+        if let Closing::Now(code) = state.closing {
+            state.closing = Closing::Done;
+            return Drain::Close(code);
         }
         if take_frames(&mut state, batch, max) {
             return Drain::Frames;
