@@ -21,7 +21,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use roomcast::close_code::CloseCode;
 use roomcast::dialect::seed001::Seed001Session;
-use roomcast::dialect::{DialectSession, Greeting, JoinError, Joined, Link, Retained};
+use roomcast::dialect::{DialectSession, Greeting, JoinError, Joined, Link, MessageKind, Retained};
 use roomcast::protocol::RoomName;
 
 const SUBSCRIBE_TICKER: &[u8] = br#"{"type":"subscribe","channel":"ticker","ticker":"AAPL"}"#;
@@ -73,7 +73,7 @@ fn on_message(c: &mut Criterion) {
         group.bench_function(name, |b| {
             b.iter(|| {
                 buf.copy_from_slice(message);
-                session.on_message(&mut link, black_box(&mut buf));
+                session.on_message(&mut link, MessageKind::Text, black_box(&mut buf));
             });
         });
     }

@@ -11,8 +11,10 @@ pub enum CloseCode {
     GoingAway,
     /// 1002: the client broke the WebSocket protocol (bad opcode, bad fragmentation, reserved bits).
     ProtocolError,
-    /// 1007: a text frame was not valid UTF-8.
+    /// 1007: a text message (or a close reason) was not valid UTF-8.
     InvalidPayload,
+    /// 1008: a message was still incomplete when the message timeout ran out.
+    MessageTimeout,
     /// 1009: a client frame or reassembled message exceeded the configured maximum size.
     MessageTooBig,
     /// 1011: an internal error on the server ended the session.
@@ -34,6 +36,7 @@ impl CloseCode {
             CloseCode::GoingAway => 1001,
             CloseCode::ProtocolError => 1002,
             CloseCode::InvalidPayload => 1007,
+            CloseCode::MessageTimeout => 1008,
             CloseCode::MessageTooBig => 1009,
             CloseCode::InternalError => 1011,
             CloseCode::IdleTimeout => 4000,
@@ -49,6 +52,7 @@ impl CloseCode {
             CloseCode::GoingAway => "server shutting down, reconnect",
             CloseCode::ProtocolError => "websocket protocol error",
             CloseCode::InvalidPayload => "invalid utf-8 in text frame",
+            CloseCode::MessageTimeout => "message not completed in time",
             CloseCode::MessageTooBig => "message too big",
             CloseCode::InternalError => "internal server error",
             CloseCode::IdleTimeout => "heartbeat timeout: no message or pong received",
@@ -64,6 +68,7 @@ impl CloseCode {
             CloseCode::GoingAway => "going_away",
             CloseCode::ProtocolError => "protocol_error",
             CloseCode::InvalidPayload => "invalid_payload",
+            CloseCode::MessageTimeout => "message_timeout",
             CloseCode::MessageTooBig => "message_too_big",
             CloseCode::InternalError => "internal_error",
             CloseCode::IdleTimeout => "idle_timeout",
@@ -73,9 +78,58 @@ impl CloseCode {
     }
 }
 
+/// Checks a client's close frame payload (RFC 6455 §5.5.1, §7.4): empty, or
+/// a status code a peer may send followed by a UTF-8 reason. The error is the
+/// code to answer with instead of echoing a normal close.
+pub fn check_client_close(payload: &[u8]) -> Result<(), CloseCode> {
+    let (code, reason) = match payload {
+        [] => return Ok(()),
+        [_] => return Err(CloseCode::ProtocolError),
+        [hi, lo, reason @ ..] => (u16::from_be_bytes([*hi, *lo]), reason),
+    };
+    // 1004–1006 and 1015 are reserved and must never be sent; below 1000 and
+    // 1016–2999 are unassigned; 5000 and up do not exist.
+    let sendable = matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999);
+    if !sendable {
+        return Err(CloseCode::ProtocolError);
+    }
+    if std::str::from_utf8(reason).is_err() {
+        return Err(CloseCode::InvalidPayload);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn close(code: u16, reason: &[u8]) -> Vec<u8> {
+        let mut payload = code.to_be_bytes().to_vec();
+        payload.extend_from_slice(reason);
+        payload
+    }
+
+    #[test]
+    fn client_close_codes_are_checked() {
+        assert_eq!(check_client_close(&[]), Ok(()));
+        assert_eq!(check_client_close(&[3]), Err(CloseCode::ProtocolError));
+        for ok in [
+            1000, 1001, 1002, 1003, 1007, 1011, 1012, 1014, 3000, 3999, 4000, 4999,
+        ] {
+            assert_eq!(check_client_close(&close(ok, b"bye")), Ok(()), "{ok}");
+        }
+        for bad in [0, 999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 65535] {
+            assert_eq!(
+                check_client_close(&close(bad, b"")),
+                Err(CloseCode::ProtocolError),
+                "{bad}"
+            );
+        }
+        assert_eq!(
+            check_client_close(&close(1000, &[0xce, 0xba, 0xe1, 0xbd])),
+            Err(CloseCode::InvalidPayload)
+        );
+    }
 
     #[test]
     fn reasons_fit_in_a_control_frame() {
@@ -84,6 +138,7 @@ mod tests {
             CloseCode::GoingAway,
             CloseCode::ProtocolError,
             CloseCode::InvalidPayload,
+            CloseCode::MessageTimeout,
             CloseCode::MessageTooBig,
             CloseCode::InternalError,
             CloseCode::IdleTimeout,

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
+use crate::http::limits::HttpLimits;
+use crate::peers::PeerLimits;
 use crate::protocol::normalize_ticker;
 
 /// Default symbols of the embedded market simulator.
@@ -113,6 +115,15 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_MAX_MESSAGE_SIZE", default_value_t = 65_536)]
     pub max_message_size: usize,
 
+    /// Seconds a client WebSocket message may take from its first byte to its
+    /// last (all fragments); longer closes with 1008.
+    #[arg(
+        long = "message-timeout",
+        env = "ROOMCAST_MESSAGE_TIMEOUT",
+        default_value_t = 10.0
+    )]
+    pub message_timeout_secs: f64,
+
     /// Rooms one connection may be subscribed to at once.
     #[arg(long, env = "ROOMCAST_MAX_SUBSCRIPTIONS", default_value_t = 256)]
     pub max_subscriptions: usize,
@@ -132,10 +143,6 @@ pub struct Config {
     /// Rooms this node may hold.
     #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = crate::rooms::DEFAULT_MAX_ROOMS)]
     pub max_rooms: usize,
-
-    /// Largest HTTP request body in bytes; larger gets 413.
-    #[arg(long, env = "ROOMCAST_MAX_BODY_SIZE", default_value_t = 65_536)]
-    pub max_body_size: usize,
 
     /// Price alerts (`POST /api/alerts`) the node holds at once.
     #[arg(long, env = "ROOMCAST_MAX_ALERTS", default_value_t = 10_000)]
@@ -190,6 +197,20 @@ pub struct Config {
         default_value_t = 10.0
     )]
     pub shutdown_timeout_secs: f64,
+
+    /// Serve the WebSocket echo endpoint `/v1/echo` (for conformance tests
+    /// such as Autobahn|Testsuite; it runs the production reader, writer and
+    /// limits). Off in production.
+    #[arg(long, env = "ROOMCAST_ECHO", default_value_t = false, action = ArgAction::Set)]
+    pub echo: bool,
+
+    /// Timeouts and sizes of the HTTP phase.
+    #[command(flatten)]
+    pub http: HttpLimits,
+
+    /// Per-address connection limits.
+    #[command(flatten)]
+    pub peers: PeerLimits,
 }
 
 /// A setting that failed validation.
@@ -202,7 +223,8 @@ pub struct ConfigError {
     pub message: String,
 }
 
-fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
+/// A [`ConfigError`] for `name`.
+pub(crate) fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
     ConfigError {
         name,
         message: message.into(),
@@ -210,7 +232,7 @@ fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 /// Checks a duration in seconds: finite, positive, at most a day.
-fn check_secs(name: &'static str, secs: f64) -> Result<(), ConfigError> {
+pub(crate) fn check_secs(name: &'static str, secs: f64) -> Result<(), ConfigError> {
     if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
         return Err(invalid(
             name,
@@ -220,7 +242,8 @@ fn check_secs(name: &'static str, secs: f64) -> Result<(), ConfigError> {
     Ok(())
 }
 
-fn check_range(
+/// Checks that `value` is in `[min, max]`.
+pub(crate) fn check_range(
     name: &'static str,
     value: usize,
     min: usize,
@@ -310,7 +333,9 @@ impl Config {
         )?;
         check_range("ROOMCAST_HISTORY_SIZE", self.history_size, 0, 100_000)?;
         check_range("ROOMCAST_MAX_ROOMS", self.max_rooms, 1, 100_000_000)?;
-        check_range("ROOMCAST_MAX_BODY_SIZE", self.max_body_size, 128, 64 << 20)?;
+        check_secs("ROOMCAST_MESSAGE_TIMEOUT", self.message_timeout_secs)?;
+        self.http.validate()?;
+        self.peers.validate()?;
         check_range("ROOMCAST_MAX_ALERTS", self.max_alerts, 0, 10_000_000)?;
         if self.simulator && self.symbols.is_empty() {
             return Err(invalid("ROOMCAST_SYMBOLS", "must name at least one symbol"));
@@ -420,6 +445,11 @@ impl Config {
     /// Time between modeldata broadcasts.
     pub fn modeldata_interval(&self) -> Duration {
         Duration::from_secs_f64(self.modeldata_interval_secs)
+    }
+
+    /// Time a client WebSocket message may take to arrive.
+    pub fn message_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.message_timeout_secs)
     }
 
     /// Bound on graceful shutdown.

@@ -14,6 +14,7 @@ use crate::close_code::CloseCode;
 const MAX_HEADER: usize = 10;
 
 const OP_TEXT: u8 = 0x1;
+const OP_BINARY: u8 = 0x2;
 const OP_CLOSE: u8 = 0x8;
 const OP_PING: u8 = 0x9;
 const OP_PONG: u8 = 0xA;
@@ -81,6 +82,11 @@ pub fn payload(frame: &Bytes) -> Bytes {
 /// A text frame around an already-encoded payload (one copy of the payload).
 pub fn text(payload: &[u8]) -> Bytes {
     control_or_data(OP_TEXT, payload)
+}
+
+/// A binary frame around `payload` (one copy of the payload).
+pub fn binary(payload: &[u8]) -> Bytes {
+    control_or_data(OP_BINARY, payload)
 }
 
 /// A close frame with the code and reason from [`CloseCode`].

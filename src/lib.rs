@@ -16,6 +16,7 @@ pub mod frame;
 pub mod http;
 pub mod ids;
 pub mod outbox;
+pub mod peers;
 pub mod protocol;
 pub mod rooms;
 pub mod server;

@@ -75,12 +75,8 @@ pub struct Metrics {
     pub connections: Gauge,
     /// WebSocket sessions accepted since start.
     pub connections_accepted: Counter,
-    /// Upgrades refused because `WEBSOCKET_MAX_CONNECTIONS` was reached.
-    pub connections_refused: Counter,
     /// Client messages (complete text/binary messages) received.
     pub client_messages: Counter,
-    /// Client messages dropped by the rate limiter.
-    pub client_messages_throttled: Counter,
     /// Frames written to sockets.
     pub frames_sent: Counter,
     /// Bytes written to sockets.
@@ -115,8 +111,93 @@ pub struct Metrics {
     /// Events the Redis bus lost (trimmed from a room's stream before this
     /// node could deliver them); each is logged.
     pub bus_gaps: Counter,
+    /// Times each protective limit fired ([`Limit`]), by limit.
+    limit_hits: [Counter; Limit::ALL.len()],
+    /// Failed `accept` calls (descriptor exhaustion and the like); the accept
+    /// loop backs off and warns at most every few seconds.
+    pub accept_errors: Counter,
     /// Totals behind seed 001's stats endpoint.
     pub totals: Totals,
+}
+
+/// A limit that protects the node from a client, the label of
+/// `roomcast_limit_hits_total{limit}`. Each one's response (an HTTP status, a
+/// close code, a dropped frame) is documented in `docs/limits.md`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// A request head did not arrive within `ROOMCAST_HEADER_TIMEOUT` (connection closed).
+    HeaderTimeout,
+    /// A request head exceeded `ROOMCAST_MAX_HEADER_SIZE` (431).
+    HeaderSize,
+    /// A request body did not arrive within `ROOMCAST_BODY_TIMEOUT` (408).
+    BodyTimeout,
+    /// A request body exceeded `ROOMCAST_MAX_BODY_SIZE` (413).
+    BodySize,
+    /// A kept-alive connection sat idle for `ROOMCAST_KEEPALIVE_TIMEOUT` (closed).
+    KeepaliveTimeout,
+    /// An upgrade beyond `WEBSOCKET_MAX_CONNECTIONS` (503).
+    Connections,
+    /// A connection beyond `ROOMCAST_MAX_CONNECTIONS_PER_IP` from one address (429).
+    PeerConnections,
+    /// A connection beyond `ROOMCAST_CONNECT_RATE_PER_IP` from one address (429).
+    PeerConnectRate,
+    /// A WebSocket message over `ROOMCAST_MAX_MESSAGE_SIZE` (1009).
+    MessageSize,
+    /// A WebSocket message incomplete after `ROOMCAST_MESSAGE_TIMEOUT` (1008).
+    MessageTimeout,
+    /// A client message over the message rate (dialect error; 4029 past the hard limit).
+    MessageRate,
+    /// A ping or pong over the control-frame rate (no pong; 4029 past the hard limit).
+    ControlRate,
+    /// A join beyond `ROOMCAST_MAX_SUBSCRIPTIONS` on one connection (dialect error).
+    Subscriptions,
+    /// A join or publish that would create a room beyond `ROOMCAST_MAX_ROOMS`
+    /// (dialect error, or 503 to a publisher).
+    Rooms,
+    /// An alert armed beyond `ROOMCAST_MAX_ALERTS` (429).
+    Alerts,
+}
+
+impl Limit {
+    /// Every limit, in label-table order.
+    pub const ALL: [Limit; 15] = [
+        Limit::HeaderTimeout,
+        Limit::HeaderSize,
+        Limit::BodyTimeout,
+        Limit::BodySize,
+        Limit::KeepaliveTimeout,
+        Limit::Connections,
+        Limit::PeerConnections,
+        Limit::PeerConnectRate,
+        Limit::MessageSize,
+        Limit::MessageTimeout,
+        Limit::MessageRate,
+        Limit::ControlRate,
+        Limit::Subscriptions,
+        Limit::Rooms,
+        Limit::Alerts,
+    ];
+
+    /// The metric label.
+    pub fn label(self) -> &'static str {
+        match self {
+            Limit::HeaderTimeout => "header_timeout",
+            Limit::HeaderSize => "header_size",
+            Limit::BodyTimeout => "body_timeout",
+            Limit::BodySize => "body_size",
+            Limit::KeepaliveTimeout => "keepalive_timeout",
+            Limit::Connections => "connections",
+            Limit::PeerConnections => "peer_connections",
+            Limit::PeerConnectRate => "peer_connect_rate",
+            Limit::MessageSize => "message_size",
+            Limit::MessageTimeout => "message_timeout",
+            Limit::MessageRate => "message_rate",
+            Limit::ControlRate => "control_rate",
+            Limit::Subscriptions => "subscriptions",
+            Limit::Rooms => "rooms",
+            Limit::Alerts => "alerts",
+        }
+    }
 }
 
 /// Plain counters read back by `GET /api/ws/stats`.
@@ -137,9 +218,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics {
         connections: gauge!("roomcast_connections"),
         connections_accepted: counter!("roomcast_connections_accepted_total"),
-        connections_refused: counter!("roomcast_connections_refused_total"),
         client_messages: counter!("roomcast_client_messages_received_total"),
-        client_messages_throttled: counter!("roomcast_client_messages_throttled_total"),
         frames_sent: counter!("roomcast_frames_sent_total"),
         bytes_sent: counter!("roomcast_bytes_sent_total"),
         socket_writes: counter!("roomcast_socket_writes_total"),
@@ -156,6 +235,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         modeldata_failures: counter!("roomcast_modeldata_failures_total"),
         bus_gaps: counter!("roomcast_bus_gaps_total"),
         bus_published: counter!("roomcast_bus_published_total"),
+        limit_hits: Limit::ALL
+            .map(|limit| counter!("roomcast_limit_hits_total", "limit" => limit.label())),
+        accept_errors: counter!("roomcast_accept_errors_total"),
         totals: Totals::default(),
     }
 });
@@ -170,6 +252,11 @@ impl Metrics {
     pub fn error(&self) {
         self.errors.increment(1);
         self.totals.errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that `limit` refused or closed something.
+    pub fn limit_hit(&self, limit: Limit) {
+        self.limit_hits[limit as usize].increment(1);
     }
 
     /// Records one received client message.
@@ -210,4 +297,16 @@ pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limits_index_their_own_counter() {
+        for (i, limit) in Limit::ALL.iter().enumerate() {
+            assert_eq!(*limit as usize, i, "{limit:?}");
+        }
+    }
 }

@@ -259,11 +259,13 @@ async fn invalid_values_are_422_and_nothing_is_published() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_body_is_413() {
-    let server = TestServer::start(|c| c.max_body_size = 128).await;
+    let server = TestServer::start(|c| c.http.max_body_size = 128).await;
+    let before = server.limit_hits("body_size").await;
     let body = pattern_body("AAPL", &"x".repeat(1000));
     let (status, v) = server.http_post("/api/ws/broadcast/pattern", &body).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
     assert!(v["error"].as_str().unwrap().contains("128"), "{v}");
+    assert!(server.limit_hits("body_size").await > before);
     // A small body still works.
     let (status, _) = server
         .http_post("/api/ws/broadcast/price", &price_body("AAPL", 1.0))

@@ -205,3 +205,146 @@ async fn client_answering_pings_stays_connected_past_several_timeouts() {
     let pong = recv_json(&mut ws).await;
     assert_eq!(pong["type"], "pong", "{pong}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_client_is_pinged_once_per_interval_not_every_sweep() {
+    let server = TestServer::start(|c| {
+        c.heartbeat_timeout_secs = 1.0;
+        c.ping_interval_secs = 0.2;
+    })
+    .await;
+    let mut raw = RawWs::connect(server.addr, "/api/ws").await;
+    assert_eq!(raw.read_frame().await.opcode, OP_TEXT); // connection ack
+    let mut pings = 0;
+    loop {
+        let frame = raw.read_frame().await;
+        match frame.opcode {
+            OP_PING => pings += 1,
+            OP_CLOSE => break,
+            other => panic!("unexpected frame opcode {other}"),
+        }
+    }
+    // Silent from 0.2 s to 1 s: pings at 0.2, 0.4, 0.6 and 0.8 s at most
+    // (the sweep runs every 0.1 s; pinging on every sweep would send 8).
+    assert!((1..=4).contains(&pings), "{pings} pings");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_flood_is_answered_within_its_budget_then_closed_with_4029() {
+    let server = TestServer::start(|c| {
+        c.client_msg_rate = 10;
+        c.client_msg_burst = 10;
+        c.client_msg_hard_limit = 20;
+    })
+    .await;
+    let mut bystander = server.connect_001().await;
+    let mut raw = RawWs::connect(server.addr, "/api/ws").await;
+    assert_eq!(raw.read_frame().await.opcode, OP_TEXT); // connection ack
+    let mut flood = Vec::new();
+    for _ in 0..1000 {
+        flood.extend(masked_frame(0x80 | OP_PING, b"flood"));
+    }
+    raw.send_raw(&flood).await;
+    let mut pongs = 0;
+    let code = loop {
+        let frame = raw.read_frame().await;
+        match frame.opcode {
+            0xA => pongs += 1,
+            OP_CLOSE => break u16::from_be_bytes([frame.payload[0], frame.payload[1]]),
+            other => panic!("unexpected frame opcode {other}"),
+        }
+    };
+    assert_eq!(code, 4029);
+    // The burst, plus what the rate refilled while the flood was read.
+    assert!((10..=15).contains(&pongs), "{pongs} pongs for 1000 pings");
+    ping_pong(&mut bystander).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscription_cap_is_counted_and_leaves_other_clients_alone() {
+    let server = TestServer::start(|c| c.max_subscriptions = 1).await;
+    let before = server.limit_hits("subscriptions").await;
+    let mut bystander = server.connect_001().await;
+    subscribe(&mut bystander, "ticker", Some("AAPL")).await;
+    let mut ws = server.connect_001().await;
+    subscribe(&mut ws, "patterns", None).await;
+    send_json(&mut ws, &json!({"type": "subscribe", "channel": "alerts"})).await;
+    let err = recv_json(&mut ws).await;
+    assert!(
+        err["message"]
+            .as_str()
+            .unwrap()
+            .contains("subscription limit"),
+        "{err}"
+    );
+    assert!(server.limit_hits("subscriptions").await > before);
+    aapl_still_flows_to(&server, &mut bystander, 101.0).await;
+}
+
+/// Publishes AAPL at `price` and checks that `subscriber` gets it next.
+async fn aapl_still_flows_to(server: &TestServer, subscriber: &mut Ws, price: f64) {
+    publish_price(server, "AAPL", price).await;
+    let update = recv_json(subscriber).await;
+    assert_eq!(update["price"], price, "{update}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn room_cap_refuses_a_new_room_but_existing_rooms_keep_flowing() {
+    let server = TestServer::start(|c| c.max_rooms = 2).await;
+    let before = server.limit_hits("rooms").await;
+    let mut subscriber = server.connect_001().await;
+    subscribe(&mut subscriber, "ticker", Some("AAPL")).await;
+    publish_price(&server, "MSFT", 10.0).await;
+    let (status, body) = server
+        .http_post("/api/ws/broadcast/price", &price_body("TSLA", 10.0))
+        .await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("room"), "{body}");
+    assert!(server.limit_hits("rooms").await > before);
+    aapl_still_flows_to(&server, &mut subscriber, 102.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alert_cap_answers_429_and_armed_alerts_still_fire() {
+    let server = TestServer::start(|c| c.max_alerts = 1).await;
+    let before = server.limit_hits("alerts").await;
+    let mut subscriber = server.connect_001().await;
+    subscribe(&mut subscriber, "alerts", None).await;
+    let arm = |price: f64| {
+        json!({"ticker": "AAPL", "alert_type": "above", "trigger_price": price}).to_string()
+    };
+    let (status, body) = server.http_post("/api/alerts", &arm(150.0)).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let (status, body) = server.http_post("/api/alerts", &arm(160.0)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("alert limit"),
+        "{body}"
+    );
+    assert!(server.limit_hits("alerts").await > before);
+    publish_price(&server, "AAPL", 151.0).await;
+    let trigger = recv_json(&mut subscriber).await;
+    assert_eq!(trigger["type"], "alert_trigger", "{trigger}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn message_size_and_rate_limits_are_counted() {
+    let server = TestServer::start(|c| {
+        c.max_message_size = 1024;
+        c.client_msg_burst = 1;
+        c.client_msg_rate = 1;
+    })
+    .await;
+    let (size, rate) = (
+        server.limit_hits("message_size").await,
+        server.limit_hits("message_rate").await,
+    );
+    let mut ws = server.connect_001().await;
+    ping_pong(&mut ws).await;
+    send_json(&mut ws, &json!({"type": "ping"})).await;
+    assert_eq!(recv_json(&mut ws).await["type"], "error");
+    assert!(server.limit_hits("message_rate").await > rate);
+    ws.send(Message::text("x".repeat(2000))).await.unwrap();
+    assert_eq!(recv_close(&mut ws).await.0, 1009);
+    assert!(server.limit_hits("message_size").await > size);
+}

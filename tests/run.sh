@@ -6,7 +6,9 @@
 #   ./tests/run.sh limits     # extra arguments go to `cargo test` (a filter here)
 #
 # Needs: cargo. Installs when absent: Python's `websockets` package (the seed
-# client compatibility test runs the seed's own Python client code), and the
+# client compatibility test runs the seed's own Python client code), Python's
+# `kosoku` package (it runs the Autobahn|Testsuite cases against the echo
+# endpoint: tests/conformance.rs, docs/conformance.md), and the
 # PostgreSQL server binaries (Debian's `postgresql` package: the database
 # tests run their own private PostgreSQL instances on 127.0.0.1, as the
 # `postgres` user when run as root).
@@ -38,6 +40,22 @@ ensure_python_websockets() {
       || python3 -m pip install --quiet --break-system-packages websockets \
       || log "could not install websockets; the seed-client test will be skipped"
   fi
+}
+
+ensure_kosoku() {
+  if command -v kosoku >/dev/null 2>&1; then
+    return
+  fi
+  log "installing Python package kosoku (Autobahn|Testsuite runner)"
+  python3 -m pip install --quiet --disable-pip-version-check kosoku \
+    || python3 -m pip install --quiet --break-system-packages kosoku \
+    || { log "could not install kosoku; the conformance tests cannot run"; exit 1; }
+  if ! command -v kosoku >/dev/null 2>&1; then
+    # pip put the script where PATH does not look (a user install).
+    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin:$PATH"
+    export PATH
+  fi
+  command -v kosoku >/dev/null 2>&1 || { log "kosoku installed but not on PATH"; exit 1; }
 }
 
 ensure_postgres() {
@@ -83,6 +101,7 @@ ensure_redis() {
 }
 
 ensure_python_websockets
+ensure_kosoku
 ensure_postgres
 ensure_redis
 

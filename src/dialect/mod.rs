@@ -11,6 +11,7 @@
 //! Adding a seed protocol means adding a [`DialectKind`] variant, a file here,
 //! and a route; nothing in rooms, outbox or session changes.
 
+pub mod echo;
 pub mod native;
 pub mod seed000;
 pub mod seed001;
@@ -21,6 +22,7 @@ use bytes::Bytes;
 
 use crate::close_code::CloseCode;
 use crate::protocol::{Event, RoomName};
+pub use crate::ws::message::MessageKind;
 
 /// The wire protocols roomcast speaks; rooms keep one member set per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -31,17 +33,20 @@ pub enum DialectKind {
     Seed001,
     /// roomcast's native protocol v1: `/v1/ws` (rooms, seq, resume).
     Native,
+    /// The conformance echo endpoint `/v1/echo` (`ROOMCAST_ECHO`); joins no room.
+    Echo,
 }
 
 impl DialectKind {
     /// Number of kinds: the size of a room's per-dialect member table.
-    pub const COUNT: usize = 3;
+    pub const COUNT: usize = 4;
 
     /// Every kind, indexable by [`DialectKind::index`].
     pub const ALL: [DialectKind; Self::COUNT] = [
         DialectKind::Seed000,
         DialectKind::Seed001,
         DialectKind::Native,
+        DialectKind::Echo,
     ];
 
     /// Position in a room's per-dialect member table.
@@ -55,6 +60,7 @@ impl DialectKind {
             DialectKind::Seed000 => "seed000",
             DialectKind::Seed001 => "seed001",
             DialectKind::Native => "native",
+            DialectKind::Echo => "echo",
         }
     }
 }
@@ -81,6 +87,7 @@ pub fn encode(kind: DialectKind, published: &Published<'_>) -> Option<Bytes> {
         DialectKind::Seed000 => seed000::encode(published),
         DialectKind::Seed001 => seed001::encode(published),
         DialectKind::Native => native::encode(published),
+        DialectKind::Echo => None,
     }
 }
 
@@ -95,7 +102,7 @@ pub fn encode_gap(
 ) -> Option<Bytes> {
     match kind {
         DialectKind::Native => Some(native::gap_frame(room, epoch, missed)),
-        DialectKind::Seed000 | DialectKind::Seed001 => None,
+        DialectKind::Seed000 | DialectKind::Seed001 | DialectKind::Echo => None,
     }
 }
 
@@ -185,9 +192,9 @@ pub trait DialectSession: Send + 'static {
     /// Called once, before any client message: greet the client, auto-join rooms.
     fn on_open(&mut self, link: &mut impl Link);
 
-    /// Handles one complete client message (text or binary). `payload` may be
-    /// parsed in place (simd-json).
-    fn on_message(&mut self, link: &mut impl Link, payload: &mut [u8]);
+    /// Handles one complete client message of `kind` (text is valid UTF-8).
+    /// `payload` may be parsed in place (simd-json).
+    fn on_message(&mut self, link: &mut impl Link, kind: MessageKind, payload: &mut [u8]);
 
     /// The error frame sent when a message is dropped by the rate limiter.
     fn rate_limited(&mut self, limit_per_sec: u32) -> Bytes;

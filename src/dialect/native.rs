@@ -14,7 +14,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use simd_json::prelude::*;
 
-use super::{DialectKind, DialectSession, Joined, Link, Published, Resume, Retained};
+use super::{DialectKind, DialectSession, Joined, Link, MessageKind, Published, Resume, Retained};
 use crate::close_code::CloseCode;
 use crate::frame;
 use crate::protocol::{RoomName, normalize_ticker, time};
@@ -326,7 +326,7 @@ impl DialectSession for NativeSession {
         })));
     }
 
-    fn on_message(&mut self, link: &mut impl Link, payload: &mut [u8]) {
+    fn on_message(&mut self, link: &mut impl Link, _kind: MessageKind, payload: &mut [u8]) {
         let message = match simd_json::to_borrowed_value(payload) {
             Ok(m) => m,
             Err(e) => {

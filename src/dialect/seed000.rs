@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::{DialectKind, DialectSession, Link, Published};
+use super::{DialectKind, DialectSession, Link, MessageKind, Published};
 use crate::frame;
 use crate::protocol::modeldata::Echo;
 use crate::protocol::{Event, time};
@@ -76,7 +76,7 @@ impl DialectSession for Seed000Session {
         }
     }
 
-    fn on_message(&mut self, link: &mut impl Link, payload: &mut [u8]) {
+    fn on_message(&mut self, link: &mut impl Link, _kind: MessageKind, payload: &mut [u8]) {
         let text = String::from_utf8_lossy(payload);
         link.send(frame::json(&Echo {
             r#type: "echo",

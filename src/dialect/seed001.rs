@@ -13,7 +13,7 @@ use bytes::Bytes;
 use serde::Serialize;
 use simd_json::prelude::*;
 
-use super::{DialectKind, DialectSession, Joined, Link, Published, Retained};
+use super::{DialectKind, DialectSession, Joined, Link, MessageKind, Published, Retained};
 use crate::frame;
 use crate::protocol::{Event, RoomName, normalize_ticker, time};
 use crate::telemetry::metrics;
@@ -260,7 +260,7 @@ impl DialectSession for Seed001Session {
         }));
     }
 
-    fn on_message(&mut self, link: &mut impl Link, payload: &mut [u8]) {
+    fn on_message(&mut self, link: &mut impl Link, _kind: MessageKind, payload: &mut [u8]) {
         let message = match simd_json::to_borrowed_value(payload) {
             Ok(m) => m,
             Err(e) => {
@@ -367,7 +367,7 @@ mod tests {
 
     fn message(session: &mut Seed001Session, link: &mut Recorder, text: &str) {
         let mut bytes = text.as_bytes().to_vec();
-        session.on_message(link, &mut bytes);
+        session.on_message(link, MessageKind::Text, &mut bytes);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use super::response::{self, HttpResponse};
 use crate::app::App;
 use crate::protocol::normalize_ticker;
 use crate::sources::alerts::AlertKind;
+use crate::telemetry::{Limit, metrics};
 
 #[derive(Debug, Deserialize)]
 struct NewAlert {
@@ -22,7 +23,7 @@ struct NewAlert {
 
 /// `POST /api/alerts`.
 pub async fn create(app: &App, req: Request<Incoming>) -> HttpResponse {
-    let body: NewAlert = match response::read_json(req, app.config.max_body_size).await {
+    let body: NewAlert = match response::read_json(req, &app.config.http).await {
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };
@@ -50,7 +51,10 @@ pub async fn create(app: &App, req: Request<Incoming>) -> HttpResponse {
             StatusCode::CREATED,
             &serde_json::json!({ "status": "created", "alert": alert }),
         ),
-        Err(e) => response::error(StatusCode::TOO_MANY_REQUESTS, &e.to_string()),
+        Err(e) => {
+            metrics().limit_hit(Limit::Alerts);
+            response::error(StatusCode::TOO_MANY_REQUESTS, &e.to_string())
+        }
     }
 }
 

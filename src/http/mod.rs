@@ -1,94 +1,239 @@
-//! The HTTP router: one match on method and path, dispatching to the
-//! publish, status and alert handlers and to the WebSocket upgrades. Unknown
-//! paths get 404 and wrong methods 405, both as JSON.
+//! The HTTP router: one table of routes (method and path pattern, with
+//! `{name}` segments as parameters), dispatching to the publish, status and
+//! alert handlers and to the WebSocket upgrades. A path that matches no
+//! pattern gets 404; a path that matches with another method gets 405 with
+//! the `Allow` header the table implies (RFC 9110 §15.5.6), both as JSON. A
+//! refused WebSocket upgrade is the connection's last response.
 
 pub mod alerts;
+pub mod limits;
 pub mod publish;
 pub mod response;
 pub mod status;
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
+use hyper::header::{ALLOW, HeaderValue, UPGRADE};
 use hyper::{Method, Request, StatusCode};
 
 use crate::app::App;
+use crate::config::Config;
+use crate::dialect::echo::EchoSession;
 use crate::dialect::native::NativeSession;
 use crate::dialect::seed000::Seed000Session;
 use crate::dialect::seed001::{self, Seed001Session};
 use crate::sources::modeldata::FeedOptions;
 use response::HttpResponse;
 
-/// Answers one HTTP request.
-pub async fn route(app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
-    let path = req.uri().path().to_string();
-    let method = req.method().clone();
-    match (&method, path.as_str()) {
-        (&Method::GET, "/health") => status::health(&app),
-        (&Method::GET, "/ready") => status::ready(&app),
-        (&Method::GET, "/metrics") => status::metrics_text(),
-        (&Method::GET, "/api/ws/stats") => status::stats(&app).await,
-        (&Method::GET, "/ws/status") => status::ws_status(&app).await,
-        (&Method::GET, "/v1/ws") => {
-            let session = NativeSession::new(&app.node);
-            crate::ws::upgrade(&app, req, session)
-        }
-        (&Method::GET, "/ws/modeldata-stream") => {
-            let max_points = app.modeldata.config().max_points;
-            let options = match FeedOptions::from_query(req.uri().query(), max_points) {
-                Ok(options) => options,
-                Err(e) => return response::error(StatusCode::BAD_REQUEST, &e.to_string()),
-            };
-            if let Err(e) = app.modeldata.check(&options) {
-                return response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-            }
-            let session = Seed000Session::new(Arc::clone(&app.modeldata), options);
-            crate::ws::upgrade(&app, req, session)
-        }
-        (&Method::GET, "/api/ws") => {
-            let user_id = response::query_param(&req, "user_id");
-            if let Some(user) = &user_id
-                && let Err(e) = seed001::validate_user_id(user)
-            {
-                return response::error(StatusCode::BAD_REQUEST, e);
-            }
-            crate::ws::upgrade(&app, req, Seed001Session::new(user_id.as_deref()))
-        }
-        (&Method::POST, p) if p.starts_with("/api/ws/broadcast/") => {
-            match publish::Broadcast::from_path(&p["/api/ws/broadcast/".len()..]) {
-                Some(kind) => publish::broadcast(&app, kind, req).await,
-                None => not_found(p),
+/// The path parameters of a matched route, in pattern order.
+pub type Params = Vec<String>;
+
+/// A handler's response, boxed so the table can hold every handler.
+type Reply = Pin<Box<dyn Future<Output = HttpResponse> + Send>>;
+
+/// What a route runs.
+type Handler = fn(Arc<App>, Request<Incoming>, Params) -> Reply;
+
+/// One row of the table.
+struct Route {
+    /// The method it answers.
+    method: Method,
+    /// Its path, `/`-separated; a `{name}` segment matches any one non-empty segment.
+    pattern: &'static str,
+    /// What answers it.
+    handler: Handler,
+}
+
+impl Route {
+    /// The parameters when `path` matches the pattern.
+    fn matches(&self, path: &str) -> Option<Params> {
+        let mut params = Vec::new();
+        let mut segments = path.split('/');
+        for expected in self.pattern.split('/') {
+            let segment = segments.next()?;
+            if expected.starts_with('{') {
+                if segment.is_empty() {
+                    return None;
+                }
+                params.push(segment.to_string());
+            } else if segment != expected {
+                return None;
             }
         }
-        (&Method::POST, "/api/alerts") => alerts::create(&app, req).await,
-        (&Method::GET, "/api/alerts") => alerts::list(&app),
-        (&Method::DELETE, p) if p.starts_with("/api/alerts/") => {
-            alerts::delete(&app, &p["/api/alerts/".len()..])
-        }
-        (_, p) if is_known(p) => response::error(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &format!("method {method} not allowed on {p}"),
-        ),
-        (_, p) => not_found(p),
+        segments.next().is_none().then_some(params)
     }
 }
 
-fn is_known(path: &str) -> bool {
-    matches!(
-        path,
-        "/health"
-            | "/ready"
-            | "/metrics"
-            | "/api/ws/stats"
-            | "/api/ws"
-            | "/api/alerts"
-            | "/ws/status"
-            | "/ws/modeldata-stream"
-            | "/v1/ws"
-    ) || path.starts_with("/api/ws/broadcast/")
-        || path.starts_with("/api/alerts/")
+/// Every route this node serves.
+pub struct Router {
+    /// The table, searched in order.
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// The routes for `config` (the echo endpoint only when enabled).
+    pub fn new(config: &Config) -> Self {
+        let mut routes = vec![
+            get("/health", |app, _, _| {
+                Box::pin(async move { status::health(&app) })
+            }),
+            get("/ready", |app, _, _| {
+                Box::pin(async move { status::ready(&app) })
+            }),
+            get("/metrics", |_, _, _| {
+                Box::pin(async move { status::metrics_text() })
+            }),
+            get("/api/ws/stats", |app, _, _| {
+                Box::pin(async move { status::stats(&app).await })
+            }),
+            get("/ws/status", |app, _, _| {
+                Box::pin(async move { status::ws_status(&app).await })
+            }),
+            get("/v1/ws", |app, req, _| {
+                Box::pin(async move {
+                    let session = NativeSession::new(&app.node);
+                    crate::ws::upgrade(&app, req, session)
+                })
+            }),
+            get("/ws/modeldata-stream", |app, req, _| {
+                Box::pin(async move { modeldata_stream(&app, req) })
+            }),
+            get("/api/ws", |app, req, _| {
+                Box::pin(async move { seed001_stream(&app, req) })
+            }),
+            post("/api/ws/broadcast/{kind}", |app, req, params| {
+                Box::pin(async move {
+                    match publish::Broadcast::from_path(&params[0]) {
+                        Some(kind) => publish::broadcast(&app, kind, req).await,
+                        None => not_found(req.uri().path()),
+                    }
+                })
+            }),
+            post("/api/alerts", |app, req, _| {
+                Box::pin(async move { alerts::create(&app, req).await })
+            }),
+            get("/api/alerts", |app, _, _| {
+                Box::pin(async move { alerts::list(&app) })
+            }),
+            route(Method::DELETE, "/api/alerts/{id}", |app, _, params| {
+                Box::pin(async move { alerts::delete(&app, &params[0]) })
+            }),
+        ];
+        if config.echo {
+            routes.push(get("/v1/echo", |app, req, _| {
+                Box::pin(async move { crate::ws::upgrade(&app, req, EchoSession) })
+            }));
+        }
+        Router { routes }
+    }
+
+    /// Answers one HTTP request.
+    pub async fn route(&self, app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
+        let upgrade = req.headers().contains_key(UPGRADE);
+        let path = req.uri().path().to_string();
+        let mut allowed: Vec<&Method> = Vec::new();
+        for route in &self.routes {
+            let Some(params) = route.matches(&path) else {
+                continue;
+            };
+            if route.method != req.method() {
+                allowed.push(&route.method);
+                continue;
+            }
+            let response = (route.handler)(app, req, params).await;
+            // A client that asked for an upgrade and did not get it will not
+            // send another request on this connection: do not keep it open.
+            if upgrade && response.status() != StatusCode::SWITCHING_PROTOCOLS {
+                return response::closing(response);
+            }
+            return response;
+        }
+        if allowed.is_empty() {
+            return not_found(&path);
+        }
+        let mut response = response::error(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("method {} not allowed on {path}", req.method()),
+        );
+        let allow = allowed
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ");
+        response.headers_mut().insert(
+            ALLOW,
+            HeaderValue::from_str(&allow).expect("method names are valid header text"),
+        );
+        response
+    }
+}
+
+fn route(method: Method, pattern: &'static str, handler: Handler) -> Route {
+    Route {
+        method,
+        pattern,
+        handler,
+    }
+}
+
+fn get(pattern: &'static str, handler: Handler) -> Route {
+    route(Method::GET, pattern, handler)
+}
+
+fn post(pattern: &'static str, handler: Handler) -> Route {
+    route(Method::POST, pattern, handler)
+}
+
+/// `GET /ws/modeldata-stream`: options checked before the upgrade (400 naming the option).
+fn modeldata_stream(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
+    let max_points = app.modeldata.config().max_points;
+    let options = match FeedOptions::from_query(req.uri().query(), max_points) {
+        Ok(options) => options,
+        Err(e) => return response::error(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    if let Err(e) = app.modeldata.check(&options) {
+        return response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+    }
+    let session = Seed000Session::new(Arc::clone(&app.modeldata), options);
+    crate::ws::upgrade(app, req, session)
+}
+
+/// `GET /api/ws[?user_id=…]`: the user id checked before the upgrade.
+fn seed001_stream(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
+    let user_id = response::query_param(&req, "user_id");
+    if let Some(user) = &user_id
+        && let Err(e) = seed001::validate_user_id(user)
+    {
+        return response::error(StatusCode::BAD_REQUEST, e);
+    }
+    crate::ws::upgrade(app, req, Seed001Session::new(user_id.as_deref()))
 }
 
 fn not_found(path: &str) -> HttpResponse {
     response::error(StatusCode::NOT_FOUND, &format!("no route for {path}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pattern(pattern: &'static str) -> Route {
+        get(pattern, |_, _, _| Box::pin(async { not_found("/") }))
+    }
+
+    #[test]
+    fn patterns_match_whole_paths_and_capture_parameters() {
+        let r = pattern("/api/alerts/{id}");
+        assert_eq!(r.matches("/api/alerts/42"), Some(vec!["42".to_string()]));
+        assert_eq!(r.matches("/api/alerts/"), None);
+        assert_eq!(r.matches("/api/alerts"), None);
+        assert_eq!(r.matches("/api/alerts/42/x"), None);
+        let r = pattern("/health");
+        assert_eq!(r.matches("/health"), Some(vec![]));
+        assert_eq!(r.matches("/health/"), None);
+        assert_eq!(r.matches("/healthz"), None);
+    }
 }

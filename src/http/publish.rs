@@ -8,6 +8,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
 
+use super::limits::HttpLimits;
 use super::response::{self, HttpError, HttpResponse};
 use crate::app::App;
 use crate::protocol::{
@@ -244,18 +245,22 @@ impl Broadcast {
     }
 }
 
-async fn event_from(kind: Broadcast, req: Request<Incoming>, max: usize) -> Result<Event, Invalid> {
+async fn event_from(
+    kind: Broadcast,
+    req: Request<Incoming>,
+    limits: &HttpLimits,
+) -> Result<Event, Invalid> {
     match kind {
-        Broadcast::Price => price_event(response::read_json(req, max).await?),
-        Broadcast::Pattern => pattern_event(response::read_json(req, max).await?),
-        Broadcast::Alert => alert_event(response::read_json(req, max).await?),
-        Broadcast::MarketStatus => market_status_event(response::read_json(req, max).await?),
+        Broadcast::Price => price_event(response::read_json(req, limits).await?),
+        Broadcast::Pattern => pattern_event(response::read_json(req, limits).await?),
+        Broadcast::Alert => alert_event(response::read_json(req, limits).await?),
+        Broadcast::MarketStatus => market_status_event(response::read_json(req, limits).await?),
     }
 }
 
 /// Handles one broadcast request.
 pub async fn broadcast(app: &App, kind: Broadcast, req: Request<Incoming>) -> HttpResponse {
-    let event = match event_from(kind, req, app.config.max_body_size).await {
+    let event = match event_from(kind, req, &app.config.http).await {
         Ok(event) => event,
         Err(e) => return e.into_response(),
     };

@@ -1,17 +1,23 @@
 //! HTTP plumbing shared by every endpoint: JSON responses, JSON errors, and
 //! reading a bounded JSON body with errors that name the offending field
-//! (400 for malformed JSON, 413 for an oversized body, 422 for a body that
-//! parses but does not fit the schema).
+//! (415 unless it is declared `application/json`, 408 when it does not
+//! arrive in time, 413 when it is too large, 400 for malformed JSON, 422 for a
+//! body that parses but does not fit the schema). Requiring the JSON media
+//! type means a web page cannot POST to roomcast from a browser without a
+//! CORS preflight (a form or `text/plain` body is a "simple" request).
+
+use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::telemetry::metrics;
+use super::limits::HttpLimits;
+use crate::telemetry::{Limit, metrics};
 
 /// Every handler's response type.
 pub type HttpResponse = Response<Full<Bytes>>;
@@ -57,6 +63,12 @@ pub enum HttpError {
     /// 413: the body is larger than `ROOMCAST_MAX_BODY_SIZE`.
     #[error("request body exceeds {0} bytes")]
     TooLarge(usize),
+    /// 408: the body did not arrive within `ROOMCAST_BODY_TIMEOUT`.
+    #[error("request body not received within {0:?}")]
+    Timeout(Duration),
+    /// 415: the body is not declared as `application/json`.
+    #[error("Content-Type must be application/json (got {0})")]
+    UnsupportedMediaType(String),
     /// 422: the body is JSON but a field is missing, mistyped or out of range.
     #[error("{message}")]
     Field {
@@ -81,7 +93,11 @@ impl HttpError {
         let message = self.to_string();
         match self {
             HttpError::BadJson(_) | HttpError::Body(_) => error(StatusCode::BAD_REQUEST, &message),
-            HttpError::TooLarge(_) => error(StatusCode::PAYLOAD_TOO_LARGE, &message),
+            HttpError::TooLarge(_) => closing(error(StatusCode::PAYLOAD_TOO_LARGE, &message)),
+            HttpError::Timeout(_) => closing(error(StatusCode::REQUEST_TIMEOUT, &message)),
+            HttpError::UnsupportedMediaType(_) => {
+                error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &message)
+            }
             HttpError::Field { field, .. } => {
                 metrics().error();
                 json(
@@ -93,17 +109,49 @@ impl HttpError {
     }
 }
 
-/// Reads and parses a JSON body of at most `max` bytes.
+/// Marks `response` as the connection's last (`Connection: close`): after a
+/// body that was not read to its end, or a refused upgrade, the connection
+/// cannot carry another request.
+pub fn closing(mut response: HttpResponse) -> HttpResponse {
+    response
+        .headers_mut()
+        .insert(CONNECTION, HeaderValue::from_static("close"));
+    response
+}
+
+/// True when the request declares a JSON body: `application/json`, with
+/// parameters (`; charset=utf-8`) allowed, in any case.
+fn declares_json<B>(req: &Request<B>) -> Result<(), HttpError> {
+    let declared = req.headers().get(CONTENT_TYPE);
+    let essence = declared
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or("").trim());
+    match essence {
+        Some(essence) if essence.eq_ignore_ascii_case("application/json") => Ok(()),
+        Some(essence) => Err(HttpError::UnsupportedMediaType(format!("{essence:?}"))),
+        None => Err(HttpError::UnsupportedMediaType("no Content-Type".into())),
+    }
+}
+
+/// Reads and parses a JSON body within `limits` (media type, size, time).
 pub async fn read_json<T: DeserializeOwned>(
     req: Request<Incoming>,
-    max: usize,
+    limits: &HttpLimits,
 ) -> Result<T, HttpError> {
-    let body = match Limited::new(req.into_body(), max).collect().await {
-        Ok(collected) => collected.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+    declares_json(&req)?;
+    let max = limits.max_body_size;
+    let collect = Limited::new(req.into_body(), max).collect();
+    let body = match tokio::time::timeout(limits.body_timeout(), collect).await {
+        Err(_) => {
+            metrics().limit_hit(Limit::BodyTimeout);
+            return Err(HttpError::Timeout(limits.body_timeout()));
+        }
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            metrics().limit_hit(Limit::BodySize);
             return Err(HttpError::TooLarge(max));
         }
-        Err(e) => return Err(HttpError::Body(e.to_string())),
+        Ok(Err(e)) => return Err(HttpError::Body(e.to_string())),
     };
     parse_json(&body)
 }
@@ -232,6 +280,30 @@ mod tests {
         );
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
         assert_eq!(v["field"], "kind");
+    }
+
+    #[test]
+    fn only_a_json_media_type_is_read() {
+        let req = |ct: Option<&str>| {
+            let mut b = Request::builder().method("POST").uri("/x");
+            if let Some(ct) = ct {
+                b = b.header(CONTENT_TYPE, ct);
+            }
+            b.body(()).unwrap()
+        };
+        assert!(declares_json(&req(Some("application/json"))).is_ok());
+        assert!(declares_json(&req(Some("Application/JSON; charset=utf-8"))).is_ok());
+        for refused in [
+            Some("text/plain"),
+            Some("application/x-www-form-urlencoded"),
+            Some("multipart/form-data; boundary=x"),
+            None,
+        ] {
+            let err = declares_json(&req(refused)).unwrap_err();
+            let (status, v) = body_json(err.into_response());
+            assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{refused:?}");
+            assert!(v["error"].as_str().unwrap().contains("application/json"));
+        }
     }
 
     #[test]

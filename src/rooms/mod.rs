@@ -21,7 +21,7 @@ use crate::dialect::{DialectKind, Greeting, JoinError, Joined, Resume};
 use crate::ids::SessionId;
 use crate::outbox::Outbox;
 use crate::protocol::{Event, RoomName};
-use crate::telemetry::metrics;
+use crate::telemetry::{Limit, metrics};
 
 /// Default maximum number of rooms on one node.
 pub const DEFAULT_MAX_ROOMS: usize = 100_000;
@@ -122,6 +122,7 @@ impl Rooms {
             return Ok(room);
         }
         if self.map.len() >= self.max_rooms {
+            metrics().limit_hit(Limit::Rooms);
             return Err(RoomsError::TooManyRooms(self.max_rooms));
         }
         let room = self

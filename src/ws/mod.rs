@@ -2,6 +2,7 @@
 //! validation) and the session machinery shared by every dialect.
 
 pub mod handshake;
+pub mod message;
 pub mod reader;
 pub mod session;
 pub mod sessions;
@@ -11,6 +12,7 @@ pub mod writer;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
+use hyper::header::{HeaderValue, SEC_WEBSOCKET_VERSION};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
@@ -18,10 +20,13 @@ use tokio::net::TcpStream;
 use crate::app::App;
 use crate::dialect::DialectSession;
 use crate::http::response::{self, HttpResponse};
-use crate::telemetry::metrics;
+use crate::peers::PeerGuard;
+use crate::telemetry::{Limit, metrics};
 
-/// Upgrades `req` to a WebSocket session speaking dialect `D`, or answers why not:
-/// 400 for a bad handshake, 503 with a JSON reason at the connection cap.
+/// Upgrades `req` to a WebSocket session speaking dialect `D`, or answers why
+/// not: 400 for a bad handshake, 426 (with `Sec-WebSocket-Version: 13`) for
+/// another protocol version, 503 with a JSON reason at the connection cap or
+/// while draining. Every refusal closes the connection (see [`crate::http`]).
 pub fn upgrade<D: DialectSession>(
     app: &Arc<App>,
     mut req: Request<Incoming>,
@@ -29,13 +34,22 @@ pub fn upgrade<D: DialectSession>(
 ) -> HttpResponse {
     let accept = match handshake::accept(&req) {
         Ok(accept) => accept,
-        Err(e) => return response::error(StatusCode::BAD_REQUEST, &e.to_string()),
+        Err(e) => {
+            let mut refusal = response::error(e.status(), &e.to_string());
+            if e.status() == StatusCode::UPGRADE_REQUIRED {
+                refusal.headers_mut().insert(
+                    SEC_WEBSOCKET_VERSION,
+                    HeaderValue::from_static(handshake::SUPPORTED_VERSION),
+                );
+            }
+            return refusal;
+        }
     };
     if app.shutdown.is_cancelled() {
         return response::error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
     }
     let Some(permit) = app.sessions.try_reserve() else {
-        metrics().connections_refused.increment(1);
+        metrics().limit_hit(Limit::Connections);
         return response::json(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({
@@ -46,7 +60,10 @@ pub fn upgrade<D: DialectSession>(
     };
     let on_upgrade = hyper::upgrade::on(&mut req);
     let app_for_task = Arc::clone(app);
+    // The session counts against its address's connections as long as it lives.
+    let peer_guard = req.extensions_mut().remove::<PeerGuard>();
     app.tracker.spawn(async move {
+        let _peer_guard = peer_guard;
         let upgraded = match on_upgrade.await {
             Ok(upgraded) => upgraded,
             Err(e) => {

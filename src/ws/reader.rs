@@ -7,17 +7,25 @@
 //!
 //! The reader checks what a server must: frames are masked, reserved bits are
 //! zero (roomcast negotiates no extensions), opcodes are known, control frames
-//! are unfragmented and at most 125 bytes, and no frame exceeds the configured
-//! maximum — which is checked from the header, before the payload is read.
-//! Reassembly of fragmented messages and UTF-8 checks of text are left to the
-//! session, which knows the message-size limit across fragments.
+//! are unfragmented and at most 125 bytes, lengths use their minimal encoding
+//! and a 64-bit length has its top bit clear, and no frame exceeds the
+//! configured maximum — which is checked from the header, before the payload
+//! is read. Reassembly of fragmented messages and UTF-8 checks of text are
+//! left to [`super::message`], which knows the limit across fragments.
+//!
+//! A message must arrive within the message timeout of its first byte (all
+//! its fragments, and the control frames between them): a client that starts
+//! a frame and stalls would otherwise pin its buffer until the heartbeat.
+//! Between messages the reader holds no buffer and no timer.
 //!
 //! `read_frame` is cancel-safe: all progress lives in `self`, so dropping the
 //! future between polls loses nothing.
 
 use std::io;
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::time::Instant;
 
 /// Largest frame header: 2 bytes, 8-byte extended length, 4-byte mask.
 const MAX_HEADER: usize = 14;
@@ -81,6 +89,9 @@ pub enum ReadError {
     /// The frame breaks RFC 6455 (reason given).
     #[error("protocol error: {0}")]
     Protocol(&'static str),
+    /// A message was still incomplete when its time ran out.
+    #[error("message not completed within {0:?} of its first byte")]
+    Timeout(Duration),
 }
 
 /// Parsed header of the frame at the front of the buffer.
@@ -102,15 +113,28 @@ pub struct FrameReader<R> {
     buf: Vec<u8>,
     /// Largest accepted payload in bytes.
     max_payload: usize,
+    /// Time a message may take from its first byte to its last.
+    message_timeout: Duration,
+    /// When the message in flight must be complete; `None` between messages,
+    /// so an idle connection arms no timer.
+    deadline: Option<Instant>,
+    /// A fragmented data message has started and its final fragment has not
+    /// arrived: the deadline keeps running across its frames.
+    in_message: bool,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
-    /// A reader that starts with `read_ahead` (bytes already read past the handshake).
-    pub fn new(io: R, read_ahead: &[u8], max_payload: usize) -> Self {
+    /// A reader that starts with `read_ahead` (bytes already read past the
+    /// handshake), refusing payloads over `max_payload` bytes and messages
+    /// that take longer than `message_timeout` to arrive.
+    pub fn new(io: R, read_ahead: &[u8], max_payload: usize, message_timeout: Duration) -> Self {
         FrameReader {
             io,
             buf: read_ahead.to_vec(),
             max_payload,
+            message_timeout,
+            deadline: None,
+            in_message: false,
         }
     }
 
@@ -144,6 +168,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             None if len_bytes == 2 => u64::from(u16::from_be_bytes([b[2], b[3]])),
             None => u64::from_be_bytes(b[2..10].try_into().expect("8 bytes checked above")),
         };
+        // RFC 6455 §5.2: the most significant bit of a 64-bit length MUST be
+        // 0, and the minimal number of bytes MUST be used.
+        if len_bytes == 8 && len >> 63 != 0 {
+            return Err(ReadError::Protocol(
+                "64-bit payload length with its top bit set",
+            ));
+        }
+        if (len_bytes == 2 && len < 126) || (len_bytes == 8 && len <= u64::from(u16::MAX)) {
+            return Err(ReadError::Protocol("payload length not minimally encoded"));
+        }
         if opcode.is_control() {
             if !fin {
                 return Err(ReadError::Protocol("fragmented control frame"));
@@ -165,11 +199,33 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         }))
     }
 
-    /// Reads more bytes, reserving at least `want` bytes of room.
+    /// Reads more bytes, reserving at least `want` bytes of room. Between
+    /// messages it waits without a timer; once a message has begun, no
+    /// longer than its deadline.
     async fn fill(&mut self, want: usize) -> Result<(), ReadError> {
+        if self.deadline.is_none() && (self.in_message || !self.buf.is_empty()) {
+            self.deadline = Some(Instant::now() + self.message_timeout);
+        }
         self.buf.reserve(want.max(MIN_READ));
-        if self.io.read_buf(&mut self.buf).await? == 0 {
+        let read = match self.deadline {
+            None => self.io.read_buf(&mut self.buf).await?,
+            Some(deadline) => {
+                // Boxed: a timer is large, and only a message split across
+                // reads needs one; unboxed it would sit in every idle
+                // session's future.
+                let read = tokio::time::timeout_at(deadline, self.io.read_buf(&mut self.buf));
+                match Box::pin(read).await {
+                    Ok(read) => read?,
+                    Err(_) => return Err(ReadError::Timeout(self.message_timeout)),
+                }
+            }
+        };
+        if read == 0 {
             return Err(ReadError::Eof);
+        }
+        if self.deadline.is_none() {
+            // The first bytes of a message: its clock starts now.
+            self.deadline = Some(Instant::now() + self.message_timeout);
         }
         Ok(())
     }
@@ -197,6 +253,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.buf = Vec::new();
         } else {
             self.buf.drain(..total);
+        }
+        match header.opcode {
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => self.in_message = !header.fin,
+            // Control frames may come between fragments; they neither start
+            // nor end a message.
+            OpCode::Close | OpCode::Ping | OpCode::Pong => {}
+        }
+        if !self.in_message {
+            // Pipelined bytes of the next message start its clock afresh.
+            self.deadline = None;
         }
         Ok(Frame {
             fin: header.fin,
@@ -242,7 +308,7 @@ mod tests {
         let writer = tokio::spawn(async move {
             let _ = client.write_all(&bytes).await;
         });
-        let mut reader = FrameReader::new(server, &[], max);
+        let mut reader = FrameReader::new(server, &[], max, Duration::from_secs(10));
         let mut out = Vec::new();
         loop {
             match reader.read_frame().await {
@@ -309,6 +375,83 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn lengths_must_be_minimal_and_fit_63_bits() {
+        // "hi" with a 16-bit length, and with a 64-bit length.
+        let mut long16 = vec![0x81, 0x80 | 126, 0, 2, 0, 0, 0, 0];
+        long16.extend_from_slice(b"hi");
+        let mut long64 = vec![0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0];
+        long64.extend_from_slice(b"hi");
+        // 300 bytes announced with 64 bits: still fits 16.
+        let mut medium64 = vec![0x82, 0x80 | 127];
+        medium64.extend_from_slice(&300u64.to_be_bytes());
+        medium64.extend_from_slice(&[0; 4]);
+        let mut top_bit = vec![0x82, 0x80 | 127];
+        top_bit.extend_from_slice(&(1u64 << 63 | 5).to_be_bytes());
+        top_bit.extend_from_slice(&[0; 4]);
+        for (bytes, expect) in [
+            (long16, "minimally"),
+            (long64, "minimally"),
+            (medium64, "minimally"),
+            (top_bit, "top bit"),
+        ] {
+            let frames = read_all(bytes, 1 << 20).await;
+            let err = frames[0].as_ref().unwrap_err();
+            assert!(err.contains(expect), "{err}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_stalled_frame_times_out_but_an_idle_reader_waits_forever() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut reader = FrameReader::new(server, &[], 1024, Duration::from_secs(5));
+        // Idle: no deadline however long nothing arrives.
+        let idle = tokio::time::timeout(Duration::from_secs(3600), reader.read_frame()).await;
+        assert!(idle.is_err(), "an idle reader must keep waiting");
+        // Half a frame, then silence.
+        let frame = client_frame(true, 0x1, b"hello");
+        client.write_all(&frame[..4]).await.unwrap();
+        let err = reader.read_frame().await.unwrap_err();
+        assert!(matches!(err, ReadError::Timeout(_)), "{err}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_fragmented_message_shares_one_deadline_across_its_frames() {
+        let (mut client, server) = tokio::io::duplex(1024);
+        let mut reader = FrameReader::new(server, &[], 1024, Duration::from_secs(5));
+        client
+            .write_all(&client_frame(false, 0x1, b"he"))
+            .await
+            .unwrap();
+        assert!(!reader.read_frame().await.unwrap().fin);
+        // Each frame comes quickly, but the message never ends.
+        let pinger = tokio::spawn(async move {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                if client
+                    .write_all(&client_frame(true, 0x9, b""))
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        let mut pings = 0;
+        let err = loop {
+            match reader.read_frame().await {
+                Ok(frame) => {
+                    assert_eq!(frame.opcode, OpCode::Ping);
+                    pings += 1;
+                }
+                Err(e) => break e,
+            }
+        };
+        assert!(matches!(err, ReadError::Timeout(_)), "{err}");
+        assert!(pings < 10, "the deadline ran from the message's first byte");
+        pinger.abort();
+    }
+
+    #[tokio::test]
     async fn fragments_and_control_frames_come_through_in_order() {
         let mut bytes = client_frame(false, 0x1, b"he");
         bytes.extend(client_frame(true, 0x9, b"p"));
@@ -329,7 +472,7 @@ mod tests {
     async fn idle_reader_holds_no_buffer_and_read_ahead_is_used() {
         let first = client_frame(true, 0x1, b"early");
         let (_client, server) = tokio::io::duplex(64);
-        let mut reader = FrameReader::new(server, &first, 1024);
+        let mut reader = FrameReader::new(server, &first, 1024, Duration::from_secs(10));
         let frame = reader.read_frame().await.unwrap();
         assert_eq!(frame.payload, b"early");
         assert_eq!(reader.buffered_capacity(), 0);

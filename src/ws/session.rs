@@ -1,11 +1,12 @@
 //! One WebSocket session: the reader loop and the writer of one connection,
 //! driven by one task, over a dialect.
 //!
-//! The reader parses client frames ([`super::reader`]; reassembling
-//! fragments up to the size limit, answering pings through the outbox),
-//! applies the rate limit and hands complete messages to the dialect. The
-//! writer ([`super::writer`]) drains the outbox into vectored writes on the raw
-//! socket. When either side ends, the other is given a short grace period
+//! The reader parses client frames ([`super::reader`]), checks close frames,
+//! answers pings through the outbox (within the control-frame budget),
+//! reassembles messages ([`super::message`]), applies the message rate limit
+//! ([`super::throttle`]) and hands complete messages to the dialect. The
+//! writer ([`super::writer`]) drains the outbox into vectored writes on the
+//! raw socket. When either side ends, the other is given a short grace period
 //! (the close handshake) and the session leaves every room it joined.
 
 use std::pin::pin;
@@ -16,19 +17,20 @@ use bytes::Bytes;
 use tokio::io::AsyncRead;
 use tokio::net::TcpStream;
 
+use super::message::MessageAssembler;
 use super::reader::{FrameReader, OpCode, ReadError};
 use super::sessions::{Permit, SessionHandle};
-use super::throttle::{Throttle, Verdict};
+use super::throttle::{Draw, Throttle, Verdict};
 use super::writer::{self, WriterEnd};
 use crate::app::App;
-use crate::close_code::CloseCode;
+use crate::close_code::{CloseCode, check_client_close};
 use crate::dialect::{DialectKind, DialectSession, Greeting, JoinError, Joined, Link, Resume};
 use crate::frame;
 use crate::ids::SessionId;
 use crate::outbox::{Delivery, Outbox, Pushed};
 use crate::protocol::RoomName;
 use crate::rooms::Room;
-use crate::telemetry::metrics;
+use crate::telemetry::{Limit, metrics};
 
 /// Time allowed for the other side of the close handshake once one side ended.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
@@ -93,6 +95,7 @@ impl SessionLink {
         }
         let max = self.app.config.max_subscriptions;
         if self.rooms.len() >= max {
+            metrics().limit_hit(Limit::Subscriptions);
             return Err(JoinError::TooManySubscriptions(max));
         }
         let (room, joined) =
@@ -115,7 +118,7 @@ impl SessionLink {
 /// How the reader stopped.
 #[derive(Debug)]
 enum ReadEnd {
-    /// The client sent a close frame: answer it.
+    /// The client sent a valid close frame: answer it.
     ClientClosed,
     /// The server closes with this code after what is queued.
     Close(CloseCode),
@@ -125,16 +128,21 @@ enum ReadEnd {
 
 fn classify(error: ReadError) -> ReadEnd {
     match error {
-        ReadError::TooLarge(_) => ReadEnd::Close(CloseCode::MessageTooBig),
+        ReadError::TooLarge(_) => {
+            metrics().limit_hit(Limit::MessageSize);
+            ReadEnd::Close(CloseCode::MessageTooBig)
+        }
         ReadError::Protocol(_) => ReadEnd::Close(CloseCode::ProtocolError),
+        ReadError::Timeout(_) => {
+            metrics().limit_hit(Limit::MessageTimeout);
+            ReadEnd::Close(CloseCode::MessageTimeout)
+        }
         ReadError::Eof | ReadError::Io(_) => ReadEnd::Gone,
     }
 }
 
 /// Settings the reader needs, copied out of the config once.
 struct ReadLimits {
-    /// Largest message (frame or reassembled) in bytes.
-    max_message_size: usize,
     /// Sustained client messages per second (for the error text).
     rate: u32,
 }
@@ -145,67 +153,56 @@ async fn read_loop<D: DialectSession, R: AsyncRead + Unpin>(
     link: &mut SessionLink,
     handle: &SessionHandle,
     throttle: &mut Throttle,
+    assembler: &mut MessageAssembler,
     limits: &ReadLimits,
 ) -> ReadEnd {
-    // A fragmented message being reassembled: (opcode of the first frame, bytes so far).
-    let mut partial: Option<(OpCode, Vec<u8>)> = None;
     loop {
-        let mut frame = match reader.read_frame().await {
+        let frame = match reader.read_frame().await {
             Ok(frame) => frame,
             Err(e) => return classify(e),
         };
         link.app.sessions.touch(handle);
-        let mut message = match frame.opcode {
-            OpCode::Close => return ReadEnd::ClientClosed,
-            OpCode::Ping => {
-                link.send(frame::pong(&frame.payload));
-                continue;
-            }
-            OpCode::Pong => continue,
-            OpCode::Text | OpCode::Binary if partial.is_some() => {
-                return ReadEnd::Close(CloseCode::ProtocolError);
-            }
-            OpCode::Text | OpCode::Binary if !frame.fin => {
-                partial = Some((frame.opcode, std::mem::take(&mut frame.payload)));
-                continue;
-            }
-            OpCode::Text if std::str::from_utf8(&frame.payload).is_err() => {
-                return ReadEnd::Close(CloseCode::InvalidPayload);
-            }
-            OpCode::Text | OpCode::Binary => None,
-            OpCode::Continuation => {
-                let Some((_, buf)) = partial.as_mut() else {
-                    return ReadEnd::Close(CloseCode::ProtocolError);
+        match frame.opcode {
+            OpCode::Close => {
+                return match check_client_close(&frame.payload) {
+                    Ok(()) => ReadEnd::ClientClosed,
+                    Err(code) => ReadEnd::Close(code),
                 };
-                if buf.len() + frame.payload.len() > limits.max_message_size {
-                    return ReadEnd::Close(CloseCode::MessageTooBig);
+            }
+            OpCode::Ping | OpCode::Pong => {
+                match throttle.check(Draw::Control, Instant::now()) {
+                    Verdict::Allow if frame.opcode == OpCode::Ping => {
+                        link.send(frame::pong(&frame.payload))
+                    }
+                    Verdict::Allow => {}
+                    Verdict::Reject => metrics().limit_hit(Limit::ControlRate),
+                    Verdict::Close => return ReadEnd::Close(CloseCode::RateLimited),
                 }
-                buf.extend_from_slice(&frame.payload);
-                if !frame.fin {
-                    continue;
+                continue;
+            }
+            OpCode::Text | OpCode::Binary | OpCode::Continuation => {}
+        }
+        let (kind, mut payload) = match assembler.push(frame) {
+            Ok(Some(message)) => message,
+            Ok(None) => continue,
+            Err(code) => {
+                if code == CloseCode::MessageTooBig {
+                    metrics().limit_hit(Limit::MessageSize);
                 }
-                let (opcode, buf) = partial.take().expect("checked above");
-                if opcode == OpCode::Text && std::str::from_utf8(&buf).is_err() {
-                    return ReadEnd::Close(CloseCode::InvalidPayload);
-                }
-                Some(buf)
+                return ReadEnd::Close(code);
             }
         };
         metrics().client_message();
-        match throttle.check(Instant::now()) {
+        match throttle.check(Draw::Message, Instant::now()) {
             Verdict::Allow => {}
             Verdict::Reject => {
-                metrics().client_messages_throttled.increment(1);
+                metrics().limit_hit(Limit::MessageRate);
                 link.send(dialect.rate_limited(limits.rate));
                 continue;
             }
             Verdict::Close => return ReadEnd::Close(CloseCode::RateLimited),
         }
-        let payload: &mut [u8] = match message.as_mut() {
-            Some(buf) => buf,
-            None => &mut frame.payload,
-        };
-        dialect.on_message(link, payload);
+        dialect.on_message(link, kind, &mut payload);
     }
 }
 
@@ -243,7 +240,12 @@ pub async fn run<D: DialectSession>(
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     tracing::debug!(session = %id, dialect = D::KIND.label(), "session open");
 
-    let mut frames = FrameReader::new(read_half, &read_ahead, config.max_message_size);
+    let mut frames = FrameReader::new(
+        read_half,
+        &read_ahead,
+        config.max_message_size,
+        config.message_timeout(),
+    );
     // `read_ahead` is a view into hyper's whole read buffer: drop it now
     // (the reader copied the rare pipelined bytes) so that buffer is freed.
     drop(read_ahead);
@@ -261,8 +263,8 @@ pub async fn run<D: DialectSession>(
         config.client_msg_hard_limit,
         Instant::now(),
     );
+    let mut assembler = MessageAssembler::new(config.max_message_size);
     let limits = ReadLimits {
-        max_message_size: config.max_message_size,
         rate: config.client_msg_rate,
     };
     let stall = config.heartbeat_timeout();
@@ -276,6 +278,7 @@ pub async fn run<D: DialectSession>(
             &mut link,
             &handle,
             &mut throttle,
+            &mut assembler,
             &limits
         ));
         // Both futures are driven by this task. Only when one side has ended

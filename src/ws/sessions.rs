@@ -27,6 +27,10 @@ pub struct SessionHandle {
     pub dialect: DialectKind,
     /// Milliseconds since the registry's clock when the client last sent a frame.
     last_seen_ms: AtomicU64,
+    /// Milliseconds since the registry's clock when the sweep last pinged
+    /// this session, so a quiet session is pinged once per ping interval,
+    /// not on every sweep.
+    last_ping_ms: AtomicU64,
 }
 
 /// Every session on this node.
@@ -91,6 +95,7 @@ impl Sessions {
             outbox,
             dialect,
             last_seen_ms: AtomicU64::new(self.now_ms()),
+            last_ping_ms: AtomicU64::new(0),
         });
         self.map.insert(id, Arc::clone(&handle));
         handle
@@ -133,9 +138,20 @@ impl Sessions {
     }
 
     /// One heartbeat pass: close sessions silent for `timeout` (4000), ping
-    /// those silent for `ping_after`. Returns `(pinged, closed)`.
+    /// those silent for `ping_after` and not pinged within the last
+    /// `ping_after`. Returns `(pinged, closed)`.
     pub fn sweep(&self, ping_after: Duration, timeout: Duration, ping: &Bytes) -> (usize, usize) {
-        let now = self.now_ms();
+        self.sweep_at(self.now_ms(), ping_after, timeout, ping)
+    }
+
+    /// [`Sessions::sweep`] at `now` milliseconds of the registry's clock.
+    fn sweep_at(
+        &self,
+        now: u64,
+        ping_after: Duration,
+        timeout: Duration,
+        ping: &Bytes,
+    ) -> (usize, usize) {
         let ping_after = ping_after.as_millis() as u64;
         let timeout = timeout.as_millis() as u64;
         let mut due: Vec<(Arc<Outbox>, bool)> = Vec::new();
@@ -144,7 +160,12 @@ impl Sessions {
             if idle >= timeout {
                 due.push((Arc::clone(&entry.outbox), true));
             } else if idle >= ping_after {
-                due.push((Arc::clone(&entry.outbox), false));
+                let last_ping = entry.last_ping_ms.load(Ordering::Relaxed);
+                let pinged_recently = last_ping != 0 && now.saturating_sub(last_ping) < ping_after;
+                if !pinged_recently {
+                    entry.last_ping_ms.store(now.max(1), Ordering::Relaxed);
+                    due.push((Arc::clone(&entry.outbox), false));
+                }
             }
         }
         let (mut pinged, mut closed) = (0, 0);
@@ -234,6 +255,22 @@ mod tests {
             outbox.drain_into(&mut batch, 64),
             Drain::Close(CloseCode::IdleTimeout)
         );
+    }
+
+    #[test]
+    fn a_quiet_session_is_pinged_once_per_interval_not_every_sweep() {
+        let sessions = Sessions::new(10);
+        let outbox = Arc::new(Outbox::new(8));
+        let handle = sessions.insert(SessionId::next(), Arc::clone(&outbox), DialectKind::Seed001);
+        handle.last_seen_ms.store(0, Ordering::Relaxed);
+        let ping = frame::ping(b"x");
+        let (interval, timeout) = (Duration::from_secs(20), Duration::from_secs(60));
+        // One sweep a second from 0 s to 59 s of silence: pings at 20 s and 40 s only.
+        let pinged_at: Vec<u64> = (0..60)
+            .filter(|s| sessions.sweep_at(s * 1000, interval, timeout, &ping) == (1, 0))
+            .collect();
+        assert_eq!(pinged_at, vec![20, 40]);
+        assert_eq!(sessions.sweep_at(60_000, interval, timeout, &ping), (0, 1));
     }
 
     #[test]

@@ -95,19 +95,28 @@ async fn write_batch<W: AsyncWrite + Unpin>(
     let mut start = 0;
     while start < batch.len() {
         let pending = &batch[start..];
-        let write = poll_fn(|cx| {
+        let mut write = |cx: &mut Context<'_>| {
             let mut slices = [IoSlice::new(&[]); MAX_BATCH];
             let n = pending.len().min(MAX_BATCH);
             for (slice, frame) in slices.iter_mut().zip(pending) {
                 *slice = IoSlice::new(frame);
             }
             Pin::new(&mut *io).poll_write_vectored(cx, &slices[..n])
-        });
-        let mut written = match tokio::time::timeout(stall, write).await {
-            Err(_) => return Err(WriterEnd::Stalled),
-            Ok(Err(e)) => return Err(WriterEnd::Failed(e)),
-            Ok(Ok(0)) => return Err(WriterEnd::Failed(io::ErrorKind::WriteZero.into())),
-            Ok(Ok(n)) => n,
+        };
+        // One attempt without a timer: a socket with room takes the batch at
+        // once. Only a full socket waits, with the stall timeout, boxed so
+        // the timer does not sit in every idle session's future.
+        let result = match poll_fn(|cx| Poll::Ready(write(cx))).await {
+            Poll::Ready(result) => result,
+            Poll::Pending => match Box::pin(tokio::time::timeout(stall, poll_fn(write))).await {
+                Ok(result) => result,
+                Err(_) => return Err(WriterEnd::Stalled),
+            },
+        };
+        let mut written = match result {
+            Err(e) => return Err(WriterEnd::Failed(e)),
+            Ok(0) => return Err(WriterEnd::Failed(io::ErrorKind::WriteZero.into())),
+            Ok(n) => n,
         };
         while written > 0 {
             let head = &mut batch[start];

@@ -192,6 +192,12 @@ impl TestServer {
         (status, json_body(&body))
     }
 
+    /// `roomcast_limit_hits_total{limit="…"}` now.
+    pub async fn limit_hits(&self, limit: &str) -> f64 {
+        let (_, text) = self.http_get_text("/metrics").await;
+        limit_hits_in(&text, limit)
+    }
+
     /// A persistent (keep-alive) HTTP connection, for publishing many events.
     pub async fn http_client(&self) -> HttpClient {
         HttpClient::connect(self.addr).await
@@ -501,6 +507,28 @@ impl RawWs {
         .await
     }
 
+    /// Sends bytes as they are (hand-made frames, partial frames).
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.expect("send raw bytes");
+    }
+
+    /// Reads frames until the server's close frame (answering nothing);
+    /// returns its code. Fails if the connection ends without one.
+    pub async fn read_close_code(&mut self) -> u16 {
+        loop {
+            let frame = self.read_frame().await;
+            if frame.opcode == 0x8 {
+                assert!(frame.payload.len() >= 2, "close frame without a code");
+                return u16::from_be_bytes([frame.payload[0], frame.payload[1]]);
+            }
+        }
+    }
+
+    /// Awaits the end of the connection (EOF or reset) after the close.
+    pub async fn expect_closed(&mut self) {
+        expect_closed(&mut self.stream).await
+    }
+
     /// Sends one masked, final client frame.
     pub async fn send_frame(&mut self, opcode: u8, payload: &[u8]) {
         self.send_frame_fin(true, opcode, payload).await
@@ -508,22 +536,69 @@ impl RawWs {
 
     /// Sends one masked client frame; `fin = false` starts or continues a fragmented message.
     pub async fn send_frame_fin(&mut self, fin: bool, opcode: u8, payload: &[u8]) {
-        let mut frame = vec![if fin { 0x80 } else { 0 } | opcode];
-        let len = payload.len();
-        if len < 126 {
-            frame.push(0x80 | len as u8);
-        } else if len <= u16::MAX as usize {
-            frame.push(0x80 | 126);
-            frame.extend_from_slice(&(len as u16).to_be_bytes());
-        } else {
-            frame.push(0x80 | 127);
-            frame.extend_from_slice(&(len as u64).to_be_bytes());
-        }
-        let mask = [0x12, 0x34, 0x56, 0x78];
-        frame.extend_from_slice(&mask);
-        frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let frame = masked_frame(if fin { 0x80 } else { 0 } | opcode, payload);
         self.stream.write_all(&frame).await.expect("send frame");
     }
+}
+
+/// A masked client frame with every header bit given: `first` is the first
+/// byte (FIN, RSV bits, opcode), the length is minimally encoded.
+pub fn masked_frame(first: u8, payload: &[u8]) -> Vec<u8> {
+    let mut frame = vec![first];
+    let len = payload.len();
+    if len < 126 {
+        frame.push(0x80 | len as u8);
+    } else if len <= u16::MAX as usize {
+        frame.push(0x80 | 126);
+        frame.extend_from_slice(&(len as u16).to_be_bytes());
+    } else {
+        frame.push(0x80 | 127);
+        frame.extend_from_slice(&(len as u64).to_be_bytes());
+    }
+    let mask = [0x37, 0xfa, 0x21, 0x3d];
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    frame
+}
+
+/// Awaits EOF (or a reset) on `stream`, discarding what arrives first.
+pub async fn expect_closed(stream: &mut TcpStream) {
+    within("the server to close the connection", async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => continue,
+            }
+        }
+    })
+    .await
+}
+
+/// Sends `request` on a fresh connection and reads until the server closes
+/// it; returns everything it sent (a whole HTTP response, or nothing).
+pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> String {
+    let mut stream = within("tcp connect", TcpStream::connect(addr))
+        .await
+        .expect("tcp connect");
+    stream.write_all(request).await.expect("write request");
+    read_until_closed(&mut stream).await
+}
+
+/// Reads until the server closes `stream`; returns what it sent.
+pub async fn read_until_closed(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    within("the server to answer and close", async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    String::from_utf8_lossy(&got).into_owned()
 }
 
 /// Seed 001's curl example body for `POST /api/ws/broadcast/price`, verbatim.
@@ -577,6 +652,15 @@ pub async fn publish_price(server: &TestServer, ticker: &str, price: f64) -> Val
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     body
+}
+
+/// `roomcast_limit_hits_total{limit="…"}` in a `/metrics` text (0 when absent).
+pub fn limit_hits_in(metrics: &str, limit: &str) -> f64 {
+    let sample = format!("roomcast_limit_hits_total{{limit=\"{limit}\"}}");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&sample)?.trim().parse().ok())
+        .unwrap_or(0.0)
 }
 
 /// The value of an unlabelled Prometheus sample `name` (0 when absent).
