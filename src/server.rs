@@ -6,7 +6,7 @@
 //! enforces the header timeout (a silent socket, a slowloris, a partial
 //! request line), a watchdog here closes connections idle between requests
 //! after the keep-alive timeout, and body reads have their own timeout
-//! ([`crate::http::response::read_json`]). When descriptors run out, accept
+//! ([`crate::http::response::read_body`]). When descriptors run out, accept
 //! backs off and warns at most every [`WARN_EVERY`] instead of spinning.
 //!
 //! On shutdown it stops accepting and asks idle HTTP connections to finish;

@@ -145,7 +145,7 @@ fn greeting(room: &RoomName, since: Option<Since>, retained: &Retained<'_>) -> V
         subscribed.recovered = Some(false);
         subscribed.reason = Some("epoch");
     } else {
-        let first_needed = since.seq + 1;
+        let first_needed = since.seq.saturating_add(1);
         let first_held = replay.first().map_or(retained.seq + 1, |(seq, _)| *seq);
         if first_held > first_needed && retained.seq >= first_needed {
             subscribed.recovered = Some(false);
@@ -293,6 +293,9 @@ impl NativeSession {
     }
 }
 
+/// The largest `seq` or `epoch` a client may send: 2^53 − 1.
+const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
+
 /// A `rooms` entry: `"name"` or `{"room": "name", "seq": N, "epoch": E}`.
 fn parse_entry<'v>(
     entry: &'v simd_json::BorrowedValue<'_>,
@@ -303,13 +306,21 @@ fn parse_entry<'v>(
     let Some(name) = entry.get("room").and_then(|r| r.as_str()) else {
         return Err("each room is a name or an object with a string 'room'".into());
     };
+    // 53 bits: what every JSON client (JavaScript's numbers) can hold.
     let seq = match entry.get("seq") {
         None => return Ok((name, None)),
-        Some(v) => v.as_u64().ok_or("'seq' must be a non-negative integer")?,
+        Some(v) => v
+            .as_u64()
+            .filter(|seq| *seq <= MAX_SAFE_INTEGER)
+            .ok_or("'seq' must be an integer from 0 to 2^53-1")?,
     };
     let epoch = match entry.get("epoch") {
         None => None,
-        Some(v) => Some(v.as_u64().ok_or("'epoch' must be a non-negative integer")?),
+        Some(v) => Some(
+            v.as_u64()
+                .filter(|epoch| *epoch <= MAX_SAFE_INTEGER)
+                .ok_or("'epoch' must be an integer from 0 to 2^53-1")?,
+        ),
     };
     Ok((name, Some(Since { seq, epoch })))
 }
@@ -498,5 +509,46 @@ mod tests {
         assert!(parse_room("ticker:").is_err());
         assert!(parse_room("modeldata").is_err());
         assert!(parse_room("whatever").unwrap_err().contains("unknown room"));
+    }
+
+    #[test]
+    fn seqs_and_epochs_beyond_53_bits_are_refused() {
+        let parse = |text: &str| {
+            let mut bytes = text.as_bytes().to_vec();
+            let value = simd_json::to_borrowed_value(&mut bytes).unwrap();
+            parse_entry(&value).map(|(name, since)| (name.to_string(), since))
+        };
+        let max = MAX_SAFE_INTEGER;
+        let (_, since) =
+            parse(&format!(r#"{{"room":"alerts","seq":{max},"epoch":{max}}}"#)).unwrap();
+        assert_eq!(since.unwrap().seq, max);
+        for bad in [
+            r#"{"room":"alerts","seq":18446744073709551615}"#,
+            r#"{"room":"alerts","seq":9007199254740992}"#,
+            r#"{"room":"alerts","seq":1,"epoch":9007199254740992}"#,
+            r#"{"room":"alerts","seq":-1}"#,
+        ] {
+            assert!(parse(bad).unwrap_err().contains("2^53-1"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn resuming_after_the_largest_seq_replays_nothing() {
+        let history = entries(5..=9);
+        let r = Retained {
+            epoch: 7,
+            seq: 9,
+            entries: &history,
+        };
+        let frames = greeting(
+            &RoomName::alerts(),
+            Some(Since {
+                seq: u64::MAX,
+                epoch: Some(7),
+            }),
+            &r,
+        );
+        assert_eq!(frames.len(), 1);
+        assert_eq!(json(&frames[0])["recovered"], true);
     }
 }

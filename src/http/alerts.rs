@@ -7,46 +7,58 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
 
-use super::response::{self, HttpResponse};
+use super::response::{self, HttpError, HttpResponse};
 use crate::app::App;
 use crate::protocol::normalize_ticker;
 use crate::sources::alerts::AlertKind;
 use crate::telemetry::{Limit, metrics};
 
-#[derive(Debug, Deserialize)]
-struct NewAlert {
-    ticker: String,
-    alert_type: AlertKind,
-    trigger_price: f64,
-    user_id: Option<String>,
+/// A validated `POST /api/alerts` body.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct NewAlert {
+    /// The ticker, normalised.
+    pub ticker: String,
+    /// When it fires.
+    pub alert_type: AlertKind,
+    /// The price it fires at: finite and positive.
+    pub trigger_price: f64,
+    /// Whose alert it is (seed 001's user id rules).
+    pub user_id: Option<String>,
+}
+
+/// Parses and validates a `POST /api/alerts` body, without I/O.
+pub fn parse_new_alert(body: &[u8]) -> Result<NewAlert, HttpError> {
+    let mut alert: NewAlert = response::parse_json(body)?;
+    alert.ticker = normalize_ticker(&alert.ticker).map_err(|e| HttpError::field("ticker", e))?;
+    if !(alert.trigger_price.is_finite() && alert.trigger_price > 0.0) {
+        return Err(HttpError::field(
+            "trigger_price",
+            "'trigger_price' must be a positive number",
+        ));
+    }
+    if let Some(user) = &alert.user_id {
+        crate::dialect::seed001::validate_user_id(user)
+            .map_err(|e| HttpError::field("user_id", e))?;
+    }
+    Ok(alert)
 }
 
 /// `POST /api/alerts`.
 pub async fn create(app: &App, req: Request<Incoming>) -> HttpResponse {
-    let body: NewAlert = match response::read_json(req, &app.config.http).await {
-        Ok(body) => body,
+    let parsed = match response::read_body(req, &app.config.http).await {
+        Ok(body) => parse_new_alert(&body),
+        Err(e) => Err(e),
+    };
+    let alert = match parsed {
+        Ok(alert) => alert,
         Err(e) => return e.into_response(),
     };
-    let ticker = match normalize_ticker(&body.ticker) {
-        Ok(t) => t,
-        Err(e) => return response::HttpError::field("ticker", e).into_response(),
-    };
-    if !(body.trigger_price.is_finite() && body.trigger_price > 0.0) {
-        return response::HttpError::field(
-            "trigger_price",
-            "'trigger_price' must be a positive number",
-        )
-        .into_response();
-    }
-    if let Some(user) = &body.user_id
-        && let Err(e) = crate::dialect::seed001::validate_user_id(user)
-    {
-        return response::HttpError::field("user_id", e).into_response();
-    }
-    match app
-        .alerts
-        .add(ticker, body.alert_type, body.trigger_price, body.user_id)
-    {
+    match app.alerts.add(
+        alert.ticker,
+        alert.alert_type,
+        alert.trigger_price,
+        alert.user_id,
+    ) {
         Ok(alert) => response::json(
             StatusCode::CREATED,
             &serde_json::json!({ "status": "created", "alert": alert }),

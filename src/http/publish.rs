@@ -245,17 +245,23 @@ impl Broadcast {
     }
 }
 
+/// Parses and validates a broadcast body into the event it publishes:
+/// everything [`broadcast`] does before publishing, without I/O.
+pub fn parse_event(kind: Broadcast, body: &[u8]) -> Result<Event, HttpError> {
+    match kind {
+        Broadcast::Price => price_event(response::parse_json(body)?),
+        Broadcast::Pattern => pattern_event(response::parse_json(body)?),
+        Broadcast::Alert => alert_event(response::parse_json(body)?),
+        Broadcast::MarketStatus => market_status_event(response::parse_json(body)?),
+    }
+}
+
 async fn event_from(
     kind: Broadcast,
     req: Request<Incoming>,
     limits: &HttpLimits,
 ) -> Result<Event, Invalid> {
-    match kind {
-        Broadcast::Price => price_event(response::read_json(req, limits).await?),
-        Broadcast::Pattern => pattern_event(response::read_json(req, limits).await?),
-        Broadcast::Alert => alert_event(response::read_json(req, limits).await?),
-        Broadcast::MarketStatus => market_status_event(response::read_json(req, limits).await?),
-    }
+    parse_event(kind, &response::read_body(req, limits).await?)
 }
 
 /// Handles one broadcast request.

@@ -133,72 +133,56 @@ fn declares_json<B>(req: &Request<B>) -> Result<(), HttpError> {
     }
 }
 
-/// Reads and parses a JSON body within `limits` (media type, size, time).
-pub async fn read_json<T: DeserializeOwned>(
-    req: Request<Incoming>,
-    limits: &HttpLimits,
-) -> Result<T, HttpError> {
+/// Reads a JSON request body within `limits`: declared `application/json`,
+/// at most `ROOMCAST_MAX_BODY_SIZE` bytes, within `ROOMCAST_BODY_TIMEOUT`.
+pub async fn read_body(req: Request<Incoming>, limits: &HttpLimits) -> Result<Bytes, HttpError> {
     declares_json(&req)?;
     let max = limits.max_body_size;
     let collect = Limited::new(req.into_body(), max).collect();
-    let body = match tokio::time::timeout(limits.body_timeout(), collect).await {
+    match tokio::time::timeout(limits.body_timeout(), collect).await {
         Err(_) => {
             metrics().limit_hit(Limit::BodyTimeout);
-            return Err(HttpError::Timeout(limits.body_timeout()));
+            Err(HttpError::Timeout(limits.body_timeout()))
         }
-        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             metrics().limit_hit(Limit::BodySize);
-            return Err(HttpError::TooLarge(max));
+            Err(HttpError::TooLarge(max))
         }
-        Ok(Err(e)) => return Err(HttpError::Body(e.to_string())),
-    };
-    parse_json(&body)
-}
-
-/// Parses a JSON body; errors name the field (serde reports a missing field at
-/// its parent, so its name is taken from the message).
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
-    use serde_json::error::Category;
-    let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = serde_path_to_error::deserialize::<_, T>(&mut de);
-    // Trailing garbage after the value is a syntax error too.
-    if parsed.is_ok()
-        && let Err(e) = de.end()
-    {
-        return Err(HttpError::BadJson(e.to_string()));
+        Ok(Err(e)) => Err(HttpError::Body(e.to_string())),
     }
-    parsed.map_err(|e| {
-        let path = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            // serde_json reports some type mismatches in valid JSON as syntax
-            // errors (e.g. a number where an enum such as `alert_type` is
-            // expected): re-run those through `Value` to name the field (422).
-            Category::Syntax | Category::Eof
-                if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() =>
-            {
-                match serde_json::from_slice::<serde_json::Value>(body)
-                    .map(serde_path_to_error::deserialize::<_, T>)
-                {
-                    Ok(Err(e)) => field_error(e.path().to_string(), e.into_inner()),
-                    _ => HttpError::BadJson(inner.to_string()),
-                }
-            }
-            Category::Syntax | Category::Eof | Category::Io => {
-                HttpError::BadJson(inner.to_string())
-            }
-            Category::Data => field_error(path, inner),
-        }
-    })
 }
 
-/// A 422 for a schema error at `path` (`.` when serde names the field only in
-/// its message, as for a missing field).
+/// Parses a JSON body: 400 unless the body is JSON (one value, nothing
+/// after it), 422 naming the field when it is JSON that does not fit `T`.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, HttpError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    if let Ok(value) = serde_path_to_error::deserialize::<_, T>(&mut de)
+        && de.end().is_ok()
+    {
+        return Ok(value);
+    }
+    // The error path only. serde stops at its first problem, which may be a
+    // type error in front of a syntax error, or a syntax error reported for
+    // a mistyped value (a number where an enum is expected): whether the
+    // body is JSON at all decides 400 or 422.
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| HttpError::BadJson(e.to_string()))?;
+    serde_path_to_error::deserialize::<_, T>(value)
+        .map_err(|e| field_error(e.path().to_string(), e.into_inner()))
+}
+
+/// A 422 for a schema error at `path`. serde reports a missing field at its
+/// parent (`.`) and names it only in its message; any other error at `.` is
+/// about the body as a whole.
 fn field_error(path: String, inner: serde_json::Error) -> HttpError {
     let message = inner.to_string();
     let field = if path == "." {
-        message.split('`').nth(1).unwrap_or("(body)").to_string()
+        message
+            .strip_prefix("missing field `")
+            .and_then(|rest| rest.split('`').next())
+            .unwrap_or("(body)")
+            .to_string()
     } else {
         path
     };
@@ -304,6 +288,25 @@ mod tests {
             assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{refused:?}");
             assert!(v["error"].as_str().unwrap().contains("application/json"));
         }
+    }
+
+    #[test]
+    fn a_body_of_the_wrong_type_is_named_as_the_body() {
+        for body in [&b"5"[..], b"true", br#""text""#] {
+            let (status, v) = body_json(parse_json::<Body>(body).unwrap_err().into_response());
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+            assert_eq!(v["field"], "(body)", "{}", String::from_utf8_lossy(body));
+        }
+    }
+
+    #[test]
+    fn malformed_json_is_400_even_after_a_type_error() {
+        let (status, v) = body_json(
+            parse_json::<Body>(br#"{"ticker":"AAPL","price":"x""#)
+                .unwrap_err()
+                .into_response(),
+        );
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     }
 
     #[test]

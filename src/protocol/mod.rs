@@ -246,11 +246,73 @@ mod tests {
     }
 
     #[test]
+    fn an_event_survives_a_trip_through_its_canonical_json_byte_for_byte() {
+        // What a fleet node does with an event from the bus: parse the
+        // canonical JSON, then encode it again for its own members.
+        let wire = br#"{"type":"price_update","ticker":"A","price":1,"change":0,"change_percent":1.33333333333333333333333333333369,"volume":0,"high":1,"low":1,"open":1,"timestamp":"2026-01-01T00:00:00Z"}"#;
+        let event: Event = serde_json::from_slice(wire).unwrap();
+        let canonical = crate::frame::payload(&event.canonical_frame());
+        let again: Event = serde_json::from_slice(&canonical).unwrap();
+        assert_eq!(crate::frame::payload(&again.canonical_frame()), canonical);
+    }
+
+    #[test]
     fn tickers_are_normalised_or_rejected() {
         assert_eq!(normalize_ticker(" aapl ").unwrap(), "AAPL");
         assert_eq!(normalize_ticker("btc-usd").unwrap(), "BTC-USD");
         assert!(normalize_ticker("").is_err());
         assert!(normalize_ticker("A B").is_err());
         assert!(normalize_ticker("ABCDEFGHIJKLMNOPQ").is_err());
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    //! Ticker symbols and room names against their definitions, over
+    //! arbitrary text (mostly near-valid symbols, so both sides are covered).
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text that is often, but not always, a valid ticker.
+    fn ticker_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ \t]{0,2}[A-Za-z0-9.^=/-]{0,18}[ \t]{0,2}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn normalize_ticker_accepts_exactly_the_documented_symbols_and_is_idempotent(
+            raw in ticker_like(),
+        ) {
+            let trimmed = raw.trim();
+            let valid = (1..=MAX_TICKER_LEN).contains(&trimmed.len())
+                && trimmed
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-^=/".contains(&b));
+            match normalize_ticker(&raw) {
+                Ok(ticker) => {
+                    prop_assert!(valid, "accepted {:?}", raw);
+                    prop_assert_eq!(&ticker, &trimmed.to_ascii_uppercase());
+                    prop_assert_eq!(normalize_ticker(&ticker), Ok(ticker.clone()));
+                    let room = RoomName::ticker(&ticker);
+                    prop_assert_eq!(room.ticker_symbol(), Some(ticker.as_str()));
+                    prop_assert!(!room.is_modeldata());
+                }
+                Err(_) => prop_assert!(!valid, "refused {:?}", raw),
+            }
+        }
+
+        #[test]
+        fn only_modeldata_feed_rooms_are_modeldata_rooms(name in "(modeldata)?[a-z?=&:]{0,12}") {
+            let room = RoomName::from_wire(&name);
+            let is_feed = name == "modeldata" || name.starts_with("modeldata?");
+            prop_assert_eq!(room.is_modeldata(), is_feed);
+            if let Some(query) = name.strip_prefix("modeldata?") {
+                prop_assert_eq!(RoomName::modeldata(Some(query)), room);
+            }
+        }
     }
 }

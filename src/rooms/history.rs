@@ -96,3 +96,34 @@ mod tests {
         assert!(h.is_empty());
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! The history against its definition: the last `capacity` events
+    //! pushed, oldest first, whatever the capacity and push count.
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn history_keeps_the_last_capacity_events_oldest_first(
+            capacity in 0usize..8,
+            pushes in 0u64..40,
+        ) {
+            let mut history = History::new(capacity);
+            for seq in 1..=pushes {
+                history.push(seq, Bytes::from(seq.to_string()));
+            }
+            let kept = pushes.min(capacity as u64);
+            let want: Vec<u64> = (pushes - kept + 1..=pushes).collect();
+            let seqs: Vec<u64> = history.entries().map(|(seq, _)| seq).collect();
+            prop_assert_eq!(&seqs, &want);
+            let payloads: Vec<Bytes> = history.payloads().cloned().collect();
+            let want_payloads: Vec<Bytes> = want.iter().map(|seq| Bytes::from(seq.to_string())).collect();
+            prop_assert_eq!(payloads, want_payloads);
+            prop_assert_eq!(history.len(), want.len());
+            prop_assert_eq!(history.is_empty(), want.is_empty());
+        }
+    }
+}

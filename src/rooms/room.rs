@@ -896,3 +896,369 @@ mod tests {
         ));
     }
 }
+
+#[cfg(test)]
+mod proptests {
+    //! `seq`, epochs and gaps as members see them: a native client resuming
+    //! an embedded room gets every event it missed exactly once and in
+    //! order, or an explicit gap (trimmed history, other epoch); a fleet
+    //! room's deliveries reach members in order and at most once, with a
+    //! `gap` notice before every hole and every new lineage.
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::close_code::CloseCode;
+    use crate::dialect::native::NativeSession;
+    use crate::dialect::{DialectSession, JoinError, Link, MessageKind};
+    use crate::outbox::Drain;
+    use crate::protocol::AlertTrigger;
+
+    /// Big enough that no outbox overflows in a test.
+    const OUTBOX_CAPACITY: usize = 1024;
+
+    /// An alert whose `trigger_price` is `id`, so frames name their event.
+    fn alert(id: u64) -> Event {
+        Event::AlertTrigger(AlertTrigger {
+            ticker: "AAPL".into(),
+            alert_type: "above".into(),
+            trigger_price: id as f64,
+            current_price: 2.0,
+            message: "m".into(),
+            timestamp: "2025-11-18T10:30:00.000Z".into(),
+        })
+    }
+
+    /// The frames queued to `outbox`, as JSON.
+    fn drained(outbox: &Outbox) -> Vec<serde_json::Value> {
+        let mut frames = Vec::new();
+        while outbox.drain_into(&mut frames, 64) == Drain::Frames {}
+        frames
+            .iter()
+            .map(|f| serde_json::from_slice(&frame::payload(f)).unwrap())
+            .collect()
+    }
+
+    /// A session's link to one room (what the session machinery does with
+    /// the registry, minus the registry).
+    struct OneRoomLink<'a> {
+        room: &'a Room,
+        session: SessionId,
+        outbox: Arc<Outbox>,
+    }
+
+    impl Link for OneRoomLink<'_> {
+        fn send(&mut self, frame: Bytes) {
+            self.outbox.push(&frame, Delivery::Ordered);
+        }
+
+        fn join(&mut self, _room: RoomName, greet: Greeting) -> Result<Joined, JoinError> {
+            Ok(self
+                .room
+                .join(self.session, DialectKind::Native, &self.outbox, greet)
+                .expect("the room is not retired"))
+        }
+
+        fn join_resuming(
+            &mut self,
+            _room: RoomName,
+            resume: Resume,
+            greet: Greeting,
+        ) -> Result<Joined, JoinError> {
+            Ok(self
+                .room
+                .join_resuming(
+                    self.session,
+                    DialectKind::Native,
+                    &self.outbox,
+                    Some(resume),
+                    greet,
+                )
+                .expect("the room is not retired"))
+        }
+
+        fn leave(&mut self, _room: &RoomName) -> bool {
+            self.room.leave(self.session, DialectKind::Native)
+        }
+
+        fn close(&mut self, _code: CloseCode) {}
+    }
+
+    /// Subscribes a native client to `room` resuming after `seq` (in `epoch`
+    /// when given), through the native dialect; returns its outbox.
+    fn resume_native(room: &Room, seq: u64, epoch: Option<u64>) -> Arc<Outbox> {
+        let mut entry = serde_json::json!({"room": room.name().as_str(), "seq": seq});
+        if let Some(epoch) = epoch {
+            entry["epoch"] = epoch.into();
+        }
+        let mut message =
+            serde_json::to_vec(&serde_json::json!({"type": "subscribe", "rooms": [entry]}))
+                .unwrap();
+        let mut link = OneRoomLink {
+            room,
+            session: SessionId::next(),
+            outbox: Arc::new(Outbox::new(OUTBOX_CAPACITY)),
+        };
+        NativeSession::new("test").on_message(&mut link, MessageKind::Text, &mut message);
+        link.outbox
+    }
+
+    /// Which epoch a resuming client names.
+    #[derive(Debug, Clone, Copy)]
+    enum ClientEpoch {
+        Omitted,
+        Same,
+        Other,
+    }
+
+    fn client_epoch() -> impl Strategy<Value = ClientEpoch> {
+        prop_oneof![
+            Just(ClientEpoch::Omitted),
+            Just(ClientEpoch::Same),
+            Just(ClientEpoch::Other)
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn a_resuming_member_gets_every_missed_event_once_in_order_or_an_explicit_gap(
+            history in 0usize..6,
+            before in 0u64..12,
+            resume_at in 0u64..14,
+            epoch in client_epoch(),
+            after in 0u64..5,
+        ) {
+            let room = Room::new(RoomName::alerts(), history);
+            for id in 1..=before {
+                room.publish(&alert(id));
+            }
+            let (room_epoch, _) = room.position();
+            let outbox = resume_native(
+                &room,
+                resume_at,
+                match epoch {
+                    ClientEpoch::Omitted => None,
+                    ClientEpoch::Same => Some(room_epoch),
+                    ClientEpoch::Other => Some(room_epoch + 1),
+                },
+            );
+            for id in before + 1..=before + after {
+                room.publish(&alert(id));
+            }
+            let frames = drained(&outbox);
+            let (subscribed, messages) = frames.split_first().expect("a greeting");
+            prop_assert_eq!(&subscribed["type"], "subscribed");
+            prop_assert_eq!(&subscribed["seq"], before);
+            prop_assert_eq!(&subscribed["epoch"], room_epoch);
+            let mut seqs = Vec::new();
+            for message in messages {
+                prop_assert_eq!(&message["type"], "message");
+                prop_assert_eq!(&message["epoch"], room_epoch);
+                let seq = message["seq"].as_u64().unwrap();
+                // Each replayed or live message carries the event of its seq.
+                prop_assert_eq!(&message["data"]["trigger_price"], seq as f64);
+                seqs.push(seq);
+            }
+            let replayed = subscribed["replayed"].as_u64().unwrap();
+            prop_assert!(replayed <= history as u64 && replayed <= before);
+            prop_assert_eq!(seqs.len() as u64, replayed + after, "replayed, then live");
+            // In order, no duplicates, no holes after the first.
+            prop_assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seqs {:?}", seqs);
+            prop_assert!(seqs.last().is_none_or(|last| *last == before + after));
+            let oldest_retained = before - before.min(history as u64) + 1;
+            let first_seq = seqs.first().copied().unwrap_or(before + after + 1);
+            match epoch {
+                ClientEpoch::Other => {
+                    // Another lineage: what is retained, and why not recovered.
+                    prop_assert_eq!(&subscribed["recovered"], false);
+                    prop_assert_eq!(&subscribed["reason"], "epoch");
+                    prop_assert!(subscribed.get("gap").is_none());
+                    prop_assert_eq!(replayed, before + 1 - oldest_retained);
+                }
+                _ if resume_at >= before => {
+                    // Up to date (or claiming to be ahead): live events only.
+                    prop_assert_eq!(&subscribed["recovered"], true);
+                    prop_assert_eq!(replayed, 0);
+                }
+                _ if resume_at + 1 >= oldest_retained => {
+                    // Every missed event is retained: all of them, once.
+                    prop_assert_eq!(&subscribed["recovered"], true);
+                    prop_assert_eq!(first_seq, resume_at + 1);
+                }
+                _ => {
+                    // Some are gone: the gap names exactly those.
+                    prop_assert_eq!(&subscribed["recovered"], false);
+                    prop_assert_eq!(&subscribed["reason"], "trimmed");
+                    prop_assert_eq!(&subscribed["gap"]["from"], resume_at + 1);
+                    prop_assert_eq!(&subscribed["gap"]["to"], oldest_retained - 1);
+                    prop_assert_eq!(first_seq, oldest_retained);
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn a_member_resuming_a_lagging_fleet_room_misses_nothing_and_gets_nothing_twice(
+            history in 0usize..5,
+            loaded in 0u64..8,
+            resume_at in 0u64..16,
+            live in 0u64..5,
+        ) {
+            const EPOCH: u64 = 7;
+            let room = Room::new_remote(RoomName::alerts(), history);
+            let retained_from = loaded.saturating_sub(history as u64) + 1;
+            let entries = (retained_from..=loaded)
+                .map(|seq| (seq, EPOCH, frame::payload(&alert(seq).canonical_frame())))
+                .collect();
+            room.preload(entries, Head::Known { epoch: EPOCH, seq: loaded });
+            let outbox = resume_native(&room, resume_at, Some(EPOCH));
+            // The bus catches the room up, event by event.
+            for seq in loaded + 1..=loaded + live {
+                let event = alert(seq);
+                room.deliver(&event, &event.canonical_frame(), seq, EPOCH, false);
+            }
+            // A resume point the room never reached is admitted after the wait.
+            room.admit_overdue(std::time::Duration::ZERO);
+            let last = loaded + live + 1;
+            let event = alert(last);
+            room.deliver(&event, &event.canonical_frame(), last, EPOCH, false);
+
+            let frames = drained(&outbox);
+            let (subscribed, messages) = frames.split_first().expect("a greeting");
+            prop_assert_eq!(&subscribed["type"], "subscribed", "nothing before the greeting");
+            let seqs: Vec<u64> = messages
+                .iter()
+                .map(|m| {
+                    assert_eq!(m["type"], "message");
+                    assert_eq!(m["data"]["trigger_price"], m["seq"].as_f64().unwrap());
+                    m["seq"].as_u64().unwrap()
+                })
+                .collect();
+            prop_assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "seqs {:?}", seqs);
+            prop_assert_eq!(seqs.last(), Some(&last));
+            let want_first = if resume_at >= last {
+                last // claims to be ahead of everything: live events only
+            } else if resume_at + 1 >= retained_from || resume_at >= loaded {
+                prop_assert_eq!(&subscribed["recovered"], true);
+                resume_at + 1
+            } else {
+                prop_assert_eq!(&subscribed["recovered"], false);
+                prop_assert_eq!(&subscribed["gap"]["from"], resume_at + 1);
+                prop_assert_eq!(&subscribed["gap"]["to"], retained_from - 1);
+                retained_from
+            };
+            prop_assert_eq!(seqs.first(), Some(&want_first), "seqs {:?}", seqs);
+        }
+    }
+
+    /// One delivery from the bus: `(seq, epoch, accept_gap)`.
+    fn delivery() -> impl Strategy<Value = (u64, u64, bool)> {
+        (1u64..12, 1u64..4, any::<bool>())
+    }
+
+    proptest! {
+        #[test]
+        fn remote_events_reach_members_in_order_at_most_once_with_a_notice_before_every_gap(
+            history in 0usize..5,
+            head_empty in any::<bool>(),
+            deliveries in prop::collection::vec(delivery(), 0..30),
+        ) {
+            let room = Room::new_remote(RoomName::alerts(), history);
+            room.preload(Vec::new(), if head_empty { Head::Empty } else { Head::Unknown });
+            let native = Arc::new(Outbox::new(OUTBOX_CAPACITY));
+            let seed001 = Arc::new(Outbox::new(OUTBOX_CAPACITY));
+            room.join(SessionId::next(), DialectKind::Native, &native, Box::new(|_| Vec::new()))
+                .unwrap();
+            room.join(SessionId::next(), DialectKind::Seed001, &seed001, Box::new(|_| Vec::new()))
+                .unwrap();
+            // The documented rules: the first delivery sets the lineage (with
+            // no lineage yet, seq 1 starts it); then in order, at most once.
+            let mut lineage: Option<(u64, u64)> = head_empty.then_some((NO_LINEAGE, 0));
+            let mut delivered = Vec::new();
+            for (step, (seq, epoch, accept_gap)) in deliveries.into_iter().enumerate() {
+                let event = alert(seq * 10 + epoch);
+                let got = room.deliver(&event, &event.canonical_frame(), seq, epoch, accept_gap);
+                let want = match lineage {
+                    Some((NO_LINEAGE, last)) if seq > last + 1 && !accept_gap => {
+                        lineage = Some((epoch, last));
+                        Some(Remote::Gap { last })
+                    }
+                    Some((e, last)) if e == epoch && seq <= last => Some(Remote::Duplicate),
+                    Some((e, last)) if e == epoch && seq > last + 1 && !accept_gap => {
+                        Some(Remote::Gap { last })
+                    }
+                    _ => None,
+                };
+                match want {
+                    Some(want) => prop_assert_eq!(got, want, "step {}", step),
+                    None => {
+                        prop_assert!(matches!(got, Remote::Delivered(r) if r.seq == seq), "step {}: {:?}", step, got);
+                        lineage = Some((epoch, seq));
+                        delivered.push((epoch, seq));
+                    }
+                }
+                if let Some((epoch, seq)) = lineage {
+                    prop_assert_eq!(room.position(), (epoch, seq), "step {}", step);
+                }
+                prop_assert!(room.history_len() <= history);
+            }
+            // Seed 001 members get each delivered event once, no notices.
+            let seed_frames = drained(&seed001);
+            let seed_events: Vec<u64> = seed_frames
+                .iter()
+                .map(|f| f["trigger_price"].as_f64().unwrap() as u64)
+                .collect();
+            let delivered_events: Vec<u64> = delivered.iter().map(|(e, s)| s * 10 + e).collect();
+            prop_assert_eq!(seed_events, delivered_events.clone());
+            // Native members: the same events, and a notice before each
+            // hole in the seqs and each change of lineage.
+            let mut last: Option<(u64, u64)> = None;
+            let mut notice: Option<serde_json::Value> = None;
+            let mut native_events = Vec::new();
+            for frame in drained(&native) {
+                if frame["type"] == "gap" {
+                    prop_assert!(notice.is_none(), "two notices in a row");
+                    notice = Some(frame);
+                    continue;
+                }
+                prop_assert_eq!(&frame["type"], "message");
+                let (epoch, seq) = (frame["epoch"].as_u64().unwrap(), frame["seq"].as_u64().unwrap());
+                native_events.push(frame["data"]["trigger_price"].as_f64().unwrap() as u64);
+                let notice = notice.take();
+                match last {
+                    Some((last_epoch, last_seq)) if last_epoch == epoch => {
+                        prop_assert!(seq > last_seq, "seq {} after {}", seq, last_seq);
+                        if seq == last_seq + 1 {
+                            prop_assert!(notice.is_none(), "a notice without a gap");
+                        } else {
+                            let notice = notice.expect("a gap notice before a hole");
+                            prop_assert_eq!(&notice["reason"], "lost");
+                            prop_assert_eq!(&notice["epoch"], epoch);
+                            prop_assert_eq!(&notice["missed"]["from"], last_seq + 1);
+                            prop_assert_eq!(&notice["missed"]["to"], seq - 1);
+                        }
+                    }
+                    Some(_) => {
+                        let notice = notice.expect("a notice before a new lineage");
+                        prop_assert_eq!(&notice["reason"], "epoch");
+                        prop_assert_eq!(&notice["epoch"], epoch);
+                        prop_assert!(notice.get("missed").is_none());
+                    }
+                    // The member's first event: the room adopts the lineage and
+                    // position of its first delivery silently; a notice comes
+                    // only when a lineage adopted before (a `Gap` answer) is
+                    // replaced, or events after it are lost.
+                    None => prop_assert!(
+                        notice.is_none_or(|n| n["epoch"] == epoch
+                            && (n["reason"] == "epoch"
+                                || (n["reason"] == "lost" && n["missed"]["to"] == seq - 1))),
+                        "a wrong notice before the first event"
+                    ),
+                }
+                last = Some((epoch, seq));
+            }
+            prop_assert!(notice.is_none(), "a notice with no event after it");
+            prop_assert_eq!(native_events, delivered_events);
+        }
+    }
+}

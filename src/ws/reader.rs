@@ -33,6 +33,12 @@ const MAX_HEADER: usize = 14;
 /// Smallest read: enough for a typical client message in one system call.
 const MIN_READ: usize = 512;
 
+/// Most buffer reserved ahead of bytes that have not arrived: a header that
+/// announces 64 KiB and stalls pins this much, not the announced length.
+/// The buffer still grows by doubling, so a large message costs a handful
+/// of reallocations.
+const MAX_READ_AHEAD: usize = 16 * 1024;
+
 /// A frame's opcode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpCode {
@@ -242,7 +248,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let total = header.header_len + header.payload_len;
         while self.buf.len() < total {
             let missing = total - self.buf.len();
-            self.fill(missing).await?;
+            self.fill(missing.min(MAX_READ_AHEAD)).await?;
         }
         let mut payload = self.buf[header.header_len..total].to_vec();
         for (i, byte) in payload.iter_mut().enumerate() {
@@ -466,6 +472,24 @@ mod tests {
         assert_eq!(frames[1].opcode, OpCode::Ping);
         assert_eq!(frames[2].opcode, OpCode::Continuation);
         assert_eq!(frames[2].payload, b"llo");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_large_announced_length_does_not_reserve_its_size_up_front() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        let mut reader = FrameReader::new(server, &[], 1 << 20, Duration::from_secs(10));
+        let frame = client_frame(true, 0x2, &vec![1; 1 << 20]);
+        // The header and a few bytes of a 1 MiB frame.
+        client.write_all(&frame[..20]).await.unwrap();
+        let pending = tokio::time::timeout(Duration::from_millis(50), reader.read_frame()).await;
+        assert!(pending.is_err(), "the frame is incomplete");
+        assert!(
+            reader.buffered_capacity() <= 2 * MAX_READ_AHEAD,
+            "{}",
+            reader.buffered_capacity()
+        );
+        client.write_all(&frame[20..]).await.unwrap();
+        assert_eq!(reader.read_frame().await.unwrap().payload.len(), 1 << 20);
     }
 
     #[tokio::test]
