@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
+pub use crate::config_error::ConfigError;
+use crate::config_error::{check_range, check_secs, invalid};
 use crate::http::limits::HttpLimits;
 use crate::peers::PeerLimits;
 use crate::protocol::normalize_ticker;
@@ -211,48 +213,6 @@ pub struct Config {
     /// Per-address connection limits.
     #[command(flatten)]
     pub peers: PeerLimits,
-}
-
-/// A setting that failed validation.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid {name}: {message}")]
-pub struct ConfigError {
-    /// The environment variable (or flag) at fault.
-    pub name: &'static str,
-    /// What is wrong with it.
-    pub message: String,
-}
-
-/// A [`ConfigError`] for `name`.
-pub(crate) fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
-    ConfigError {
-        name,
-        message: message.into(),
-    }
-}
-
-/// Checks a duration in seconds: finite, positive, at most a day.
-pub(crate) fn check_secs(name: &'static str, secs: f64) -> Result<(), ConfigError> {
-    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
-        return Err(invalid(
-            name,
-            format!("{secs} is not a number of seconds in (0, 86400]"),
-        ));
-    }
-    Ok(())
-}
-
-/// Checks that `value` is in `[min, max]`.
-pub(crate) fn check_range(
-    name: &'static str,
-    value: usize,
-    min: usize,
-    max: usize,
-) -> Result<(), ConfigError> {
-    if value < min || value > max {
-        return Err(invalid(name, format!("{value} is not in [{min}, {max}]")));
-    }
-    Ok(())
 }
 
 /// `name` or `schema.name`, each an unquoted lower-case SQL identifier, so it

@@ -10,6 +10,7 @@ pub mod app;
 pub mod bus;
 pub mod close_code;
 pub mod config;
+pub mod config_error;
 pub mod dialect;
 pub mod flusher;
 pub mod frame;
@@ -22,6 +23,7 @@ pub mod rooms;
 pub mod server;
 pub mod sources;
 pub mod telemetry;
+pub mod throttle;
 pub mod ws;
 
 use std::future::Future;

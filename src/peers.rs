@@ -19,9 +19,9 @@ use std::time::{Duration, Instant};
 use dashmap::DashMap;
 use ipnet::IpNet;
 
-use crate::config::{ConfigError, check_range, invalid};
+use crate::config_error::{ConfigError, check_range, invalid};
 use crate::telemetry::{Limit, metrics};
-use crate::ws::throttle::TokenBucket;
+use crate::throttle::TokenBucket;
 
 /// A set of networks, parsed from a comma-separated list of addresses and
 /// CIDR blocks; `none` is the empty set.

@@ -22,7 +22,6 @@ use bytes::Bytes;
 
 use crate::close_code::CloseCode;
 use crate::protocol::{Event, RoomName};
-pub use crate::ws::message::MessageKind;
 
 /// The wire protocols roomcast speaks; rooms keep one member set per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -63,6 +62,15 @@ impl DialectKind {
             DialectKind::Echo => "echo",
         }
     }
+}
+
+/// Whether a complete client message is text or binary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    /// Opcode 0x1: valid UTF-8.
+    Text,
+    /// Opcode 0x2: arbitrary bytes.
+    Binary,
 }
 
 /// One event as a room publishes it: everything a dialect may put on the wire.

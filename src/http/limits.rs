@@ -7,7 +7,7 @@
 
 use std::time::Duration;
 
-use crate::config::{ConfigError, check_range, check_secs, invalid};
+use crate::config_error::{ConfigError, check_range, check_secs, invalid};
 
 /// Timeouts and sizes of the HTTP phase (before any WebSocket upgrade).
 #[derive(Debug, Clone, PartialEq, clap::Args)]

@@ -7,15 +7,7 @@
 
 use super::reader::{Frame, OpCode};
 use crate::close_code::CloseCode;
-
-/// Whether a complete message is text or binary.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MessageKind {
-    /// Opcode 0x1: valid UTF-8.
-    Text,
-    /// Opcode 0x2: arbitrary bytes.
-    Binary,
-}
+use crate::dialect::MessageKind;
 
 /// A fragmented message being reassembled.
 #[derive(Debug)]

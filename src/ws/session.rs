@@ -4,7 +4,7 @@
 //! The reader parses client frames ([`super::reader`]), checks close frames,
 //! answers pings through the outbox (within the control-frame budget),
 //! reassembles messages ([`super::message`]), applies the message rate limit
-//! ([`super::throttle`]) and hands complete messages to the dialect. The
+//! ([`crate::throttle`]) and hands complete messages to the dialect. The
 //! writer ([`super::writer`]) drains the outbox into vectored writes on the
 //! raw socket. When either side ends, the other is given a short grace period
 //! (the close handshake) and the session leaves every room it joined.
@@ -20,7 +20,6 @@ use tokio::net::TcpStream;
 use super::message::MessageAssembler;
 use super::reader::{FrameReader, OpCode, ReadError};
 use super::sessions::{Permit, SessionHandle};
-use super::throttle::{Draw, Throttle, Verdict};
 use super::writer::{self, WriterEnd};
 use crate::app::App;
 use crate::close_code::{CloseCode, check_client_close};
@@ -31,6 +30,7 @@ use crate::outbox::{Delivery, Outbox, Pushed};
 use crate::protocol::RoomName;
 use crate::rooms::Room;
 use crate::telemetry::{Limit, metrics};
+use crate::throttle::{Draw, Throttle, Verdict};
 
 /// Time allowed for the other side of the close handshake once one side ended.
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
