@@ -449,6 +449,18 @@ mod tests {
     }
 
     #[test]
+    fn an_integer_beyond_64_bits_is_still_json() {
+        let mut s = Seed001Session::new(None);
+        let mut link = Recorder::default();
+        message(
+            &mut s,
+            &mut link,
+            r#"{"type":"ping","n":123456789012345678901234567890}"#,
+        );
+        assert_eq!(link.sent[0]["type"], "pong", "{:?}", link.sent);
+    }
+
+    #[test]
     fn unsubscribe_leaves_and_confirms() {
         let mut s = Seed001Session::new(None);
         let mut link = Recorder::default();

@@ -3,7 +3,7 @@
 //! app's pipeline. Invalid bodies get 400/413/422 with a JSON error naming the
 //! field; nothing is published for them.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
@@ -128,17 +128,22 @@ fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>
     }
 }
 
-/// An RFC 3339 timestamp, normalised to the wire format.
+/// An RFC 3339 timestamp, normalised to the wire format. The instant must
+/// fall in the years 0000–9999 in UTC: the wire format (and RFC 3339) has
+/// four-digit years, so an offset may not carry it beyond them.
 fn instant(field: &str, value: Option<String>) -> Result<Option<String>, Invalid> {
     value
         .map(|raw| {
             DateTime::parse_from_rfc3339(&raw)
-                .map(|t| time::format(t.with_timezone(&Utc)))
-                .map_err(|_| {
+                .ok()
+                .map(|t| t.with_timezone(&Utc))
+                .filter(|t| (0..=9999).contains(&t.year()))
+                .map(time::format)
+                .ok_or_else(|| {
                     HttpError::field(
                         field,
                         format!(
-                            "'{field}' must be an RFC 3339 timestamp, e.g. 2025-11-18T10:30:00Z"
+                            "'{field}' must be an RFC 3339 timestamp in the years 0000-9999 UTC, e.g. 2025-11-18T10:30:00Z"
                         ),
                     )
                 })
@@ -176,7 +181,16 @@ fn pattern_event(b: PatternBody) -> Result<Event, Invalid> {
     let target = positive("target_price", b.target_price)?;
     let rr = match b.risk_reward_ratio {
         Some(rr) => finite("risk_reward_ratio", rr)?,
-        None if entry != stop => ((target - entry) / (entry - stop) * 100.0).round() / 100.0,
+        None if entry != stop => {
+            let rr = ((target - entry) / (entry - stop) * 100.0).round() / 100.0;
+            // Extreme prices overflow the ratio; JSON has no infinity.
+            finite("risk_reward_ratio", rr).map_err(|_| {
+                HttpError::field(
+                    "risk_reward_ratio",
+                    "'risk_reward_ratio' computed from these prices is not a finite number; send it",
+                )
+            })?
+        }
         None => 0.0,
     };
     let ticker = ticker(&b.ticker)?;
@@ -282,5 +296,36 @@ pub async fn broadcast(app: &App, kind: Broadcast, req: Request<Incoming>) -> Ht
             }),
         ),
         Err(e) => response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused_field(kind: Broadcast, body: &str) -> String {
+        match parse_event(kind, body.as_bytes()) {
+            Err(HttpError::Field { field, .. }) => field,
+            other => panic!("{body}: expected a 422, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_risk_reward_ratio_that_overflows_is_refused() {
+        let body = r#"{"ticker":"AAPL","pattern_type":"VCP","score":1,"entry_price":1,"stop_price":0.5,"target_price":1e308}"#;
+        assert_eq!(refused_field(Broadcast::Pattern, body), "risk_reward_ratio");
+        // Sent explicitly, the same prices are fine.
+        let sent = body.replace('}', r#","risk_reward_ratio":3}"#);
+        assert!(parse_event(Broadcast::Pattern, sent.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn timestamps_beyond_four_digit_years_are_refused() {
+        for ts in ["9999-12-31T23:59:59-00:01", "0000-01-01T00:00:00+00:01"] {
+            let body = format!(r#"{{"ticker":"AAPL","price":1,"timestamp":"{ts}"}}"#);
+            assert_eq!(refused_field(Broadcast::Price, &body), "timestamp", "{ts}");
+        }
+        let body = r#"{"status":"open","next_close":"9999-12-31T23:59:59Z"}"#;
+        assert!(parse_event(Broadcast::MarketStatus, body.as_bytes()).is_ok());
     }
 }
