@@ -22,6 +22,11 @@
 #
 # The fleet tests start their own `redis-server` (installed from Debian's
 # package when absent) on a free port and real roomcast processes.
+#
+# Last, a smoke pass of every fuzz target (tests/fuzz/run.sh --smoke: each
+# over its seed corpus plus a few thousand mutations, on the stable
+# toolchain; it installs cargo-fuzz and g++ when absent). Skipped when
+# `cargo test` gets a filter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -109,3 +114,8 @@ ensure_redis
 # per binary keep the 2-core machine responsive.
 log "cargo test"
 cargo test --workspace --all-features "$@" -- --test-threads=2
+
+if [ $# -eq 0 ]; then
+  log "fuzz smoke pass"
+  tests/fuzz/run.sh --smoke
+fi

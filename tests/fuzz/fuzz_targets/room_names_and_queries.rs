@@ -1,0 +1,143 @@
+//! Fuzzes the parsers of client-named things: room names
+//! (`roomcast::dialect::native::parse_room`), ticker symbols
+//! (`roomcast::protocol::normalize_ticker`), seed 001 user ids
+//! (`roomcast::dialect::seed001::validate_user_id`) and seed 000 feed
+//! options (`roomcast::sources::modeldata::FeedOptions::from_query`). The
+//! input is read as text (lossily) and given to each. Invariants:
+//!
+//! * `normalize_ticker` accepts exactly 1–16 characters of `A-Z a-z 0-9 . - ^ = /`
+//!   around optional whitespace, returns them upper-cased, and is idempotent;
+//! * a parsed room name round-trips through its string form, is one of the
+//!   four client room kinds, and a `ticker:` room holds a normalised ticker;
+//! * `validate_user_id` accepts exactly 1–64 characters of letters, digits
+//!   and `_ - . @`;
+//! * feed options stay within their documented bounds, name a modeldata
+//!   room, and re-parsing their canonical query (the room name's suffix)
+//!   gives the same options, and so the same room, whenever the bounds lie
+//!   in years 0000–9999 (RFC 3339 writes no others).
+#![no_main]
+
+use chrono::{DateTime, Datelike};
+use libfuzzer_sys::fuzz_target;
+use roomcast::dialect::native::parse_room;
+use roomcast::dialect::seed001::{MAX_USER_ID_LEN, validate_user_id};
+use roomcast::protocol::{MAX_TICKER_LEN, RoomName, normalize_ticker};
+use roomcast::sources::modeldata::FeedOptions;
+use roomcast::sources::modeldata::options::MIN_POINTS;
+
+/// The `max_points` the options are parsed with (the server's default).
+const MAX_POINTS: usize = 5000;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    check_ticker(&text);
+    check_room(&text);
+    check_user_id(&text);
+    check_feed_options(&text);
+});
+
+fn is_ticker_byte(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'^' | b'=' | b'/')
+}
+
+fn check_ticker(raw: &str) {
+    let trimmed = raw.trim();
+    let valid =
+        (1..=MAX_TICKER_LEN).contains(&trimmed.len()) && trimmed.bytes().all(is_ticker_byte);
+    match normalize_ticker(raw) {
+        Ok(ticker) => {
+            assert!(valid, "accepted ticker {raw:?}");
+            assert_eq!(ticker, trimmed.to_ascii_uppercase());
+            assert_eq!(
+                normalize_ticker(&ticker).as_deref(),
+                Ok(ticker.as_str()),
+                "normalize_ticker is not idempotent"
+            );
+        }
+        Err(_) => assert!(!valid, "refused ticker {raw:?}"),
+    }
+}
+
+fn check_room(name: &str) {
+    let Ok(room) = parse_room(name) else {
+        return;
+    };
+    assert_eq!(
+        parse_room(room.as_str()).as_ref(),
+        Ok(&room),
+        "room {room} does not round-trip"
+    );
+    assert_eq!(room.to_string(), room.as_str());
+    match room.ticker_symbol() {
+        Some(ticker) => {
+            assert_eq!(normalize_ticker(ticker).as_deref(), Ok(ticker));
+            assert_eq!(room, RoomName::ticker(ticker));
+        }
+        None => assert!(
+            [
+                RoomName::patterns(),
+                RoomName::alerts(),
+                RoomName::market_status()
+            ]
+            .contains(&room),
+            "parsed an unknown room kind {room}"
+        ),
+    }
+    assert!(!room.is_modeldata(), "a client named a modeldata room");
+}
+
+fn check_user_id(user_id: &str) {
+    let valid = (1..=MAX_USER_ID_LEN).contains(&user_id.len())
+        && user_id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@'));
+    assert_eq!(
+        validate_user_id(user_id).is_ok(),
+        valid,
+        "validate_user_id({user_id:?})"
+    );
+}
+
+/// Whether an instant (epoch microseconds) falls in years 0000–9999.
+fn has_four_digit_year(micros: i64) -> bool {
+    DateTime::from_timestamp_micros(micros).is_some_and(|t| (0..=9999).contains(&t.year()))
+}
+
+fn check_feed_options(query: &str) {
+    let Ok(options) = FeedOptions::from_query(Some(query), MAX_POINTS) else {
+        return;
+    };
+    assert!(
+        (MIN_POINTS..=MAX_POINTS).contains(&options.points),
+        "points {} out of bounds",
+        options.points
+    );
+    if let (Some(from), Some(to)) = (options.from, options.to) {
+        assert!(from <= to, "accepted from > to");
+    }
+    let room = options.room();
+    assert!(
+        room.is_modeldata(),
+        "feed room {room} is not a modeldata room"
+    );
+    let canonical = options.to_string();
+    if canonical.is_empty() {
+        assert_eq!(options, FeedOptions::default());
+        assert_eq!(room, RoomName::modeldata(None));
+        return;
+    }
+    assert_eq!(room.as_str(), format!("modeldata?{canonical}"));
+    if options
+        .from
+        .into_iter()
+        .chain(options.to)
+        .all(has_four_digit_year)
+    {
+        let again = FeedOptions::from_query(Some(&canonical), MAX_POINTS);
+        assert_eq!(
+            again.as_ref(),
+            Ok(&options),
+            "canonical query {canonical:?} does not parse back to its options"
+        );
+    }
+}
