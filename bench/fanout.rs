@@ -22,13 +22,13 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use roomcast::close_code::CloseCode;
+use roomcast::delivery::outbox::{DEFAULT_CAPACITY, Delivery, Drain, Outbox, Pushed};
+use roomcast::delivery::writer::{self, WriterEnd};
 use roomcast::dialect::DialectKind;
 use roomcast::frame;
 use roomcast::ids::SessionId;
-use roomcast::outbox::{DEFAULT_CAPACITY, Delivery, Drain, Outbox, Pushed};
 use roomcast::protocol::{Event, PriceUpdate, RoomName};
 use roomcast::rooms::{Room, Rooms};
-use roomcast::ws::writer::{self, WriterEnd};
 
 /// Room sizes benchmarked.
 const MEMBERS: [usize; 3] = [1, 100, 10_000];

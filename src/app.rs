@@ -11,7 +11,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::bus::{Bus, BusError, RedisBus, RedisConfig};
 use crate::config::Config;
-use crate::flusher::Flusher;
+use crate::delivery::flusher::Flusher;
 use crate::protocol::Event;
 use crate::rooms::{PublishReport, Rooms};
 use crate::sources::alerts::AlertBook;

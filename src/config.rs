@@ -135,7 +135,7 @@ pub struct Config {
     pub max_connections: usize,
 
     /// Frames a session may have queued before its room's slow-consumer policy applies.
-    #[arg(long, env = "ROOMCAST_OUTBOX_CAPACITY", default_value_t = crate::outbox::DEFAULT_CAPACITY)]
+    #[arg(long, env = "ROOMCAST_OUTBOX_CAPACITY", default_value_t = crate::delivery::outbox::DEFAULT_CAPACITY)]
     pub outbox_capacity: usize,
 
     /// Events each room retains for replay to new subscribers.

@@ -2,26 +2,29 @@
 //!
 //! Producers publish events (HTTP, built-in sources); each event goes through
 //! the [`bus`] into its [`rooms::Room`], is encoded once per wire [`dialect`]
-//! present, and the same bytes are queued to every member's [`outbox`], whose
-//! writer sends everything queued in one vectored write. [`run`] serves a
-//! listener until a shutdown future resolves, then drains.
+//! present, and the same bytes are queued to every member's outbox
+//! ([`delivery`]), from which the flusher or the session's writer sends
+//! everything queued in one vectored write. [`run`] serves a listener until a
+//! shutdown future resolves, then drains. Direct system calls live in
+//! [`sys`]; `unsafe` is denied everywhere else.
+#![deny(unsafe_code)]
 
 pub mod app;
 pub mod bus;
 pub mod close_code;
 pub mod config;
 pub mod config_error;
+pub mod delivery;
 pub mod dialect;
-pub mod flusher;
 pub mod frame;
 pub mod http;
 pub mod ids;
-pub mod outbox;
 pub mod peers;
 pub mod protocol;
 pub mod rooms;
 pub mod server;
 pub mod sources;
+pub mod sys;
 pub mod telemetry;
 pub mod throttle;
 pub mod ws;

@@ -2,11 +2,12 @@
 //! until SIGINT or SIGTERM, then a bounded graceful drain. `roomcast
 //! seed-modeldata` instead fills a PostgreSQL `modeldata` table with
 //! generated rows (benchmarks, demos).
+#![deny(unsafe_code)]
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use roomcast::Config;
 use roomcast::sources::modeldata::seed::{SeedArgs, seed_modeldata};
+use roomcast::{Config, sys};
 use tokio::net::TcpListener;
 
 /// roomcast: a real-time WebSocket streaming gateway for trading platforms.
@@ -30,67 +31,6 @@ enum Command {
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Raises the open-file soft limit to the hard limit: every WebSocket is a descriptor.
-fn raise_fd_limit() {
-    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
-    unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
-                tracing::warn!("could not raise the open-file limit");
-            }
-        }
-    }
-}
-
-/// Grows the kernel's descriptor table to hold `fds` descriptors now, while
-/// the process has one thread. The kernel grows it by doubling as descriptors
-/// are opened, and in a multi-threaded process each growth waits for an RCU
-/// grace period: measured here, the 256th and 512th accepted connection of a
-/// fresh server each stalled the accept loop 10–23 ms. The table never
-/// shrinks, so this costs about 8 bytes of kernel memory per slot, once.
-fn pregrow_fd_table(fds: usize) {
-    let Ok(target) = libc::c_int::try_from(fds.saturating_sub(1)) else {
-        return;
-    };
-    // SAFETY: plain descriptor calls on a descriptor we open and close here.
-    unsafe {
-        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC);
-        if null < 0 {
-            return;
-        }
-        let high = libc::fcntl(null, libc::F_DUPFD_CLOEXEC, target);
-        if high >= 0 {
-            libc::close(high);
-        }
-        libc::close(null);
-    }
-}
-
-/// Descriptors the server may hold: the open-file soft limit, at most what
-/// the connection cap needs (plus room for listeners, pools and files).
-fn expected_fds(max_connections: usize) -> usize {
-    // SAFETY: getrlimit only writes the struct we pass.
-    let soft = unsafe {
-        let mut limit = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) != 0 {
-            return 0;
-        }
-        limit.rlim_cur
-    };
-    usize::try_from(soft)
-        .unwrap_or(usize::MAX)
-        .min(max_connections.saturating_add(1024))
-}
-
 /// Resolves on SIGINT or SIGTERM.
 async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
@@ -112,9 +52,11 @@ fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     roomcast::telemetry::init_tracing();
     if cli.command.is_none() {
-        // Before the runtime's threads exist (see pregrow_fd_table).
-        raise_fd_limit();
-        pregrow_fd_table(expected_fds(cli.config.max_connections));
+        // Before the runtime's threads exist (see sys::pregrow_fd_table).
+        if !sys::raise_fd_limit() {
+            tracing::warn!("could not raise the open-file limit");
+        }
+        sys::pregrow_fd_table(sys::expected_fds(cli.config.max_connections));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

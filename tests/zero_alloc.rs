@@ -18,14 +18,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use roomcast::close_code::CloseCode;
+use roomcast::delivery::flusher::{self, Flusher};
+use roomcast::delivery::outbox::{Delivery, Drain, Outbox};
+use roomcast::delivery::writer::{self, WriterEnd};
 use roomcast::dialect::DialectKind;
-use roomcast::flusher::{self, Flusher};
 use roomcast::frame;
 use roomcast::ids::SessionId;
-use roomcast::outbox::{Delivery, Drain, Outbox};
 use roomcast::protocol::{Event, PatternAlert, PriceUpdate, RoomName};
 use roomcast::rooms::Room;
-use roomcast::ws::writer::{self, WriterEnd};
 
 /// Heap allocations one `Room::publish` of the ~200-byte `price_update` makes
 /// whatever the member count: the frame buffer the event is serialised into,
@@ -143,7 +143,7 @@ fn pattern_alert() -> Event {
 /// A room of `members` seed 001 sessions, each with its own outbox.
 fn room_with_members(name: RoomName, members: usize) -> (Room, Vec<Arc<Outbox>>) {
     let outboxes: Vec<_> = (0..members)
-        .map(|_| Arc::new(Outbox::new(roomcast::outbox::DEFAULT_CAPACITY)))
+        .map(|_| Arc::new(Outbox::new(roomcast::delivery::outbox::DEFAULT_CAPACITY)))
         .collect();
     (room_joined_by(name, &outboxes), outboxes)
 }
@@ -270,7 +270,7 @@ fn every_member_receives_the_same_allocation() {
 
 #[test]
 fn draining_into_a_reused_batch_allocates_nothing() {
-    let outbox = Outbox::new(roomcast::outbox::DEFAULT_CAPACITY);
+    let outbox = Outbox::new(roomcast::delivery::outbox::DEFAULT_CAPACITY);
     let frames = frames_of_200_bytes(1_024);
     let mut batch = Vec::with_capacity(writer::MAX_BATCH);
     for round in 0..3 {
@@ -303,11 +303,11 @@ fn frames_of_200_bytes(n: usize) -> Vec<Bytes> {
 
 /// Allocations of one `writer::run` flushing `frames` (then a close frame) to a sink.
 fn writer_run_allocations(rt: &tokio::runtime::Runtime, frames: &[Bytes]) -> u64 {
-    let outbox = Outbox::new(roomcast::outbox::DEFAULT_CAPACITY);
+    let outbox = Outbox::new(roomcast::delivery::outbox::DEFAULT_CAPACITY);
     for f in frames {
         assert_eq!(
             outbox.push(f, Delivery::Ordered),
-            roomcast::outbox::Pushed::Queued
+            roomcast::delivery::outbox::Pushed::Queued
         );
     }
     // `run` returns once the outbox is closed and flushed.
@@ -368,7 +368,7 @@ fn room_with_socket_members(
             // The first write must find the socket's writable readiness set.
             write.as_ref().writable().await.unwrap();
             outboxes.push(Outbox::direct(
-                roomcast::outbox::DEFAULT_CAPACITY,
+                roomcast::delivery::outbox::DEFAULT_CAPACITY,
                 Arc::new(write),
                 Arc::clone(flusher),
             ));

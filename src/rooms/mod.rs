@@ -17,9 +17,9 @@ use tokio::sync::mpsc::UnboundedSender;
 pub use room::{Head, PublishReport, Remote, Retired, Room};
 
 use crate::close_code::CloseCode;
+use crate::delivery::outbox::Outbox;
 use crate::dialect::{DialectKind, Greeting, JoinError, Joined, Resume};
 use crate::ids::SessionId;
-use crate::outbox::Outbox;
 use crate::protocol::{Event, RoomName};
 use crate::telemetry::{Limit, metrics};
 
@@ -364,8 +364,8 @@ mod proptests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::delivery::outbox::Drain;
     use crate::frame;
-    use crate::outbox::Drain;
     use crate::protocol::{AlertTrigger, ModelDataFrame, PatternAlert, PriceUpdate};
 
     /// Rooms of the test, by index: two ordered, one conflating, one modeldata.

@@ -13,11 +13,11 @@ use indexmap::IndexMap;
 use parking_lot::Mutex;
 
 use super::history::History;
+use crate::delivery::outbox::{Delivery, Outbox, Pushed};
 use crate::dialect::native::GapInfo;
 use crate::dialect::{self, DialectKind, Greeting, Joined, Published, Resume, Retained};
 use crate::frame;
 use crate::ids::{RoomId, SessionId};
-use crate::outbox::{Delivery, Outbox, Pushed};
 use crate::protocol::{Event, ModelDataFrame, RoomName};
 
 /// The room was removed from the registry while a session was joining it;
@@ -582,8 +582,8 @@ pub fn new_epoch() -> u64 {
 mod tests {
     use super::*;
     use crate::close_code::CloseCode;
+    use crate::delivery::outbox::Drain;
     use crate::dialect::Resume;
-    use crate::outbox::Drain;
     use crate::protocol::PatternAlert;
     use crate::protocol::PriceUpdate;
     use bytes::Bytes;
@@ -908,9 +908,9 @@ mod proptests {
 
     use super::*;
     use crate::close_code::CloseCode;
+    use crate::delivery::outbox::Drain;
     use crate::dialect::native::NativeSession;
     use crate::dialect::{DialectSession, JoinError, Link, MessageKind};
-    use crate::outbox::Drain;
     use crate::protocol::AlertTrigger;
 
     /// Big enough that no outbox overflows in a test.

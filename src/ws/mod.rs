@@ -6,7 +6,6 @@ pub mod message;
 pub mod reader;
 pub mod session;
 pub mod sessions;
-pub mod writer;
 
 use std::sync::Arc;
 

@@ -12,10 +12,10 @@ use dashmap::DashMap;
 use tokio_util::sync::CancellationToken;
 
 use crate::close_code::CloseCode;
+use crate::delivery::outbox::{Delivery, Outbox};
 use crate::dialect::DialectKind;
 use crate::frame;
 use crate::ids::{RoomId, SessionId};
-use crate::outbox::{Delivery, Outbox};
 use crate::telemetry::metrics;
 
 /// What the registry knows of one session.
@@ -216,7 +216,7 @@ impl Sessions {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::Drain;
+    use crate::delivery::outbox::Drain;
 
     #[test]
     fn cap_refuses_reservations_until_released() {

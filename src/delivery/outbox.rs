@@ -33,7 +33,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 
 use crate::close_code::CloseCode;
-use crate::flusher::Flusher;
+use crate::delivery::flusher::Flusher;
 use crate::ids::RoomId;
 use crate::telemetry::metrics;
 

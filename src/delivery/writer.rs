@@ -4,7 +4,7 @@
 //! batching grows with load without adding latency at low rates. Frames are
 //! already encoded and framed (shared `Bytes`); the writer only moves them.
 //!
-//! For a direct outbox the node's [`crate::flusher::Flusher`] writes while
+//! For a direct outbox the node's [`crate::delivery::flusher::Flusher`] writes while
 //! the socket keeps up; this writer takes over when it does not (and always
 //! writes the close frame), through a [`SharedSocket`].
 
@@ -20,14 +20,14 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::net::tcp::OwnedWriteHalf;
 
 use crate::close_code::CloseCode;
+use crate::delivery::outbox::{Drain, Outbox};
 use crate::frame;
-use crate::outbox::{Drain, Outbox};
 use crate::telemetry::metrics;
 
-pub use crate::outbox::MAX_BATCH;
+pub use crate::delivery::outbox::MAX_BATCH;
 
 /// The socket's write half as shared by the session's writer and the
-/// flusher (whichever owns the outbox writes; see [`crate::outbox`]).
+/// flusher (whichever owns the outbox writes; see [`crate::delivery::outbox`]).
 #[derive(Debug, Clone)]
 pub struct SharedSocket(pub Arc<OwnedWriteHalf>);
 
@@ -162,7 +162,7 @@ pub async fn run<W: AsyncWrite + Unpin>(outbox: &Outbox, io: &mut W, stall: Dura
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::outbox::Delivery;
+    use crate::delivery::outbox::Delivery;
     use tokio::io::AsyncReadExt;
 
     #[tokio::test]

@@ -26,7 +26,7 @@ use tokio::net::tcp::OwnedWriteHalf;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::outbox::{FlushTake, MAX_BATCH, Outbox};
+use crate::delivery::outbox::{FlushTake, MAX_BATCH, Outbox};
 use crate::telemetry::metrics;
 
 /// Sockets written between two yields to the scheduler.
@@ -211,43 +211,19 @@ pub fn flush(outbox: &Outbox, batch: &mut Vec<Bytes>, written: &mut Written) {
     outbox.hand_to_writer();
 }
 
-/// One non-blocking send of `batch` (at most [`MAX_BATCH`] frames): `send`
-/// for one frame, `sendmsg` for several. Returns the bytes the kernel took;
-/// 0 when it took none (`EAGAIN`) or failed: the socket then goes to the
-/// session's writer, whose own write fails too (`EPIPE` once the kernel
-/// has reported a reset) and ends the session.
+/// One non-blocking send of `batch` (at most [`MAX_BATCH`] frames). Returns
+/// the bytes the kernel took; 0 when it took none (`EAGAIN`) or failed: the
+/// socket then goes to the session's writer, whose own write fails too
+/// (`EPIPE` once the kernel has reported a reset) and ends the session.
 ///
-/// This calls the kernel directly rather than through tokio's
-/// `try_write_vectored`, whose readiness check touches one more cold cache
-/// line per socket in a large fan-out (3–4 % of the server's time at 15,000
-/// members, measured with `perf`). Skipping it is safe: tokio's readiness is
-/// only a cache, and a writer that trusts a stale "writable" gets `EAGAIN`,
-/// clears it and waits as usual. `MSG_NOSIGNAL`: a reset peer is an error
-/// here, never a `SIGPIPE`.
+/// This calls the kernel directly ([`crate::sys::send_nonblocking`]) rather
+/// than through tokio's `try_write_vectored`, whose readiness check touches
+/// one more cold cache line per socket in a large fan-out (3–4 % of the
+/// server's time at 15,000 members, measured with `perf`). Skipping it is
+/// safe: tokio's readiness is only a cache, and a writer that trusts a stale
+/// "writable" gets `EAGAIN`, clears it and waits as usual.
 fn send(socket: &OwnedWriteHalf, batch: &[Bytes]) -> usize {
-    let fd = socket.as_ref().as_raw_fd();
-    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
-    let sent = if let [frame] = batch {
-        // SAFETY: `fd` is open while `socket` is borrowed; the buffer is `frame`'s.
-        unsafe { libc::send(fd, frame.as_ptr().cast(), frame.len(), flags) }
-    } else {
-        let mut iov = [libc::iovec {
-            iov_base: std::ptr::null_mut(),
-            iov_len: 0,
-        }; MAX_BATCH];
-        for (v, frame) in iov.iter_mut().zip(batch) {
-            v.iov_base = frame.as_ptr().cast_mut().cast();
-            v.iov_len = frame.len();
-        }
-        // SAFETY: an all-zero `msghdr` is valid (no address, no control data).
-        let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-        msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = batch.len().min(MAX_BATCH) as _;
-        // SAFETY: `fd` is open while `socket` is borrowed; every iovec points
-        // into a frame of `batch`, alive for the call; the kernel only reads them.
-        unsafe { libc::sendmsg(fd, &msg, flags) }
-    };
-    usize::try_from(sent).unwrap_or(0)
+    crate::sys::send_nonblocking(socket.as_ref().as_raw_fd(), batch)
 }
 
 /// Drops the first `written` bytes of `batch` (whole frames, then a prefix of
@@ -275,9 +251,9 @@ fn skip_written(batch: &mut Vec<Bytes>, mut written: usize) -> bool {
 mod tests {
     use super::*;
     use crate::close_code::CloseCode;
+    use crate::delivery::outbox::{DEFAULT_CAPACITY, Delivery};
+    use crate::delivery::writer::{self, SharedSocket, WriterEnd};
     use crate::frame;
-    use crate::outbox::{DEFAULT_CAPACITY, Delivery};
-    use crate::ws::writer::{self, SharedSocket, WriterEnd};
     use std::time::Duration;
     use tokio::io::AsyncReadExt;
     use tokio::net::{TcpListener, TcpStream};
@@ -394,18 +370,18 @@ mod tests {
         outbox.push(&frame::text(b"more"), Delivery::Ordered);
         assert!(matches!(
             outbox.push(&frame::text(b"over"), Delivery::Ordered),
-            crate::outbox::Pushed::Overflowed(_)
+            crate::delivery::outbox::Pushed::Overflowed(_)
         ));
         // The writer finishes the started frame, and only then closes.
         let mut out = Vec::new();
         assert_eq!(
             outbox.drain_into(&mut out, MAX_BATCH),
-            crate::outbox::Drain::Frames
+            crate::delivery::outbox::Drain::Frames
         );
         assert_eq!(out, vec![first.slice(3..)]);
         assert_eq!(
             outbox.drain_into(&mut out, MAX_BATCH),
-            crate::outbox::Drain::Close(CloseCode::SlowConsumer)
+            crate::delivery::outbox::Drain::Close(CloseCode::SlowConsumer)
         );
     }
 
@@ -449,14 +425,14 @@ mod tests {
         for outbox in [&outboxes[1], &outboxes[2], &late] {
             assert_eq!(
                 outbox.drain_into(&mut batch, MAX_BATCH),
-                crate::outbox::Drain::Frames
+                crate::delivery::outbox::Drain::Frames
             );
         }
         // The queue is closed: a push to an idle outbox goes to its writer.
         outboxes[0].push(&frame::text(b"z"), Delivery::Ordered);
         assert_eq!(
             outboxes[0].drain_into(&mut batch, MAX_BATCH),
-            crate::outbox::Drain::Frames
+            crate::delivery::outbox::Drain::Frames
         );
         let mut none = Vec::new();
         flusher.take_scheduled(&mut none);
@@ -472,7 +448,7 @@ mod tests {
         let mut batch = Vec::new();
         assert_eq!(
             outbox.drain_into(&mut batch, MAX_BATCH),
-            crate::outbox::Drain::Idle
+            crate::delivery::outbox::Drain::Idle
         );
         assert!(batch.is_empty());
         assert_eq!(outbox.len(), 1);
