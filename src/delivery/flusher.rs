@@ -440,6 +440,59 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_burst_the_flusher_has_not_reached_goes_to_the_writer_not_4008() {
+        let (_client, socket) = connected().await;
+        let flusher = Flusher::new(); // not running: as if its thread were descheduled
+        let outbox = Outbox::direct(2, socket, Arc::clone(&flusher));
+        let pushed = |text: &'static [u8]| outbox.push(&frame::text(text), Delivery::Ordered);
+        assert_eq!(pushed(b"a"), crate::delivery::outbox::Pushed::Queued);
+        assert_eq!(pushed(b"b"), crate::delivery::outbox::Pushed::Queued);
+        // Full, but never offered to the socket: the writer takes over.
+        assert_eq!(pushed(b"c"), crate::delivery::outbox::Pushed::Queued);
+        // The flusher's entry for it is stale now and does nothing.
+        let mut walking = Vec::new();
+        flusher.take_scheduled(&mut walking);
+        let mut batch = Vec::new();
+        assert!(matches!(
+            walking[0].take_for_flush(&mut batch, MAX_BATCH),
+            FlushTake::Done
+        ));
+        assert!(batch.is_empty());
+        // The socket is the writer's, and the policy applies again: a push
+        // past capacity before the writer has drained closes with 4008.
+        assert!(matches!(
+            pushed(b"d"),
+            crate::delivery::outbox::Pushed::Overflowed(4)
+        ));
+        assert_eq!(
+            outbox.drain_into(&mut batch, MAX_BATCH),
+            crate::delivery::outbox::Drain::Close(CloseCode::SlowConsumer)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_delivered_in_order_by_the_writer_that_took_it_over() {
+        let (mut client, socket) = connected().await;
+        let flusher = Flusher::new(); // never runs
+        let outbox = Outbox::direct(2, Arc::clone(&socket), Arc::clone(&flusher));
+        for text in [&b"a"[..], b"b", b"c"] {
+            outbox.push(&frame::text(text), Delivery::Ordered);
+        }
+        outbox.close(CloseCode::Normal);
+        let mut io = SharedSocket(socket);
+        let end = writer::run(&outbox, &mut io, Duration::from_secs(5)).await;
+        assert!(matches!(end, WriterEnd::Closed(CloseCode::Normal)));
+        let mut got = Vec::new();
+        client.read_to_end(&mut got).await.unwrap();
+        let mut expected = Vec::new();
+        for text in [&b"a"[..], b"b", b"c"] {
+            expected.extend_from_slice(&frame::text(text));
+        }
+        expected.extend_from_slice(&frame::close(CloseCode::Normal));
+        assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
     async fn the_writer_keeps_off_a_socket_the_flusher_owns() {
         let (_client, socket) = connected().await;
         let flusher = Flusher::new(); // not running: scheduled outboxes wait

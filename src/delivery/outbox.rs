@@ -100,7 +100,9 @@ enum Owner {
     /// Nobody is writing and nothing is queued (or the writer is about to
     /// look): the next push decides who writes.
     Idle,
-    /// Scheduled on (or being written by) the flusher; the writer keeps off.
+    /// Scheduled on (or being written by, see `State::flushing`) the
+    /// flusher; the writer keeps off. A push that fills the queue of an
+    /// outbox the flusher has not reached gives it to the writer.
     Flusher,
     /// The session's writer: it drains until the queue is empty.
     Writer,
@@ -150,6 +152,11 @@ struct State {
     closing: Closing,
     /// Who writes the socket now.
     owner: Owner,
+    /// The flusher holds frames of this outbox and is writing them (set by
+    /// [`Outbox::take_for_flush`], cleared when it takes again, finds the
+    /// queue empty or hands over). While it is false, an outbox the flusher
+    /// owns is only scheduled: it has not been reached yet.
+    flushing: bool,
 }
 
 /// A session's bounded queue of pre-encoded frames. Shared (`Arc`) between the
@@ -203,6 +210,7 @@ impl Outbox {
                 partial: None,
                 closing: Closing::Open,
                 owner: Owner::Idle,
+                flushing: false,
             }),
             notify: Notify::new(),
             capacity: capacity.max(1),
@@ -212,6 +220,7 @@ impl Outbox {
 
     /// Queues a clone of `frame` (a reference-count increment) under `delivery`'s policy.
     pub fn push(&self, frame: &Bytes, delivery: Delivery) -> Pushed {
+        let mut taken_over = false;
         let (outcome, wake, schedule) = {
             let mut state = self.state.lock();
             if state.closing != Closing::Open {
@@ -235,6 +244,18 @@ impl Outbox {
                     if state.queue.len() < self.capacity {
                         state.queue.push_back(frame.clone());
                         Pushed::Queued
+                    } else if state.owner == Owner::Flusher && !state.flushing {
+                        // Full, but nothing has been offered to the socket
+                        // yet: the flusher has not reached this outbox (a
+                        // burst of publishes, or the flusher's worker thread
+                        // descheduled). The slow-consumer policy is about the
+                        // client's socket, so the session's writer takes over
+                        // and offers it the queue; if the socket cannot take
+                        // it, the next push past capacity closes as usual.
+                        state.queue.push_back(frame.clone());
+                        state.owner = Owner::Writer;
+                        taken_over = true;
+                        Pushed::Queued
                     } else {
                         let discarded = state.queue.len() + state.conflated.len() + 1;
                         state.queue.clear();
@@ -244,7 +265,7 @@ impl Outbox {
                     }
                 }
             };
-            let wake = was_empty || matches!(outcome, Pushed::Overflowed(_));
+            let wake = was_empty || taken_over || matches!(outcome, Pushed::Overflowed(_));
             // An idle socket with frames to send goes to the flusher; a
             // closing one (overflow) to the writer, which sends the close.
             let schedule = wake
@@ -278,12 +299,17 @@ impl Outbox {
     }
 
     /// For the flusher (or a push the stopped flusher refused): gives the
-    /// socket, which the flusher owns, to the session's writer and wakes it.
+    /// socket, if the flusher still owns it, to the session's writer and
+    /// wakes it. (A push may have given it to the writer already, see
+    /// [`Outbox::push`]; the flusher's queue can then still hold the outbox.)
     pub(crate) fn hand_to_writer(&self) {
         {
             let mut state = self.state.lock();
-            debug_assert_eq!(state.owner, Owner::Flusher);
+            if state.owner != Owner::Flusher {
+                return;
+            }
             state.owner = Owner::Writer;
+            state.flushing = false;
         }
         self.notify.notify_one();
     }
@@ -294,7 +320,12 @@ impl Outbox {
     /// the close frame). Only called while the flusher owns the outbox.
     pub(crate) fn take_for_flush(&self, batch: &mut Vec<Bytes>, max: usize) -> FlushTake<'_> {
         let mut state = self.state.lock();
-        debug_assert_eq!(state.owner, Owner::Flusher);
+        if state.owner != Owner::Flusher {
+            // A push gave it to the writer before the flusher got here (or
+            // it is a stale entry of an outbox scheduled again since).
+            return FlushTake::Done;
+        }
+        state.flushing = false;
         if state.closing != Closing::Open {
             state.owner = Owner::Writer;
             drop(state);
@@ -305,6 +336,7 @@ impl Outbox {
             state.owner = Owner::Idle;
             return FlushTake::Done;
         }
+        state.flushing = true;
         let direct = self.direct.as_ref().expect("flushed outboxes are direct");
         FlushTake::Frames(&direct.socket)
     }
@@ -336,6 +368,7 @@ impl Outbox {
             rest.for_each(drop);
         }
         state.owner = Owner::Writer;
+        state.flushing = false;
         drop(state);
         self.notify.notify_one();
         false
