@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use roomcast::catalog::RoomName;
 use roomcast::close_code::CloseCode;
 use roomcast::delivery::outbox::{DEFAULT_CAPACITY, Delivery, Drain, Outbox, Pushed};
 use roomcast::delivery::writer::{self, WriterEnd};
 use roomcast::dialect::DialectKind;
 use roomcast::frame;
 use roomcast::ids::SessionId;
-use roomcast::protocol::{Event, PriceUpdate, RoomName};
+use roomcast::protocol::{Event, PriceUpdate};
 use roomcast::rooms::{Room, Rooms};
 
 /// Room sizes benchmarked.

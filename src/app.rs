@@ -52,21 +52,24 @@ impl App {
         let node = config.node_name();
         let (rooms, bus) = match &config.redis_url {
             None => {
-                let rooms = Arc::new(Rooms::new(config.history_size, config.max_rooms));
+                let rooms = Arc::new(Rooms::new(
+                    config.rooms.history_size,
+                    config.rooms.max_rooms,
+                ));
                 (Arc::clone(&rooms), Bus::local(rooms))
             }
             Some(url) => {
                 let (hints, hinted) = tokio::sync::mpsc::unbounded_channel();
                 let rooms = Arc::new(Rooms::new_fleet(
-                    config.history_size,
-                    config.max_rooms,
+                    config.rooms.history_size,
+                    config.rooms.max_rooms,
                     hints,
                 ));
                 let redis = RedisBus::new(
                     RedisConfig {
                         url: url.clone(),
                         prefix: config.redis_prefix.clone(),
-                        stream_len: config.redis_stream_len.max(config.history_size),
+                        stream_len: config.redis_stream_len.max(config.rooms.history_size),
                         key_ttl: Duration::from_secs_f64(config.redis_key_ttl_secs),
                     },
                     Arc::clone(&rooms),

@@ -10,11 +10,12 @@ use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
+use crate::catalog::normalize_ticker;
 pub use crate::config_error::ConfigError;
 use crate::config_error::{check_range, check_secs, invalid};
 use crate::http::limits::HttpLimits;
 use crate::peers::PeerLimits;
-use crate::protocol::normalize_ticker;
+use crate::rooms::limits::RoomLimits;
 
 /// Default symbols of the embedded market simulator.
 pub const DEFAULT_SYMBOLS: &str = "AAPL,MSFT,TSLA,NVDA,AMZN,GOOGL,META,BTC-USD,ETH-USD";
@@ -138,14 +139,6 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_OUTBOX_CAPACITY", default_value_t = crate::delivery::outbox::DEFAULT_CAPACITY)]
     pub outbox_capacity: usize,
 
-    /// Events each room retains for replay to new subscribers.
-    #[arg(long, env = "ROOMCAST_HISTORY_SIZE", default_value_t = crate::rooms::history::DEFAULT_HISTORY_SIZE)]
-    pub history_size: usize,
-
-    /// Rooms this node may hold.
-    #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = crate::rooms::DEFAULT_MAX_ROOMS)]
-    pub max_rooms: usize,
-
     /// Price alerts (`POST /api/alerts`) the node holds at once.
     #[arg(long, env = "ROOMCAST_MAX_ALERTS", default_value_t = 10_000)]
     pub max_alerts: usize,
@@ -213,6 +206,10 @@ pub struct Config {
     /// Per-address connection limits.
     #[command(flatten)]
     pub peers: PeerLimits,
+
+    /// Room history, room cap and idle retirement.
+    #[command(flatten)]
+    pub rooms: RoomLimits,
 }
 
 /// `name` or `schema.name`, each an unquoted lower-case SQL identifier, so it
@@ -291,10 +288,9 @@ impl Config {
             16,
             1 << 20,
         )?;
-        check_range("ROOMCAST_HISTORY_SIZE", self.history_size, 0, 100_000)?;
-        check_range("ROOMCAST_MAX_ROOMS", self.max_rooms, 1, 100_000_000)?;
         check_secs("ROOMCAST_MESSAGE_TIMEOUT", self.message_timeout_secs)?;
         self.http.validate()?;
+        self.rooms.validate()?;
         self.peers.validate()?;
         check_range("ROOMCAST_MAX_ALERTS", self.max_alerts, 0, 10_000_000)?;
         if self.simulator && self.symbols.is_empty() {

@@ -11,6 +11,7 @@
 
 pub mod app;
 pub mod bus;
+pub mod catalog;
 pub mod close_code;
 pub mod config;
 pub mod config_error;
@@ -22,6 +23,7 @@ pub mod ids;
 pub mod peers;
 pub mod protocol;
 pub mod rooms;
+pub mod seconds;
 pub mod server;
 pub mod sources;
 pub mod sys;
@@ -65,6 +67,10 @@ pub async fn run(
     app.tracker
         .spawn(Arc::clone(&app.flusher).run(app.shutdown.clone()));
 
+    app.tracker.spawn(
+        Arc::clone(&app.rooms)
+            .run_retirement(app.config.rooms.idle_ttl.get(), app.shutdown.clone()),
+    );
     app.tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(
         app.config.ping_interval(),
         app.config.heartbeat_timeout(),

@@ -116,8 +116,21 @@ pub struct Metrics {
     /// Failed `accept` calls (descriptor exhaustion and the like); the accept
     /// loop backs off and warns at most every few seconds.
     pub accept_errors: Counter,
+    /// Rooms retired by their retention, by reason ([`RetireReason`]).
+    rooms_retired: [Counter; 2],
     /// Totals behind seed 001's stats endpoint.
     pub totals: Totals,
+}
+
+/// Why a room with retained history was retired: the label of
+/// `roomcast_rooms_retired_total{reason}`. (Rooms without history go with
+/// their last member and are not counted here.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireReason {
+    /// Memberless and idle longer than its retention keeps it.
+    Idle = 0,
+    /// Memberless and among the longest idle when the room cap was reached.
+    Evicted = 1,
 }
 
 /// A limit that protects the node from a client, the label of
@@ -238,6 +251,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         limit_hits: Limit::ALL
             .map(|limit| counter!("roomcast_limit_hits_total", "limit" => limit.label())),
         accept_errors: counter!("roomcast_accept_errors_total"),
+        rooms_retired: ["idle", "evicted"]
+            .map(|reason| counter!("roomcast_rooms_retired_total", "reason" => reason)),
         totals: Totals::default(),
     }
 });
@@ -257,6 +272,11 @@ impl Metrics {
     /// Records that `limit` refused or closed something.
     pub fn limit_hit(&self, limit: Limit) {
         self.limit_hits[limit as usize].increment(1);
+    }
+
+    /// Records `count` rooms retired for `reason`.
+    pub fn rooms_retired(&self, reason: RetireReason, count: usize) {
+        self.rooms_retired[reason as usize].increment(count as u64);
     }
 
     /// Records one received client message.

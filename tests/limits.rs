@@ -288,20 +288,73 @@ async fn aapl_still_flows_to(server: &TestServer, subscriber: &mut Ws, price: f6
     assert_eq!(update["price"], price, "{update}");
 }
 
+/// `roomcast_rooms_retired_total{reason="evicted"}` now.
+async fn rooms_evicted(server: &TestServer) -> f64 {
+    let (_, text) = server.http_get_text("/metrics").await;
+    prometheus_value(&text, r#"roomcast_rooms_retired_total{reason="evicted"}"#)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn room_cap_refuses_a_new_room_but_existing_rooms_keep_flowing() {
-    let server = TestServer::start(|c| c.max_rooms = 2).await;
-    let before = server.limit_hits("rooms").await;
-    let mut subscriber = server.connect_001().await;
-    subscribe(&mut subscriber, "ticker", Some("AAPL")).await;
+async fn at_the_room_cap_idle_rooms_make_way_and_only_a_fully_watched_node_refuses() {
+    let server = TestServer::start(|c| c.rooms.max_rooms = 2).await;
+    let (limit_before, evicted_before) = (
+        server.limit_hits("rooms").await,
+        rooms_evicted(&server).await,
+    );
+    let mut aapl = server.connect_001().await;
+    subscribe(&mut aapl, "ticker", Some("AAPL")).await;
+    // MSFT fills the cap with a memberless room; TSLA takes its place.
     publish_price(&server, "MSFT", 10.0).await;
+    publish_price(&server, "TSLA", 10.0).await;
+    assert!(rooms_evicted(&server).await > evicted_before);
+    // With both rooms watched, a third is refused, and said so.
+    let mut tsla = server.connect_001().await;
+    let history = subscribe(&mut tsla, "ticker", Some("TSLA")).await.unwrap();
+    assert_eq!(history["messages"][0]["price"], 10.0, "{history}");
     let (status, body) = server
-        .http_post("/api/ws/broadcast/price", &price_body("TSLA", 10.0))
+        .http_post("/api/ws/broadcast/price", &price_body("NVDA", 10.0))
         .await;
     assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
     assert!(body["error"].as_str().unwrap().contains("room"), "{body}");
-    assert!(server.limit_hits("rooms").await > before);
-    aapl_still_flows_to(&server, &mut subscriber, 102.0).await;
+    assert!(server.limit_hits("rooms").await > limit_before);
+    // The rooms the node publishes into itself are outside the cap.
+    let (status, body) = server
+        .http_post(
+            "/api/ws/broadcast/pattern",
+            &pattern_body("NVDA", "at the cap"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    aapl_still_flows_to(&server, &mut aapl, 102.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_memberless_room_is_retired_with_its_history_after_the_idle_ttl() {
+    let server = TestServer::start(|c| c.rooms.idle_ttl = "0.5".parse().unwrap()).await;
+    let idle =
+        |text: &str| prometheus_value(text, r#"roomcast_rooms_retired_total{reason="idle"}"#);
+    let (_, text) = server.http_get_text("/metrics").await;
+    let before = idle(&text);
+    let mut watcher = server.connect_001().await;
+    subscribe(&mut watcher, "ticker", Some("AAPL")).await;
+    publish_price(&server, "AAPL", 1.0).await;
+    publish_price(&server, "IDLE", 1.0).await;
+    within("the idle room to be retired", async {
+        loop {
+            let (_, text) = server.http_get_text("/metrics").await;
+            if idle(&text) > before {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    let mut late = server.connect_001().await;
+    let history = subscribe(&mut late, "ticker", Some("IDLE")).await.unwrap();
+    assert_eq!(history["messages"], json!([]), "{history}");
+    // The watched room kept its history, however idle.
+    let history = subscribe(&mut late, "ticker", Some("AAPL")).await.unwrap();
+    assert_eq!(history["messages"][0]["price"], 1.0, "{history}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -91,7 +91,7 @@ async fn resuming_from_a_seq_replays_what_was_missed_in_order() {
 
 #[tokio::test]
 async fn resuming_past_the_history_says_not_recovered_with_the_gap() {
-    let server = TestServer::start(|c| c.history_size = 3).await;
+    let server = TestServer::start(|c| c.rooms.history_size = 3).await;
     for p in 1..=6 {
         publish_price(&server, "TSLA", p as f64).await;
     }

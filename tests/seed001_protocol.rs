@@ -33,7 +33,7 @@ async fn connection_ack_carries_user_prefixed_id_and_timestamp() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ticker_subscribe_confirms_then_replays_capped_history_oldest_first() {
-    let server = TestServer::start(|c| c.history_size = 3).await;
+    let server = TestServer::start(|c| c.rooms.history_size = 3).await;
     for price in [101.0, 102.0, 103.0, 104.0, 105.0] {
         publish_price(&server, "AAPL", price).await;
     }

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use roomcast::catalog::RoomName;
 use roomcast::close_code::CloseCode;
 use roomcast::delivery::flusher::{self, Flusher};
 use roomcast::delivery::outbox::{Delivery, Drain, Outbox};
@@ -24,7 +25,7 @@ use roomcast::delivery::writer::{self, WriterEnd};
 use roomcast::dialect::DialectKind;
 use roomcast::frame;
 use roomcast::ids::SessionId;
-use roomcast::protocol::{Event, PatternAlert, PriceUpdate, RoomName};
+use roomcast::protocol::{Event, PatternAlert, PriceUpdate};
 use roomcast::rooms::Room;
 
 /// Heap allocations one `Room::publish` of the ~200-byte `price_update` makes

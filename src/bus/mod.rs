@@ -19,7 +19,8 @@ pub use local::LocalBus;
 pub use redis::{RedisBus, RedisConfig};
 
 use crate::app::App;
-use crate::protocol::{Event, RoomName};
+use crate::catalog::RoomName;
+use crate::protocol::Event;
 use crate::rooms::{PublishReport, Rooms, RoomsError};
 
 /// Why a publish failed.

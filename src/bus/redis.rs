@@ -34,8 +34,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::BusError;
 use crate::app::App;
+use crate::catalog::{Family, FleetStream, GreetingPolicy, RoomName};
 use crate::frame;
-use crate::protocol::{Event, RoomName};
+use crate::protocol::Event;
 use crate::rooms::room::new_epoch;
 use crate::rooms::{Head, PublishReport, Remote, Rooms};
 use crate::telemetry::metrics;
@@ -217,14 +218,17 @@ impl RedisBus {
             .key(self.key("r", room.as_str()))
             .arg(&json[..])
             .arg(new_epoch())
-            // A modeldata snapshot replaces the previous one: keep only the latest.
-            .arg(if room.is_modeldata() {
-                1
-            } else {
-                self.config.stream_len
+            // The room's policy bounds its stream: approximately (cheap) for
+            // a ring, exactly one entry for a room whose history is its latest snapshot.
+            .arg(match room.policy().fleet_stream {
+                FleetStream::Ring => self.config.stream_len,
+                FleetStream::Latest => 1,
             })
             .arg(self.config.key_ttl.as_millis() as u64)
-            .arg(if room.is_modeldata() { "=" } else { "~" });
+            .arg(match room.policy().fleet_stream {
+                FleetStream::Ring => "~",
+                FleetStream::Latest => "=",
+            });
         let mut conn = self.commands.clone();
         let result = with_timeout(invocation.invoke_async(&mut conn)).await;
         let (seq, _epoch, receivers): (u64, u64, u64) = self.command_result(result)?;
@@ -274,11 +278,9 @@ impl RedisBus {
         if !local.is_loading() {
             return;
         }
-        // A modeldata room's history is its latest snapshot.
-        let count = if room.is_modeldata() {
-            1
-        } else {
-            self.rooms.history_size().max(1)
+        let count = match room.policy().fleet_stream {
+            FleetStream::Ring => self.rooms.history_size_of(room).max(1),
+            FleetStream::Latest => 1,
         };
         let mut conn = self.commands.clone();
         // Head and tail read atomically, so the history and the position agree.
@@ -306,7 +308,7 @@ impl RedisBus {
                 (Vec::new(), Head::Unknown)
             }
         };
-        if room.is_modeldata()
+        if room.policy().greeting == GreetingPolicy::Snapshot
             && let Some((_, _, json)) = entries.last()
             && let Some(Event::ModelData(m)) = parse_event(room, json)
             && let Some(snapshot) = m.snapshot
@@ -498,7 +500,10 @@ impl RedisBus {
                                 tracing::warn!(channel, "malformed bus message; skipped");
                                 continue;
                             };
-                            let room = RoomName::from_wire(room);
+                            let Some(room) = RoomName::from_wire(room) else {
+                                tracing::warn!(channel, "bus message for a room no catalog row names; skipped");
+                                continue;
+                            };
                             self.handle_event(&room, seq, epoch, json).await;
                         } else if INGEST_CHANNELS.contains(&channel) {
                             // Published by its own task: a slow Redis must not stall delivery.
@@ -676,13 +681,12 @@ fn decoded(entries: Vec<StreamEntry>) -> Vec<(u64, u64, Bytes)> {
         .collect()
 }
 
-/// Parses an event's canonical JSON received for `room` (seed 001 shapes;
-/// seed 000's for modeldata rooms).
+/// Parses an event's canonical JSON received for `room`, as its catalog
+/// family reads it.
 fn parse_event(room: &RoomName, json: &[u8]) -> Option<Event> {
-    if room.is_modeldata() {
-        crate::protocol::modeldata::event_from_wire(room.clone(), json)
-    } else {
-        serde_json::from_slice(json).ok()
+    match room.policy().family {
+        Family::Market => serde_json::from_slice(json).ok(),
+        Family::ModelData => crate::protocol::modeldata::event_from_wire(room.clone(), json),
     }
 }
 

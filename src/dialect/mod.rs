@@ -20,8 +20,9 @@ use std::collections::VecDeque;
 
 use bytes::Bytes;
 
+use crate::catalog::RoomName;
 use crate::close_code::CloseCode;
-use crate::protocol::{Event, RoomName};
+use crate::protocol::Event;
 
 /// The wire protocols roomcast speaks; rooms keep one member set per kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

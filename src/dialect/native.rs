@@ -15,9 +15,10 @@ use serde::Serialize;
 use simd_json::prelude::*;
 
 use super::{DialectKind, DialectSession, Joined, Link, MessageKind, Published, Resume, Retained};
+use crate::catalog::{CatalogError, RoomName, name_patterns};
 use crate::close_code::CloseCode;
 use crate::frame;
-use crate::protocol::{RoomName, normalize_ticker, time};
+use crate::protocol::time;
 use crate::telemetry::metrics;
 
 /// Protocol name sent in `welcome`.
@@ -29,7 +30,7 @@ pub const MAX_ROOMS_PER_MESSAGE: usize = 100;
 /// Frames a published event as a v1 `message`: the room, `seq` and `epoch`
 /// around the event's canonical JSON (spliced in, not re-serialised).
 pub fn encode(published: &Published<'_>) -> Option<Bytes> {
-    if published.room.is_modeldata() {
+    if !published.room.policy().native {
         return None;
     }
     Some(message_frame(
@@ -188,21 +189,24 @@ fn error_frame(code: &'static str, message: &str, room: Option<&str>) -> Bytes {
     })
 }
 
-/// Parses a room name a client may subscribe to: `ticker:<symbol>`
-/// (normalised), `patterns`, `alerts`, `market_status`.
+/// Parses a room name a native client may subscribe to, through the room
+/// catalog: every kind whose policy is open to native clients (tickers are
+/// normalised, `ticker:aapl` is `ticker:AAPL`).
 pub fn parse_room(name: &str) -> Result<RoomName, String> {
-    if let Some(ticker) = name.strip_prefix("ticker:") {
-        let ticker = normalize_ticker(ticker).map_err(|e| format!("invalid ticker: {e}"))?;
-        return Ok(RoomName::ticker(&ticker));
-    }
-    match name {
-        "patterns" => Ok(RoomName::patterns()),
-        "alerts" => Ok(RoomName::alerts()),
-        "market_status" => Ok(RoomName::market_status()),
-        _ => Err(format!(
-            "unknown room '{}' (expected ticker:<SYMBOL>, patterns, alerts or market_status)",
-            name.chars().take(64).collect::<String>()
+    let unknown = |name: &str| {
+        format!(
+            "unknown room '{name}' (expected {})",
+            name_patterns(|policy| policy.native)
+        )
+    };
+    match RoomName::parse(name) {
+        Ok(room) if room.policy().native => Ok(room),
+        Ok(room) => Err(format!(
+            "{} (room '{room}' is served to its own protocol only)",
+            unknown(room.as_str())
         )),
+        Err(CatalogError::Unknown(name)) => Err(unknown(&name)),
+        Err(e) => Err(e.to_string()),
     }
 }
 

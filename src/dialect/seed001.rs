@@ -14,8 +14,9 @@ use serde::Serialize;
 use simd_json::prelude::*;
 
 use super::{DialectKind, DialectSession, Joined, Link, MessageKind, Published, Retained};
+use crate::catalog::{RoomName, normalize_ticker};
 use crate::frame;
-use crate::protocol::{Event, RoomName, normalize_ticker, time};
+use crate::protocol::{Event, time};
 use crate::telemetry::metrics;
 
 /// Seed 001 frames every event exactly as its canonical JSON; it carries no

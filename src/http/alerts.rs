@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use super::response::{self, HttpError, HttpResponse};
 use crate::app::App;
-use crate::protocol::normalize_ticker;
+use crate::catalog::normalize_ticker;
 use crate::sources::alerts::AlertKind;
 use crate::telemetry::{Limit, metrics};
 

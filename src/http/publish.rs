@@ -11,9 +11,8 @@ use serde::Deserialize;
 use super::limits::HttpLimits;
 use super::response::{self, HttpError, HttpResponse};
 use crate::app::App;
-use crate::protocol::{
-    AlertTrigger, Event, MarketStatus, PatternAlert, PriceUpdate, normalize_ticker, time,
-};
+use crate::catalog::normalize_ticker;
+use crate::protocol::{AlertTrigger, Event, MarketStatus, PatternAlert, PriceUpdate, time};
 
 /// `POST /api/ws/broadcast/price`: the seed names the open `open_price`; the
 /// published `price_update` carries it as `open`.

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::response::{self, HttpResponse};
 use crate::app::App;
-use crate::protocol::RoomName;
+use crate::catalog::RoomKind;
 use crate::telemetry::{self, metrics};
 
 /// `GET /health`: the process is up and serving.
@@ -111,16 +111,18 @@ pub async fn stats(app: &App) -> HttpResponse {
         cluster: cluster(app).await,
     };
     for (room, members) in app.rooms.member_counts() {
-        if let Some(ticker) = room.ticker_symbol() {
-            stats
-                .ticker_subscriptions
-                .insert(ticker.to_string(), members);
-        } else if room == RoomName::patterns() {
-            stats.pattern_subscribers = members;
-        } else if room == RoomName::alerts() {
-            stats.alert_subscribers = members;
-        } else if room == RoomName::market_status() {
-            stats.market_status_subscribers = members;
+        match room.kind() {
+            RoomKind::Ticker => {
+                if let Some(ticker) = room.ticker_symbol() {
+                    stats
+                        .ticker_subscriptions
+                        .insert(ticker.to_string(), members);
+                }
+            }
+            RoomKind::Patterns => stats.pattern_subscribers = members,
+            RoomKind::Alerts => stats.alert_subscribers = members,
+            RoomKind::MarketStatus => stats.market_status_subscribers = members,
+            RoomKind::ModelData => {}
         }
     }
     let totals = &metrics().totals;

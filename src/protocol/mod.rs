@@ -9,102 +9,10 @@
 pub mod modeldata;
 pub mod time;
 
-use std::fmt;
-use std::sync::Arc;
-
 use bytes::Bytes;
 use serde::{Deserialize, Serialize, Serializer};
 
-/// A named stream whose members all receive the same bytes, e.g. `ticker:AAPL`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RoomName(Arc<str>);
-
-impl RoomName {
-    /// Room of one ticker's price updates (`ticker:AAPL`); the ticker is upper-cased.
-    pub fn ticker(ticker: &str) -> Self {
-        RoomName(format!("{TICKER_PREFIX}{}", ticker.to_ascii_uppercase()).into())
-    }
-
-    /// Room of every pattern alert.
-    pub fn patterns() -> Self {
-        RoomName(Arc::from(PATTERNS))
-    }
-
-    /// Room of every user alert trigger.
-    pub fn alerts() -> Self {
-        RoomName(Arc::from(ALERTS))
-    }
-
-    /// Room of US market open/closed changes.
-    pub fn market_status() -> Self {
-        RoomName(Arc::from(MARKET_STATUS))
-    }
-
-    /// Room of a modeldata feed (seed 000): `modeldata` for the default options,
-    /// `modeldata?<canonical query>` for a connection's own options.
-    pub fn modeldata(canonical_query: Option<&str>) -> Self {
-        match canonical_query {
-            None => RoomName(Arc::from(MODELDATA)),
-            Some(q) => RoomName(format!("{MODELDATA}?{q}").into()),
-        }
-    }
-
-    /// Whether this is a modeldata feed's room.
-    pub fn is_modeldata(&self) -> bool {
-        self.0
-            .strip_prefix(MODELDATA)
-            .is_some_and(|rest| rest.is_empty() || rest.starts_with('?'))
-    }
-
-    /// A room named by the wire (a bus channel): any text, taken as is.
-    pub fn from_wire(name: &str) -> Self {
-        RoomName(Arc::from(name))
-    }
-
-    /// The room's name as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// The ticker of a `ticker:` room.
-    pub fn ticker_symbol(&self) -> Option<&str> {
-        self.0.strip_prefix(TICKER_PREFIX)
-    }
-}
-
-impl fmt::Display for RoomName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-const TICKER_PREFIX: &str = "ticker:";
-const PATTERNS: &str = "patterns";
-const ALERTS: &str = "alerts";
-const MARKET_STATUS: &str = "market_status";
-const MODELDATA: &str = "modeldata";
-
-/// Longest accepted ticker symbol.
-pub const MAX_TICKER_LEN: usize = 16;
-
-/// Normalises a ticker symbol (upper case) or says why it is not one:
-/// 1–16 characters of `A-Z 0-9 . - ^ = /`, e.g. `AAPL`, `BRK.B`, `BTC-USD`, `^GSPC`, `ES=F`.
-pub fn normalize_ticker(raw: &str) -> Result<String, &'static str> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return Err("ticker must not be empty");
-    }
-    if raw.len() > MAX_TICKER_LEN {
-        return Err("ticker must be at most 16 characters");
-    }
-    if !raw
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'^' | b'=' | b'/'))
-    {
-        return Err("ticker may contain only letters, digits and . - ^ = /");
-    }
-    Ok(raw.to_ascii_uppercase())
-}
+use crate::catalog::RoomName;
 
 /// A seed 001 `price_update`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -254,65 +162,5 @@ mod tests {
         let canonical = crate::frame::payload(&event.canonical_frame());
         let again: Event = serde_json::from_slice(&canonical).unwrap();
         assert_eq!(crate::frame::payload(&again.canonical_frame()), canonical);
-    }
-
-    #[test]
-    fn tickers_are_normalised_or_rejected() {
-        assert_eq!(normalize_ticker(" aapl ").unwrap(), "AAPL");
-        assert_eq!(normalize_ticker("btc-usd").unwrap(), "BTC-USD");
-        assert!(normalize_ticker("").is_err());
-        assert!(normalize_ticker("A B").is_err());
-        assert!(normalize_ticker("ABCDEFGHIJKLMNOPQ").is_err());
-    }
-}
-
-#[cfg(test)]
-mod proptests {
-    //! Ticker symbols and room names against their definitions, over
-    //! arbitrary text (mostly near-valid symbols, so both sides are covered).
-    use proptest::prelude::*;
-
-    use super::*;
-
-    /// Text that is often, but not always, a valid ticker.
-    fn ticker_like() -> impl Strategy<Value = String> {
-        prop_oneof![
-            "[ \t]{0,2}[A-Za-z0-9.^=/-]{0,18}[ \t]{0,2}",
-            any::<String>(),
-        ]
-    }
-
-    proptest! {
-        #[test]
-        fn normalize_ticker_accepts_exactly_the_documented_symbols_and_is_idempotent(
-            raw in ticker_like(),
-        ) {
-            let trimmed = raw.trim();
-            let valid = (1..=MAX_TICKER_LEN).contains(&trimmed.len())
-                && trimmed
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b".-^=/".contains(&b));
-            match normalize_ticker(&raw) {
-                Ok(ticker) => {
-                    prop_assert!(valid, "accepted {:?}", raw);
-                    prop_assert_eq!(&ticker, &trimmed.to_ascii_uppercase());
-                    prop_assert_eq!(normalize_ticker(&ticker), Ok(ticker.clone()));
-                    let room = RoomName::ticker(&ticker);
-                    prop_assert_eq!(room.ticker_symbol(), Some(ticker.as_str()));
-                    prop_assert!(!room.is_modeldata());
-                }
-                Err(_) => prop_assert!(!valid, "refused {:?}", raw),
-            }
-        }
-
-        #[test]
-        fn only_modeldata_feed_rooms_are_modeldata_rooms(name in "(modeldata)?[a-z?=&:]{0,12}") {
-            let room = RoomName::from_wire(&name);
-            let is_feed = name == "modeldata" || name.starts_with("modeldata?");
-            prop_assert_eq!(room.is_modeldata(), is_feed);
-            if let Some(query) = name.strip_prefix("modeldata?") {
-                prop_assert_eq!(RoomName::modeldata(Some(query)), room);
-            }
-        }
     }
 }

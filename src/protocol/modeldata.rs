@@ -15,8 +15,9 @@ use bytes::Bytes;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
+use crate::catalog::RoomName;
 use crate::frame;
-use crate::protocol::{Event, ModelDataFrame, RoomName};
+use crate::protocol::{Event, ModelDataFrame};
 
 /// Groups in the `initial_modeldata` message sent on connect (seed 000).
 pub const INITIAL_GROUPS: usize = 5;

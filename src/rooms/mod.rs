@@ -1,30 +1,34 @@
 //! The room registry: every room on this node by name. Publishers and
 //! sessions look rooms up here (the map guard is dropped as soon as the
-//! room's `Arc` is cloned out); a room exists while it has members or
-//! retained history, and the registry is capped so arbitrary names cannot
-//! grow it without bound.
+//! room's `Arc` is cloned out). What each room keeps, and so how long it
+//! lives, is its catalog policy's retention: a room exists while it has
+//! members or retained history, until it has been idle longer than its
+//! retention allows; the rooms the node publishes into itself (pinned) exist
+//! from the start and never go. The registry is capped so arbitrary names
+//! cannot grow it without bound: at the cap the longest-idle memberless
+//! rooms make way for new ones.
 
 pub mod history;
+pub mod limits;
 pub mod room;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use dashmap::DashMap;
 use tokio::sync::mpsc::UnboundedSender;
+use tokio_util::sync::CancellationToken;
 
 pub use room::{Head, PublishReport, Remote, Retired, Room};
 
+use crate::catalog::{Retention, RoomName};
 use crate::close_code::CloseCode;
 use crate::delivery::outbox::Outbox;
 use crate::dialect::{DialectKind, Greeting, JoinError, Joined, Resume};
 use crate::ids::SessionId;
-use crate::protocol::{Event, RoomName};
-use crate::telemetry::{Limit, metrics};
-
-/// Default maximum number of rooms on one node.
-pub const DEFAULT_MAX_ROOMS: usize = 100_000;
+use crate::protocol::Event;
+use crate::telemetry::{Limit, RetireReason, metrics};
 
 /// Why a publish was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -39,11 +43,13 @@ pub enum RoomsError {
 pub struct Rooms {
     /// Rooms by name; sharded so lookups from many sessions rarely contend.
     map: DashMap<RoomName, Arc<Room>>,
-    /// Events each new room retains for replay (modeldata rooms keep none:
-    /// a new member gets the room's snapshot instead).
+    /// Events a room of [`Retention::Ring`] retains for replay
+    /// (`ROOMCAST_HISTORY_SIZE`).
     history_size: usize,
-    /// Cap on `map.len()`.
+    /// Cap on the rooms that are not pinned (`map.len() - pinned`).
     max_rooms: usize,
+    /// Rooms created at start-up that never go (not counted by the cap).
+    pinned: usize,
     /// Fleet mode: rooms are fed by the bus, history lives in Redis, so a
     /// room goes as soon as its last local member leaves; each time a room
     /// gains its first member or loses its last, its name is sent here so
@@ -52,31 +58,55 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// An empty registry.
+    /// A registry holding the pinned rooms the catalog names.
     pub fn new(history_size: usize, max_rooms: usize) -> Self {
-        Rooms {
+        let rooms = Rooms {
             map: DashMap::new(),
             history_size,
             max_rooms,
+            pinned: 0,
             fleet: None,
+        };
+        let pinned: Vec<RoomName> = RoomName::fixed()
+            .into_iter()
+            .filter(|name| name.policy().pinned)
+            .collect();
+        for name in &pinned {
+            let room = Room::new(name.clone(), rooms.history_size_of(name));
+            rooms.map.insert(name.clone(), Arc::new(room));
+            metrics().rooms.increment(1.0);
+        }
+        Rooms {
+            pinned: pinned.len(),
+            ..rooms
         }
     }
 
-    /// A registry for fleet mode: membership changes are hinted to `hints`.
+    /// A registry for fleet mode: rooms live here only while they have
+    /// members (their history is in Redis), so none is pinned; membership
+    /// changes are hinted to `hints`.
     pub fn new_fleet(
         history_size: usize,
         max_rooms: usize,
         hints: UnboundedSender<RoomName>,
     ) -> Self {
         Rooms {
+            map: DashMap::new(),
+            history_size,
+            max_rooms,
+            pinned: 0,
             fleet: Some(hints),
-            ..Rooms::new(history_size, max_rooms)
         }
     }
 
-    /// Events a room retains for replay.
-    pub fn history_size(&self) -> usize {
-        self.history_size
+    /// Events the room `name` retains for replay, by its retention policy.
+    pub fn history_size_of(&self, name: &RoomName) -> usize {
+        match name.policy().retention {
+            Retention::Ring => self.history_size,
+            Retention::Latest => 1,
+            Retention::Run { max_events, .. } => max_events,
+            Retention::Snapshot => 0,
+        }
     }
 
     /// Admits members that waited longer than `max_wait` for their room to
@@ -121,7 +151,7 @@ impl Rooms {
         if let Some(room) = self.get(name) {
             return Ok(room);
         }
-        if self.map.len() >= self.max_rooms {
+        if self.map.len() - self.pinned >= self.max_rooms && self.evict_idle() == 0 {
             metrics().limit_hit(Limit::Rooms);
             return Err(RoomsError::TooManyRooms(self.max_rooms));
         }
@@ -141,12 +171,88 @@ impl Rooms {
         Ok(room)
     }
 
-    fn history_size_of(&self, name: &RoomName) -> usize {
-        if name.is_modeldata() {
-            0
-        } else {
-            self.history_size
+    /// At the room cap: retires the longest-idle memberless rooms (a
+    /// hundredth of the cap, at least one, so a burst of new names scans the
+    /// registry once per batch rather than once per room). Returns how many
+    /// went.
+    fn evict_idle(&self) -> usize {
+        let batch = (self.max_rooms / 100).max(1);
+        let mut candidates: Vec<(Instant, Arc<Room>)> = self
+            .map
+            .iter()
+            .filter_map(|entry| Some((entry.value().idle_since()?, Arc::clone(entry.value()))))
+            .collect();
+        if candidates.len() > batch {
+            candidates.select_nth_unstable_by_key(batch - 1, |(since, _)| *since);
+            candidates.truncate(batch);
         }
+        let evicted = candidates
+            .into_iter()
+            .filter(|(since, room)| self.remove_if(room, |r| r.retire_if_idle_since(*since)))
+            .count();
+        if evicted > 0 {
+            metrics().rooms_retired(RetireReason::Evicted, evicted);
+            tracing::debug!(evicted, "room cap reached: longest-idle rooms retired");
+        }
+        evicted
+    }
+
+    /// Retires every memberless room idle longer than its retention keeps
+    /// it: `idle_ttl` for ring and latest rooms, the run's own TTL for run
+    /// rooms. Returns how many went.
+    pub fn retire_idle(&self, idle_ttl: Duration) -> usize {
+        let now = Instant::now();
+        let idle: Vec<(Instant, Arc<Room>)> = self
+            .map
+            .iter()
+            .filter_map(|entry| {
+                let ttl = match entry.key().policy().retention {
+                    Retention::Run { ttl, .. } => ttl,
+                    Retention::Ring | Retention::Latest | Retention::Snapshot => idle_ttl,
+                };
+                let cutoff = now.checked_sub(ttl)?;
+                let since = entry.value().idle_since()?;
+                (since <= cutoff).then(|| (cutoff, Arc::clone(entry.value())))
+            })
+            .collect();
+        let retired = idle
+            .into_iter()
+            .filter(|(cutoff, room)| self.remove_if(room, |r| r.retire_if_idle_since(*cutoff)))
+            .count();
+        if retired > 0 {
+            metrics().rooms_retired(RetireReason::Idle, retired);
+            tracing::debug!(retired, "idle rooms retired");
+        }
+        retired
+    }
+
+    /// Retires idle rooms every `period` until `shutdown` (see [`Rooms::retire_idle`]).
+    pub async fn run_retirement(self: Arc<Self>, idle_ttl: Duration, shutdown: CancellationToken) {
+        let period = (idle_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {
+                    self.retire_idle(idle_ttl);
+                }
+            }
+        }
+    }
+
+    /// Removes `room` from the map if it is still the registered one and
+    /// `retire` marks it retired (under the map's shard lock, so no join
+    /// can slip in between).
+    fn remove_if(&self, room: &Arc<Room>, retire: impl FnOnce(&Room) -> bool) -> bool {
+        let removed = self
+            .map
+            .remove_if(room.name(), |_, r| Arc::ptr_eq(r, room) && retire(r))
+            .is_some();
+        if removed {
+            metrics().rooms.decrement(1.0);
+        }
+        removed
     }
 
     /// Publishes an event into its room, created if needed to retain history;
@@ -236,15 +342,7 @@ impl Rooms {
         metrics().subscriptions.decrement(1.0);
         if room.member_count() == 0 {
             let fleet = self.fleet.is_some();
-            let removed = self
-                .map
-                .remove_if(room.name(), |_, r| {
-                    Arc::ptr_eq(r, room) && r.retire_if_unused(fleet)
-                })
-                .is_some();
-            if removed {
-                metrics().rooms.decrement(1.0);
-            }
+            self.remove_if(room, |r| r.retire_if_unused(fleet));
             if let Some(hints) = &self.fleet {
                 let _ = hints.send(room.name().clone());
             }
@@ -277,7 +375,7 @@ impl Rooms {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{AlertTrigger, RoomName};
+    use crate::protocol::{AlertTrigger, PriceUpdate};
 
     fn alert() -> Event {
         Event::AlertTrigger(AlertTrigger {
@@ -294,60 +392,108 @@ mod tests {
         Box::new(|_| Vec::new())
     }
 
-    #[test]
-    fn room_without_history_is_removed_when_last_member_leaves() {
-        let rooms = Rooms::new(10, 100);
+    fn price(ticker: &str) -> Event {
+        Event::PriceUpdate(PriceUpdate {
+            ticker: ticker.into(),
+            price: 1.0,
+            change: 0.0,
+            change_percent: 0.0,
+            volume: 1.0,
+            high: 1.0,
+            low: 1.0,
+            open: 1.0,
+            timestamp: "t".into(),
+        })
+    }
+
+    fn join(rooms: &Rooms, name: &RoomName) -> Result<(Arc<Room>, SessionId), JoinError> {
         let outbox = Arc::new(Outbox::new(8));
         let id = SessionId::next();
-        let (room, _) = rooms
-            .join(
-                &RoomName::patterns(),
-                id,
-                DialectKind::Seed001,
-                &outbox,
-                none(),
-            )
-            .unwrap();
-        assert_eq!(rooms.len(), 1);
+        rooms
+            .join(name, id, DialectKind::Seed001, &outbox, none())
+            .map(|(room, _)| (room, id))
+    }
+
+    #[test]
+    fn room_without_history_is_removed_when_last_member_leaves() {
+        let rooms = Rooms::new(0, 100);
+        let pinned = rooms.len();
+        let (room, id) = join(&rooms, &RoomName::ticker("AAPL")).unwrap();
+        assert_eq!(rooms.len(), pinned + 1);
         assert!(rooms.leave(&room, id, DialectKind::Seed001));
-        assert_eq!(rooms.len(), 0);
+        assert_eq!(rooms.len(), pinned);
     }
 
     #[test]
     fn room_with_history_outlives_its_members() {
         let rooms = Rooms::new(10, 100);
-        let outbox = Arc::new(Outbox::new(8));
-        let id = SessionId::next();
-        let (room, _) = rooms
-            .join(
-                &RoomName::alerts(),
-                id,
-                DialectKind::Seed001,
-                &outbox,
-                none(),
-            )
-            .unwrap();
-        rooms.publish(&alert()).unwrap();
+        let (room, id) = join(&rooms, &RoomName::ticker("AAPL")).unwrap();
+        rooms.publish(&price("AAPL")).unwrap();
         rooms.leave(&room, id, DialectKind::Seed001);
-        assert_eq!(rooms.get(&RoomName::alerts()).unwrap().history_len(), 1);
+        let room = rooms.get(&RoomName::ticker("AAPL")).unwrap();
+        assert_eq!(room.history_len(), 1);
     }
 
     #[test]
-    fn room_cap_refuses_new_rooms_but_serves_existing() {
+    fn the_rooms_the_node_publishes_into_exist_from_the_start_outside_the_cap() {
         let rooms = Rooms::new(10, 1);
+        for name in RoomName::fixed() {
+            assert!(rooms.get(&name).is_some(), "{name}");
+        }
+        // The cap is for the rooms clients and producers name.
+        rooms.publish(&price("AAPL")).unwrap();
         rooms.publish(&alert()).unwrap();
-        let outbox = Arc::new(Outbox::new(8));
-        let err = rooms
-            .join(
-                &RoomName::patterns(),
-                SessionId::next(),
-                DialectKind::Seed001,
-                &outbox,
-                none(),
-            )
-            .unwrap_err();
-        assert_eq!(err, JoinError::TooManyRooms);
-        assert!(rooms.publish(&alert()).is_ok());
+        let (room, id) = join(&rooms, &RoomName::alerts()).unwrap();
+        rooms.leave(&room, id, DialectKind::Seed001);
+        assert_eq!(rooms.retire_idle(Duration::ZERO), 1, "only the ticker goes");
+        assert!(rooms.get(&RoomName::alerts()).is_some());
+    }
+
+    #[test]
+    fn at_the_cap_the_longest_idle_memberless_room_makes_way() {
+        let rooms = Rooms::new(10, 2);
+        rooms.publish(&price("OLD")).unwrap();
+        rooms.publish(&price("NEW")).unwrap();
+        rooms.publish(&price("NEWEST")).unwrap();
+        assert!(rooms.get(&RoomName::ticker("OLD")).is_none());
+        assert!(rooms.get(&RoomName::ticker("NEW")).is_some());
+        assert!(rooms.get(&RoomName::ticker("NEWEST")).is_some());
+    }
+
+    #[test]
+    fn at_the_cap_with_every_room_watched_a_new_room_is_refused() {
+        let rooms = Rooms::new(10, 1);
+        let (_watched, _) = join(&rooms, &RoomName::ticker("AAPL")).unwrap();
+        assert_eq!(
+            rooms.publish(&price("MSFT")),
+            Err(RoomsError::TooManyRooms(1))
+        );
+        assert_eq!(
+            join(&rooms, &RoomName::ticker("MSFT")).unwrap_err(),
+            JoinError::TooManyRooms
+        );
+        // Existing rooms are still served.
+        assert_eq!(rooms.publish(&price("AAPL")).unwrap().recipients, 1);
+    }
+
+    #[test]
+    fn idle_rooms_retire_after_their_ttl_and_watched_ones_stay() {
+        let rooms = Rooms::new(10, 100);
+        rooms.publish(&price("IDLE")).unwrap();
+        let (_watched, _) = join(&rooms, &RoomName::ticker("WATCHED")).unwrap();
+        rooms.publish(&price("WATCHED")).unwrap();
+        assert_eq!(rooms.retire_idle(Duration::from_secs(3600)), 0);
+        assert_eq!(rooms.retire_idle(Duration::ZERO), 1);
+        assert!(rooms.get(&RoomName::ticker("IDLE")).is_none());
+        assert!(rooms.get(&RoomName::ticker("WATCHED")).is_some());
+    }
+
+    #[test]
+    fn retention_decides_how_many_events_a_room_keeps() {
+        let rooms = Rooms::new(10, 100);
+        assert_eq!(rooms.history_size_of(&RoomName::ticker("X")), 10);
+        assert_eq!(rooms.history_size_of(&RoomName::alerts()), 10);
+        assert_eq!(rooms.history_size_of(&RoomName::modeldata(None)), 0);
     }
 }
 
@@ -368,14 +514,22 @@ mod proptests {
     use crate::frame;
     use crate::protocol::{AlertTrigger, ModelDataFrame, PatternAlert, PriceUpdate};
 
-    /// Rooms of the test, by index: two ordered, one conflating, one modeldata.
-    fn room_names() -> [RoomName; 4] {
+    /// Rooms of the test, by index: two ordered and pinned, a conflating
+    /// one, a modeldata one, and a second conflating one (two rooms compete
+    /// for a small cap).
+    fn room_names() -> [RoomName; 5] {
         [
             RoomName::patterns(),
             RoomName::alerts(),
             RoomName::ticker("AAPL"),
             RoomName::modeldata(None),
+            RoomName::ticker("MSFT"),
         ]
+    }
+
+    /// Whether room `room` of the test is pinned (exists from the start, never goes).
+    fn pinned(room: usize) -> bool {
+        room < 2
     }
 
     /// Dialects of the test's sessions, by index.
@@ -444,8 +598,8 @@ mod proptests {
                 message: "m".into(),
                 timestamp,
             }),
-            2 => Event::PriceUpdate(PriceUpdate {
-                ticker: "AAPL".into(),
+            2 | 4 => Event::PriceUpdate(PriceUpdate {
+                ticker: if room == 2 { "AAPL" } else { "MSFT" }.into(),
                 price: id as f64,
                 change: 0.0,
                 change_percent: 0.0,
@@ -511,6 +665,8 @@ mod proptests {
         seq: u64,
         members: BTreeSet<usize>,
         retained: VecDeque<u64>,
+        /// Step of the last publish (or creation): eviction order.
+        active: usize,
     }
 
     /// The registry's rules, written down plainly.
@@ -520,6 +676,8 @@ mod proptests {
         max_rooms: usize,
         rooms: BTreeMap<usize, ModelRoom>,
         expected: Vec<Vec<Received>>,
+        /// The current step (for `ModelRoom::active`).
+        step: usize,
     }
 
     impl Model {
@@ -527,15 +685,33 @@ mod proptests {
             if room == 3 { 0 } else { self.history_size }
         }
 
-        /// Creates `room` if the cap allows; false when refused.
+        /// Creates `room` if the cap allows, evicting the longest-idle
+        /// memberless room at the cap; false when refused.
         fn create(&mut self, room: usize) -> bool {
             if self.rooms.contains_key(&room) {
                 return true;
             }
-            if self.rooms.len() >= self.max_rooms {
-                return false;
+            let unpinned = self.rooms.keys().filter(|r| !pinned(**r)).count();
+            if unpinned >= self.max_rooms {
+                let victim = self
+                    .rooms
+                    .iter()
+                    .filter(|(r, state)| !pinned(**r) && state.members.is_empty())
+                    .min_by_key(|(_, state)| state.active)
+                    .map(|(r, _)| *r);
+                match victim {
+                    Some(victim) => self.rooms.remove(&victim),
+                    None => return false,
+                };
             }
-            self.rooms.insert(room, ModelRoom::default());
+            let active = self.step;
+            self.rooms.insert(
+                room,
+                ModelRoom {
+                    active,
+                    ..ModelRoom::default()
+                },
+            );
             true
         }
 
@@ -562,7 +738,7 @@ mod proptests {
             if !state.members.remove(&session) {
                 return false;
             }
-            if state.members.is_empty() && state.retained.is_empty() {
+            if state.members.is_empty() && state.retained.is_empty() && !pinned(room) {
                 self.rooms.remove(&room);
             }
             true
@@ -578,6 +754,7 @@ mod proptests {
             }
             let state = self.rooms.get_mut(&room).unwrap();
             state.seq += 1;
+            state.active = self.step;
             if history > 0 {
                 if state.retained.len() == history {
                     state.retained.pop_front();
@@ -620,10 +797,12 @@ mod proptests {
             let mut model = Model {
                 history_size,
                 max_rooms,
-                rooms: BTreeMap::new(),
+                rooms: (0..names.len()).filter(|r| pinned(*r)).map(|r| (r, ModelRoom::default())).collect(),
                 expected: vec![Vec::new(); SESSION_KINDS.len()],
+                step: 0,
             };
             for (step, op) in ops.into_iter().enumerate() {
+                model.step = step;
                 match op {
                     Op::Join { session, room } => {
                         let got = rooms
@@ -645,8 +824,9 @@ mod proptests {
                         prop_assert_eq!(got, model.publish(room, id), "step {}: publish", step);
                     }
                 }
-                prop_assert_eq!(rooms.len(), model.rooms.len(), "step {}: room count", step);
-                prop_assert!(rooms.len() <= max_rooms, "step {}: cap exceeded", step);
+                // The registry also pins `market_status`, which the test does not use.
+                prop_assert_eq!(rooms.len(), model.rooms.len() + 1, "step {}: room count", step);
+                prop_assert!(rooms.len() <= max_rooms + 3, "step {}: cap exceeded", step);
                 for (index, name) in names.iter().enumerate() {
                     let real = rooms.get(name);
                     let modelled = model.rooms.get(&index);

@@ -7,18 +7,20 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Instant;
 
 use bytes::Bytes;
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 
 use super::history::History;
+use crate::catalog::{DeliveryPolicy, RoomName};
 use crate::delivery::outbox::{Delivery, Outbox, Pushed};
 use crate::dialect::native::GapInfo;
 use crate::dialect::{self, DialectKind, Greeting, Joined, Published, Resume, Retained};
 use crate::frame;
 use crate::ids::{RoomId, SessionId};
-use crate::protocol::{Event, ModelDataFrame, RoomName};
+use crate::protocol::{Event, ModelDataFrame};
 
 /// The room was removed from the registry while a session was joining it;
 /// the caller looks the room up again (with the greeting given back).
@@ -44,7 +46,7 @@ struct Waiting {
     /// room (the bus is catching up): admitted once the room reaches it.
     until: Option<u64>,
     /// When it started waiting (a bounded wait: see [`Room::admit_overdue`]).
-    since: std::time::Instant,
+    since: Instant,
 }
 
 impl std::fmt::Debug for Waiting {
@@ -136,6 +138,10 @@ struct RoomState {
     loading: bool,
     /// Members that joined while loading; greeted and admitted by `preload`.
     waiting: Vec<Waiting>,
+    /// Last publish (or creation): a memberless room idle longer than its
+    /// retention allows is retired, and under the room cap the longest idle
+    /// go first.
+    active: Instant,
 }
 
 /// A named stream and its members.
@@ -152,25 +158,20 @@ pub struct Room {
     member_count: AtomicUsize,
     /// Fed by the fleet bus (its `seq` can lag behind Redis's).
     remote: bool,
-}
-
-/// Whether a room's slow members are conflated or disconnected: prices,
-/// market status and modeldata snapshots conflate (only the latest value
-/// matters); every other stream is ordered, so a member that cannot keep up
-/// is closed with 4008.
-pub fn conflates(name: &RoomName) -> bool {
-    name.ticker_symbol().is_some() || *name == RoomName::market_status() || name.is_modeldata()
+    /// The node publishes into it itself (catalog policy, embedded mode):
+    /// never retired.
+    pinned: bool,
 }
 
 impl Room {
-    /// A new, empty room keeping `history_size` events.
+    /// A new, empty room keeping `history_size` events; how its slow
+    /// members are treated comes from its catalog policy.
     pub fn new(name: RoomName, history_size: usize) -> Self {
-        let id = RoomId::next();
-        let delivery = if conflates(&name) {
-            Delivery::Conflate(id)
-        } else {
-            Delivery::Ordered
+        let delivery = match name.policy().delivery {
+            DeliveryPolicy::ConflateToLatest => Delivery::Conflate(RoomId::next()),
+            DeliveryPolicy::Ordered => Delivery::Ordered,
         };
+        let pinned = name.policy().pinned;
         Room {
             name,
             delivery,
@@ -186,9 +187,11 @@ impl Room {
                 retired: false,
                 loading: false,
                 waiting: Vec::new(),
+                active: Instant::now(),
             }),
             member_count: AtomicUsize::new(0),
             remote: false,
+            pinned,
         }
     }
 
@@ -207,6 +210,8 @@ impl Room {
     pub fn new_remote(name: RoomName, history_size: usize) -> Self {
         let mut room = Room::new(name, history_size);
         room.remote = true;
+        // Fed by the bus only while it has members: nothing to keep it for.
+        room.pinned = false;
         {
             let mut state = room.state.lock();
             state.synced = false;
@@ -363,7 +368,7 @@ impl Room {
                 outbox: outbox.clone(),
                 greet,
                 until: resume.map(|r| r.seq),
-                since: std::time::Instant::now(),
+                since: Instant::now(),
             });
             self.member_count.fetch_add(1, Ordering::Relaxed);
             return Ok(Joined::New);
@@ -395,18 +400,40 @@ impl Room {
         removed
     }
 
-    /// Marks the room retired if it has no members and (unless `ignore_history`)
-    /// no history; the registry calls this under its map lock before removing
-    /// the room.
+    /// Marks the room retired if it is not pinned, has no members and
+    /// (unless `ignore_history`) no history; the registry calls this under
+    /// its map lock before removing the room.
     pub fn retire_if_unused(&self, ignore_history: bool) -> bool {
+        self.retire_if(|state| ignore_history || state.history.is_empty())
+    }
+
+    /// Marks the room retired if it is not pinned, has no members and was
+    /// last published to before `idle_since` (its history goes with it).
+    pub fn retire_if_idle_since(&self, idle_since: Instant) -> bool {
+        self.retire_if(|state| state.active <= idle_since)
+    }
+
+    fn retire_if(&self, unused: impl FnOnce(&RoomState) -> bool) -> bool {
+        if self.pinned {
+            return false;
+        }
         let mut state = self.state.lock();
-        let unused = (ignore_history || state.history.is_empty())
-            && state.waiting.is_empty()
-            && state.members.iter().all(IndexMap::is_empty);
+        let unused = state.waiting.is_empty()
+            && state.members.iter().all(IndexMap::is_empty)
+            && unused(&state);
         if unused {
             state.retired = true;
         }
         unused
+    }
+
+    /// When the room was last published to, if it could be retired now
+    /// (not pinned, no members): the registry's eviction candidates.
+    pub fn idle_since(&self) -> Option<Instant> {
+        if self.pinned || self.member_count() > 0 {
+            return None;
+        }
+        Some(self.state.lock().active)
     }
 
     /// Publishes one event: next `seq`, into history, encoded once per dialect
@@ -507,6 +534,7 @@ impl Room {
             state.snapshot.clone_from(snapshot);
         }
         state.seq = seq;
+        state.active = Instant::now();
         state.history.push(seq, canonical);
         let mut report = PublishReport {
             seq,
@@ -881,8 +909,16 @@ mod tests {
     }
 
     #[test]
-    fn retired_room_refuses_joins() {
+    fn a_pinned_room_is_never_retired() {
         let room = Room::new(RoomName::patterns(), 10);
+        assert!(!room.retire_if_unused(true));
+        assert!(!room.retire_if_idle_since(Instant::now()));
+        assert_eq!(room.idle_since(), None);
+    }
+
+    #[test]
+    fn retired_room_refuses_joins() {
+        let room = Room::new(RoomName::ticker("AAPL"), 10);
         assert!(room.retire_if_unused(false));
         let outbox = Arc::new(Outbox::new(8));
         assert!(matches!(

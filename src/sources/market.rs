@@ -22,8 +22,9 @@ use super::market_hours::{MarketSession, session_at};
 use super::patterns::{Bar, PatternConfig, PatternDetector, PatternSignal};
 use crate::app::App;
 use crate::bus::Producer;
+use crate::catalog::normalize_ticker;
 use crate::config::Config;
-use crate::protocol::{Event, MarketStatus, PatternAlert, PriceUpdate, normalize_ticker, time};
+use crate::protocol::{Event, MarketStatus, PatternAlert, PriceUpdate, time};
 
 /// Standard deviation of one tick's log return for equities and crypto.
 const EQUITY_TICK_SIGMA: f64 = 0.0015;

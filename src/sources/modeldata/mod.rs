@@ -39,9 +39,10 @@ pub use options::{FeedOptions, OptionsError, Sampler};
 pub use store::{Store, StoreError};
 
 use crate::app::App;
+use crate::catalog::RoomName;
 use crate::frame;
 use crate::protocol::modeldata::{EncodedSnapshot, SourceStatus, StatusMessage, encode_snapshot};
-use crate::protocol::{Event, ModelDataFrame, RoomName, time};
+use crate::protocol::{Event, ModelDataFrame, time};
 use crate::telemetry::metrics;
 
 /// First retry delay after a failure; doubles up to [`MAX_BACKOFF`].

@@ -8,7 +8,7 @@ use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 
-use crate::protocol::RoomName;
+use crate::catalog::RoomName;
 
 /// Points per group when `?points` is absent (seed 000).
 pub const DEFAULT_POINTS: usize = 500;

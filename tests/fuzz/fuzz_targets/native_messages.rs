@@ -96,7 +96,7 @@ const MAX_SAFE_INTEGER: u64 = (1 << 53) - 1;
 #[derive(Debug)]
 enum EntryAnswer {
     /// A join (new, already joined, or refused at the cap) of this room.
-    Join(roomcast::protocol::RoomName),
+    Join(roomcast::catalog::RoomName),
     /// A `bad_room` error; `true` when it must name the 2^53−1 bound.
     BadRoom(bool),
 }

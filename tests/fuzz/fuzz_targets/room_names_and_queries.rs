@@ -1,14 +1,15 @@
 //! Fuzzes the parsers of client-named things: room names
 //! (`roomcast::dialect::native::parse_room`), ticker symbols
-//! (`roomcast::protocol::normalize_ticker`), seed 001 user ids
+//! (`roomcast::catalog::normalize_ticker`), seed 001 user ids
 //! (`roomcast::dialect::seed001::validate_user_id`) and seed 000 feed
 //! options (`roomcast::sources::modeldata::FeedOptions::from_query`). The
 //! input is read as text (lossily) and given to each. Invariants:
 //!
 //! * `normalize_ticker` accepts exactly 1–16 characters of `A-Z a-z 0-9 . - ^ = /`
 //!   around optional whitespace, returns them upper-cased, and is idempotent;
-//! * a parsed room name round-trips through its string form, is one of the
-//!   four client room kinds, and a `ticker:` room holds a normalised ticker;
+//! * a parsed room name round-trips through its string form (and through
+//!   the fleet bus's `RoomName::from_wire`), is of a kind the catalog opens
+//!   to native clients, and a `ticker:` room holds a normalised ticker;
 //! * `validate_user_id` accepts exactly 1–64 characters of letters, digits
 //!   and `_ - . @`;
 //! * feed options stay within their documented bounds, name a modeldata
@@ -21,7 +22,7 @@ use chrono::{DateTime, Datelike};
 use libfuzzer_sys::fuzz_target;
 use roomcast::dialect::native::parse_room;
 use roomcast::dialect::seed001::{MAX_USER_ID_LEN, validate_user_id};
-use roomcast::protocol::{MAX_TICKER_LEN, RoomName, normalize_ticker};
+use roomcast::catalog::{MAX_TICKER_LEN, RoomKind, RoomName, normalize_ticker};
 use roomcast::sources::modeldata::FeedOptions;
 use roomcast::sources::modeldata::options::MIN_POINTS;
 
@@ -68,6 +69,8 @@ fn check_room(name: &str) {
         "room {room} does not round-trip"
     );
     assert_eq!(room.to_string(), room.as_str());
+    assert_eq!(RoomName::from_wire(room.as_str()).as_ref(), Some(&room));
+    assert!(room.policy().native, "parsed a room closed to native clients: {room}");
     match room.ticker_symbol() {
         Some(ticker) => {
             assert_eq!(normalize_ticker(ticker).as_deref(), Ok(ticker));
@@ -83,7 +86,7 @@ fn check_room(name: &str) {
             "parsed an unknown room kind {room}"
         ),
     }
-    assert!(!room.is_modeldata(), "a client named a modeldata room");
+    assert_ne!(room.kind(), RoomKind::ModelData, "a client named a modeldata room");
 }
 
 fn check_user_id(user_id: &str) {
@@ -116,10 +119,12 @@ fn check_feed_options(query: &str) {
         assert!(from <= to, "accepted from > to");
     }
     let room = options.room();
-    assert!(
-        room.is_modeldata(),
+    assert_eq!(
+        room.kind(),
+        RoomKind::ModelData,
         "feed room {room} is not a modeldata room"
     );
+    assert_eq!(RoomName::from_wire(room.as_str()).as_ref(), Some(&room));
     let canonical = options.to_string();
     if canonical.is_empty() {
         assert_eq!(options, FeedOptions::default());

@@ -16,7 +16,7 @@ use roomcast::close_code::CloseCode;
 use roomcast::dialect::{
     DialectSession, Greeting, JoinError, Joined, Link, MessageKind, Resume, Retained,
 };
-use roomcast::protocol::RoomName;
+use roomcast::catalog::RoomName;
 
 /// Splits one fuzz input into the client messages of a session: JSON text
 /// never contains the byte 0xFF (it is not UTF-8), so corpus files hold

@@ -1,0 +1,501 @@
+//! The room catalog: every kind of room roomcast serves, how its names are
+//! spelled, and the policy that decides its behaviour everywhere in the data
+//! path (how a slow member is treated, what the room retains, what a joiner
+//! is greeted with, how long its fleet stream is, whether it may be
+//! retired). Rooms, outboxes, the fleet bus and the native protocol read a
+//! room's [`RoomPolicy`] from its [`RoomName`]; none of them looks at the
+//! name's text. Adding a room kind is one row in [`CATALOG`] (and its
+//! constructor here), plus the dialect encoder and the seed's folder.
+//!
+//! This module is a leaf: it imports nothing else of roomcast, so events,
+//! dialects, rooms and the bus can all name rooms.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The kinds of room, one per [`CATALOG`] row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum RoomKind {
+    /// `ticker:<SYMBOL>`: one instrument's price updates (seed 001).
+    Ticker,
+    /// `patterns`: every pattern alert (seed 001).
+    Patterns,
+    /// `alerts`: every user price alert that fired (seed 001).
+    Alerts,
+    /// `market_status`: US market open/closed changes (seed 001).
+    MarketStatus,
+    /// `modeldata` or `modeldata?<canonical query>`: a resampled modeldata
+    /// feed (seed 000).
+    ModelData,
+}
+
+/// The event family a room's events belong to: how an event's canonical
+/// JSON is read back (from the fleet bus or a stored history).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// Prices, pattern alerts, alert triggers, market status (seed 001 shapes).
+    Market,
+    /// Seed 000's modeldata messages, encoded by their feed.
+    ModelData,
+}
+
+/// What a member's full outbox does with this room's frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryPolicy {
+    /// Only the latest frame of the room matters (a price, a status): a slow
+    /// member's older frame is replaced.
+    ConflateToLatest,
+    /// Every frame must arrive, in order: a member whose socket has been
+    /// offered a full outbox and not taken it is closed with 4008.
+    Ordered,
+}
+
+/// What a room keeps after delivering an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retention {
+    /// The last `ROOMCAST_HISTORY_SIZE` events; a memberless room goes after
+    /// `ROOMCAST_ROOM_IDLE_TTL` without a publish (or sooner, oldest first,
+    /// when the node is at `ROOMCAST_MAX_ROOMS`).
+    Ring,
+    /// The latest event only, retired like [`Retention::Ring`].
+    Latest,
+    /// Every event of a run, up to `max_events`, kept `ttl` after the last
+    /// publish (a late joiner replays the whole run).
+    Run {
+        /// Bound on the events kept (the room's memory bound).
+        max_events: usize,
+        /// How long a finished, memberless run stays replayable.
+        ttl: Duration,
+    },
+    /// No events: only the snapshot events replace. The room goes with its
+    /// last member.
+    Snapshot,
+}
+
+/// What a member is sent on joining, ahead of any live event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GreetingPolicy {
+    /// The retained events, oldest first (framed by the member's dialect).
+    History,
+    /// The room's snapshot frames (set by the events that carry one).
+    Snapshot,
+}
+
+/// How a room's Redis stream is bounded in fleet mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FleetStream {
+    /// `ROOMCAST_REDIS_STREAM_LEN` entries, trimmed approximately (`MAXLEN
+    /// ~`, cheap); a node reads back its history size on first join.
+    Ring,
+    /// Exactly the latest entry (`MAXLEN = 1`): its snapshot.
+    Latest,
+}
+
+/// Everything that decides a room's behaviour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoomPolicy {
+    /// How its events are read back.
+    pub family: Family,
+    /// Slow members: conflated or closed.
+    pub delivery: DeliveryPolicy,
+    /// What it keeps.
+    pub retention: Retention,
+    /// What a joiner gets first.
+    pub greeting: GreetingPolicy,
+    /// Its Redis stream, in fleet mode.
+    pub fleet_stream: FleetStream,
+    /// The node publishes into it itself (alerts, patterns, market status):
+    /// it exists from start-up and is never retired, so neither the room cap
+    /// nor idleness can make those publishes fail.
+    pub pinned: bool,
+    /// Whether native (`/v1/ws`) clients may subscribe by name. Modeldata
+    /// rooms are not: their feeds are started by seed 000 connections'
+    /// query options, and their events are seed 000 frames.
+    pub native: bool,
+}
+
+/// One catalog row: a room kind, how its names read, its policy.
+#[derive(Debug, Clone, Copy)]
+pub struct CatalogRow {
+    /// The kind.
+    pub kind: RoomKind,
+    /// How its names are spelled (for docs and error messages).
+    pub pattern: &'static str,
+    /// Its policy.
+    pub policy: RoomPolicy,
+}
+
+const MARKET_STREAM: RoomPolicy = RoomPolicy {
+    family: Family::Market,
+    delivery: DeliveryPolicy::Ordered,
+    retention: Retention::Ring,
+    greeting: GreetingPolicy::History,
+    fleet_stream: FleetStream::Ring,
+    pinned: true,
+    native: true,
+};
+
+/// Every room kind roomcast serves, in [`RoomKind`] order.
+pub const CATALOG: [CatalogRow; 5] = [
+    CatalogRow {
+        kind: RoomKind::Ticker,
+        pattern: "ticker:<SYMBOL>",
+        policy: RoomPolicy {
+            delivery: DeliveryPolicy::ConflateToLatest,
+            pinned: false,
+            ..MARKET_STREAM
+        },
+    },
+    CatalogRow {
+        kind: RoomKind::Patterns,
+        pattern: "patterns",
+        policy: MARKET_STREAM,
+    },
+    CatalogRow {
+        kind: RoomKind::Alerts,
+        pattern: "alerts",
+        policy: MARKET_STREAM,
+    },
+    CatalogRow {
+        kind: RoomKind::MarketStatus,
+        pattern: "market_status",
+        policy: RoomPolicy {
+            delivery: DeliveryPolicy::ConflateToLatest,
+            ..MARKET_STREAM
+        },
+    },
+    CatalogRow {
+        kind: RoomKind::ModelData,
+        pattern: "modeldata[?<query>]",
+        policy: RoomPolicy {
+            family: Family::ModelData,
+            delivery: DeliveryPolicy::ConflateToLatest,
+            retention: Retention::Snapshot,
+            greeting: GreetingPolicy::Snapshot,
+            fleet_stream: FleetStream::Latest,
+            pinned: false,
+            native: false,
+        },
+    },
+];
+
+impl RoomKind {
+    /// The kind's catalog row.
+    pub fn row(self) -> &'static CatalogRow {
+        &CATALOG[self as usize]
+    }
+
+    /// The kind's policy.
+    pub fn policy(self) -> &'static RoomPolicy {
+        &self.row().policy
+    }
+}
+
+/// A room's name and kind, e.g. `ticker:AAPL`. Cheap to clone (the text is
+/// shared); the kind is decided once, when the name is parsed or built.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RoomName {
+    /// The name as clients and the bus spell it.
+    text: Arc<str>,
+    /// Its catalog row; a function of `text`.
+    kind: RoomKind,
+}
+
+/// Why a room name was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CatalogError {
+    /// No catalog row spells names like this.
+    #[error("unknown room '{0}' (expected {patterns})", patterns = name_patterns(|_| true))]
+    Unknown(String),
+    /// A `ticker:` room whose symbol is not a ticker.
+    #[error("invalid ticker: {0}")]
+    BadTicker(&'static str),
+}
+
+/// The name patterns of the rows whose policy `open` picks, for error
+/// messages: `ticker:<SYMBOL>, patterns, …`.
+pub fn name_patterns(open: impl Fn(&RoomPolicy) -> bool) -> String {
+    let names: Vec<&str> = CATALOG
+        .iter()
+        .filter(|row| open(&row.policy))
+        .map(|row| row.pattern)
+        .collect();
+    names.join(", ")
+}
+
+const TICKER_PREFIX: &str = "ticker:";
+const PATTERNS: &str = "patterns";
+const ALERTS: &str = "alerts";
+const MARKET_STATUS: &str = "market_status";
+const MODELDATA: &str = "modeldata";
+
+impl RoomName {
+    fn new(text: impl Into<Arc<str>>, kind: RoomKind) -> Self {
+        RoomName {
+            text: text.into(),
+            kind,
+        }
+    }
+
+    /// Room of one ticker's price updates (`ticker:AAPL`); the ticker is upper-cased.
+    pub fn ticker(ticker: &str) -> Self {
+        RoomName::new(
+            format!("{TICKER_PREFIX}{}", ticker.to_ascii_uppercase()),
+            RoomKind::Ticker,
+        )
+    }
+
+    /// Room of every pattern alert.
+    pub fn patterns() -> Self {
+        RoomName::new(PATTERNS, RoomKind::Patterns)
+    }
+
+    /// Room of every user alert trigger.
+    pub fn alerts() -> Self {
+        RoomName::new(ALERTS, RoomKind::Alerts)
+    }
+
+    /// Room of US market open/closed changes.
+    pub fn market_status() -> Self {
+        RoomName::new(MARKET_STATUS, RoomKind::MarketStatus)
+    }
+
+    /// Room of a modeldata feed (seed 000): `modeldata` for the default options,
+    /// `modeldata?<canonical query>` for a connection's own options.
+    pub fn modeldata(canonical_query: Option<&str>) -> Self {
+        match canonical_query {
+            None => RoomName::new(MODELDATA, RoomKind::ModelData),
+            Some(q) => RoomName::new(format!("{MODELDATA}?{q}"), RoomKind::ModelData),
+        }
+    }
+
+    /// Every room whose name is fixed (one per kind at most), e.g. `alerts`.
+    pub fn fixed() -> [RoomName; 3] {
+        [
+            RoomName::patterns(),
+            RoomName::alerts(),
+            RoomName::market_status(),
+        ]
+    }
+
+    /// Parses a name a client or producer wrote: tickers are normalised
+    /// (`ticker:aapl` is `ticker:AAPL`), anything no row spells is refused.
+    pub fn parse(name: &str) -> Result<Self, CatalogError> {
+        if let Some(ticker) = name.strip_prefix(TICKER_PREFIX) {
+            let ticker = normalize_ticker(ticker).map_err(CatalogError::BadTicker)?;
+            return Ok(RoomName::ticker(&ticker));
+        }
+        Self::fixed_or_feed(name)
+            .ok_or_else(|| CatalogError::Unknown(name.chars().take(64).collect()))
+    }
+
+    /// A name as the fleet bus carries it (a channel suffix another node
+    /// built): exact, canonical spelling only; `None` for anything else.
+    pub fn from_wire(name: &str) -> Option<Self> {
+        if let Some(ticker) = name.strip_prefix(TICKER_PREFIX) {
+            return normalize_ticker(ticker)
+                .ok()
+                .filter(|t| t == ticker)
+                .map(|t| RoomName::ticker(&t));
+        }
+        Self::fixed_or_feed(name)
+    }
+
+    fn fixed_or_feed(name: &str) -> Option<Self> {
+        if let Some(room) = RoomName::fixed().into_iter().find(|r| r.as_str() == name) {
+            return Some(room);
+        }
+        match name.strip_prefix(MODELDATA) {
+            Some("") => Some(RoomName::modeldata(None)),
+            Some(rest) => rest
+                .strip_prefix('?')
+                .map(|_| RoomName::new(name, RoomKind::ModelData)),
+            None => None,
+        }
+    }
+
+    /// The room's kind.
+    pub fn kind(&self) -> RoomKind {
+        self.kind
+    }
+
+    /// The room's policy, from the catalog.
+    pub fn policy(&self) -> &'static RoomPolicy {
+        self.kind.policy()
+    }
+
+    /// The room's name as text.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The ticker of a `ticker:` room.
+    pub fn ticker_symbol(&self) -> Option<&str> {
+        match self.kind {
+            RoomKind::Ticker => self.text.strip_prefix(TICKER_PREFIX),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+/// Longest accepted ticker symbol.
+pub const MAX_TICKER_LEN: usize = 16;
+
+/// Normalises a ticker symbol (upper case) or says why it is not one:
+/// 1–16 characters of `A-Z 0-9 . - ^ = /`, e.g. `AAPL`, `BRK.B`, `BTC-USD`, `^GSPC`, `ES=F`.
+pub fn normalize_ticker(raw: &str) -> Result<String, &'static str> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err("ticker must not be empty");
+    }
+    if raw.len() > MAX_TICKER_LEN {
+        return Err("ticker must be at most 16 characters");
+    }
+    if !raw
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'^' | b'=' | b'/'))
+    {
+        return Err("ticker may contain only letters, digits and . - ^ = /");
+    }
+    Ok(raw.to_ascii_uppercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_rows_are_in_kind_order() {
+        for (index, row) in CATALOG.iter().enumerate() {
+            assert_eq!(row.kind as usize, index, "{:?}", row.kind);
+        }
+    }
+
+    #[test]
+    fn every_built_name_parses_back_to_itself_with_its_kind() {
+        for room in [
+            RoomName::ticker("brk.b"),
+            RoomName::patterns(),
+            RoomName::alerts(),
+            RoomName::market_status(),
+            RoomName::modeldata(None),
+            RoomName::modeldata(Some("points=10")),
+        ] {
+            assert_eq!(RoomName::from_wire(room.as_str()).as_ref(), Some(&room));
+            assert_eq!(RoomName::parse(room.as_str()).as_ref(), Ok(&room));
+        }
+    }
+
+    #[test]
+    fn clients_names_are_normalised_and_the_wire_takes_only_canonical_ones() {
+        assert_eq!(
+            RoomName::parse("ticker:aapl").unwrap(),
+            RoomName::ticker("AAPL")
+        );
+        assert_eq!(RoomName::from_wire("ticker:aapl"), None);
+        assert_eq!(RoomName::from_wire("whatever"), None);
+        assert_eq!(RoomName::from_wire("modeldatax"), None);
+        assert!(matches!(
+            RoomName::parse("ticker:"),
+            Err(CatalogError::BadTicker(_))
+        ));
+        let unknown = RoomName::parse("whatever").unwrap_err().to_string();
+        assert!(unknown.contains("unknown room 'whatever'"), "{unknown}");
+        assert!(unknown.contains("ticker:<SYMBOL>"), "{unknown}");
+    }
+
+    #[test]
+    fn policies_come_from_the_rows() {
+        assert_eq!(
+            RoomName::ticker("A").policy().delivery,
+            DeliveryPolicy::ConflateToLatest
+        );
+        assert_eq!(
+            RoomName::alerts().policy().delivery,
+            DeliveryPolicy::Ordered
+        );
+        assert!(RoomName::alerts().policy().pinned);
+        let modeldata = RoomName::modeldata(None);
+        assert_eq!(modeldata.policy().retention, Retention::Snapshot);
+        assert_eq!(modeldata.policy().fleet_stream, FleetStream::Latest);
+        assert!(!modeldata.policy().native);
+        assert_eq!(RoomName::ticker("A").ticker_symbol(), Some("A"));
+        assert_eq!(modeldata.ticker_symbol(), None);
+    }
+
+    #[test]
+    fn tickers_are_normalised_or_rejected() {
+        assert_eq!(normalize_ticker(" aapl ").unwrap(), "AAPL");
+        assert_eq!(normalize_ticker("btc-usd").unwrap(), "BTC-USD");
+        assert!(normalize_ticker("").is_err());
+        assert!(normalize_ticker("A B").is_err());
+        assert!(normalize_ticker("ABCDEFGHIJKLMNOPQ").is_err());
+    }
+}
+
+#[cfg(test)]
+mod proptests {
+    //! Ticker symbols and room names against their definitions, over
+    //! arbitrary text (mostly near-valid symbols, so both sides are covered).
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// Text that is often, but not always, a valid ticker.
+    fn ticker_like() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[ \t]{0,2}[A-Za-z0-9.^=/-]{0,18}[ \t]{0,2}",
+            any::<String>(),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn normalize_ticker_accepts_exactly_the_documented_symbols_and_is_idempotent(
+            raw in ticker_like(),
+        ) {
+            let trimmed = raw.trim();
+            let valid = (1..=MAX_TICKER_LEN).contains(&trimmed.len())
+                && trimmed
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b".-^=/".contains(&b));
+            match normalize_ticker(&raw) {
+                Ok(ticker) => {
+                    prop_assert!(valid, "accepted {:?}", raw);
+                    prop_assert_eq!(&ticker, &trimmed.to_ascii_uppercase());
+                    prop_assert_eq!(normalize_ticker(&ticker), Ok(ticker.clone()));
+                    let room = RoomName::ticker(&ticker);
+                    prop_assert_eq!(room.ticker_symbol(), Some(ticker.as_str()));
+                    prop_assert_eq!(room.kind(), RoomKind::Ticker);
+                    prop_assert_eq!(RoomName::parse(&format!("ticker:{raw}")), Ok(room));
+                }
+                Err(_) => prop_assert!(!valid, "refused {:?}", raw),
+            }
+        }
+
+        #[test]
+        fn only_modeldata_feed_names_are_modeldata_rooms(name in "(modeldata)?[a-z?=&:]{0,12}") {
+            let room = RoomName::from_wire(&name);
+            let is_feed = name == "modeldata" || name.starts_with("modeldata?");
+            prop_assert_eq!(room.as_ref().map(RoomName::kind) == Some(RoomKind::ModelData), is_feed);
+            if let Some(query) = name.strip_prefix("modeldata?") {
+                prop_assert_eq!(Some(RoomName::modeldata(Some(query))), room);
+            }
+        }
+
+        #[test]
+        fn a_name_the_wire_accepts_is_spelled_exactly_as_its_room(name in "(ticker:|modeldata)?[A-Za-z?=&:_]{0,14}") {
+            if let Some(room) = RoomName::from_wire(&name) {
+                prop_assert_eq!(room.as_str(), name.as_str());
+                prop_assert_eq!(RoomName::parse(&name), Ok(room));
+            }
+        }
+    }
+}

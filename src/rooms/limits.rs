@@ -1,0 +1,41 @@
+//! The room registry's bounds, a section of [`crate::Config`]: how many
+//! events a ring room keeps, how many rooms a node may hold, and how long a
+//! memberless room with history outlives its last publish. Together they
+//! bound the memory rooms can hold (`docs/limits.md`): at most
+//! `ROOMCAST_MAX_ROOMS × ROOMCAST_HISTORY_SIZE` retained events, and rooms
+//! nobody publishes to or watches go after `ROOMCAST_ROOM_IDLE_TTL`.
+
+use crate::config_error::{ConfigError, check_range};
+use crate::seconds::Seconds;
+
+/// Default maximum number of rooms on one node.
+pub const DEFAULT_MAX_ROOMS: usize = 100_000;
+
+/// Retention bounds of the rooms on one node.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct RoomLimits {
+    /// Events each ring room (tickers, patterns, alerts, market status)
+    /// retains for replay to new subscribers.
+    #[arg(long, env = "ROOMCAST_HISTORY_SIZE", default_value_t = super::history::DEFAULT_HISTORY_SIZE)]
+    pub history_size: usize,
+
+    /// Rooms this node may hold, besides the ones it publishes into itself.
+    /// At the cap the longest-idle memberless rooms make way for new ones;
+    /// only when every room has members is a new room refused.
+    #[arg(long, env = "ROOMCAST_MAX_ROOMS", default_value_t = DEFAULT_MAX_ROOMS)]
+    pub max_rooms: usize,
+
+    /// Seconds a room with history but no members outlives its last publish
+    /// (its history goes with it).
+    #[arg(long = "room-idle-ttl", env = "ROOMCAST_ROOM_IDLE_TTL", default_value_t = Seconds::from_secs(86_400))]
+    pub idle_ttl: Seconds,
+}
+
+impl RoomLimits {
+    /// Rejects values the registry cannot run with, naming the variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_range("ROOMCAST_HISTORY_SIZE", self.history_size, 0, 100_000)?;
+        check_range("ROOMCAST_MAX_ROOMS", self.max_rooms, 1, 100_000_000)?;
+        Ok(())
+    }
+}
