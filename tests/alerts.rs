@@ -144,6 +144,19 @@ async fn deleted_alert_does_not_fire() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_below_zero_fires_on_a_negative_price() {
+    let server = TestServer::start(|_| {}).await;
+    let mut ws = server.connect_001().await;
+    subscribe(&mut ws, "alerts", None).await;
+    create_alert(&server, "CL=F", "below", -10.0).await;
+    publish_price(&server, "CL=F", 0.0).await; // not yet
+    publish_price(&server, "CL=F", -37.63).await;
+    let trigger = recv_json(&mut ws).await;
+    assert_eq!(trigger["trigger_price"], -10.0, "{trigger}");
+    assert_eq!(trigger["current_price"], -37.63, "{trigger}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_alert_bodies_are_422_naming_the_field() {
     let server = TestServer::start(|_| {}).await;
     for (body, field) in [
@@ -156,7 +169,7 @@ async fn bad_alert_bodies_are_422_naming_the_field() {
             "alert_type",
         ),
         (
-            json!({"ticker": "AAPL", "alert_type": "above", "trigger_price": -5.0}),
+            json!({"ticker": "AAPL", "alert_type": "above", "trigger_price": "5"}),
             "trigger_price",
         ),
         (

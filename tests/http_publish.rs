@@ -73,7 +73,7 @@ async fn pattern_broadcast_delivers_pattern_alert_to_patterns_subscriber() {
             "target_price": 165.0,
             "risk_reward_ratio": 2.64,
             "message": "VCP pattern detected with high score",
-            "timestamp": "2025-11-18T10:30:00.000Z"
+            "timestamp": "2025-11-18T10:30:00Z"
         })
     );
 }
@@ -127,8 +127,8 @@ async fn market_status_broadcast_delivers_market_status_to_subscriber() {
             "type": "market_status",
             "status": "open",
             "next_open": null,
-            "next_close": "2025-11-18T21:00:00.000Z",
-            "timestamp": "2025-11-18T14:30:00.000Z"
+            "next_close": "2025-11-18T21:00:00Z",
+            "timestamp": "2025-11-18T14:30:00Z"
         })
     );
 }
@@ -234,8 +234,8 @@ async fn invalid_values_are_422_and_nothing_is_published() {
     let mut ws = server.connect_001().await;
     subscribe(&mut ws, "ticker", Some("AAPL")).await;
     let price = "/api/ws/broadcast/price";
-    assert_422(&server, price, r#"{"ticker":"AAPL","price":-1}"#, "price").await;
-    assert_422(&server, price, r#"{"ticker":"AAPL","price":0}"#, "price").await;
+    assert_422(&server, price, r#"{"ticker":"AAPL","price":"10"}"#, "price").await;
+    assert_422(&server, price, r#"{"ticker":"AAPL","price":null}"#, "price").await;
     assert_422(&server, price, r#"{"ticker":"A B","price":1}"#, "ticker").await;
     assert_422(
         &server,
@@ -255,6 +255,23 @@ async fn invalid_values_are_422_and_nothing_is_published() {
     publish_price(&server, "AAPL", 42.0).await;
     let next = recv_json(&mut ws).await;
     assert_eq!(next["price"], 42.0, "{next}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_and_negative_prices_are_delivered_as_markets_print_them() {
+    let server = TestServer::start(|_| {}).await;
+    let mut ws = server.connect_001().await;
+    subscribe(&mut ws, "ticker", Some("CL=F")).await;
+    // WTI crude, 2020-04-20.
+    let body = r#"{"ticker":"CL=F","price":-37.63,"change":-55.9,"change_percent":-305.97,"high":17.85,"low":-40.32,"open_price":17.73,"timestamp":"2020-04-20T18:30:00-04:00"}"#;
+    let (status, report) = server.http_post("/api/ws/broadcast/price", body).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    let update = recv_json(&mut ws).await;
+    assert_eq!(update["price"], -37.63, "{update}");
+    assert_eq!(update["low"], -40.32, "{update}");
+    assert_eq!(update["timestamp"], "2020-04-20T18:30:00-04:00", "{update}");
+    publish_price(&server, "CL=F", 0.0).await;
+    assert_eq!(recv_json(&mut ws).await["price"], 0.0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

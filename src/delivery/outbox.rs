@@ -157,6 +157,45 @@ struct State {
     /// queue empty or hands over). While it is false, an outbox the flusher
     /// owns is only scheduled: it has not been reached yet.
     flushing: bool,
+    /// Frames ever appended to `queue`: the position the next one takes.
+    appended: u64,
+    /// Frames ever taken from the front of `queue` (less those put back):
+    /// the position of its first frame.
+    taken: u64,
+    /// Positions `[start, end)` of greeting frames ([`Outbox::push_greeting`])
+    /// not yet all taken, oldest first. They do not count against the
+    /// capacity: a late joiner's replay is bounded by its room's retention,
+    /// not by the outbox, and must not close it with 4008.
+    greetings: Vec<(u64, u64)>,
+}
+
+impl State {
+    fn append(&mut self, frame: Bytes) {
+        self.queue.push_back(frame);
+        self.appended += 1;
+    }
+
+    /// Queued frames that count against the capacity: all but greetings.
+    fn live_len(&mut self) -> usize {
+        if self.greetings.is_empty() {
+            return self.queue.len();
+        }
+        let taken = self.taken;
+        self.greetings.retain(|&(_, end)| end > taken);
+        let greeting: u64 = self
+            .greetings
+            .iter()
+            .map(|&(start, end)| end - start.max(taken))
+            .sum();
+        self.queue.len() - greeting as usize
+    }
+
+    fn clear_queue(&mut self) {
+        self.queue.clear();
+        self.conflated.clear();
+        self.greetings.clear();
+        self.taken = self.appended;
+    }
 }
 
 /// A session's bounded queue of pre-encoded frames. Shared (`Arc`) between the
@@ -211,6 +250,9 @@ impl Outbox {
                 closing: Closing::Open,
                 owner: Owner::Idle,
                 flushing: false,
+                appended: 0,
+                taken: 0,
+                greetings: Vec::new(),
             }),
             notify: Notify::new(),
             capacity: capacity.max(1),
@@ -221,7 +263,7 @@ impl Outbox {
     /// Queues a clone of `frame` (a reference-count increment) under `delivery`'s policy.
     pub fn push(&self, frame: &Bytes, delivery: Delivery) -> Pushed {
         let mut taken_over = false;
-        let (outcome, wake, schedule) = {
+        let (outcome, (wake, schedule)) = {
             let mut state = self.state.lock();
             if state.closing != Closing::Open {
                 return Pushed::Closed;
@@ -232,8 +274,8 @@ impl Outbox {
                     if let Some(slot) = state.conflated.iter_mut().find(|(r, _)| *r == room) {
                         slot.1 = frame.clone();
                         Pushed::Conflated
-                    } else if state.queue.len() < self.capacity {
-                        state.queue.push_back(frame.clone());
+                    } else if state.live_len() < self.capacity {
+                        state.append(frame.clone());
                         Pushed::Queued
                     } else {
                         state.conflated.push((room, frame.clone()));
@@ -241,8 +283,8 @@ impl Outbox {
                     }
                 }
                 Delivery::Ordered => {
-                    if state.queue.len() < self.capacity {
-                        state.queue.push_back(frame.clone());
+                    if state.live_len() < self.capacity {
+                        state.append(frame.clone());
                         Pushed::Queued
                     } else if state.owner == Owner::Flusher && !state.flushing {
                         // Full, but nothing has been offered to the socket
@@ -252,37 +294,71 @@ impl Outbox {
                         // client's socket, so the session's writer takes over
                         // and offers it the queue; if the socket cannot take
                         // it, the next push past capacity closes as usual.
-                        state.queue.push_back(frame.clone());
+                        state.append(frame.clone());
                         state.owner = Owner::Writer;
                         taken_over = true;
                         Pushed::Queued
                     } else {
                         let discarded = state.queue.len() + state.conflated.len() + 1;
-                        state.queue.clear();
-                        state.conflated.clear();
+                        state.clear_queue();
                         state.closing = Closing::Now(CloseCode::SlowConsumer);
                         Pushed::Overflowed(discarded)
                     }
                 }
             };
             let wake = was_empty || taken_over || matches!(outcome, Pushed::Overflowed(_));
-            // An idle socket with frames to send goes to the flusher; a
-            // closing one (overflow) to the writer, which sends the close.
-            let schedule = wake
-                && state.owner == Owner::Idle
-                && state.closing == Closing::Open
-                && self.direct.is_some();
-            if schedule {
-                state.owner = Owner::Flusher;
-            }
-            (outcome, wake && state.owner != Owner::Flusher, schedule)
+            (outcome, self.route(&mut state, wake))
         };
+        self.wake(wake, schedule);
+        outcome
+    }
+
+    /// Queues a joiner's greeting (a room's snapshot, or its replay) ahead of
+    /// any live frame of the room: in order, and outside the capacity, since
+    /// the room's retention already bounds it. Live frames queued after it
+    /// still find the whole capacity free for them.
+    pub fn push_greeting(&self, frames: &[Bytes]) {
+        if frames.is_empty() {
+            return;
+        }
+        let (wake, schedule) = {
+            let mut state = self.state.lock();
+            if state.closing != Closing::Open {
+                return;
+            }
+            let was_empty = state.queue.is_empty() && state.conflated.is_empty();
+            let start = state.appended;
+            for frame in frames {
+                state.append(frame.clone());
+            }
+            let end = state.appended;
+            state.greetings.push((start, end));
+            self.route(&mut state, was_empty)
+        };
+        self.wake(wake, schedule);
+    }
+
+    /// After a push that may need a writer (`wake`): an idle socket with
+    /// frames to send goes to the flusher; a closing one (overflow) to the
+    /// writer, which sends the close. Returns `(wake the writer, schedule on
+    /// the flusher)`.
+    fn route(&self, state: &mut State, wake: bool) -> (bool, bool) {
+        let schedule = wake
+            && state.owner == Owner::Idle
+            && state.closing == Closing::Open
+            && self.direct.is_some();
+        if schedule {
+            state.owner = Owner::Flusher;
+        }
+        (wake && state.owner != Owner::Flusher, schedule)
+    }
+
+    fn wake(&self, wake: bool, schedule: bool) {
         if schedule {
             self.schedule();
         } else if wake {
             self.notify.notify_one();
         }
-        outcome
     }
 
     /// Hands this outbox (now owned by the flusher) to the flusher, or back to
@@ -360,6 +436,7 @@ impl Outbox {
         if matches!(state.closing, Closing::Open | Closing::AfterFlush(_)) {
             for frame in rest.rev() {
                 state.queue.push_front(frame);
+                state.taken -= 1;
             }
         } else {
             // Closing at once (an overflow already counted the queue it
@@ -389,8 +466,7 @@ impl Outbox {
     pub fn abandon(&self) {
         {
             let mut state = self.state.lock();
-            state.queue.clear();
-            state.conflated.clear();
+            state.clear_queue();
             state.partial = None;
             state.closing = Closing::Done;
         }
@@ -404,8 +480,7 @@ impl Outbox {
                 return;
             }
             if matches!(closing, Closing::Now(_)) {
-                state.queue.clear();
-                state.conflated.clear();
+                state.clear_queue();
             }
             state.closing = closing;
         }
@@ -477,11 +552,13 @@ fn take_frames(state: &mut State, batch: &mut Vec<Bytes>, max: usize) -> bool {
     if state.queue.len() == 1 {
         // The common case at low rates: one frame, without a drain iterator.
         batch.extend(state.queue.pop_front());
+        state.taken += 1;
         return true;
     }
     if !state.queue.is_empty() {
         let n = state.queue.len().min(max);
         batch.extend(state.queue.drain(..n));
+        state.taken += n as u64;
         return true;
     }
     if !state.conflated.is_empty() {
@@ -514,6 +591,53 @@ mod tests {
         }
         assert_eq!(drain_all(&outbox), vec![frame("a"), frame("b"), frame("c")]);
         assert_eq!(outbox.drain_into(&mut Vec::new(), 64), Drain::Idle);
+    }
+
+    fn frames(n: usize) -> Vec<Bytes> {
+        (0..n).map(|i| Bytes::from(format!("g{i}"))).collect()
+    }
+
+    #[test]
+    fn a_greeting_longer_than_the_capacity_does_not_count_against_it() {
+        let outbox = Outbox::new(4);
+        outbox.push_greeting(&frames(100));
+        for s in ["a", "b", "c", "d"] {
+            assert_eq!(outbox.push(&frame(s), Delivery::Ordered), Pushed::Queued);
+        }
+        assert_eq!(
+            outbox.push(&frame("e"), Delivery::Ordered),
+            Pushed::Overflowed(105)
+        );
+    }
+
+    #[test]
+    fn greeting_frames_keep_their_order_among_live_frames_and_free_nothing_they_never_took() {
+        let outbox = Outbox::new(4);
+        outbox.push(&frame("a"), Delivery::Ordered);
+        outbox.push(&frame("b"), Delivery::Ordered);
+        outbox.push_greeting(&frames(10));
+        let mut batch = Vec::new();
+        // Takes a, b and three greeting frames.
+        assert_eq!(outbox.drain_into(&mut batch, 5), Drain::Frames);
+        assert_eq!(&batch[..2], &[frame("a"), frame("b")]);
+        // Seven greeting frames are queued, none of them counted: four live fit.
+        for s in ["c", "d", "e", "f"] {
+            assert_eq!(outbox.push(&frame(s), Delivery::Ordered), Pushed::Queued);
+        }
+        assert!(matches!(
+            outbox.push(&frame("g"), Delivery::Ordered),
+            Pushed::Overflowed(_)
+        ));
+        let outbox = Outbox::new(4);
+        outbox.push_greeting(&frames(3));
+        outbox.push(&frame("a"), Delivery::Ordered);
+        let all = drain_all(&outbox);
+        assert_eq!(&all[..3], &frames(3)[..]);
+        assert_eq!(all[3], frame("a"));
+        // Everything drained: the whole capacity is free again.
+        for s in ["b", "c", "d", "e"] {
+            assert_eq!(outbox.push(&frame(s), Delivery::Ordered), Pushed::Queued);
+        }
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub struct NewAlert {
     pub ticker: String,
     /// When it fires.
     pub alert_type: AlertKind,
-    /// The price it fires at: finite and positive.
+    /// The price it fires at: any finite number (prices can be zero or negative).
     pub trigger_price: f64,
     /// Whose alert it is (seed 001's user id rules).
     pub user_id: Option<String>,
@@ -30,10 +30,10 @@ pub struct NewAlert {
 pub fn parse_new_alert(body: &[u8]) -> Result<NewAlert, HttpError> {
     let mut alert: NewAlert = response::parse_json(body)?;
     alert.ticker = normalize_ticker(&alert.ticker).map_err(|e| HttpError::field("ticker", e))?;
-    if !(alert.trigger_price.is_finite() && alert.trigger_price > 0.0) {
+    if !alert.trigger_price.is_finite() {
         return Err(HttpError::field(
             "trigger_price",
-            "'trigger_price' must be a positive number",
+            "'trigger_price' must be a finite number",
         ));
     }
     if let Some(user) = &alert.user_id {

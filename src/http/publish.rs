@@ -1,7 +1,11 @@
 //! Seed 001's publish endpoints, `POST /api/ws/broadcast/{price,pattern,alert,market_status}`:
 //! validate the seed's body, build the typed event and publish it through the
 //! app's pipeline. Invalid bodies get 400/413/422 with a JSON error naming the
-//! field; nothing is published for them.
+//! field; nothing is published for them. What a publisher sends is relayed as
+//! sent: strings (timestamps included) byte for byte once validated, numbers
+//! as the same value; only the ticker, a routing key, is normalised, and only
+//! fields the server fills in (a missing `timestamp`, `message` or ratio) use
+//! roomcast's own formats.
 
 use chrono::{DateTime, Datelike, Utc};
 use hyper::body::Incoming;
@@ -73,17 +77,6 @@ fn ticker(raw: &str) -> Result<String, Invalid> {
     normalize_ticker(raw).map_err(|e| HttpError::field("ticker", e))
 }
 
-fn positive(field: &str, value: f64) -> Result<f64, Invalid> {
-    if value.is_finite() && value > 0.0 {
-        Ok(value)
-    } else {
-        Err(HttpError::field(
-            field,
-            format!("'{field}' must be a positive number"),
-        ))
-    }
-}
-
 fn non_negative(field: &str, value: f64) -> Result<f64, Invalid> {
     if value.is_finite() && value >= 0.0 {
         Ok(value)
@@ -106,15 +99,16 @@ fn finite(field: &str, value: f64) -> Result<f64, Invalid> {
     }
 }
 
+/// A short label (`pattern_type`, `status`): not blank, at most `max` bytes;
+/// relayed as sent.
 fn label(field: &str, value: String, max: usize) -> Result<String, Invalid> {
-    let trimmed = value.trim();
-    if trimmed.is_empty() || trimmed.len() > max {
+    if value.trim().is_empty() || value.len() > max {
         return Err(HttpError::field(
             field,
-            format!("'{field}' must be 1 to {max} characters"),
+            format!("'{field}' must be 1 to {max} characters, not blank"),
         ));
     }
-    Ok(trimmed.to_string())
+    Ok(value)
 }
 
 fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>, Invalid> {
@@ -127,9 +121,9 @@ fn text(field: &str, value: Option<String>, max: usize) -> Result<Option<String>
     }
 }
 
-/// An RFC 3339 timestamp, normalised to the wire format. The instant must
-/// fall in the years 0000–9999 in UTC: the wire format (and RFC 3339) has
-/// four-digit years, so an offset may not carry it beyond them.
+/// An RFC 3339 timestamp, relayed as sent once it is valid. The instant must
+/// fall in the years 0000–9999 in UTC: RFC 3339 has four-digit years, so an
+/// offset may not carry it beyond them.
 fn instant(field: &str, value: Option<String>) -> Result<Option<String>, Invalid> {
     value
         .map(|raw| {
@@ -137,7 +131,7 @@ fn instant(field: &str, value: Option<String>) -> Result<Option<String>, Invalid
                 .ok()
                 .map(|t| t.with_timezone(&Utc))
                 .filter(|t| (0..=9999).contains(&t.year()))
-                .map(time::format)
+                .map(|_| raw.clone())
                 .ok_or_else(|| {
                     HttpError::field(
                         field,
@@ -154,10 +148,12 @@ fn timestamp(value: Option<String>) -> Result<String, Invalid> {
     Ok(instant("timestamp", value)?.unwrap_or_else(time::now))
 }
 
+/// Prices may be any finite number: markets have printed zero and negative
+/// prices (WTI crude settled at -37.63 on 2020-04-20).
 fn price_event(b: PriceBody) -> Result<Event, Invalid> {
-    let price = positive("price", b.price)?;
-    let high = positive("high", b.high.unwrap_or(price))?;
-    let low = positive("low", b.low.unwrap_or(price))?;
+    let price = finite("price", b.price)?;
+    let high = finite("high", b.high.unwrap_or(price))?;
+    let low = finite("low", b.low.unwrap_or(price))?;
     if low > high {
         return Err(HttpError::field("low", "'low' must not exceed 'high'"));
     }
@@ -169,15 +165,15 @@ fn price_event(b: PriceBody) -> Result<Event, Invalid> {
         volume: non_negative("volume", b.volume)?,
         high,
         low,
-        open: positive("open_price", b.open_price.unwrap_or(price))?,
+        open: finite("open_price", b.open_price.unwrap_or(price))?,
         timestamp: timestamp(b.timestamp)?,
     }))
 }
 
 fn pattern_event(b: PatternBody) -> Result<Event, Invalid> {
-    let entry = positive("entry_price", b.entry_price)?;
-    let stop = positive("stop_price", b.stop_price)?;
-    let target = positive("target_price", b.target_price)?;
+    let entry = finite("entry_price", b.entry_price)?;
+    let stop = finite("stop_price", b.stop_price)?;
+    let target = finite("target_price", b.target_price)?;
     let rr = match b.risk_reward_ratio {
         Some(rr) => finite("risk_reward_ratio", rr)?,
         None if entry != stop => {
@@ -212,8 +208,8 @@ fn pattern_event(b: PatternBody) -> Result<Event, Invalid> {
 fn alert_event(b: AlertBody) -> Result<Event, Invalid> {
     let ticker = ticker(&b.ticker)?;
     let alert_type = label("alert_type", b.alert_type, 64)?;
-    let trigger = positive("trigger_price", b.trigger_price)?;
-    let current = positive("current_price", b.current_price)?;
+    let trigger = finite("trigger_price", b.trigger_price)?;
+    let current = finite("current_price", b.current_price)?;
     let message = text("message", b.message, 1024)?.unwrap_or_else(|| {
         format!("{ticker} {alert_type} at ${current:.2} (target: ${trigger:.2})")
     });
@@ -316,6 +312,69 @@ mod tests {
         // Sent explicitly, the same prices are fine.
         let sent = body.replace('}', r#","risk_reward_ratio":3}"#);
         assert!(parse_event(Broadcast::Pattern, sent.as_bytes()).is_ok());
+    }
+
+    fn published(kind: Broadcast, body: &str) -> serde_json::Value {
+        let event = parse_event(kind, body.as_bytes()).unwrap_or_else(|e| panic!("{body}: {e:?}"));
+        serde_json::from_slice(&crate::frame::payload(&event.canonical_frame())).unwrap()
+    }
+
+    #[test]
+    fn any_finite_price_is_accepted_and_low_may_not_exceed_high() {
+        let wti = published(
+            Broadcast::Price,
+            r#"{"ticker":"CL=F","price":-37.63,"high":0,"low":-40.32,"open_price":17.73}"#,
+        );
+        assert_eq!(wti["price"], -37.63);
+        assert_eq!(wti["low"], -40.32);
+        assert_eq!(
+            published(Broadcast::Price, r#"{"ticker":"X","price":0.0}"#)["price"],
+            0.0
+        );
+        assert_eq!(
+            refused_field(
+                Broadcast::Price,
+                r#"{"ticker":"X","price":1,"high":1,"low":2}"#
+            ),
+            "low"
+        );
+        let alert = published(
+            Broadcast::Alert,
+            r#"{"ticker":"X","alert_type":"below","trigger_price":0,"current_price":-1}"#,
+        );
+        assert_eq!(alert["current_price"], -1.0);
+        assert!(parse_event(Broadcast::Price, br#"{"ticker":"X","price":1e999}"#).is_err());
+        assert!(parse_event(Broadcast::Price, br#"{"ticker":"X","price":"1"}"#).is_err());
+    }
+
+    #[test]
+    fn publisher_strings_and_timestamps_are_relayed_as_sent() {
+        let status = published(
+            Broadcast::MarketStatus,
+            r#"{"status":" open ","next_close":"2025-11-18T21:00:00Z","next_open":"2025-11-19T09:30:00-05:00","timestamp":"2025-11-18T14:30:00.5+00:00"}"#,
+        );
+        assert_eq!(status["status"], " open ");
+        assert_eq!(status["next_close"], "2025-11-18T21:00:00Z");
+        assert_eq!(status["next_open"], "2025-11-19T09:30:00-05:00");
+        assert_eq!(status["timestamp"], "2025-11-18T14:30:00.5+00:00");
+        let pattern = published(
+            Broadcast::Pattern,
+            r#"{"ticker":"aapl","pattern_type":"Cup & Handle ","score":8.5,"entry_price":1,"stop_price":0.5,"target_price":2,"message":" spaced "}"#,
+        );
+        assert_eq!(pattern["pattern_type"], "Cup & Handle ");
+        assert_eq!(pattern["message"], " spaced ");
+        // The ticker is a routing key: normalised.
+        assert_eq!(pattern["ticker"], "AAPL");
+        // A timestamp the server fills in is its own format.
+        let price = published(Broadcast::Price, r#"{"ticker":"X","price":1}"#);
+        assert!(
+            price["timestamp"].as_str().unwrap().ends_with('Z'),
+            "{price}"
+        );
+        assert_eq!(
+            refused_field(Broadcast::MarketStatus, r#"{"status":"   "}"#),
+            "status"
+        );
     }
 
     #[test]

@@ -373,12 +373,8 @@ impl Room {
             self.member_count.fetch_add(1, Ordering::Relaxed);
             return Ok(Joined::New);
         }
-        for frame in &state.snapshot {
-            outbox.push(frame, Delivery::Ordered);
-        }
-        for frame in greet(&retained(&state)) {
-            outbox.push(&frame, Delivery::Ordered);
-        }
+        outbox.push_greeting(&state.snapshot);
+        outbox.push_greeting(&greet(&retained(&state)));
         state.members[kind.index()].insert(session, outbox.clone());
         self.member_count.fetch_add(1, Ordering::Relaxed);
         Ok(Joined::New)
@@ -581,12 +577,10 @@ fn admit(state: &mut RoomState, ready: impl Fn(&Waiting) -> bool) {
         .partition(|w| ready(w));
     state.waiting = stay;
     for waiting in go {
-        for frame in &state.snapshot {
-            waiting.outbox.push(frame, Delivery::Ordered);
-        }
-        for frame in (waiting.greet)(&retained(state)) {
-            waiting.outbox.push(&frame, Delivery::Ordered);
-        }
+        waiting.outbox.push_greeting(&state.snapshot);
+        waiting
+            .outbox
+            .push_greeting(&(waiting.greet)(&retained(state)));
         state.members[waiting.kind.index()].insert(waiting.session, waiting.outbox);
     }
 }
@@ -906,6 +900,23 @@ mod tests {
         room.admit_overdue(std::time::Duration::ZERO);
         room.deliver(&event, &frame, 5, 7, false);
         assert_eq!(drain(&outbox).len(), 1);
+    }
+
+    #[test]
+    fn a_late_joiner_replaying_more_than_its_outbox_holds_is_not_closed() {
+        let room = Room::new(RoomName::patterns(), 50);
+        for _ in 0..50 {
+            room.publish(&pattern());
+        }
+        let outbox = Arc::new(Outbox::new(8));
+        let replay: Greeting =
+            Box::new(|retained| retained.payloads().map(|p| frame::text(p)).collect());
+        room.join(SessionId::next(), DialectKind::Seed001, &outbox, replay)
+            .unwrap();
+        let report = room.publish(&pattern());
+        assert_eq!((report.recipients, report.overflowed), (1, 0));
+        assert_eq!(drain(&outbox).len(), 51);
+        assert!(outbox.is_open());
     }
 
     #[test]

@@ -20,18 +20,17 @@
 //!   Python's `json`), an independent model of the documented rules
 //!   decides: the body is accepted exactly when every field has its type
 //!   and passes validation (ticker 1–16 of `A-Z a-z 0-9 . - ^ = /` around
-//!   whitespace, upper-cased; prices positive and finite; `low ≤ high`, both
+//!   whitespace, upper-cased; prices any finite number; `low ≤ high`, both
 //!   defaulting to the price; `change`s finite; volume zero or positive;
-//!   labels trimmed, 1 to 64 bytes (`status` 32); messages at most 1024
+//!   labels not blank, at most 64 bytes (`status` 32); messages at most 1024
 //!   bytes; timestamps RFC 3339 at an instant whose UTC year is 0000–9999;
 //!   a `risk_reward_ratio` computed from the prices finite; alert kinds
 //!   `above`, `below`, `breakout`; user ids 1–64 of letters, digits,
 //!   `_ - . @`), and a refusal names a field the model finds wrong;
 //! * an accepted body gives exactly the value the model predicts: the
-//!   body's numbers and text unchanged (labels trimmed, the ticker
-//!   normalised), timestamps in the wire format (`YYYY-MM-DDTHH:MM:SS.mmmZ`,
-//!   UTC) at the body's instant to the millisecond, or the current time when
-//!   absent; a computed `risk_reward_ratio` finite and within rounding of
+//!   body's numbers and text unchanged (only the ticker normalised),
+//!   timestamps exactly as sent, or the current time in the wire format
+//!   (`YYYY-MM-DDTHH:MM:SS.mmmZ`, UTC) when absent; a computed `risk_reward_ratio` finite and within rounding of
 //!   `(target − entry) / (entry − stop)`, a default message naming the
 //!   ticker; every number in the event finite;
 //! * the event's room is the one its endpoint implies (`ticker:<TICKER>`,
@@ -377,8 +376,8 @@ impl Invalid {
         }
     }
 
-    fn positive(&mut self, value: f64, field: &'static str) -> f64 {
-        self.unless(value.is_finite() && value > 0.0, field);
+    fn finite(&mut self, value: f64, field: &'static str) -> f64 {
+        self.unless(value.is_finite(), field);
         value
     }
 
@@ -389,9 +388,8 @@ impl Invalid {
     }
 
     fn label(&mut self, raw: &str, max: usize, field: &'static str) -> String {
-        let trimmed = raw.trim();
-        self.unless(!trimmed.is_empty() && trimmed.len() <= max, field);
-        trimmed.to_string()
+        self.unless(!raw.trim().is_empty() && raw.len() <= max, field);
+        raw.to_string()
     }
 
     fn message(&mut self, raw: Option<&str>) -> Option<String> {
@@ -399,11 +397,16 @@ impl Invalid {
         raw.map(str::to_string)
     }
 
-    /// An optional RFC 3339 instant, as the wire format writes it.
+    /// An optional RFC 3339 instant in four-digit UTC years, as sent.
     fn instant(&mut self, raw: Option<&str>, field: &'static str) -> Option<String> {
-        let wire = raw.map(|raw| DateTime::parse_from_rfc3339(raw).ok().and_then(wire_format));
-        self.unless(!matches!(wire, Some(None)), field);
-        wire.flatten()
+        let valid = raw.map(|raw| {
+            DateTime::parse_from_rfc3339(raw)
+                .ok()
+                .and_then(wire_format)
+                .map(|_| raw.to_string())
+        });
+        self.unless(!matches!(valid, Some(None)), field);
+        valid.flatten()
     }
 
     fn verdict<T>(self, value: T, unknown: Unknown) -> Verdict<T> {
@@ -498,9 +501,9 @@ fn model_price(map: &Map<String, Value>) -> Verdict<Event> {
     );
     let mut invalid = Invalid::default();
     let mut unknown = Unknown::default();
-    let price = invalid.positive(price, "price");
-    let high = invalid.positive(high.unwrap_or(price), "high");
-    let low = invalid.positive(low.unwrap_or(price), "low");
+    let price = invalid.finite(price, "price");
+    let high = invalid.finite(high.unwrap_or(price), "high");
+    let low = invalid.finite(low.unwrap_or(price), "low");
     invalid.unless(low <= high, "low");
     let event = PriceUpdate {
         ticker: invalid.ticker(ticker),
@@ -510,7 +513,7 @@ fn model_price(map: &Map<String, Value>) -> Verdict<Event> {
         volume,
         high,
         low,
-        open: invalid.positive(open.unwrap_or(price), "open_price"),
+        open: invalid.finite(open.unwrap_or(price), "open_price"),
         timestamp: timestamp(&mut invalid, raw_timestamp, &mut unknown),
     };
     invalid.unless(volume >= 0.0, "volume");
@@ -555,9 +558,9 @@ fn model_pattern(map: &Map<String, Value>) -> Verdict<Event> {
         ticker: invalid.ticker(ticker),
         pattern_type: invalid.label(pattern_type, MAX_LABEL, "pattern_type"),
         score,
-        entry_price: invalid.positive(entry, "entry_price"),
-        stop_price: invalid.positive(stop, "stop_price"),
-        target_price: invalid.positive(target, "target_price"),
+        entry_price: invalid.finite(entry, "entry_price"),
+        stop_price: invalid.finite(stop, "stop_price"),
+        target_price: invalid.finite(target, "target_price"),
         risk_reward_ratio: ratio.unwrap_or(f64::NAN),
         message: invalid.message(message).unwrap_or_default(),
         timestamp: timestamp(&mut invalid, raw_timestamp, &mut unknown),
@@ -590,8 +593,8 @@ fn model_alert(map: &Map<String, Value>) -> Verdict<Event> {
     let event = AlertTrigger {
         ticker: invalid.ticker(ticker),
         alert_type: invalid.label(alert_type, MAX_LABEL, "alert_type"),
-        trigger_price: invalid.positive(trigger, "trigger_price"),
-        current_price: invalid.positive(current, "current_price"),
+        trigger_price: invalid.finite(trigger, "trigger_price"),
+        current_price: invalid.finite(current, "current_price"),
         message: invalid.message(message).unwrap_or_default(),
         timestamp: timestamp(&mut invalid, raw_timestamp, &mut unknown),
     };
@@ -653,7 +656,7 @@ fn model_new_alert(map: &Map<String, Value>) -> Verdict<NewAlert> {
     let alert = NewAlert {
         ticker: invalid.ticker(ticker),
         alert_type,
-        trigger_price: invalid.positive(trigger, "trigger_price"),
+        trigger_price: invalid.finite(trigger, "trigger_price"),
         user_id: user_id.map(str::to_string),
     };
     invalid.verdict(alert, Unknown::default())
@@ -711,6 +714,7 @@ fn settle_unknowns(expected: &mut Event, event: &Event, unknown: &Unknown) {
         (e, a) => panic!("expected {e:?}, got {a:?}"),
     };
     if unknown.now {
+        assert!(is_wire_timestamp(time), "the current time {time:?} is not in the wire format");
         let at = DateTime::parse_from_rfc3339(time).expect("checked by check_event");
         let off = (Utc::now() - at.with_timezone(&Utc)).num_seconds().abs();
         assert!(off < 86_400, "the current time is {time}");
@@ -838,8 +842,11 @@ fn check_event(kind: Broadcast, event: &Event) {
     }
     for (name, time) in times {
         assert!(
-            is_wire_timestamp(time),
-            "{name} {time:?} is not a wire timestamp"
+            DateTime::parse_from_rfc3339(time)
+                .ok()
+                .and_then(wire_format)
+                .is_some(),
+            "{name} {time:?} is not an RFC 3339 timestamp in four-digit years"
         );
     }
     if let Some(ticker) = ticker {
@@ -854,8 +861,8 @@ fn check_event(kind: Broadcast, event: &Event) {
 
 fn check_label(name: &str, label: &str, max: usize) {
     assert!(
-        !label.is_empty() && label.len() <= max && label.trim() == label,
-        "{name} {label:?} is not a trimmed label of 1 to {max} bytes"
+        !label.trim().is_empty() && label.len() <= max,
+        "{name} {label:?} is not a label of at most {max} bytes, not blank"
     );
 }
 
