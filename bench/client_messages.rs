@@ -56,6 +56,7 @@ impl Link for StubLink {
     fn close(&mut self, code: CloseCode) {
         black_box(code);
     }
+    fn set_timer(&mut self, _after: Option<std::time::Duration>) {}
 }
 
 fn on_message(c: &mut Criterion) {

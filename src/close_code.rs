@@ -21,6 +21,9 @@ pub enum CloseCode {
     InternalError,
     /// 4000: the client sent nothing (no message, no pong) for the heartbeat timeout.
     IdleTimeout,
+    /// 4004: the stream the connection names (e.g. a backtest id in its path)
+    /// does not exist or has expired; the dialect sent an error first.
+    UnknownStream,
     /// 4008: the client did not read fast enough; its bounded outbox overflowed on an
     /// ordered (non-conflating) stream, so it is closed rather than silently skipped.
     SlowConsumer,
@@ -40,6 +43,7 @@ impl CloseCode {
             CloseCode::MessageTooBig => 1009,
             CloseCode::InternalError => 1011,
             CloseCode::IdleTimeout => 4000,
+            CloseCode::UnknownStream => 4004,
             CloseCode::SlowConsumer => 4008,
             CloseCode::RateLimited => 4029,
         }
@@ -56,6 +60,7 @@ impl CloseCode {
             CloseCode::MessageTooBig => "message too big",
             CloseCode::InternalError => "internal server error",
             CloseCode::IdleTimeout => "heartbeat timeout: no message or pong received",
+            CloseCode::UnknownStream => "unknown stream",
             CloseCode::SlowConsumer => "slow consumer: outbound queue overflowed",
             CloseCode::RateLimited => "rate limit exceeded",
         }
@@ -72,6 +77,7 @@ impl CloseCode {
             CloseCode::MessageTooBig => "message_too_big",
             CloseCode::InternalError => "internal_error",
             CloseCode::IdleTimeout => "idle_timeout",
+            CloseCode::UnknownStream => "unknown_stream",
             CloseCode::SlowConsumer => "slow_consumer",
             CloseCode::RateLimited => "rate_limited",
         }
@@ -142,6 +148,7 @@ mod tests {
             CloseCode::MessageTooBig,
             CloseCode::InternalError,
             CloseCode::IdleTimeout,
+            CloseCode::UnknownStream,
             CloseCode::SlowConsumer,
             CloseCode::RateLimited,
         ] {

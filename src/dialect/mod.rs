@@ -17,6 +17,7 @@ pub mod seed000;
 pub mod seed001;
 
 use std::collections::VecDeque;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -191,6 +192,11 @@ pub trait Link {
     fn leave(&mut self, room: &RoomName) -> bool;
     /// Closes the session after what is queued.
     fn close(&mut self, code: CloseCode);
+    /// Arms the session's one-shot timer: [`DialectSession::on_timer`] runs
+    /// once, `after` from now, unless the session ends first. Arming again
+    /// replaces a pending timer; `None` disarms it. (E.g. a hold window:
+    /// close a stream nobody claimed in time.)
+    fn set_timer(&mut self, after: Option<Duration>);
 }
 
 /// The per-connection half of a dialect.
@@ -207,4 +213,10 @@ pub trait DialectSession: Send + 'static {
 
     /// The error frame sent when a message is dropped by the rate limiter.
     fn rate_limited(&mut self, limit_per_sec: u32) -> Bytes;
+
+    /// The timer armed with [`Link::set_timer`] ran out. Sessions that never
+    /// arm one need not implement it.
+    fn on_timer(&mut self, link: &mut impl Link) {
+        let _ = link;
+    }
 }

@@ -364,6 +364,7 @@ mod tests {
             true
         }
         fn close(&mut self, _code: CloseCode) {}
+        fn set_timer(&mut self, _after: Option<std::time::Duration>) {}
     }
 
     fn message(session: &mut Seed001Session, link: &mut Recorder, text: &str) {

@@ -1028,6 +1028,7 @@ mod proptests {
         }
 
         fn close(&mut self, _code: CloseCode) {}
+        fn set_timer(&mut self, _after: Option<std::time::Duration>) {}
     }
 
     /// Subscribes a native client to `room` resuming after `seq` (in `epoch`

@@ -47,6 +47,9 @@ struct SessionLink {
     outbox: Arc<Outbox>,
     /// Rooms joined, so they can be left on close; small, so a Vec.
     rooms: Vec<Arc<Room>>,
+    /// When the dialect's one-shot timer runs out ([`Link::set_timer`]);
+    /// the reader races it against the next frame.
+    timer: Option<tokio::time::Instant>,
 }
 
 impl Link for SessionLink {
@@ -80,6 +83,10 @@ impl Link for SessionLink {
 
     fn close(&mut self, code: CloseCode) {
         self.outbox.close(code);
+    }
+
+    fn set_timer(&mut self, after: Option<Duration>) {
+        self.timer = after.map(|after| tokio::time::Instant::now() + after);
     }
 }
 
@@ -157,7 +164,24 @@ async fn read_loop<D: DialectSession, R: AsyncRead + Unpin>(
     limits: &ReadLimits,
 ) -> ReadEnd {
     loop {
-        let frame = match reader.read_frame().await {
+        let read = match link.timer {
+            None => reader.read_frame().await,
+            Some(at) => {
+                // Our frame reader is cancel-safe (what it read stays in its
+                // buffer), so it may race the timer. The sleep is boxed so
+                // that sessions without a timer do not carry one.
+                let timer = Box::pin(tokio::time::sleep_until(at));
+                tokio::select! {
+                    read = reader.read_frame() => read,
+                    () = timer => {
+                        link.timer = None;
+                        dialect.on_timer(link);
+                        continue;
+                    }
+                }
+            }
+        };
+        let frame = match read {
             Ok(frame) => frame,
             Err(e) => return classify(e),
         };
@@ -256,6 +280,7 @@ pub async fn run<D: DialectSession>(
         kind: D::KIND,
         outbox: Arc::clone(&outbox),
         rooms: Vec::new(),
+        timer: None,
     };
     let mut throttle = Throttle::new(
         config.client_msg_rate,
@@ -321,4 +346,126 @@ pub async fn run<D: DialectSession>(
     outbox.abandon();
     app.sessions.remove(id);
     metrics().connections.decrement(1.0);
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::AsyncWriteExt;
+
+    use super::*;
+    use crate::Config;
+    use crate::delivery::outbox::Drain;
+    use crate::dialect::MessageKind;
+
+    /// A dialect that arms its timer on open and on `arm`, disarms it on
+    /// `disarm`, and reports each firing.
+    struct Alarm {
+        fired: usize,
+    }
+
+    impl DialectSession for Alarm {
+        const KIND: DialectKind = DialectKind::Echo;
+
+        fn on_open(&mut self, link: &mut impl Link) {
+            link.set_timer(Some(Duration::from_secs(30)));
+        }
+
+        fn on_message(&mut self, link: &mut impl Link, _kind: MessageKind, payload: &mut [u8]) {
+            match &payload[..] {
+                b"arm" => link.set_timer(Some(Duration::from_secs(5))),
+                b"disarm" => link.set_timer(None),
+                _ => link.send(frame::text(b"message")),
+            }
+        }
+
+        fn rate_limited(&mut self, _limit_per_sec: u32) -> Bytes {
+            frame::text(b"slow down")
+        }
+
+        fn on_timer(&mut self, link: &mut impl Link) {
+            self.fired += 1;
+            link.send(frame::text(format!("fired {}", self.fired).as_bytes()));
+        }
+    }
+
+    /// A masked client text frame.
+    fn client_text(text: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x81, 0x80 | text.len() as u8, 0, 0, 0, 0];
+        out.extend_from_slice(text);
+        out
+    }
+
+    /// Runs the reader over `script` (client frames, then EOF) with time
+    /// paused, so timers fire as soon as the session would otherwise wait;
+    /// returns the payloads the session queued, in order.
+    async fn session_output(script: &[&[u8]]) -> Vec<String> {
+        let app = App::new(Config::default()).unwrap();
+        let (mut client, server) = tokio::io::duplex(4096);
+        let id = SessionId::next();
+        let outbox = Arc::new(Outbox::new(64));
+        let handle = app
+            .sessions
+            .insert(id, Arc::clone(&outbox), DialectKind::Echo);
+        let mut link = SessionLink {
+            app: Arc::clone(&app),
+            id,
+            kind: DialectKind::Echo,
+            outbox: Arc::clone(&outbox),
+            rooms: Vec::new(),
+            timer: None,
+        };
+        let mut dialect = Alarm { fired: 0 };
+        dialect.on_open(&mut link);
+        let mut reader = FrameReader::new(server, &[], 1024, Duration::from_secs(60));
+        let mut throttle = Throttle::new(100, 100, 1000, Instant::now());
+        let mut assembler = MessageAssembler::new(1024);
+        let limits = ReadLimits { rate: 100 };
+        let script: Vec<Vec<u8>> = script.iter().map(|t| client_text(t)).collect();
+        let client_side = async move {
+            for frame in script {
+                client.write_all(&frame).await.unwrap();
+                // Let the session read it before the next one (paused time
+                // advances only once everything is idle).
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            tokio::time::sleep(Duration::from_secs(60)).await;
+            drop(client);
+        };
+        let (end, ()) = tokio::join!(
+            read_loop(
+                &mut reader,
+                &mut dialect,
+                &mut link,
+                &handle,
+                &mut throttle,
+                &mut assembler,
+                &limits
+            ),
+            client_side,
+        );
+        assert!(matches!(end, ReadEnd::Gone), "{end:?}");
+        let mut frames = Vec::new();
+        while outbox.drain_into(&mut frames, 64) == Drain::Frames {}
+        frames
+            .iter()
+            .map(|f| String::from_utf8(frame::payload(f).to_vec()).unwrap())
+            .collect()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_armed_timer_fires_once_while_the_client_is_silent() {
+        assert_eq!(session_output(&[]).await, ["fired 1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn messages_do_not_disturb_the_timer_and_rearming_replaces_it() {
+        let output = session_output(&[b"hello", b"arm"]).await;
+        // `arm` (at 1 s) replaced the 30 s timer with one at 6 s: one firing.
+        assert_eq!(output, ["message", "fired 1"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_disarmed_timer_never_fires() {
+        assert_eq!(session_output(&[b"disarm"]).await, Vec::<String>::new());
+    }
 }

@@ -192,6 +192,7 @@ impl Link for RecordingLink {
     fn close(&mut self, code: CloseCode) {
         self.actions.push(LinkAction::Closed(code));
     }
+    fn set_timer(&mut self, _after: Option<std::time::Duration>) {}
 }
 
 /// Checks that `frame` is exactly one server text frame as RFC 6455 §5.2
