@@ -101,15 +101,70 @@ impl App {
         }))
     }
 
-    /// Publishes an event; a price update first fires any alerts it crosses
-    /// (published to the `alerts` room right after the price).
-    pub async fn publish(&self, event: Event) -> Result<PublishReport, BusError> {
+    /// Publishes an event; a price update then fires the alerts it crosses,
+    /// whose triggers are published to the `alerts` room together, right
+    /// after the price. An error means nothing was published. Once the price
+    /// is out, the outcome says what became of its alerts: triggers that
+    /// could not be published (Redis failing in between) are not lost, their
+    /// alerts are armed again and fire on the next crossing price.
+    pub async fn publish(&self, event: Event) -> Result<PublishOutcome, BusError> {
         let report = self.bus.publish(&event).await?;
-        if let Event::PriceUpdate(price) = &event {
-            for trigger in self.alerts.on_price(&price.ticker, price.price) {
-                self.bus.publish(&Event::AlertTrigger(trigger)).await?;
-            }
+        let Event::PriceUpdate(price) = &event else {
+            return Ok(PublishOutcome {
+                report,
+                alerts: None,
+            });
+        };
+        let fired = self.alerts.on_price(&price.ticker, price.price);
+        if fired.is_empty() {
+            return Ok(PublishOutcome {
+                report,
+                alerts: None,
+            });
         }
-        Ok(report)
+        let triggers: Vec<Event> = fired
+            .iter()
+            .map(|f| Event::AlertTrigger(f.trigger.clone()))
+            .collect();
+        let (published, result) = self.bus.publish_batch(&triggers).await;
+        let rearmed = fired.len() - published;
+        let error = result.err().map(|e| {
+            tracing::warn!(ticker = %price.ticker, published, rearmed, error = %e, "alert triggers not published; their alerts are armed again");
+            e.to_string()
+        });
+        self.alerts
+            .restore(fired.into_iter().skip(published).map(|f| f.alert));
+        Ok(PublishOutcome {
+            report,
+            alerts: Some(AlertsFired {
+                fired: published + rearmed,
+                published,
+                rearmed,
+                error,
+            }),
+        })
     }
+}
+
+/// What [`App::publish`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublishOutcome {
+    /// The event's publish.
+    pub report: PublishReport,
+    /// For a price that fired alerts: what became of them.
+    pub alerts: Option<AlertsFired>,
+}
+
+/// The alerts one price fired.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct AlertsFired {
+    /// Alerts the price crossed.
+    pub fired: usize,
+    /// Triggers published to the `alerts` room.
+    pub published: usize,
+    /// Alerts whose trigger could not be published, armed again.
+    pub rearmed: usize,
+    /// Why publishing stopped, when it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }

@@ -144,6 +144,48 @@ async fn deleted_alert_does_not_fire() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_of_alerts_far_beyond_the_outbox_reaches_every_reader_that_keeps_up() {
+    const CAPACITY: usize = 16;
+    const ALERTS: usize = 20 * CAPACITY;
+    let server = TestServer::start(|c| c.outbox_capacity = CAPACITY).await;
+    let mut readers = Vec::new();
+    for _ in 0..2 {
+        let mut ws = server.connect_001().await;
+        subscribe(&mut ws, "alerts", None).await;
+        readers.push(ws);
+    }
+    let mut http = server.http_client().await;
+    for i in 0..ALERTS {
+        let body =
+            json!({"ticker": "AAPL", "alert_type": "above", "trigger_price": 100.0 + i as f64});
+        let (status, v) = http.post("/api/alerts", &body.to_string()).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+    }
+    let (status, report) = http
+        .post("/api/ws/broadcast/price", &price_body("AAPL", 1000.0))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["alerts"],
+        json!({"fired": ALERTS, "published": ALERTS, "rearmed": 0}),
+        "{report}"
+    );
+    for ws in &mut readers {
+        let mut triggers: Vec<f64> = Vec::new();
+        for _ in 0..ALERTS {
+            let trigger = recv_json(ws).await;
+            assert_eq!(trigger["type"], "alert_trigger", "{trigger}");
+            triggers.push(trigger["trigger_price"].as_f64().unwrap());
+        }
+        // Every alert, once, in the order they were armed.
+        let armed: Vec<f64> = (0..ALERTS).map(|i| 100.0 + i as f64).collect();
+        assert_eq!(triggers, armed);
+        // Still connected.
+        ping_pong(ws).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_below_zero_fires_on_a_negative_price() {
     let server = TestServer::start(|_| {}).await;
     let mut ws = server.connect_001().await;

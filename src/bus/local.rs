@@ -24,4 +24,9 @@ impl LocalBus {
     pub fn publish(&self, event: &Event) -> Result<PublishReport, BusError> {
         Ok(self.rooms.publish(event)?)
     }
+
+    /// Publishes events of one room together: all, or none.
+    pub fn publish_batch(&self, events: &[Event]) -> Result<PublishReport, BusError> {
+        Ok(self.rooms.publish_batch(events)?)
+    }
 }

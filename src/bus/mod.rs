@@ -114,6 +114,33 @@ impl Bus {
         }
     }
 
+    /// Publishes events of one room in order (the alert triggers one price
+    /// fired). Embedded, they go into the room together, all or none
+    /// ([`Rooms::publish_batch`]). Through Redis each is numbered and sent on
+    /// its own, and publishing stops at the first failure. Returns how many
+    /// were published, with the last report or the error that stopped it.
+    pub async fn publish_batch(
+        &self,
+        events: &[Event],
+    ) -> (usize, Result<PublishReport, BusError>) {
+        match self {
+            Bus::Local(bus) => match bus.publish_batch(events) {
+                Ok(report) => (events.len(), Ok(report)),
+                Err(e) => (0, Err(e)),
+            },
+            Bus::Fleet(fleet) => {
+                let mut last = PublishReport::default();
+                for (published, event) in events.iter().enumerate() {
+                    match fleet.redis.publish(event).await {
+                        Ok(report) => last = report,
+                        Err(e) => return (published, Err(e)),
+                    }
+                }
+                (events.len(), Ok(last))
+            }
+        }
+    }
+
     /// Whether this node leads the producer of `room` (a modeldata feed):
     /// always in embedded mode; in a fleet, the node holding the room's lease
     /// (taken if free, renewed if held, for `ttl`).

@@ -281,15 +281,19 @@ pub async fn broadcast(app: &App, kind: Broadcast, req: Request<Incoming>) -> Ht
     };
     let room = event.room();
     match app.publish(event).await {
-        Ok(report) => response::json(
-            StatusCode::OK,
-            &serde_json::json!({
+        Ok(outcome) => {
+            let report = outcome.report;
+            let mut body = serde_json::json!({
                 "status": "success",
                 "room": room.as_str(),
                 "seq": report.seq,
                 "recipients": report.recipients,
-            }),
-        ),
+            });
+            if let Some(alerts) = outcome.alerts {
+                body["alerts"] = serde_json::json!(alerts);
+            }
+            response::json(StatusCode::OK, &body)
+        }
         Err(e) => response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }

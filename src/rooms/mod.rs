@@ -137,7 +137,7 @@ impl Rooms {
         let room = self.get(&event.room())?;
         let remote = room.deliver(event, canonical_frame, seq, epoch, accept_gap);
         if let Remote::Delivered(report) = &remote {
-            self.record(report, started);
+            self.record(report, started, 1);
         }
         Some(remote)
     }
@@ -260,24 +260,48 @@ impl Rooms {
     /// delivered to nobody, so no room is created for it.
     pub fn publish(&self, event: &Event) -> Result<PublishReport, RoomsError> {
         let started = Instant::now();
-        let name = event.room();
-        let room = if self.history_size_of(&name) == 0 {
-            match self.get(&name) {
-                Some(room) => room,
-                None => return Ok(PublishReport::default()),
-            }
-        } else {
-            self.get_or_create(&name)?
+        let Some(room) = self.room_for(&event.room())? else {
+            return Ok(PublishReport::default());
         };
         let report = room.publish(event);
-        self.record(&report, started);
+        self.record(&report, started, 1);
         Ok(report)
     }
 
-    fn record(&self, report: &PublishReport, started: Instant) {
+    /// Publishes events of one room together ([`Room::publish_batch`]): all
+    /// or, when the room is refused, none.
+    pub fn publish_batch(&self, events: &[Event]) -> Result<PublishReport, RoomsError> {
+        let started = Instant::now();
+        let Some(first) = events.first() else {
+            return Ok(PublishReport::default());
+        };
+        let name = first.room();
+        debug_assert!(
+            events.iter().all(|e| e.room() == name),
+            "one room per batch"
+        );
+        let Some(room) = self.room_for(&name)? else {
+            return Ok(PublishReport::default());
+        };
+        let report = room.publish_batch(events);
+        self.record(&report, started, events.len());
+        Ok(report)
+    }
+
+    /// The room a publish to `name` goes to: created if its retention keeps
+    /// events; `None` for a room that keeps none and does not exist (nobody
+    /// would receive the event).
+    fn room_for(&self, name: &RoomName) -> Result<Option<Arc<Room>>, RoomsError> {
+        if self.history_size_of(name) == 0 {
+            return Ok(self.get(name));
+        }
+        self.get_or_create(name).map(Some)
+    }
+
+    fn record(&self, report: &PublishReport, started: Instant, events: usize) {
         let m = metrics();
         m.fanout_seconds.record(started.elapsed().as_secs_f64());
-        m.events_published.increment(1);
+        m.events_published.increment(events as u64);
         if report.conflated > 0 {
             m.frames_conflated.increment(report.conflated as u64);
         }

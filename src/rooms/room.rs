@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use indexmap::IndexMap;
 use parking_lot::Mutex;
 
@@ -513,25 +513,7 @@ impl Room {
         canonical_frame: &Bytes,
         seq: u64,
     ) -> PublishReport {
-        // Members that never had a first message get it now (a modeldata
-        // feed's `initial_modeldata`), whoever joined when.
-        let canonical_frame = match event {
-            Event::ModelData(ModelDataFrame {
-                first: Some(first), ..
-            }) if !std::mem::replace(&mut state.greeted, true) => first,
-            _ => canonical_frame,
-        };
-        let canonical = frame::payload(canonical_frame);
-        if let Event::ModelData(ModelDataFrame {
-            snapshot: Some(snapshot),
-            ..
-        }) = event
-        {
-            state.snapshot.clone_from(snapshot);
-        }
-        state.seq = seq;
-        state.active = Instant::now();
-        state.history.push(seq, canonical);
+        let canonical_frame = record(state, event, canonical_frame, seq);
         let mut report = PublishReport {
             seq,
             ..PublishReport::default()
@@ -551,23 +533,108 @@ impl Room {
             let Some(frame) = dialect::encode(kind, &published) else {
                 continue;
             };
-            for outbox in members.values() {
-                match outbox.push(&frame, self.delivery) {
-                    Pushed::Queued => report.recipients += 1,
-                    Pushed::Conflated => {
-                        report.recipients += 1;
-                        report.conflated += 1;
-                    }
-                    Pushed::Overflowed(dropped) => {
-                        report.overflowed += 1;
-                        report.dropped += dropped;
-                    }
-                    Pushed::Closed => {}
+            self.push_to(members, &frame, &mut report);
+        }
+        report
+    }
+
+    /// Publishes several events of this room at once (the alert triggers one
+    /// price fired): each gets its `seq` and its place in the history, and
+    /// every member gets them as one outbox entry per dialect, the frames
+    /// back to back. A burst is encoded once per dialect, counts once against
+    /// each member's outbox capacity, and reaches every member that keeps up.
+    pub fn publish_batch(&self, events: &[Event]) -> PublishReport {
+        let canonical_frames: Vec<Bytes> = events.iter().map(Event::canonical_frame).collect();
+        let mut state = self.state.lock();
+        let first = state.seq + 1;
+        let canonical_frames: Vec<Bytes> = events
+            .iter()
+            .zip(&canonical_frames)
+            .zip(first..)
+            .map(|((event, frame), seq)| record(&mut state, event, frame, seq).clone())
+            .collect();
+        let mut report = PublishReport {
+            seq: state.seq,
+            ..PublishReport::default()
+        };
+        let mut batch = BytesMut::new();
+        for kind in DialectKind::ALL {
+            let members = &state.members[kind.index()];
+            if members.is_empty() {
+                continue;
+            }
+            for ((event, canonical_frame), seq) in events.iter().zip(&canonical_frames).zip(first..)
+            {
+                let published = Published {
+                    room: &self.name,
+                    seq,
+                    epoch: state.epoch,
+                    event,
+                    canonical_frame,
+                };
+                if let Some(frame) = dialect::encode(kind, &published) {
+                    batch.extend_from_slice(&frame);
                 }
+            }
+            if !batch.is_empty() {
+                let frames = batch.split().freeze();
+                self.push_to(members, &frames, &mut report);
             }
         }
         report
     }
+
+    /// Queues `frame` to every member in `members` under the room's delivery policy.
+    fn push_to(
+        &self,
+        members: &IndexMap<SessionId, Arc<Outbox>>,
+        frame: &Bytes,
+        report: &mut PublishReport,
+    ) {
+        for outbox in members.values() {
+            match outbox.push(frame, self.delivery) {
+                Pushed::Queued => report.recipients += 1,
+                Pushed::Conflated => {
+                    report.recipients += 1;
+                    report.conflated += 1;
+                }
+                Pushed::Overflowed(dropped) => {
+                    report.overflowed += 1;
+                    report.dropped += dropped;
+                }
+                Pushed::Closed => {}
+            }
+        }
+    }
+}
+
+/// Makes `event` the room's event number `seq`: its history entry, the
+/// room's snapshot if it carries one. Returns the frame members get: an
+/// event's `first` frame (a modeldata feed's `initial_modeldata`) while some
+/// member never had a first message, else its canonical frame.
+fn record<'a>(
+    state: &mut RoomState,
+    event: &'a Event,
+    canonical_frame: &'a Bytes,
+    seq: u64,
+) -> &'a Bytes {
+    let canonical_frame = match event {
+        Event::ModelData(ModelDataFrame {
+            first: Some(first), ..
+        }) if !std::mem::replace(&mut state.greeted, true) => first,
+        _ => canonical_frame,
+    };
+    if let Event::ModelData(ModelDataFrame {
+        snapshot: Some(snapshot),
+        ..
+    }) = event
+    {
+        state.snapshot.clone_from(snapshot);
+    }
+    state.seq = seq;
+    state.active = Instant::now();
+    state.history.push(seq, frame::payload(canonical_frame));
+    canonical_frame
 }
 
 /// Greets and admits the waiting members `ready` picks, in join order.
@@ -900,6 +967,41 @@ mod tests {
         room.admit_overdue(std::time::Duration::ZERO);
         room.deliver(&event, &frame, 5, 7, false);
         assert_eq!(drain(&outbox).len(), 1);
+    }
+
+    #[test]
+    fn a_batch_takes_consecutive_seqs_and_reaches_a_member_as_one_entry() {
+        let room = Room::new(RoomName::patterns(), 10);
+        room.publish(&pattern());
+        let outbox = Arc::new(Outbox::new(1));
+        room.join(
+            SessionId::next(),
+            DialectKind::Native,
+            &outbox,
+            no_greeting(),
+        )
+        .unwrap();
+        let report = room.publish_batch(&[pattern(), pattern(), pattern()]);
+        assert_eq!(
+            (report.seq, report.recipients, report.overflowed),
+            (4, 1, 0)
+        );
+        assert_eq!(room.history_len(), 4);
+        let entries = drain(&outbox);
+        assert_eq!(entries.len(), 1, "one outbox entry for the whole batch");
+        let mut rest = &entries[0][..];
+        let mut seqs = Vec::new();
+        while !rest.is_empty() {
+            let (header, len) = match rest[1] & 0x7f {
+                126 => (4, usize::from(u16::from_be_bytes([rest[2], rest[3]]))),
+                len => (2, usize::from(len)),
+            };
+            let json: serde_json::Value =
+                serde_json::from_slice(&rest[header..header + len]).unwrap();
+            seqs.push(json["seq"].as_u64().unwrap());
+            rest = &rest[header + len..];
+        }
+        assert_eq!(seqs, [2, 3, 4]);
     }
 
     #[test]

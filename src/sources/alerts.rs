@@ -147,8 +147,9 @@ impl AlertBook {
         true
     }
 
-    /// Evaluates a new price; returns the triggers of the alerts it fired.
-    pub fn on_price(&self, ticker: &str, price: f64) -> Vec<AlertTrigger> {
+    /// Evaluates a new price; returns the alerts it fired (now disarmed)
+    /// with their triggers.
+    pub fn on_price(&self, ticker: &str, price: f64) -> Vec<Fired> {
         let mut guard = self.book.lock();
         let book = &mut *guard;
         let previous = book.last_price.get(ticker).copied();
@@ -166,7 +167,10 @@ impl AlertBook {
                 }
             };
             if hit {
-                fired.push(trigger(alert, price));
+                fired.push(Fired {
+                    trigger: trigger(alert, price),
+                    alert: alert.clone(),
+                });
             }
             !hit
         });
@@ -180,6 +184,29 @@ impl AlertBook {
         }
         fired
     }
+
+    /// Arms again alerts that fired but whose triggers could not be
+    /// published, with their ids: they fire on the next crossing price. They
+    /// were counted before, so the cap does not refuse them.
+    pub fn restore(&self, alerts: impl IntoIterator<Item = PriceAlert>) {
+        let mut book = self.book.lock();
+        for alert in alerts {
+            book.count += 1;
+            book.by_ticker
+                .entry(alert.ticker.clone())
+                .or_default()
+                .push(alert);
+        }
+    }
+}
+
+/// An alert a price fired, and the trigger it publishes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Fired {
+    /// The alert, disarmed (see [`AlertBook::restore`]).
+    pub alert: PriceAlert,
+    /// Its `alert_trigger` event.
+    pub trigger: AlertTrigger,
 }
 
 fn trigger(alert: &PriceAlert, price: f64) -> AlertTrigger {
@@ -212,10 +239,27 @@ mod tests {
         assert!(book.on_price("AAPL", 149.0).is_empty());
         let fired = book.on_price("AAPL", 150.25);
         assert_eq!(fired.len(), 1);
-        assert_eq!(fired[0].alert_type, "above");
-        assert_eq!(fired[0].current_price, 150.25);
+        assert_eq!(fired[0].trigger.alert_type, "above");
+        assert_eq!(fired[0].trigger.current_price, 150.25);
         assert!(book.on_price("AAPL", 151.0).is_empty());
         assert!(book.list().is_empty());
+    }
+
+    #[test]
+    fn a_restored_alert_is_armed_again_with_its_id_and_fires_on_the_next_cross() {
+        let book = AlertBook::new(1);
+        let armed = book
+            .add("AAPL".into(), AlertKind::Above, 150.0, None)
+            .unwrap();
+        let fired = book.on_price("AAPL", 151.0);
+        book.restore(fired.into_iter().map(|f| f.alert));
+        assert_eq!(book.list(), vec![armed.clone()]);
+        // Still counted against the cap.
+        assert!(
+            book.add("MSFT".into(), AlertKind::Above, 1.0, None)
+                .is_err()
+        );
+        assert_eq!(book.on_price("AAPL", 152.0)[0].alert, armed);
     }
 
     #[test]
@@ -237,7 +281,7 @@ mod tests {
         let fired = book.on_price("AAPL", 150.25);
         assert_eq!(fired.len(), 1);
         assert_eq!(
-            fired[0].message,
+            fired[0].trigger.message,
             "AAPL breaking out at $150.25 (target: $150.00)"
         );
     }

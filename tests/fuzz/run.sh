@@ -118,10 +118,12 @@ for target in "${targets[@]}"; do
     >"$out" 2>&1 || status=$?
   elapsed=$(($(date +%s) - started))
   $smoke && rm -rf "$work"
-  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1)
-  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$out" | tail -n 1)
-  corpus=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$out" | tail -n 1 | sed 's/corp: //')
-  fuzzed=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$out" | tail -n 1)
+  # A target that crashes at once prints no statistics: none of these may
+  # end the script (set -e, pipefail) before its crash is reported.
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out" | tail -n 1 || true)
+  rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$out" | tail -n 1 || true)
+  corpus=$( (grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$out" || true) | tail -n 1 | sed 's/corp: //')
+  fuzzed=$(sed -n 's/^Done [0-9]* runs in \([0-9]*\) second.*/\1/p' "$out" | tail -n 1 || true)
   line=$(printf '%-24s execs %10s  execs/s %7s  corpus %-12s fuzzed %4s s (wall %4s s)' \
     "$target" "${execs:-?}" "${rate:-?}" "${corpus:-?}" "${fuzzed:-?}" "$elapsed")
   if [ "$status" -ne 0 ]; then
