@@ -9,12 +9,12 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::alerts::{AlertBook, Alerts, RedisAlerts};
 use crate::bus::{Bus, BusError, RedisBus, RedisConfig};
 use crate::config::Config;
 use crate::delivery::flusher::Flusher;
 use crate::protocol::Event;
 use crate::rooms::{PublishReport, Rooms};
-use crate::sources::alerts::AlertBook;
 use crate::sources::modeldata::{ModelData, ModelDataConfig};
 use crate::ws::sessions::Sessions;
 
@@ -33,8 +33,9 @@ pub struct App {
     pub sessions: Arc<Sessions>,
     /// Writes fan-out frames to idle sockets (one task for every session).
     pub flusher: Arc<Flusher>,
-    /// User price alerts, checked on every price update.
-    pub alerts: AlertBook,
+    /// User price alerts, checked on every price update: this node's, or
+    /// the fleet's in Redis.
+    pub alerts: Alerts,
     /// Seed 000's modeldata feeds (leases, status).
     pub modeldata: Arc<ModelData>,
     /// Process start, for `uptime`.
@@ -50,13 +51,14 @@ impl App {
     /// node when `REDIS_URL` is set (Redis is connected lazily).
     pub fn new(config: Config) -> Result<Arc<Self>, BusError> {
         let node = config.node_name();
-        let (rooms, bus) = match &config.redis_url {
+        let (rooms, bus, alerts) = match &config.redis_url {
             None => {
                 let rooms = Arc::new(Rooms::new(
                     config.rooms.history_size,
                     config.rooms.max_rooms,
                 ));
-                (Arc::clone(&rooms), Bus::local(rooms))
+                let alerts = Alerts::Local(AlertBook::new(config.max_alerts));
+                (Arc::clone(&rooms), Bus::local(rooms), alerts)
             }
             Some(url) => {
                 let (hints, hinted) = tokio::sync::mpsc::unbounded_channel();
@@ -75,7 +77,12 @@ impl App {
                     Arc::clone(&rooms),
                     hinted,
                 )?;
-                (rooms, Bus::fleet(redis, &node, config.lease_ttl()))
+                let alerts = Alerts::Fleet(RedisAlerts::new(
+                    redis.commands(),
+                    &config.redis_prefix,
+                    config.max_alerts,
+                ));
+                (rooms, Bus::fleet(redis, &node, config.lease_ttl()), alerts)
             }
         };
         Ok(Arc::new(App {
@@ -83,7 +90,7 @@ impl App {
             bus,
             sessions: Arc::new(Sessions::new(config.max_connections)),
             flusher: Flusher::new(),
-            alerts: AlertBook::new(config.max_alerts),
+            alerts,
             modeldata: ModelData::new(
                 ModelDataConfig {
                     interval: config.modeldata_interval(),
@@ -115,13 +122,28 @@ impl App {
                 alerts: None,
             });
         };
-        let fired = self.alerts.on_price(&price.ticker, price.price);
-        if fired.is_empty() {
-            return Ok(PublishOutcome {
-                report,
-                alerts: None,
-            });
-        }
+        let fired = match self.alerts.on_price(&price.ticker, price.price).await {
+            Ok(fired) if fired.is_empty() => {
+                return Ok(PublishOutcome {
+                    report,
+                    alerts: None,
+                });
+            }
+            Ok(fired) => fired,
+            Err(e) => {
+                // Nothing fired: the alerts stay armed for the next price.
+                tracing::warn!(ticker = %price.ticker, error = %e, "price alerts not checked");
+                return Ok(PublishOutcome {
+                    report,
+                    alerts: Some(AlertsFired {
+                        fired: 0,
+                        published: 0,
+                        rearmed: 0,
+                        error: Some(format!("alerts not checked: {e}")),
+                    }),
+                });
+            }
+        };
         let triggers: Vec<Event> = fired
             .iter()
             .map(|f| Event::AlertTrigger(f.trigger.clone()))
@@ -132,8 +154,10 @@ impl App {
             tracing::warn!(ticker = %price.ticker, published, rearmed, error = %e, "alert triggers not published; their alerts are armed again");
             e.to_string()
         });
-        self.alerts
-            .restore(fired.into_iter().skip(published).map(|f| f.alert));
+        let unpublished: Vec<_> = fired.into_iter().skip(published).map(|f| f.alert).collect();
+        if let Err(e) = self.alerts.restore(unpublished).await {
+            tracing::error!(ticker = %price.ticker, rearmed, error = %e, "fired alerts could not be armed again");
+        }
         Ok(PublishOutcome {
             report,
             alerts: Some(AlertsFired {

@@ -9,6 +9,7 @@
 //! [`sys`]; `unsafe` is denied everywhere else.
 #![deny(unsafe_code)]
 
+pub mod alerts;
 pub mod app;
 pub mod bus;
 pub mod catalog;

@@ -534,3 +534,65 @@ async fn malformed_or_bogus_bus_messages_are_skipped_and_the_room_goes_on() {
     assert_eq!(seqs(&next), [2]);
     assert_eq!(next[0]["data"]["price"], 2.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_armed_on_one_node_is_seen_everywhere_and_fires_once_for_prices_through_others() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 3).await;
+    let mut subscribers = Vec::new();
+    for node in &nodes {
+        let mut ws = connect(node, "/api/ws").await;
+        recv_json(&mut ws).await;
+        subscribe(&mut ws, "alerts", None).await;
+        subscribers.push(ws);
+    }
+    let arm = |kind: &str, price: f64| {
+        json!({"ticker": "AAPL", "alert_type": kind, "trigger_price": price}).to_string()
+    };
+    let mut first = HttpClient::connect(nodes[0].addr).await;
+    let (status, armed) = first.post("/api/alerts", &arm("above", 150.0)).await;
+    assert_eq!(status, StatusCode::CREATED, "{armed}");
+    let (status, other) = first.post("/api/alerts", &arm("below", 10.0)).await;
+    assert_eq!(status, StatusCode::CREATED, "{other}");
+    // Listed through every node.
+    for node in &nodes {
+        let mut http = HttpClient::connect(node.addr).await;
+        let (_, list) = http
+            .request(hyper::Method::GET, "/api/alerts", None, &[])
+            .await;
+        assert_eq!(json_body(&list)["count"], 2, "{}", node.id);
+    }
+    // Deleted through another node.
+    let mut third = HttpClient::connect(nodes[2].addr).await;
+    let path = format!("/api/alerts/{}", other["alert"]["id"]);
+    let (status, _) = third.request(hyper::Method::DELETE, &path, None, &[]).await;
+    assert_eq!(status, StatusCode::OK);
+    // Two crossing prices at once, through the other two nodes: one fires it.
+    let (one, two) = tokio::join!(
+        publish(&nodes[1], "AAPL", 151.0),
+        publish(&nodes[2], "AAPL", 152.0)
+    );
+    assert_eq!(one.0, StatusCode::OK, "{}", one.1);
+    assert_eq!(two.0, StatusCode::OK, "{}", two.1);
+    let fired: u64 = [&one.1, &two.1]
+        .iter()
+        .map(|body| body["alerts"]["fired"].as_u64().unwrap_or(0))
+        .sum();
+    assert_eq!(fired, 1, "{} / {}", one.1, two.1);
+    let (status, _) = first
+        .post("/api/ws/broadcast/alert", &alert_body("MARK", "marker"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    for ws in &mut subscribers {
+        let trigger = recv_json(ws).await;
+        assert_eq!(trigger["type"], "alert_trigger", "{trigger}");
+        assert_eq!(trigger["trigger_price"], 150.0, "{trigger}");
+        assert_eq!(trigger["alert_type"], "above", "{trigger}");
+        // Exactly once: the marker comes next.
+        assert_eq!(recv_json(ws).await["message"], "marker");
+    }
+    let (_, list) = first
+        .request(hyper::Method::GET, "/api/alerts", None, &[])
+        .await;
+    assert_eq!(json_body(&list)["count"], 0);
+}

@@ -157,44 +157,84 @@ struct State {
     /// queue empty or hands over). While it is false, an outbox the flusher
     /// owns is only scheduled: it has not been reached yet.
     flushing: bool,
-    /// Frames ever appended to `queue`: the position the next one takes.
+    /// Greeting frames still queued ([`Outbox::push_greeting`]): they do not
+    /// count against the capacity. Boxed, and only while there are some, so
+    /// the common state stays small (it is touched once per member per publish).
+    greetings: Option<Box<Greetings>>,
+}
+
+/// Where a joiner's greeting frames sit in the queue. Positions count
+/// frames appended to the queue since this was created (the frames queued
+/// then included), so a range stays put while frames are taken from the
+/// front or given back to it.
+#[derive(Debug)]
+struct Greetings {
+    /// Position the next appended frame takes.
     appended: u64,
-    /// Frames ever taken from the front of `queue` (less those put back):
-    /// the position of its first frame.
+    /// Position of the queue's first frame.
     taken: u64,
-    /// Positions `[start, end)` of greeting frames ([`Outbox::push_greeting`])
-    /// not yet all taken, oldest first. They do not count against the
-    /// capacity: a late joiner's replay is bounded by its room's retention,
-    /// not by the outbox, and must not close it with 4008.
-    greetings: Vec<(u64, u64)>,
+    /// `[start, end)` of each greeting not yet all taken, oldest first.
+    ranges: Vec<(u64, u64)>,
 }
 
 impl State {
     fn append(&mut self, frame: Bytes) {
         self.queue.push_back(frame);
-        self.appended += 1;
+        if let Some(g) = &mut self.greetings {
+            g.appended += 1;
+        }
+    }
+
+    /// `n` frames left the front of the queue.
+    fn took(&mut self, n: usize) {
+        let Some(g) = &mut self.greetings else {
+            return;
+        };
+        g.taken += n as u64;
+        let taken = g.taken;
+        g.ranges.retain(|&(_, end)| end > taken);
+        if g.ranges.is_empty() {
+            self.greetings = None;
+        }
+    }
+
+    /// `n` frames taken went back to the front of the queue (unwritten).
+    fn gave_back(&mut self, n: usize) {
+        if let Some(g) = &mut self.greetings {
+            g.taken -= n as u64;
+        }
     }
 
     /// Queued frames that count against the capacity: all but greetings.
-    fn live_len(&mut self) -> usize {
-        if self.greetings.is_empty() {
+    fn live_len(&self) -> usize {
+        let Some(g) = &self.greetings else {
             return self.queue.len();
-        }
-        let taken = self.taken;
-        self.greetings.retain(|&(_, end)| end > taken);
-        let greeting: u64 = self
-            .greetings
+        };
+        let greeting: u64 = g
+            .ranges
             .iter()
-            .map(|&(start, end)| end - start.max(taken))
+            .map(|&(start, end)| end - start.max(g.taken))
             .sum();
         self.queue.len() - greeting as usize
+    }
+
+    /// Marks the next `n` frames to be appended as a greeting.
+    fn start_greeting(&mut self, n: usize) {
+        let queued = self.queue.len() as u64;
+        let g = self.greetings.get_or_insert_with(|| {
+            Box::new(Greetings {
+                appended: queued,
+                taken: 0,
+                ranges: Vec::new(),
+            })
+        });
+        g.ranges.push((g.appended, g.appended + n as u64));
     }
 
     fn clear_queue(&mut self) {
         self.queue.clear();
         self.conflated.clear();
-        self.greetings.clear();
-        self.taken = self.appended;
+        self.greetings = None;
     }
 }
 
@@ -250,9 +290,7 @@ impl Outbox {
                 closing: Closing::Open,
                 owner: Owner::Idle,
                 flushing: false,
-                appended: 0,
-                taken: 0,
-                greetings: Vec::new(),
+                greetings: None,
             }),
             notify: Notify::new(),
             capacity: capacity.max(1),
@@ -327,12 +365,10 @@ impl Outbox {
                 return;
             }
             let was_empty = state.queue.is_empty() && state.conflated.is_empty();
-            let start = state.appended;
+            state.start_greeting(frames.len());
             for frame in frames {
                 state.append(frame.clone());
             }
-            let end = state.appended;
-            state.greetings.push((start, end));
             self.route(&mut state, was_empty)
         };
         self.wake(wake, schedule);
@@ -434,10 +470,11 @@ impl Outbox {
             state.partial = rest.next();
         }
         if matches!(state.closing, Closing::Open | Closing::AfterFlush(_)) {
+            let n = rest.len();
             for frame in rest.rev() {
                 state.queue.push_front(frame);
-                state.taken -= 1;
             }
+            state.gave_back(n);
         } else {
             // Closing at once (an overflow already counted the queue it
             // discarded) or gone: these frames go with it.
@@ -552,13 +589,13 @@ fn take_frames(state: &mut State, batch: &mut Vec<Bytes>, max: usize) -> bool {
     if state.queue.len() == 1 {
         // The common case at low rates: one frame, without a drain iterator.
         batch.extend(state.queue.pop_front());
-        state.taken += 1;
+        state.took(1);
         return true;
     }
     if !state.queue.is_empty() {
         let n = state.queue.len().min(max);
         batch.extend(state.queue.drain(..n));
-        state.taken += n as u64;
+        state.took(n);
         return true;
     }
     if !state.conflated.is_empty() {

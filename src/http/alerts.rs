@@ -8,9 +8,9 @@ use hyper::{Request, StatusCode};
 use serde::Deserialize;
 
 use super::response::{self, HttpError, HttpResponse};
+use crate::alerts::{AlertKind, FleetAlertError};
 use crate::app::App;
 use crate::catalog::normalize_ticker;
-use crate::sources::alerts::AlertKind;
 use crate::telemetry::{Limit, metrics};
 
 /// A validated `POST /api/alerts` body.
@@ -53,46 +53,55 @@ pub async fn create(app: &App, req: Request<Incoming>) -> HttpResponse {
         Ok(alert) => alert,
         Err(e) => return e.into_response(),
     };
-    match app.alerts.add(
-        alert.ticker,
-        alert.alert_type,
-        alert.trigger_price,
-        alert.user_id,
-    ) {
+    match app
+        .alerts
+        .add(
+            alert.ticker,
+            alert.alert_type,
+            alert.trigger_price,
+            alert.user_id,
+        )
+        .await
+    {
         Ok(alert) => response::json(
             StatusCode::CREATED,
             &serde_json::json!({ "status": "created", "alert": alert }),
         ),
-        Err(e) => {
+        Err(FleetAlertError::Alerts(e)) => {
             metrics().limit_hit(Limit::Alerts);
             response::error(StatusCode::TOO_MANY_REQUESTS, &e.to_string())
+        }
+        Err(FleetAlertError::Bus(e)) => {
+            response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
     }
 }
 
-/// `GET /api/alerts`.
-pub fn list(app: &App) -> HttpResponse {
-    let alerts = app.alerts.list();
-    response::json(
-        StatusCode::OK,
-        &serde_json::json!({ "count": alerts.len(), "alerts": alerts }),
-    )
+/// `GET /api/alerts`: every armed alert (in a fleet, every node's).
+pub async fn list(app: &App) -> HttpResponse {
+    match app.alerts.list().await {
+        Ok(alerts) => response::json(
+            StatusCode::OK,
+            &serde_json::json!({ "count": alerts.len(), "alerts": alerts }),
+        ),
+        Err(e) => response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
 }
 
 /// `DELETE /api/alerts/{id}`.
-pub fn delete(app: &App, id: &str) -> HttpResponse {
+pub async fn delete(app: &App, id: &str) -> HttpResponse {
     let Ok(id) = id.parse::<u64>() else {
         return response::error(
             StatusCode::BAD_REQUEST,
             "alert id must be a positive integer",
         );
     };
-    if app.alerts.remove(id) {
-        response::json(
+    match app.alerts.remove(id).await {
+        Ok(true) => response::json(
             StatusCode::OK,
             &serde_json::json!({ "status": "deleted", "id": id }),
-        )
-    } else {
-        response::error(StatusCode::NOT_FOUND, &format!("no alert with id {id}"))
+        ),
+        Ok(false) => response::error(StatusCode::NOT_FOUND, &format!("no alert with id {id}")),
+        Err(e) => response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }

@@ -116,10 +116,10 @@ impl Router {
                 Box::pin(async move { alerts::create(&app, req).await })
             }),
             get("/api/alerts", |app, _, _| {
-                Box::pin(async move { alerts::list(&app) })
+                Box::pin(async move { alerts::list(&app).await })
             }),
             route(Method::DELETE, "/api/alerts/{id}", |app, _, params| {
-                Box::pin(async move { alerts::delete(&app, &params[0]) })
+                Box::pin(async move { alerts::delete(&app, &params[0]).await })
             }),
         ];
         if config.echo {

@@ -177,18 +177,26 @@ impl Rooms {
     /// went.
     fn evict_idle(&self) -> usize {
         let batch = (self.max_rooms / 100).max(1);
+        let now = Instant::now();
         let mut candidates: Vec<(Instant, Arc<Room>)> = self
             .map
             .iter()
-            .filter_map(|entry| Some((entry.value().idle_since()?, Arc::clone(entry.value()))))
+            .filter_map(|entry| {
+                let since = entry.value().idle_since(now)?;
+                Some((since, Arc::clone(entry.value())))
+            })
             .collect();
+        // Longest idle first; among equally idle rooms, by name (deterministic).
+        let order = |a: &(Instant, Arc<Room>), b: &(Instant, Arc<Room>)| {
+            (a.0, a.1.name()).cmp(&(b.0, b.1.name()))
+        };
         if candidates.len() > batch {
-            candidates.select_nth_unstable_by_key(batch - 1, |(since, _)| *since);
+            candidates.select_nth_unstable_by(batch - 1, order);
             candidates.truncate(batch);
         }
         let evicted = candidates
             .into_iter()
-            .filter(|(since, room)| self.remove_if(room, |r| r.retire_if_idle_since(*since)))
+            .filter(|(since, room)| self.remove_if(room, |r| r.retire_if_idle_since(*since, now)))
             .count();
         if evicted > 0 {
             metrics().rooms_retired(RetireReason::Evicted, evicted);
@@ -211,13 +219,13 @@ impl Rooms {
                     Retention::Ring | Retention::Latest | Retention::Snapshot => idle_ttl,
                 };
                 let cutoff = now.checked_sub(ttl)?;
-                let since = entry.value().idle_since()?;
+                let since = entry.value().idle_since(now)?;
                 (since <= cutoff).then(|| (cutoff, Arc::clone(entry.value())))
             })
             .collect();
         let retired = idle
             .into_iter()
-            .filter(|(cutoff, room)| self.remove_if(room, |r| r.retire_if_idle_since(*cutoff)))
+            .filter(|(cutoff, room)| self.remove_if(room, |r| r.retire_if_idle_since(*cutoff, now)))
             .count();
         if retired > 0 {
             metrics().rooms_retired(RetireReason::Idle, retired);
@@ -477,6 +485,9 @@ mod tests {
     fn at_the_cap_the_longest_idle_memberless_room_makes_way() {
         let rooms = Rooms::new(10, 2);
         rooms.publish(&price("OLD")).unwrap();
+        // Idleness is observed by the retirement pass (publishing reads no
+        // clock): OLD is seen idle from here on.
+        assert_eq!(rooms.retire_idle(Duration::from_secs(3600)), 0);
         rooms.publish(&price("NEW")).unwrap();
         rooms.publish(&price("NEWEST")).unwrap();
         assert!(rooms.get(&RoomName::ticker("OLD")).is_none());
@@ -689,8 +700,10 @@ mod proptests {
         seq: u64,
         members: BTreeSet<usize>,
         retained: VecDeque<u64>,
-        /// Step of the last publish (or creation): eviction order.
-        active: usize,
+        /// Step since which the room has been idle, as last observed.
+        idle: usize,
+        /// `seq` at that observation.
+        observed_seq: u64,
     }
 
     /// The registry's rules, written down plainly.
@@ -717,22 +730,35 @@ mod proptests {
             }
             let unpinned = self.rooms.keys().filter(|r| !pinned(**r)).count();
             if unpinned >= self.max_rooms {
+                // Eviction observes every candidate now: one published since
+                // its last observation is idle from now.
+                let step = self.step;
+                for (_, state) in self
+                    .rooms
+                    .iter_mut()
+                    .filter(|(r, state)| !pinned(**r) && state.members.is_empty())
+                {
+                    if state.seq != state.observed_seq {
+                        state.observed_seq = state.seq;
+                        state.idle = step;
+                    }
+                }
                 let victim = self
                     .rooms
                     .iter()
                     .filter(|(r, state)| !pinned(**r) && state.members.is_empty())
-                    .min_by_key(|(_, state)| state.active)
+                    .min_by_key(|(r, state)| (state.idle, room_names()[**r].clone()))
                     .map(|(r, _)| *r);
                 match victim {
                     Some(victim) => self.rooms.remove(&victim),
                     None => return false,
                 };
             }
-            let active = self.step;
+            let idle = self.step;
             self.rooms.insert(
                 room,
                 ModelRoom {
-                    active,
+                    idle,
                     ..ModelRoom::default()
                 },
             );
@@ -778,7 +804,6 @@ mod proptests {
             }
             let state = self.rooms.get_mut(&room).unwrap();
             state.seq += 1;
-            state.active = self.step;
             if history > 0 {
                 if state.retained.len() == history {
                     state.retained.pop_front();

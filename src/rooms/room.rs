@@ -138,10 +138,14 @@ struct RoomState {
     loading: bool,
     /// Members that joined while loading; greeted and admitted by `preload`.
     waiting: Vec<Waiting>,
-    /// Last publish (or creation): a memberless room idle longer than its
-    /// retention allows is retired, and under the room cap the longest idle
-    /// go first.
-    active: Instant,
+    /// Since when the room has been idle, as last observed ([`Room::idle_since`]):
+    /// a memberless room idle longer than its retention allows is retired,
+    /// and at the room cap the longest idle go first. Publishing reads no
+    /// clock: an observation that finds `seq` moved past `observed_seq`
+    /// restarts the idle time there.
+    idle: Instant,
+    /// `seq` when `idle` was last observed.
+    observed_seq: u64,
 }
 
 /// A named stream and its members.
@@ -187,7 +191,8 @@ impl Room {
                 retired: false,
                 loading: false,
                 waiting: Vec::new(),
-                active: Instant::now(),
+                idle: Instant::now(),
+                observed_seq: 0,
             }),
             member_count: AtomicUsize::new(0),
             remote: false,
@@ -403,33 +408,35 @@ impl Room {
         self.retire_if(|state| ignore_history || state.history.is_empty())
     }
 
-    /// Marks the room retired if it is not pinned, has no members and was
-    /// last published to before `idle_since` (its history goes with it).
-    pub fn retire_if_idle_since(&self, idle_since: Instant) -> bool {
-        self.retire_if(|state| state.active <= idle_since)
+    /// Marks the room retired if it is not pinned, has no members and has
+    /// been idle since `cutoff` or earlier, observed at `now` (its history
+    /// goes with it).
+    pub fn retire_if_idle_since(&self, cutoff: Instant, now: Instant) -> bool {
+        self.retire_if(|state| observe(state, now) <= cutoff)
     }
 
-    fn retire_if(&self, unused: impl FnOnce(&RoomState) -> bool) -> bool {
+    fn retire_if(&self, unused: impl FnOnce(&mut RoomState) -> bool) -> bool {
         if self.pinned {
             return false;
         }
         let mut state = self.state.lock();
         let unused = state.waiting.is_empty()
             && state.members.iter().all(IndexMap::is_empty)
-            && unused(&state);
+            && unused(&mut state);
         if unused {
             state.retired = true;
         }
         unused
     }
 
-    /// When the room was last published to, if it could be retired now
-    /// (not pinned, no members): the registry's eviction candidates.
-    pub fn idle_since(&self) -> Option<Instant> {
+    /// Since when the room has been idle, observed at `now` (a publish since
+    /// the last observation makes that `now`), if it could be retired (not
+    /// pinned, no members): the registry's retirement candidates.
+    pub fn idle_since(&self, now: Instant) -> Option<Instant> {
         if self.pinned || self.member_count() > 0 {
             return None;
         }
-        Some(self.state.lock().active)
+        Some(observe(&mut self.state.lock(), now))
     }
 
     /// Publishes one event: next `seq`, into history, encoded once per dialect
@@ -632,9 +639,17 @@ fn record<'a>(
         state.snapshot.clone_from(snapshot);
     }
     state.seq = seq;
-    state.active = Instant::now();
     state.history.push(seq, frame::payload(canonical_frame));
     canonical_frame
+}
+
+/// Since when the room has been idle, observed at `now`.
+fn observe(state: &mut RoomState, now: Instant) -> Instant {
+    if state.seq != state.observed_seq {
+        state.observed_seq = state.seq;
+        state.idle = now;
+    }
+    state.idle
 }
 
 /// Greets and admits the waiting members `ready` picks, in join order.
@@ -1025,8 +1040,8 @@ mod tests {
     fn a_pinned_room_is_never_retired() {
         let room = Room::new(RoomName::patterns(), 10);
         assert!(!room.retire_if_unused(true));
-        assert!(!room.retire_if_idle_since(Instant::now()));
-        assert_eq!(room.idle_since(), None);
+        assert!(!room.retire_if_idle_since(Instant::now(), Instant::now()));
+        assert_eq!(room.idle_since(Instant::now()), None);
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! (seed 000) reads PostgreSQL when `DATABASE_URL` is set and simulated AI
 //! trading models otherwise.
 
-pub mod alerts;
 pub mod market;
 pub mod market_hours;
 pub mod modeldata;

@@ -48,7 +48,7 @@ use roomcast::http::alerts::{NewAlert, parse_new_alert};
 use roomcast::http::publish::{Broadcast, parse_event};
 use roomcast::http::response::HttpError;
 use roomcast::protocol::{AlertTrigger, Event, MarketStatus, PatternAlert, PriceUpdate};
-use roomcast::sources::alerts::AlertKind;
+use roomcast::alerts::AlertKind;
 use roomcast_fuzz::{HTTP_MAX_DEPTH, assert_server_json_frame, is_json};
 use serde_json::{Map, Value};
 

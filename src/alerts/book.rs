@@ -1,64 +1,12 @@
-//! User price alerts (`POST /api/alerts`): a ticker, a condition (`above`,
-//! `below`, `breakout`) and a trigger price, evaluated on every price update
-//! of that ticker whatever its source. An alert fires once — it becomes an
-//! `alert_trigger` event in the `alerts` room — and is then removed.
-//!
-//! * `above`: fires on the first price at or above the trigger.
-//! * `below`: fires on the first price at or below the trigger.
-//! * `breakout`: fires when the price crosses the trigger upwards (the
-//!   previous price was below it, this one is at or above it); an alert
-//!   created while the price is already above waits for a dip and a new cross.
+//! The alert book of an embedded node: every armed alert in this process,
+//! checked under one short lock on each price of its ticker (the fleet's
+//! book is in Redis, [`super::fleet`]).
 
 use std::collections::HashMap;
 
 use parking_lot::Mutex;
-use serde::{Deserialize, Serialize};
 
-use crate::protocol::{AlertTrigger, time};
-
-/// The condition of a price alert.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum AlertKind {
-    Above,
-    Below,
-    Breakout,
-}
-
-impl AlertKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            AlertKind::Above => "above",
-            AlertKind::Below => "below",
-            AlertKind::Breakout => "breakout",
-        }
-    }
-}
-
-/// One armed alert.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct PriceAlert {
-    /// Assigned by the book; used to delete the alert.
-    pub id: u64,
-    /// Normalised ticker.
-    pub ticker: String,
-    /// Condition.
-    pub alert_type: AlertKind,
-    /// Price the condition compares against.
-    pub trigger_price: f64,
-    /// Who asked, if given (echoed back, not used for routing).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub user_id: Option<String>,
-    /// When the alert was armed.
-    pub created_at: String,
-}
-
-/// Why an alert was not armed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum AlertError {
-    #[error("alert limit reached ({0} alerts)")]
-    TooMany(usize),
-}
+use super::{AlertError, AlertKind, Fired, PriceAlert, trigger};
 
 #[derive(Debug, Default)]
 struct Book {
@@ -103,16 +51,9 @@ impl AlertBook {
             return Err(AlertError::TooMany(self.max));
         }
         book.next_id += 1;
-        let alert = PriceAlert {
-            id: book.next_id,
-            ticker: ticker.clone(),
-            alert_type,
-            trigger_price,
-            user_id,
-            created_at: time::now(),
-        };
+        let alert = PriceAlert::new(book.next_id, ticker, alert_type, trigger_price, user_id);
         book.by_ticker
-            .entry(ticker)
+            .entry(alert.ticker.clone())
             .or_default()
             .push(alert.clone());
         book.count += 1;
@@ -197,33 +138,6 @@ impl AlertBook {
                 .or_default()
                 .push(alert);
         }
-    }
-}
-
-/// An alert a price fired, and the trigger it publishes.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fired {
-    /// The alert, disarmed (see [`AlertBook::restore`]).
-    pub alert: PriceAlert,
-    /// Its `alert_trigger` event.
-    pub trigger: AlertTrigger,
-}
-
-fn trigger(alert: &PriceAlert, price: f64) -> AlertTrigger {
-    let t = &alert.ticker;
-    let target = alert.trigger_price;
-    let message = match alert.alert_type {
-        AlertKind::Breakout => format!("{t} breaking out at ${price:.2} (target: ${target:.2})"),
-        AlertKind::Above => format!("{t} at ${price:.2}, above ${target:.2}"),
-        AlertKind::Below => format!("{t} at ${price:.2}, below ${target:.2}"),
-    };
-    AlertTrigger {
-        ticker: t.clone(),
-        alert_type: alert.alert_type.as_str().to_string(),
-        trigger_price: target,
-        current_price: price,
-        message,
-        timestamp: time::now(),
     }
 }
 
