@@ -43,12 +43,12 @@
 
 use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
 use libfuzzer_sys::fuzz_target;
+use roomcast::alerts::AlertKind;
 use roomcast::frame;
 use roomcast::http::alerts::{NewAlert, parse_new_alert};
 use roomcast::http::publish::{Broadcast, parse_event};
 use roomcast::http::response::HttpError;
 use roomcast::protocol::{AlertTrigger, Event, MarketStatus, PatternAlert, PriceUpdate};
-use roomcast::alerts::AlertKind;
 use roomcast_fuzz::{HTTP_MAX_DEPTH, assert_server_json_frame, is_json};
 use serde_json::{Map, Value};
 
@@ -714,7 +714,10 @@ fn settle_unknowns(expected: &mut Event, event: &Event, unknown: &Unknown) {
         (e, a) => panic!("expected {e:?}, got {a:?}"),
     };
     if unknown.now {
-        assert!(is_wire_timestamp(time), "the current time {time:?} is not in the wire format");
+        assert!(
+            is_wire_timestamp(time),
+            "the current time {time:?} is not in the wire format"
+        );
         let at = DateTime::parse_from_rfc3339(time).expect("checked by check_event");
         let off = (Utc::now() - at.with_timezone(&Utc)).num_seconds().abs();
         assert!(off < 86_400, "the current time is {time}");

@@ -20,9 +20,9 @@
 
 use chrono::{DateTime, Datelike};
 use libfuzzer_sys::fuzz_target;
+use roomcast::catalog::{MAX_TICKER_LEN, RoomKind, RoomName, normalize_ticker};
 use roomcast::dialect::native::parse_room;
 use roomcast::dialect::seed001::{MAX_USER_ID_LEN, validate_user_id};
-use roomcast::catalog::{MAX_TICKER_LEN, RoomKind, RoomName, normalize_ticker};
 use roomcast::sources::modeldata::FeedOptions;
 use roomcast::sources::modeldata::options::MIN_POINTS;
 
@@ -70,7 +70,10 @@ fn check_room(name: &str) {
     );
     assert_eq!(room.to_string(), room.as_str());
     assert_eq!(RoomName::from_wire(room.as_str()).as_ref(), Some(&room));
-    assert!(room.policy().native, "parsed a room closed to native clients: {room}");
+    assert!(
+        room.policy().native,
+        "parsed a room closed to native clients: {room}"
+    );
     match room.ticker_symbol() {
         Some(ticker) => {
             assert_eq!(normalize_ticker(ticker).as_deref(), Ok(ticker));
@@ -86,7 +89,11 @@ fn check_room(name: &str) {
             "parsed an unknown room kind {room}"
         ),
     }
-    assert_ne!(room.kind(), RoomKind::ModelData, "a client named a modeldata room");
+    assert_ne!(
+        room.kind(),
+        RoomKind::ModelData,
+        "a client named a modeldata room"
+    );
 }
 
 fn check_user_id(user_id: &str) {

@@ -12,11 +12,11 @@ use std::future::Future;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use roomcast::catalog::RoomName;
 use roomcast::close_code::CloseCode;
 use roomcast::dialect::{
     DialectSession, Greeting, JoinError, Joined, Link, MessageKind, Resume, Retained,
 };
-use roomcast::catalog::RoomName;
 
 /// Splits one fuzz input into the client messages of a session: JSON text
 /// never contains the byte 0xFF (it is not UTF-8), so corpus files hold
