@@ -1,7 +1,7 @@
-//! The node's shared state and its one publish pipeline. Every producer —
-//! HTTP publish endpoints and built-in sources alike — publishes through
-//! [`App::publish`], so user price alerts are evaluated on every price tick
-//! whatever its origin, and everything then goes through the [`Bus`].
+//! The node: its shared state, built once from the configuration, for the
+//! request handlers and sessions above it. Components below it get narrow
+//! handles (the [`Publisher`], the rooms, the sessions), never the `App`;
+//! `lib::run` spawns every long-lived one.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,8 +13,8 @@ use crate::alerts::{AlertBook, Alerts, RedisAlerts};
 use crate::bus::{Bus, BusError, RedisBus, RedisConfig};
 use crate::config::Config;
 use crate::delivery::flusher::Flusher;
-use crate::protocol::Event;
-use crate::rooms::{PublishReport, Rooms};
+use crate::publisher::Publisher;
+use crate::rooms::Rooms;
 use crate::sources::modeldata::{ModelData, ModelDataConfig};
 use crate::ws::sessions::Sessions;
 
@@ -27,15 +27,14 @@ pub struct App {
     pub node: String,
     /// Rooms on this node.
     pub rooms: Arc<Rooms>,
-    /// Where publishes go (in-process or, later, Redis).
-    pub bus: Bus,
+    /// The transport (in-process, or Redis): cluster status, leases.
+    pub bus: Arc<Bus>,
+    /// The publish pipeline (bus and price alerts), handed to producers.
+    pub publisher: Publisher,
     /// Open WebSocket sessions.
     pub sessions: Arc<Sessions>,
     /// Writes fan-out frames to idle sockets (one task for every session).
     pub flusher: Arc<Flusher>,
-    /// User price alerts, checked on every price update: this node's, or
-    /// the fleet's in Redis.
-    pub alerts: Alerts,
     /// Seed 000's modeldata feeds (leases, status).
     pub modeldata: Arc<ModelData>,
     /// Process start, for `uptime`.
@@ -85,12 +84,13 @@ impl App {
                 (rooms, Bus::fleet(redis, &node, config.lease_ttl()), alerts)
             }
         };
+        let bus = Arc::new(bus);
         Ok(Arc::new(App {
             node,
+            publisher: Publisher::new(Arc::clone(&bus), Arc::new(alerts)),
             bus,
             sessions: Arc::new(Sessions::new(config.max_connections)),
             flusher: Flusher::new(),
-            alerts,
             modeldata: ModelData::new(
                 ModelDataConfig {
                     interval: config.modeldata_interval(),
@@ -107,88 +107,4 @@ impl App {
             tracker: TaskTracker::new(),
         }))
     }
-
-    /// Publishes an event; a price update then fires the alerts it crosses,
-    /// whose triggers are published to the `alerts` room together, right
-    /// after the price. An error means nothing was published. Once the price
-    /// is out, the outcome says what became of its alerts: triggers that
-    /// could not be published (Redis failing in between) are not lost, their
-    /// alerts are armed again and fire on the next crossing price.
-    pub async fn publish(&self, event: Event) -> Result<PublishOutcome, BusError> {
-        let report = self.bus.publish(&event).await?;
-        let Event::PriceUpdate(price) = &event else {
-            return Ok(PublishOutcome {
-                report,
-                alerts: None,
-            });
-        };
-        let fired = match self.alerts.on_price(&price.ticker, price.price).await {
-            Ok(fired) if fired.is_empty() => {
-                return Ok(PublishOutcome {
-                    report,
-                    alerts: None,
-                });
-            }
-            Ok(fired) => fired,
-            Err(e) => {
-                // Nothing fired: the alerts stay armed for the next price.
-                tracing::warn!(ticker = %price.ticker, error = %e, "price alerts not checked");
-                return Ok(PublishOutcome {
-                    report,
-                    alerts: Some(AlertsFired {
-                        fired: 0,
-                        published: 0,
-                        rearmed: 0,
-                        error: Some(format!("alerts not checked: {e}")),
-                    }),
-                });
-            }
-        };
-        let triggers: Vec<Event> = fired
-            .iter()
-            .map(|f| Event::AlertTrigger(f.trigger.clone()))
-            .collect();
-        let (published, result) = self.bus.publish_batch(&triggers).await;
-        let rearmed = fired.len() - published;
-        let error = result.err().map(|e| {
-            tracing::warn!(ticker = %price.ticker, published, rearmed, error = %e, "alert triggers not published; their alerts are armed again");
-            e.to_string()
-        });
-        let unpublished: Vec<_> = fired.into_iter().skip(published).map(|f| f.alert).collect();
-        if let Err(e) = self.alerts.restore(unpublished).await {
-            tracing::error!(ticker = %price.ticker, rearmed, error = %e, "fired alerts could not be armed again");
-        }
-        Ok(PublishOutcome {
-            report,
-            alerts: Some(AlertsFired {
-                fired: published + rearmed,
-                published,
-                rearmed,
-                error,
-            }),
-        })
-    }
-}
-
-/// What [`App::publish`] did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublishOutcome {
-    /// The event's publish.
-    pub report: PublishReport,
-    /// For a price that fired alerts: what became of them.
-    pub alerts: Option<AlertsFired>,
-}
-
-/// The alerts one price fired.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct AlertsFired {
-    /// Alerts the price crossed.
-    pub fired: usize,
-    /// Triggers published to the `alerts` room.
-    pub published: usize,
-    /// Alerts whose trigger could not be published, armed again.
-    pub rearmed: usize,
-    /// Why publishing stopped, when it did.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
 }

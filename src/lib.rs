@@ -23,6 +23,7 @@ pub mod http;
 pub mod ids;
 pub mod peers;
 pub mod protocol;
+pub mod publisher;
 pub mod rooms;
 pub mod seconds;
 pub mod server;
@@ -64,30 +65,7 @@ pub async fn run(
         name: "REDIS_URL",
         message: e.to_string(),
     })?;
-    bus::Bus::spawn(&app);
-    app.tracker
-        .spawn(Arc::clone(&app.flusher).run(app.shutdown.clone()));
-
-    app.tracker.spawn(
-        Arc::clone(&app.rooms)
-            .run_retirement(app.config.rooms.idle_ttl.get(), app.shutdown.clone()),
-    );
-    app.tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(
-        app.config.ping_interval(),
-        app.config.heartbeat_timeout(),
-        app.shutdown.clone(),
-    ));
-    let upkeep_shutdown = app.shutdown.clone();
-    app.tracker.spawn(async move {
-        let mut tick = tokio::time::interval(METRICS_UPKEEP);
-        loop {
-            tokio::select! {
-                _ = upkeep_shutdown.cancelled() => return,
-                _ = tick.tick() => telemetry::run_upkeep(),
-            }
-        }
-    });
-    sources::spawn_sources(&app, modeldata);
+    spawn_components(&app, modeldata);
 
     // The accept loop is a task of its own so it runs on a runtime worker:
     // driven from here, under `block_on` in `main`, every accepted
@@ -101,6 +79,63 @@ pub async fn run(
     }
     drain(&app).await;
     Ok(())
+}
+
+/// Spawns every long-lived component of the node on its tracker, each with
+/// the narrow handles it needs: the flusher, room retirement, heartbeat,
+/// metrics upkeep, the built-in sources and, in a fleet, the bus's
+/// subscriber, health check, leases and the seed 001 ingest.
+fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
+    let shutdown = &app.shutdown;
+    let tracker = &app.tracker;
+    tracker.spawn(Arc::clone(&app.flusher).run(shutdown.clone()));
+    tracker.spawn(
+        Arc::clone(&app.rooms).run_retirement(app.config.rooms.idle_ttl.get(), shutdown.clone()),
+    );
+    tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(
+        app.config.ping_interval(),
+        app.config.heartbeat_timeout(),
+        shutdown.clone(),
+    ));
+    let upkeep_shutdown = shutdown.clone();
+    tracker.spawn(async move {
+        let mut tick = tokio::time::interval(METRICS_UPKEEP);
+        loop {
+            tokio::select! {
+                _ = upkeep_shutdown.cancelled() => return,
+                _ = tick.tick() => telemetry::run_upkeep(),
+            }
+        }
+    });
+    tracker.spawn(Arc::clone(&app.modeldata).run(
+        app.publisher.clone(),
+        modeldata,
+        shutdown.clone(),
+    ));
+    if app.config.simulator {
+        let simulator = sources::market::MarketSimulator::new(&app.config, app.publisher.clone());
+        tracker.spawn(simulator.run(shutdown.clone()));
+    }
+    if let bus::Bus::Fleet(fleet) = &*app.bus {
+        let (ingest_tx, ingested) = sources::ingest::queue();
+        tracker.spawn(
+            sources::ingest::Ingest::new(app.publisher.clone(), ingested).run(shutdown.clone()),
+        );
+        tracker.spawn(Arc::clone(&fleet.redis).run_subscriber(
+            fleet.ingest_lease(),
+            ingest_tx,
+            shutdown.clone(),
+        ));
+        let sessions = Arc::clone(&app.sessions);
+        tracker.spawn(Arc::clone(&fleet.redis).run_health(
+            app.node.clone(),
+            move || sessions.len(),
+            shutdown.clone(),
+        ));
+        for lease in fleet.leases() {
+            tracker.spawn(Arc::clone(lease).run(fleet.redis.commands(), shutdown.clone()));
+        }
+    }
 }
 
 /// Graceful drain: no new work, every session told to reconnect (1001).

@@ -18,7 +18,6 @@ pub use lease::Lease;
 pub use local::LocalBus;
 pub use redis::{RedisBus, RedisConfig};
 
-use crate::app::App;
 use crate::catalog::RoomName;
 use crate::protocol::Event;
 use crate::rooms::{PublishReport, Rooms, RoomsError};
@@ -56,6 +55,18 @@ pub struct Fleet {
     node: String,
 }
 
+impl Fleet {
+    /// The leases this node keeps renewing (or trying to take).
+    pub fn leases(&self) -> [&Arc<Lease>; 2] {
+        [&self.simulator, &self.ingest]
+    }
+
+    /// The ingest lease: while held, this node ingests seed 001's channels.
+    pub fn ingest_lease(&self) -> Arc<Lease> {
+        Arc::clone(&self.ingest)
+    }
+}
+
 /// Where published events go.
 #[derive(Debug)]
 pub enum Bus {
@@ -87,23 +98,6 @@ impl Bus {
             node: node.to_string(),
             redis: Arc::new(redis),
         })
-    }
-
-    /// Starts the bus's background tasks (fleet mode: subscriber, health
-    /// check, leases) on the app's tracker.
-    pub fn spawn(app: &Arc<App>) {
-        let Bus::Fleet(fleet) = &app.bus else {
-            return;
-        };
-        let shutdown = app.shutdown.clone();
-        app.tracker
-            .spawn(Arc::clone(&fleet.redis).run_subscriber(Arc::clone(app), shutdown.clone()));
-        app.tracker
-            .spawn(Arc::clone(&fleet.redis).run_health(Arc::clone(app), shutdown.clone()));
-        for lease in [&fleet.simulator, &fleet.ingest] {
-            app.tracker
-                .spawn(Arc::clone(lease).run(fleet.redis.commands(), shutdown.clone()));
-        }
     }
 
     /// Publishes an event to its room on every node with members.

@@ -29,11 +29,10 @@ use rand::Rng;
 use redis::aio::ConnectionManager;
 use redis::streams::StreamRangeReply;
 use redis::{AsyncCommands, Client, Script};
-use tokio::sync::mpsc::UnboundedReceiver;
+use tokio::sync::mpsc::{self, UnboundedReceiver};
 use tokio_util::sync::CancellationToken;
 
-use super::BusError;
-use crate::app::App;
+use super::{BusError, Lease};
 use crate::catalog::{Family, FleetStream, GreetingPolicy, RoomName};
 use crate::frame;
 use crate::protocol::Event;
@@ -411,15 +410,20 @@ impl RedisBus {
     /// The subscriber: keeps one pub/sub connection, subscribed to the rooms
     /// with local members (and, while this node holds the ingest lease, to
     /// seed 001's channels), reconnecting with backoff until `shutdown`.
-    pub async fn run_subscriber(self: Arc<Self>, app: Arc<App>, shutdown: CancellationToken) {
+    ///
+    /// What arrives on seed 001's channels goes to `ingest_tx` (the ingest
+    /// source publishes it); they are subscribed while `ingest` is held.
+    pub async fn run_subscriber(
+        self: Arc<Self>,
+        ingest: Arc<Lease>,
+        ingest_tx: mpsc::Sender<(String, Bytes)>,
+        shutdown: CancellationToken,
+    ) {
         let Some(mut hints) = self.hints.lock().take() else {
             return;
         };
         let mut backoff = MIN_BACKOFF;
         let room_prefix = format!("{}:r:", self.config.prefix);
-        let (ingest_tx, ingest_rx) = tokio::sync::mpsc::channel(INGEST_QUEUE);
-        app.tracker
-            .spawn(run_ingest(Arc::clone(&app), ingest_rx, shutdown.clone()));
         loop {
             let connected = tokio::select! {
                 _ = shutdown.cancelled() => return,
@@ -549,7 +553,7 @@ impl RedisBus {
                         if with_timeout(sink.ping::<redis::Value>()).await.is_err() {
                             break "ping failed";
                         }
-                        let ingest_now = app.bus.holds(super::Producer::Ingest);
+                        let ingest_now = ingest.is_held();
                         if ingest_now != ingesting {
                             let r = if ingest_now {
                                 with_timeout(sink.subscribe(&INGEST_CHANNELS[..])).await
@@ -574,29 +578,34 @@ impl RedisBus {
     /// [`PING_INTERVAL`] the node writes its figures into the fleet's node
     /// table (so `/ready` turns false when Redis is down even if nobody
     /// publishes, and every node can report cluster totals).
-    pub async fn run_health(self: Arc<Self>, app: Arc<App>, shutdown: CancellationToken) {
+    /// `node` is this node's name; `connections` counts its sessions.
+    pub async fn run_health(
+        self: Arc<Self>,
+        node: String,
+        connections: impl Fn() -> usize,
+        shutdown: CancellationToken,
+    ) {
         let mut tick = tokio::time::interval(PING_INTERVAL);
         let key = self.key("nodes", "all");
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
                     let mut conn = self.commands.clone();
-                    let _: redis::RedisResult<i64> = with_timeout(conn.hdel(&key, &app.node)).await;
+                    let _: redis::RedisResult<i64> = with_timeout(conn.hdel(&key, &node)).await;
                     return;
                 }
                 _ = tick.tick() => {}
             }
             let heartbeat = NodeStatus {
-                node: app.node.clone(),
-                connections: app.sessions.len(),
-                rooms: app.rooms.len(),
-                subscriptions: app.rooms.member_counts().iter().map(|(_, n)| n).sum(),
+                node: node.clone(),
+                connections: connections(),
+                rooms: self.rooms.len(),
+                subscriptions: self.rooms.member_counts().iter().map(|(_, n)| n).sum(),
                 at_ms: chrono::Utc::now().timestamp_millis(),
             };
             let json = serde_json::to_string(&heartbeat).unwrap_or_default();
             let mut conn = self.commands.clone();
-            let written: redis::RedisResult<i64> =
-                with_timeout(conn.hset(&key, &app.node, json)).await;
+            let written: redis::RedisResult<i64> = with_timeout(conn.hset(&key, &node, json)).await;
             let ok = written.is_ok();
             if ok != self.commands_ok.swap(ok, Ordering::Relaxed) {
                 if ok {
@@ -687,61 +696,6 @@ fn parse_event(room: &RoomName, json: &[u8]) -> Option<Event> {
     match room.policy().family {
         Family::Market => serde_json::from_slice(json).ok(),
         Family::ModelData => crate::protocol::modeldata::event_from_wire(room.clone(), json),
-    }
-}
-
-/// Messages from the ingest channels waiting to be published.
-const INGEST_QUEUE: usize = 4096;
-
-/// Publishes what the subscriber received on the ingest channels, in order.
-async fn run_ingest(
-    app: Arc<App>,
-    mut queue: tokio::sync::mpsc::Receiver<(String, Bytes)>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        tokio::select! {
-            _ = shutdown.cancelled() => return,
-            item = queue.recv() => match item {
-                Some((channel, payload)) => ingest(&app, &channel, &payload).await,
-                None => return,
-            },
-        }
-    }
-}
-
-/// Feeds one message from a seed 001 Redis channel into the fleet: the JSON
-/// of a WebSocket message (its `type` optional: the channel implies it).
-async fn ingest(app: &App, channel: &str, payload: &[u8]) {
-    let mut value: serde_json::Value = match serde_json::from_slice(payload) {
-        Ok(v) => v,
-        Err(e) => {
-            tracing::warn!(channel, error = %e, "malformed JSON on an ingest channel; skipped");
-            metrics().error();
-            return;
-        }
-    };
-    if let Some(object) = value.as_object_mut()
-        && !object.contains_key("type")
-    {
-        let kind = match channel {
-            "price_updates" => "price_update",
-            "pattern_alerts" => "pattern_alert",
-            "alert_triggers" => "alert_trigger",
-            _ => "market_status",
-        };
-        object.insert("type".into(), kind.into());
-    }
-    match serde_json::from_value::<Event>(value) {
-        Ok(event) => {
-            if let Err(e) = app.publish(event).await {
-                tracing::warn!(channel, error = %e, "could not publish an ingested event");
-            }
-        }
-        Err(e) => {
-            tracing::warn!(channel, error = %e, "unrecognised message on an ingest channel; skipped");
-            metrics().error();
-        }
     }
 }
 

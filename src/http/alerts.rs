@@ -54,7 +54,8 @@ pub async fn create(app: &App, req: Request<Incoming>) -> HttpResponse {
         Err(e) => return e.into_response(),
     };
     match app
-        .alerts
+        .publisher
+        .alerts()
         .add(
             alert.ticker,
             alert.alert_type,
@@ -79,7 +80,7 @@ pub async fn create(app: &App, req: Request<Incoming>) -> HttpResponse {
 
 /// `GET /api/alerts`: every armed alert (in a fleet, every node's).
 pub async fn list(app: &App) -> HttpResponse {
-    match app.alerts.list().await {
+    match app.publisher.alerts().list().await {
         Ok(alerts) => response::json(
             StatusCode::OK,
             &serde_json::json!({ "count": alerts.len(), "alerts": alerts }),
@@ -96,7 +97,7 @@ pub async fn delete(app: &App, id: &str) -> HttpResponse {
             "alert id must be a positive integer",
         );
     };
-    match app.alerts.remove(id).await {
+    match app.publisher.alerts().remove(id).await {
         Ok(true) => response::json(
             StatusCode::OK,
             &serde_json::json!({ "status": "deleted", "id": id }),

@@ -280,7 +280,7 @@ pub async fn broadcast(app: &App, kind: Broadcast, req: Request<Incoming>) -> Ht
         Err(e) => return e.into_response(),
     };
     let room = event.room();
-    match app.publish(event).await {
+    match app.publisher.publish(event).await {
         Ok(outcome) => {
             let report = outcome.report;
             let mut body = serde_json::json!({

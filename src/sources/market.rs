@@ -9,7 +9,6 @@
 //! `pattern_alert`s. It is one source among others: switch it off with
 //! `ROOMCAST_SIMULATOR=false` and HTTP publishing works the same.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
@@ -20,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 
 use super::market_hours::{MarketSession, session_at};
 use super::patterns::{Bar, PatternConfig, PatternDetector, PatternSignal};
-use crate::app::App;
 use crate::bus::Producer;
 use crate::catalog::normalize_ticker;
 use crate::config::Config;
 use crate::protocol::{Event, MarketStatus, PatternAlert, PriceUpdate, time};
+use crate::publisher::Publisher;
 
 /// Standard deviation of one tick's log return for equities and crypto.
 const EQUITY_TICK_SIGMA: f64 = 0.0015;
@@ -96,11 +95,13 @@ pub struct MarketSimulator {
     update_interval: Duration,
     /// Equity tick period outside market hours.
     after_hours_interval: Duration,
+    /// Where ticks are published (and whether this node runs the simulator).
+    publisher: Publisher,
 }
 
 impl MarketSimulator {
-    /// A simulator for the configured symbols.
-    pub fn new(config: &Config) -> Self {
+    /// A simulator for the configured symbols, publishing through `publisher`.
+    pub fn new(config: &Config, publisher: Publisher) -> Self {
         let mut rng = match config.sim_seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_os_rng(),
@@ -135,11 +136,12 @@ impl MarketSimulator {
             rng,
             update_interval: config.update_interval(),
             after_hours_interval: config.after_hours_interval(),
+            publisher,
         }
     }
 
     /// Publishes until `shutdown`.
-    pub async fn run(mut self, app: Arc<App>, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let mut ticker = tokio::time::interval(self.update_interval);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut was_open: Option<bool> = None;
@@ -150,7 +152,7 @@ impl MarketSimulator {
                 _ = ticker.tick() => {}
             }
             // In a fleet, one node runs the simulator (a Redis lease).
-            if !app.bus.holds(Producer::Simulator) {
+            if !self.publisher.holds(Producer::Simulator) {
                 was_open = None;
                 continue;
             }
@@ -175,7 +177,7 @@ impl MarketSimulator {
                 }
             }
             for event in events {
-                if let Err(e) = app.publish(event).await {
+                if let Err(e) = self.publisher.publish(event).await {
                     tracing::warn!(error = %e, "simulator publish failed");
                 }
             }
@@ -287,7 +289,7 @@ mod tests {
             sim_seed: Some(seed),
             ..Config::default()
         };
-        MarketSimulator::new(&config)
+        MarketSimulator::new(&config, Publisher::local(100))
     }
 
     #[test]

@@ -1,18 +1,17 @@
-//! Sources: long-lived tasks that publish into rooms through
-//! [`crate::app::App::publish`]. The embedded default feed is the market
+//! Sources: long-lived tasks that publish into rooms through a
+//! [`crate::publisher::Publisher`]. The embedded default feed is the market
 //! simulator (prices, market status, pattern alerts); user price alerts are
 //! evaluated on every price update whatever its source. The modeldata source
 //! (seed 000) reads PostgreSQL when `DATABASE_URL` is set and simulated AI
-//! trading models otherwise.
+//! trading models otherwise. In a fleet, the seed 001 Redis ingest is one
+//! more. `lib::run` spawns them.
 
+pub mod ingest;
 pub mod market;
 pub mod market_hours;
 pub mod modeldata;
 pub mod patterns;
 
-use std::sync::Arc;
-
-use crate::app::App;
 use crate::config::Config;
 use modeldata::memory::{MemoryConfig, MemoryStore};
 use modeldata::postgres::PgStore;
@@ -36,14 +35,4 @@ pub fn modeldata_store(config: &Config) -> Result<Store, StoreError> {
             chrono::Utc::now().timestamp_micros(),
         )),
     })
-}
-
-/// Spawns the configured built-in sources on the app's task tracker.
-pub fn spawn_sources(app: &Arc<App>, modeldata: Store) {
-    app.modeldata.spawn(app, modeldata);
-    if app.config.simulator {
-        let simulator = market::MarketSimulator::new(&app.config);
-        let shutdown = app.shutdown.clone();
-        app.tracker.spawn(simulator.run(Arc::clone(app), shutdown));
-    }
 }

@@ -38,11 +38,11 @@ use tokio_util::sync::CancellationToken;
 pub use options::{FeedOptions, OptionsError, Sampler};
 pub use store::{Store, StoreError};
 
-use crate::app::App;
 use crate::catalog::RoomName;
 use crate::frame;
 use crate::protocol::modeldata::{EncodedSnapshot, SourceStatus, StatusMessage, encode_snapshot};
 use crate::protocol::{Event, ModelDataFrame, time};
+use crate::publisher::Publisher;
 use crate::telemetry::metrics;
 
 /// First retry delay after a failure; doubles up to [`MAX_BACKOFF`].
@@ -225,17 +225,23 @@ impl ModelData {
         self.registry.lock().leases.keys().cloned().collect()
     }
 
-    /// Spawns the task that owns `store` on the app's tracker.
-    pub fn spawn(self: &Arc<Self>, app: &Arc<App>, store: Store) {
+    /// The task that owns `store`: refreshes it and publishes every feed
+    /// through `publisher` until `shutdown`.
+    pub async fn run(
+        self: Arc<Self>,
+        publisher: Publisher,
+        store: Store,
+        shutdown: CancellationToken,
+    ) {
         let task = Task {
-            modeldata: Arc::clone(self),
-            app: Arc::clone(app),
+            modeldata: self,
+            publisher,
             store,
             feeds: HashMap::new(),
             healthy: None,
             backoff: MIN_BACKOFF,
         };
-        app.tracker.spawn(task.run(app.shutdown.clone()));
+        task.run(shutdown).await
     }
 }
 
@@ -259,8 +265,8 @@ struct Feed {
 struct Task {
     /// The service (leases, status).
     modeldata: Arc<ModelData>,
-    /// Where feeds publish.
-    app: Arc<App>,
+    /// Where feeds publish (and which feeds this node leads).
+    publisher: Publisher,
     /// The rows.
     store: Store,
     /// Feeds being broadcast.
@@ -288,10 +294,10 @@ impl Task {
             self.feeds.retain(|o, _| wanted.contains(o));
             for room in gone {
                 // Another node with connections takes the feed over.
-                self.app.bus.resign(&room).await;
+                self.publisher.resign(&room).await;
             }
             let mut new = Vec::new();
-            let fleet = self.app.bus.is_fleet();
+            let fleet = self.publisher.is_fleet();
             for options in wanted {
                 self.feeds.entry(options.clone()).or_insert_with(|| {
                     new.push(options.clone());
@@ -352,7 +358,7 @@ impl Task {
             let Some(feed) = self.feeds.get_mut(options) else {
                 continue;
             };
-            feed.leading = self.app.bus.lead(&feed.room, ttl).await;
+            feed.leading = self.publisher.lead(&feed.room, ttl).await;
             if !feed.leading {
                 continue;
             }
@@ -406,7 +412,7 @@ impl Task {
         }
         feed.last_good = Some(encoded);
         for event in events {
-            if let Err(e) = self.app.publish(event).await {
+            if let Err(e) = self.publisher.publish(event).await {
                 tracing::warn!(error = %e, "modeldata publish failed");
             }
         }
@@ -450,7 +456,7 @@ impl Task {
             ));
         }
         for event in events {
-            if let Err(e) = self.app.publish(event).await {
+            if let Err(e) = self.publisher.publish(event).await {
                 tracing::warn!(error = %e, "modeldata status publish failed");
             }
         }
