@@ -1,0 +1,226 @@
+//! Catching a room up from its Redis stream: loading a room's recent
+//! history when it gains its first local member, delivering each event from
+//! the subscriber in `seq` order, and filling a gap from the stream before
+//! the event past it (or delivering with the loss counted when the stream no
+//! longer holds it).
+
+use bytes::Bytes;
+use redis::AsyncCommands;
+use redis::streams::StreamRangeReply;
+
+use super::{CATCH_UP_PAGE, RedisBus, with_timeout};
+use crate::bus::BusError;
+use crate::catalog::{Family, FleetStream, GreetingPolicy, RoomName};
+use crate::frame;
+use crate::protocol::Event;
+use crate::rooms::{Head, Remote};
+use crate::telemetry::metrics;
+
+impl RedisBus {
+    /// Reads the room's stream after `after` (exclusive), at most `count` entries:
+    /// `(seq, epoch, json)` in order.
+    async fn read_stream(
+        &self,
+        room: &RoomName,
+        after: u64,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, BusError> {
+        let mut conn = self.commands.clone();
+        let reply: redis::RedisResult<StreamRangeReply> = with_timeout(conn.xrange_count(
+            self.key("h", room.as_str()),
+            format!("({after}-0"),
+            "+",
+            count,
+        ))
+        .await;
+        Ok(stream_entries(self.command_result(reply)?))
+    }
+
+    /// The room's current epoch in Redis (`None`: unknown or no lineage yet).
+    pub(super) async fn epoch_of(&self, room: &RoomName) -> Option<u64> {
+        let mut conn = self.commands.clone();
+        let epoch: redis::RedisResult<Option<u64>> =
+            with_timeout(conn.get(self.key("epoch", room.as_str()))).await;
+        epoch.ok().flatten()
+    }
+
+    /// Gives a room that is loading its recent history from the stream, so
+    /// the members waiting for it are greeted (seed 001's `history`) and
+    /// admitted. If the stream cannot be read the room starts empty: members
+    /// are not kept waiting on Redis.
+    pub(super) async fn preload(&self, room: &RoomName) {
+        let Some(local) = self.rooms.get(room) else {
+            return;
+        };
+        if !local.is_loading() {
+            return;
+        }
+        let count = match room.policy().fleet_stream {
+            FleetStream::Ring => self.rooms.history_size_of(room).max(1),
+            FleetStream::Latest => 1,
+        };
+        let mut conn = self.commands.clone();
+        // Head and tail read atomically, so the history and the position agree.
+        let reply: redis::RedisResult<(Option<u64>, Option<u64>, StreamRangeReply)> = with_timeout(
+            redis::pipe()
+                .atomic()
+                .get(self.key("seq", room.as_str()))
+                .get(self.key("epoch", room.as_str()))
+                .xrevrange_count(self.key("h", room.as_str()), "+", "-", count)
+                .query_async(&mut conn),
+        )
+        .await;
+        let (entries, head) = match self.command_result(reply) {
+            Ok((seq, epoch, tail)) => {
+                let mut entries = decoded(stream_entries(tail));
+                entries.reverse();
+                let head = match (epoch, seq) {
+                    (Some(epoch), Some(seq)) => Head::Known { epoch, seq },
+                    _ => Head::Empty,
+                };
+                (entries, head)
+            }
+            Err(e) => {
+                tracing::warn!(room = %room, error = %e, "could not load the room's history; starting it empty");
+                (Vec::new(), Head::Unknown)
+            }
+        };
+        if room.policy().greeting == GreetingPolicy::Snapshot
+            && let Some((_, _, json)) = entries.last()
+            && let Some(Event::ModelData(m)) = parse_event(room, json)
+            && let Some(snapshot) = m.snapshot
+        {
+            local.set_snapshot(snapshot);
+        }
+        local.preload(entries, head);
+    }
+
+    /// Delivers one event received from Redis into its local room, pulling any
+    /// events it missed from the stream first.
+    pub(super) async fn handle_event(&self, room: &RoomName, seq: u64, epoch: u64, json: &[u8]) {
+        let Some(event) = parse_event(room, json) else {
+            tracing::warn!(room = %room, "undecodable event on the bus; skipped");
+            metrics().error();
+            return;
+        };
+        if !event.room().eq(room) {
+            tracing::warn!(room = %room, "event published on another room's channel; skipped");
+            return;
+        }
+        let canonical = frame::text(json);
+        if let Some(Remote::Gap { last }) =
+            self.rooms.deliver(&event, &canonical, seq, epoch, false)
+        {
+            match self.head_seq(room).await {
+                // A seq Redis never issued would block the room: refuse it.
+                Ok(head) if seq > head => {
+                    tracing::warn!(room = %room, seq, head, "bus message beyond the room's head; skipped");
+                    metrics().error();
+                    return;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(room = %room, error = %e, "could not check the room's head")
+                }
+            }
+            if let Err(e) = self.fill_gap(room, last, Some(seq)).await {
+                tracing::warn!(room = %room, error = %e, "could not read the room's stream to fill a gap");
+                metrics().bus_gaps.increment(1);
+            }
+            self.rooms.deliver(&event, &canonical, seq, epoch, true);
+        }
+    }
+
+    /// Delivers the room's events after `last` and before `before` (all of
+    /// them when `before` is `None`) from its stream; what the stream no
+    /// longer holds, or holds undecodable, is counted as a gap.
+    pub(super) async fn fill_gap(
+        &self,
+        room: &RoomName,
+        mut last: u64,
+        before: Option<u64>,
+    ) -> Result<(), BusError> {
+        loop {
+            let entries = self.read_stream(room, last, CATCH_UP_PAGE).await?;
+            let full = entries.len() == CATCH_UP_PAGE;
+            for (seq, body) in entries {
+                if before.is_some_and(|b| seq >= b) {
+                    return Ok(());
+                }
+                let event = body
+                    .as_ref()
+                    .and_then(|(epoch, json)| parse_event(room, json).map(|e| (e, *epoch, json)));
+                let Some((event, epoch, json)) = event else {
+                    metrics().bus_gaps.increment(1);
+                    tracing::warn!(room = %room, seq, "undecodable event in the room's stream; skipped");
+                    last = seq;
+                    continue;
+                };
+                let accept = seq > last + 1;
+                if accept {
+                    metrics().bus_gaps.increment(1);
+                    tracing::warn!(room = %room, from = last + 1, to = seq - 1, "events lost from the bus (trimmed from the stream)");
+                }
+                self.rooms
+                    .deliver(&event, &frame::text(json), seq, epoch, accept);
+                last = seq;
+            }
+            if !full {
+                if let Some(b) = before
+                    && b > last + 1
+                {
+                    metrics().bus_gaps.increment(1);
+                    tracing::warn!(room = %room, from = last + 1, to = b - 1, "events lost from the bus (not in the stream)");
+                }
+                return Ok(());
+            }
+        }
+    }
+
+    /// The room's last `seq` in Redis.
+    async fn head_seq(&self, room: &RoomName) -> Result<u64, BusError> {
+        let mut conn = self.commands.clone();
+        let seq: redis::RedisResult<Option<u64>> =
+            with_timeout(conn.get(self.key("seq", room.as_str()))).await;
+        Ok(self.command_result(seq)?.unwrap_or(0))
+    }
+}
+
+/// One stream entry: its `seq` (from the id) and, when well-formed, its
+/// epoch and JSON.
+type StreamEntry = (u64, Option<(u64, Bytes)>);
+
+/// The entries of a stream reply, in its order; ids that are not `<seq>-0`
+/// are skipped (not roomcast's).
+fn stream_entries(reply: StreamRangeReply) -> Vec<StreamEntry> {
+    reply
+        .ids
+        .into_iter()
+        .filter_map(|entry| {
+            let seq = entry.id.split('-').next()?.parse().ok()?;
+            let body = (|| {
+                let epoch: u64 = entry.get::<String>("e")?.parse().ok()?;
+                let data: Vec<u8> = entry.get("d")?;
+                Some((epoch, Bytes::from(data)))
+            })();
+            Some((seq, body))
+        })
+        .collect()
+}
+
+/// The well-formed entries as `(seq, epoch, json)`.
+fn decoded(entries: Vec<StreamEntry>) -> Vec<(u64, u64, Bytes)> {
+    entries
+        .into_iter()
+        .filter_map(|(seq, body)| body.map(|(epoch, json)| (seq, epoch, json)))
+        .collect()
+}
+
+/// Parses an event's canonical JSON received for `room`, as its catalog
+/// family reads it.
+fn parse_event(room: &RoomName, json: &[u8]) -> Option<Event> {
+    match room.policy().family {
+        Family::Market => serde_json::from_slice(json).ok(),
+        Family::ModelData => crate::protocol::modeldata::event_from_wire(room.clone(), json),
+    }
+}

@@ -1,0 +1,243 @@
+//! Fleet bus on Redis (`REDIS_URL`): any node publishes, every node with
+//! members delivers, in one order, with no silent loss.
+//!
+//! A publish is one Lua script, atomic in Redis: it numbers the event in its
+//! room (`INCR`), appends it to the room's stream (`XADD … MAXLEN ~`, the
+//! fleet-wide history, with the room's epoch), and `PUBLISH`es
+//! `seq:epoch:json` on the room's channel. Each node subscribes only to the
+//! channels of rooms with local members (hinted by the room registry, applied
+//! in batches) and delivers each message once, in `seq` order: a message past
+//! a gap first pulls the missing events from the stream; after a reconnect
+//! every room is caught up from the stream the same way. Events the stream no
+//! longer holds are delivered with the gap counted and logged, never silently.
+//!
+//! Redis keys, for room `R` and prefix `P` (`ROOMCAST_REDIS_PREFIX`):
+//! `P:seq:R` (counter), `P:epoch:R` (53-bit lineage id, new when Redis lost
+//! the room), `P:h:R` (stream, entry id `<seq>-0`, fields `e` epoch and `d`
+//! JSON), channel `P:r:R`; all expire after `ROOMCAST_REDIS_KEY_TTL` idle.
+//! The lease of a producer is `P:lease:<name>` (see [`super::lease`]).
+//!
+//! The bus is one type, [`RedisBus`], in four files: this one is the
+//! transport (connections, the publish script, settings), `subscriber` the
+//! pub/sub loop, `catch_up` loading and gap filling from the streams, `nodes`
+//! the fleet's node table.
+
+mod catch_up;
+mod nodes;
+mod subscriber;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use redis::aio::ConnectionManager;
+use redis::{Client, Script};
+use tokio::sync::mpsc::UnboundedReceiver;
+
+pub use nodes::NodeStatus;
+pub use subscriber::INGEST_CHANNELS;
+
+use super::BusError;
+use crate::catalog::{FleetStream, RoomName};
+use crate::frame;
+use crate::protocol::Event;
+use crate::rooms::room::new_epoch;
+use crate::rooms::{PublishReport, Rooms};
+use crate::telemetry::metrics;
+
+/// Bound on one Redis command: a publish answers 503 within it when Redis is
+/// down or frozen, instead of hanging.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often the subscriber pings Redis on its pub/sub connection, to notice
+/// a frozen server or a silently dead connection.
+const PING_INTERVAL: Duration = Duration::from_secs(2);
+/// First reconnect delay; doubles up to [`MAX_BACKOFF`], ±20 % jitter.
+const MIN_BACKOFF: Duration = Duration::from_millis(200);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Longest a resuming member waits for this node's copy of a room to reach
+/// its `seq` before it is greeted with what the room has.
+const RESUME_WAIT: Duration = Duration::from_secs(5);
+/// Stream entries read per round trip when catching up.
+const CATCH_UP_PAGE: usize = 500;
+
+/// `INCR` the room's seq, keep its epoch, `XADD` to its stream, `PUBLISH`.
+/// KEYS: seq, epoch, stream, channel. ARGV: json, fresh epoch, stream length,
+/// key TTL in ms, trimming (`~` approximate, `=` exact). Returns `{seq,
+/// epoch, receivers}`.
+const PUBLISH_LUA: &str = r#"
+local seq = redis.call('INCR', KEYS[1])
+local epoch = redis.call('GET', KEYS[2])
+if not epoch then
+  epoch = ARGV[2]
+  redis.call('SET', KEYS[2], epoch)
+end
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+if last[1] then
+  local last_seq = tonumber(string.match(last[1][1], '^(%d+)'))
+  if last_seq >= seq then
+    seq = last_seq + 1
+    redis.call('SET', KEYS[1], seq)
+  end
+end
+redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[5], ARGV[3], seq .. '-0', 'e', epoch, 'd', ARGV[1])
+local receivers = redis.call('PUBLISH', KEYS[4], seq .. ':' .. epoch .. ':' .. ARGV[1])
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+return {seq, tonumber(epoch), receivers}
+"#;
+
+/// Settings of the Redis bus.
+#[derive(Debug, Clone)]
+pub struct RedisConfig {
+    /// `REDIS_URL`.
+    pub url: String,
+    /// Prefix of every key and channel.
+    pub prefix: String,
+    /// Events each room's stream keeps (approximately, at least this many).
+    pub stream_len: usize,
+    /// Idle time after which a room's keys expire.
+    pub key_ttl: Duration,
+}
+
+/// State shared by the publishing side and the subscriber task.
+pub struct RedisBus {
+    /// Settings.
+    config: RedisConfig,
+    /// Commands (publish script, stream reads); reconnects by itself.
+    commands: ConnectionManager,
+    /// To open the pub/sub connection.
+    client: Client,
+    /// The publish script (sent by hash, loaded on first use).
+    script: Script,
+    /// The node's rooms.
+    rooms: Arc<Rooms>,
+    /// Room membership hints from the registry; taken by the subscriber task.
+    hints: Mutex<Option<UnboundedReceiver<RoomName>>>,
+    /// Whether the last command succeeded.
+    commands_ok: AtomicBool,
+    /// Whether the subscriber is connected and caught up.
+    subscribed: AtomicBool,
+}
+
+impl std::fmt::Debug for RedisBus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisBus")
+            .field("config", &self.config)
+            .field("commands_ok", &self.commands_ok)
+            .field("subscribed", &self.subscribed)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> BusError {
+    BusError::Unavailable(e.to_string())
+}
+
+impl RedisBus {
+    /// A bus for `config`; connects lazily (Redis down at start is not fatal:
+    /// the node serves, `/ready` says false, publishes get 503).
+    pub fn new(
+        config: RedisConfig,
+        rooms: Arc<Rooms>,
+        hints: UnboundedReceiver<RoomName>,
+    ) -> Result<Self, BusError> {
+        let client = Client::open(config.url.as_str()).map_err(unavailable)?;
+        let manager_config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(COMMAND_TIMEOUT))
+            .set_response_timeout(Some(COMMAND_TIMEOUT))
+            .set_number_of_retries(1)
+            .set_max_delay(MAX_BACKOFF);
+        let commands = ConnectionManager::new_lazy_with_config(client.clone(), manager_config)
+            .map_err(unavailable)?;
+        Ok(RedisBus {
+            config,
+            commands,
+            client,
+            script: Script::new(PUBLISH_LUA),
+            rooms,
+            hints: Mutex::new(Some(hints)),
+            commands_ok: AtomicBool::new(false),
+            subscribed: AtomicBool::new(false),
+        })
+    }
+
+    fn key(&self, kind: &str, room: &str) -> String {
+        format!("{}:{kind}:{room}", self.config.prefix)
+    }
+
+    /// The key of a named lease.
+    pub fn lease_key(&self, name: &str) -> String {
+        self.key("lease", name)
+    }
+
+    /// The node's rooms.
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
+    /// A handle for commands (cheap clone of the multiplexed connection).
+    pub fn commands(&self) -> ConnectionManager {
+        self.commands.clone()
+    }
+
+    /// Whether publishing and delivering work right now.
+    pub fn is_ready(&self) -> bool {
+        self.commands_ok.load(Ordering::Relaxed) && self.subscribed.load(Ordering::Relaxed)
+    }
+
+    fn command_result<T>(&self, result: redis::RedisResult<T>) -> Result<T, BusError> {
+        self.commands_ok.store(result.is_ok(), Ordering::Relaxed);
+        result.map_err(unavailable)
+    }
+
+    /// Publishes through Redis: numbered, stored in the room's stream, sent to
+    /// every node subscribed to the room (this one included, which delivers
+    /// it when it comes back, in the room's order). `recipients` in the
+    /// report is the number of nodes that received it.
+    pub async fn publish(&self, event: &Event) -> Result<PublishReport, BusError> {
+        // The canonical JSON, framed once: the frame's payload is what Redis gets.
+        let json = frame::payload(&event.canonical_frame());
+        let room = event.room();
+        let mut invocation = self.script.prepare_invoke();
+        invocation
+            .key(self.key("seq", room.as_str()))
+            .key(self.key("epoch", room.as_str()))
+            .key(self.key("h", room.as_str()))
+            .key(self.key("r", room.as_str()))
+            .arg(&json[..])
+            .arg(new_epoch())
+            // The room's policy bounds its stream: approximately (cheap) for
+            // a ring, exactly one entry for a room whose history is its latest snapshot.
+            .arg(match room.policy().fleet_stream {
+                FleetStream::Ring => self.config.stream_len,
+                FleetStream::Latest => 1,
+            })
+            .arg(self.config.key_ttl.as_millis() as u64)
+            .arg(match room.policy().fleet_stream {
+                FleetStream::Ring => "~",
+                FleetStream::Latest => "=",
+            });
+        let mut conn = self.commands.clone();
+        let result = with_timeout(invocation.invoke_async(&mut conn)).await;
+        let (seq, _epoch, receivers): (u64, u64, u64) = self.command_result(result)?;
+        metrics().bus_published.increment(1);
+        Ok(PublishReport {
+            seq,
+            recipients: receivers as usize,
+            ..PublishReport::default()
+        })
+    }
+}
+
+/// Bounds a Redis call by [`COMMAND_TIMEOUT`]; running out is an I/O timeout.
+pub async fn with_timeout<T>(
+    fut: impl std::future::Future<Output = redis::RedisResult<T>>,
+) -> redis::RedisResult<T> {
+    tokio::time::timeout(COMMAND_TIMEOUT, fut)
+        .await
+        .unwrap_or_else(|_| {
+            Err(redis::RedisError::from(std::io::Error::from(
+                std::io::ErrorKind::TimedOut,
+            )))
+        })
+}

@@ -1,0 +1,99 @@
+//! The fleet's node table (`P:nodes:all`): every node writes its heartbeat
+//! there (which also tells whether Redis answers, for `/ready`) and reads
+//! everyone's for the cluster totals of the status endpoints.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use redis::AsyncCommands;
+use tokio_util::sync::CancellationToken;
+
+use super::{PING_INTERVAL, RedisBus, with_timeout};
+use crate::bus::BusError;
+
+impl RedisBus {
+    /// Health of the command connection and this node's heartbeat: every
+    /// [`PING_INTERVAL`] the node writes its figures into the fleet's node
+    /// table (so `/ready` turns false when Redis is down even if nobody
+    /// publishes, and every node can report cluster totals).
+    /// `node` is this node's name; `connections` counts its sessions.
+    pub async fn run_health(
+        self: Arc<Self>,
+        node: String,
+        connections: impl Fn() -> usize,
+        shutdown: CancellationToken,
+    ) {
+        let mut tick = tokio::time::interval(PING_INTERVAL);
+        let key = self.key("nodes", "all");
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => {
+                    let mut conn = self.commands.clone();
+                    let _: redis::RedisResult<i64> = with_timeout(conn.hdel(&key, &node)).await;
+                    return;
+                }
+                _ = tick.tick() => {}
+            }
+            let heartbeat = NodeStatus {
+                node: node.clone(),
+                connections: connections(),
+                rooms: self.rooms.len(),
+                subscriptions: self.rooms.member_counts().iter().map(|(_, n)| n).sum(),
+                at_ms: chrono::Utc::now().timestamp_millis(),
+            };
+            let json = serde_json::to_string(&heartbeat).unwrap_or_default();
+            let mut conn = self.commands.clone();
+            let written: redis::RedisResult<i64> = with_timeout(conn.hset(&key, &node, json)).await;
+            let ok = written.is_ok();
+            if ok != self.commands_ok.swap(ok, Ordering::Relaxed) {
+                if ok {
+                    tracing::info!("redis reachable");
+                } else {
+                    tracing::warn!("redis unreachable");
+                }
+            }
+        }
+    }
+}
+
+/// One node's heartbeat in the fleet's node table (`P:nodes:all`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeStatus {
+    /// `ROOMCAST_NODE_ID`.
+    pub node: String,
+    /// Open WebSocket sessions.
+    pub connections: usize,
+    /// Rooms on the node.
+    pub rooms: usize,
+    /// Room memberships on the node.
+    pub subscriptions: usize,
+    /// When it was written (Unix ms).
+    pub at_ms: i64,
+}
+
+/// A node silent for this long is no longer counted (and is removed).
+const NODE_STALE_MS: i64 = 10_000;
+
+impl RedisBus {
+    /// The live nodes of the fleet, by name; stale entries are removed.
+    pub async fn cluster(&self) -> Result<Vec<NodeStatus>, BusError> {
+        let key = self.key("nodes", "all");
+        let mut conn = self.commands.clone();
+        let all: std::collections::HashMap<String, String> =
+            self.command_result(with_timeout(conn.hgetall(&key)).await)?;
+        let now = chrono::Utc::now().timestamp_millis();
+        let mut nodes = Vec::new();
+        let mut stale = Vec::new();
+        for (name, json) in all {
+            match serde_json::from_str::<NodeStatus>(&json) {
+                Ok(status) if now - status.at_ms <= NODE_STALE_MS => nodes.push(status),
+                _ => stale.push(name),
+            }
+        }
+        if !stale.is_empty() {
+            let _: redis::RedisResult<i64> = with_timeout(conn.hdel(&key, stale)).await;
+        }
+        nodes.sort_by(|a, b| a.node.cmp(&b.node));
+        Ok(nodes)
+    }
+}

@@ -1,0 +1,248 @@
+//! The subscriber: one pub/sub connection per node, subscribed to the
+//! channels of the rooms with local members (hinted by the room registry)
+//! and, while this node holds the ingest lease, to seed 001's channels;
+//! reconnecting with backoff, catching every room up after a reconnect.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use rand::Rng;
+use tokio::sync::mpsc::{self, UnboundedReceiver};
+use tokio_util::sync::CancellationToken;
+
+use super::{
+    COMMAND_TIMEOUT, MAX_BACKOFF, MIN_BACKOFF, PING_INTERVAL, RESUME_WAIT, RedisBus, with_timeout,
+};
+use crate::bus::Lease;
+use crate::catalog::RoomName;
+use crate::telemetry::metrics;
+
+/// Seed 001's Redis channels: JSON in the shape of the WebSocket messages,
+/// published by existing producers; the ingest lease holder feeds them in.
+pub const INGEST_CHANNELS: [&str; 4] = [
+    "price_updates",
+    "pattern_alerts",
+    "alert_triggers",
+    "market_status",
+];
+
+/// One event as it travels on a room channel: `seq:epoch:json`.
+fn parse_message(payload: &[u8]) -> Option<(u64, u64, &[u8])> {
+    let mut parts = payload.splitn(3, |&b| b == b':');
+    let seq = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let epoch = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    Some((seq, epoch, parts.next()?))
+}
+
+impl RedisBus {
+    /// The subscriber: keeps one pub/sub connection, subscribed to the rooms
+    /// with local members (and, while this node holds the ingest lease, to
+    /// seed 001's channels), reconnecting with backoff until `shutdown`.
+    ///
+    /// What arrives on seed 001's channels goes to `ingest_tx` (the ingest
+    /// source publishes it); they are subscribed while `ingest` is held.
+    pub async fn run_subscriber(
+        self: Arc<Self>,
+        ingest: Arc<Lease>,
+        ingest_tx: mpsc::Sender<(String, Bytes)>,
+        shutdown: CancellationToken,
+    ) {
+        let Some(mut hints) = self.hints.lock().take() else {
+            return;
+        };
+        let mut backoff = MIN_BACKOFF;
+        let room_prefix = format!("{}:r:", self.config.prefix);
+        loop {
+            let connected = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                c = tokio::time::timeout(COMMAND_TIMEOUT, self.client.get_async_pubsub()) => c,
+            };
+            let pubsub = match connected {
+                Ok(Ok(pubsub)) => pubsub,
+                Ok(Err(e)) => {
+                    tracing::debug!(error = %e, "redis pub/sub connect failed");
+                    self.subscribed.store(false, Ordering::Relaxed);
+                    backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+                    continue;
+                }
+                Err(_) => {
+                    tracing::debug!("redis pub/sub connect timed out");
+                    backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+                    continue;
+                }
+            };
+            let (mut sink, mut stream) = pubsub.split();
+            // Everything with members now, plus hints that arrive meanwhile.
+            while hints.try_recv().is_ok() {}
+            let mut subscribed: HashSet<RoomName> = self
+                .rooms
+                .member_counts()
+                .into_iter()
+                .map(|(name, _)| name)
+                .collect();
+            let channels: Vec<String> = subscribed
+                .iter()
+                .map(|r| self.key("r", r.as_str()))
+                .collect();
+            if !channels.is_empty()
+                && let Err(e) = with_timeout(sink.subscribe(&channels)).await
+            {
+                tracing::warn!(error = %e, "redis subscribe failed");
+                backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+                continue;
+            }
+            let mut ingesting = false;
+            // New rooms load their history; the others catch up on what was
+            // published while this node was not listening.
+            let mut caught_up = true;
+            for room in &subscribed {
+                self.preload(room).await;
+                if let Some((epoch, last)) = self.rooms.get(room).and_then(|r| r.resume_point()) {
+                    // A new lineage (Redis lost the room) numbers from 1 again:
+                    // read its stream from the start.
+                    let after = if self.epoch_of(room).await == Some(epoch) {
+                        last
+                    } else {
+                        0
+                    };
+                    if let Err(e) = self.fill_gap(room, after, None).await {
+                        tracing::warn!(room = %room, error = %e, "catch-up failed; reconnecting");
+                        caught_up = false;
+                        break;
+                    }
+                }
+            }
+            if !caught_up {
+                backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+                continue;
+            }
+            self.subscribed.store(true, Ordering::Relaxed);
+            tracing::info!(rooms = subscribed.len(), "redis bus subscribed");
+            backoff = MIN_BACKOFF;
+            let mut ping = tokio::time::interval(PING_INTERVAL);
+            ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let reason = loop {
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    message = stream.next() => {
+                        let Some(message) = message else { break "connection closed" };
+                        let channel = message.get_channel_name();
+                        if let Some(room) = channel.strip_prefix(room_prefix.as_str()) {
+                            let Some((seq, epoch, json)) = parse_message(message.get_payload_bytes()) else {
+                                tracing::warn!(channel, "malformed bus message; skipped");
+                                continue;
+                            };
+                            let Some(room) = RoomName::from_wire(room) else {
+                                tracing::warn!(channel, "bus message for a room no catalog row names; skipped");
+                                continue;
+                            };
+                            self.handle_event(&room, seq, epoch, json).await;
+                        } else if INGEST_CHANNELS.contains(&channel) {
+                            // Published by its own task: a slow Redis must not stall delivery.
+                            let item = (channel.to_string(), Bytes::copy_from_slice(message.get_payload_bytes()));
+                            if ingest_tx.try_send(item).is_err() {
+                                tracing::warn!(channel, "ingest queue full; message dropped");
+                                metrics().error();
+                            }
+                        }
+                    }
+                    Some(first) = hints.recv() => {
+                        // Batch every pending hint into one SUBSCRIBE and one UNSUBSCRIBE.
+                        let mut changed = HashSet::from([first]);
+                        while let Ok(more) = hints.try_recv() {
+                            changed.insert(more);
+                        }
+                        let (mut add, mut remove, mut added) = (Vec::new(), Vec::new(), Vec::new());
+                        for room in changed {
+                            let wanted = self.rooms.has_members(&room);
+                            if wanted {
+                                // Also a room re-created while still subscribed needs its history.
+                                if subscribed.insert(room.clone()) {
+                                    add.push(self.key("r", room.as_str()));
+                                }
+                                added.push(room);
+                            } else if !wanted && subscribed.remove(&room) {
+                                remove.push(self.key("r", room.as_str()));
+                            }
+                        }
+                        if !add.is_empty() && let Err(e) = with_timeout(sink.subscribe(&add)).await {
+                            break if e.is_timeout() { "subscribe timed out" } else { "subscribe failed" };
+                        }
+                        for room in &added {
+                            self.preload(room).await;
+                        }
+                        if !remove.is_empty() && let Err(e) = with_timeout(sink.unsubscribe(&remove)).await {
+                            break if e.is_timeout() { "unsubscribe timed out" } else { "unsubscribe failed" };
+                        }
+                    }
+                    _ = ping.tick() => {
+                        // Resuming members whose seq the room never reached.
+                        self.rooms.admit_overdue(RESUME_WAIT);
+                        if with_timeout(sink.ping::<redis::Value>()).await.is_err() {
+                            break "ping failed";
+                        }
+                        let ingest_now = ingest.is_held();
+                        if ingest_now != ingesting {
+                            let r = if ingest_now {
+                                with_timeout(sink.subscribe(&INGEST_CHANNELS[..])).await
+                            } else {
+                                with_timeout(sink.unsubscribe(&INGEST_CHANNELS[..])).await
+                            };
+                            if r.is_err() {
+                                break "ingest subscribe failed";
+                            }
+                            ingesting = ingest_now;
+                        }
+                    }
+                }
+            };
+            self.subscribed.store(false, Ordering::Relaxed);
+            tracing::warn!(reason, "redis pub/sub connection lost; reconnecting");
+            backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+        }
+    }
+}
+
+impl RedisBus {
+    /// Waits `delay` ±20 % (or until shutdown) while the pub/sub connection
+    /// is down, and returns the next delay. Rooms created meanwhile still
+    /// load their history (or start empty when Redis is unreachable), so their
+    /// members are never kept waiting on Redis; on reconnect they are
+    /// subscribed and caught up like every other room.
+    async fn backoff(
+        &self,
+        delay: Duration,
+        hints: &mut UnboundedReceiver<RoomName>,
+        shutdown: &CancellationToken,
+    ) -> Duration {
+        let jittered = delay.mul_f64(rand::rng().random_range(0.8..1.2));
+        let deadline = tokio::time::Instant::now() + jittered;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = tokio::time::sleep_until(deadline) => break,
+                Some(room) = hints.recv() => self.preload(&room).await,
+            }
+        }
+        (delay * 2).min(MAX_BACKOFF)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bus_messages_split_into_seq_epoch_and_json() {
+        assert_eq!(
+            parse_message(b"12:345:{\"a\":\"b:c\"}"),
+            Some((12, 345, &b"{\"a\":\"b:c\"}"[..]))
+        );
+        assert_eq!(parse_message(b"x:1:{}"), None);
+        assert_eq!(parse_message(b"1:2"), None);
+    }
+}
