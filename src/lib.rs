@@ -26,6 +26,7 @@ pub mod protocol;
 pub mod publisher;
 pub mod rooms;
 pub mod seconds;
+pub mod seeds;
 pub mod server;
 pub mod sources;
 pub mod sys;

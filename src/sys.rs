@@ -9,9 +9,11 @@ use std::os::fd::RawFd;
 
 use bytes::Bytes;
 
-use crate::delivery::outbox::MAX_BATCH;
+/// Most buffers one [`send_nonblocking`] call sends (the outbox's batch, so
+/// one vectored write, is this long at most).
+pub const MAX_IOVECS: usize = 32;
 
-/// One non-blocking send of `batch` (at most [`MAX_BATCH`] frames) on the
+/// One non-blocking send of `batch` (at most [`MAX_IOVECS`] frames) on the
 /// socket `fd`: `send` for one frame, `sendmsg` for several. Returns the
 /// bytes the kernel took: 0 when it took none (`EAGAIN`) or failed.
 /// `MSG_NOSIGNAL`: a reset peer is an error here, never a `SIGPIPE`. The
@@ -25,7 +27,7 @@ pub fn send_nonblocking(fd: RawFd, batch: &[Bytes]) -> usize {
         let mut iov = [libc::iovec {
             iov_base: std::ptr::null_mut(),
             iov_len: 0,
-        }; MAX_BATCH];
+        }; MAX_IOVECS];
         for (v, frame) in iov.iter_mut().zip(batch) {
             v.iov_base = frame.as_ptr().cast_mut().cast();
             v.iov_len = frame.len();
@@ -33,7 +35,7 @@ pub fn send_nonblocking(fd: RawFd, batch: &[Bytes]) -> usize {
         // SAFETY: an all-zero `msghdr` is valid (no address, no control data).
         let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
         msg.msg_iov = iov.as_mut_ptr();
-        msg.msg_iovlen = batch.len().min(MAX_BATCH) as _;
+        msg.msg_iovlen = batch.len().min(MAX_IOVECS) as _;
         // SAFETY: the caller keeps `fd` open; every iovec points into a frame
         // of `batch`, alive for the call; the kernel only reads them.
         unsafe { libc::sendmsg(fd, &msg, flags) }

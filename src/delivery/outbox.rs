@@ -42,8 +42,8 @@ use crate::telemetry::metrics;
 pub const DEFAULT_CAPACITY: usize = 1024;
 
 /// Most frames handed out by one drain, so to one `writev` (the flusher's
-/// and the session writer's batch).
-pub const MAX_BATCH: usize = 32;
+/// and the session writer's batch): as many as one system call sends.
+pub const MAX_BATCH: usize = crate::sys::MAX_IOVECS;
 
 /// How a frame may be treated when the outbox is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,93 +1,18 @@
-//! Seed 000 dialect (`/ws/modeldata-stream`): the modeldata stream, unchanged.
-//!
-//! A connection auto-joins its feed's room (`modeldata`, or one per distinct
-//! option set) and gets the room's snapshot at once: the latest
-//! `initial_modeldata` (first five groups). Every interval the feed publishes
-//! one `modeldata_update` (all groups) that this dialect sends byte for byte
-//! as the feed encoded it, plus `modeldata_status` when the source degrades or
-//! recovers. Any client message gets an `echo` reply.
-//!
-//! The session holds a lease on its feed: the feed's broadcast starts with
-//! the first connection and stops when the last one leaves (seed 000).
-
-use std::sync::Arc;
+//! Seed 000's encoder (`/ws/modeldata-stream`): rooms call it once per
+//! publish for their seed 000 members. A feed encodes its messages itself
+//! (`initial_modeldata`, `modeldata_update`, `modeldata_status`), so the
+//! encoder passes them on byte for byte and carries nothing else. The
+//! session and endpoints are in `src/seeds/seed000/`.
 
 use bytes::Bytes;
 
-use super::{DialectKind, DialectSession, Link, MessageKind, Published};
-use crate::frame;
-use crate::protocol::modeldata::Echo;
-use crate::protocol::{Event, time};
-use crate::sources::modeldata::{FeedLease, FeedOptions, ModelData};
-use crate::telemetry::metrics;
+use super::Published;
+use crate::protocol::Event;
 
 /// Seed 000 carries only modeldata messages, exactly as the feed encoded them.
 pub fn encode(published: &Published<'_>) -> Option<Bytes> {
     match published.event {
         Event::ModelData(_) => Some(published.canonical_frame.clone()),
         _ => None,
-    }
-}
-
-/// One seed 000 connection's state.
-#[derive(Debug)]
-pub struct Seed000Session {
-    /// The node's modeldata service, to lease the feed on open.
-    modeldata: Arc<ModelData>,
-    /// This connection's (validated) options.
-    options: FeedOptions,
-    /// Keeps the feed broadcasting while this connection is open.
-    lease: Option<FeedLease>,
-}
-
-impl Seed000Session {
-    /// A session for already validated options.
-    pub fn new(modeldata: Arc<ModelData>, options: FeedOptions) -> Self {
-        Seed000Session {
-            modeldata,
-            options,
-            lease: None,
-        }
-    }
-}
-
-/// An `error` frame (rate limiting, unjoinable feed); counts one error.
-fn error_frame(message: &str) -> Bytes {
-    metrics().error();
-    frame::json(&serde_json::json!({
-        "type": "error",
-        "message": message,
-        "timestamp": time::now(),
-    }))
-}
-
-impl DialectSession for Seed000Session {
-    const KIND: DialectKind = DialectKind::Seed000;
-
-    fn on_open(&mut self, link: &mut impl Link) {
-        // Join first, then lease: a feed that is just starting publishes its
-        // first snapshot into a room that already has this member.
-        match link.join(self.options.room(), Box::new(|_| Vec::new())) {
-            Ok(_) => self.lease = Some(self.modeldata.attach(&self.options)),
-            Err(e) => {
-                link.send(error_frame(&e.to_string()));
-                link.close(crate::close_code::CloseCode::InternalError);
-            }
-        }
-    }
-
-    fn on_message(&mut self, link: &mut impl Link, _kind: MessageKind, payload: &mut [u8]) {
-        let text = String::from_utf8_lossy(payload);
-        link.send(frame::json(&Echo {
-            r#type: "echo",
-            message: &text,
-            timestamp: time::now(),
-        }));
-    }
-
-    fn rate_limited(&mut self, limit_per_sec: u32) -> Bytes {
-        error_frame(&format!(
-            "Rate limit exceeded: at most {limit_per_sec} messages per second"
-        ))
     }
 }

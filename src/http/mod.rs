@@ -23,9 +23,8 @@ use crate::app::App;
 use crate::config::Config;
 use crate::dialect::echo::EchoSession;
 use crate::dialect::native::NativeSession;
-use crate::dialect::seed000::Seed000Session;
 use crate::dialect::seed001::{self, Seed001Session};
-use crate::sources::modeldata::FeedOptions;
+use crate::seeds::seed000;
 use response::HttpResponse;
 
 /// The path parameters of a matched route, in pattern order.
@@ -90,7 +89,7 @@ impl Router {
                 Box::pin(async move { status::stats(&app).await })
             }),
             get("/ws/status", |app, _, _| {
-                Box::pin(async move { status::ws_status(&app).await })
+                Box::pin(async move { seed000::status::ws_status(&app).await })
             }),
             get("/v1/ws", |app, req, _| {
                 Box::pin(async move {
@@ -99,7 +98,7 @@ impl Router {
                 })
             }),
             get("/ws/modeldata-stream", |app, req, _| {
-                Box::pin(async move { modeldata_stream(&app, req) })
+                Box::pin(async move { seed000::stream(&app, req) })
             }),
             get("/api/ws", |app, req, _| {
                 Box::pin(async move { seed001_stream(&app, req) })
@@ -185,20 +184,6 @@ fn get(pattern: &'static str, handler: Handler) -> Route {
 
 fn post(pattern: &'static str, handler: Handler) -> Route {
     route(Method::POST, pattern, handler)
-}
-
-/// `GET /ws/modeldata-stream`: options checked before the upgrade (400 naming the option).
-fn modeldata_stream(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
-    let max_points = app.modeldata.config().max_points;
-    let options = match FeedOptions::from_query(req.uri().query(), max_points) {
-        Ok(options) => options,
-        Err(e) => return response::error(StatusCode::BAD_REQUEST, &e.to_string()),
-    };
-    if let Err(e) = app.modeldata.check(&options) {
-        return response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
-    }
-    let session = Seed000Session::new(Arc::clone(&app.modeldata), options);
-    crate::ws::upgrade(app, req, session)
 }
 
 /// `GET /api/ws[?user_id=…]`: the user id checked before the upgrade.

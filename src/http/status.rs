@@ -1,6 +1,7 @@
 //! Status endpoints: `/health` (liveness), `/ready` (readiness: false while a
 //! required backend is down or the node is draining), `/metrics` (Prometheus)
-//! seed 001's `GET /api/ws/stats` and seed 000's `GET /ws/status`.
+//! and seed 001's `GET /api/ws/stats`; the fleet's totals every status
+//! endpoint carries (seed 000's `GET /ws/status` is in `src/seeds/seed000/`).
 
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -81,7 +82,7 @@ struct Stats {
 
 /// Fleet totals for status endpoints: `null` in embedded mode, an `error`
 /// while Redis is unreachable.
-async fn cluster(app: &App) -> Option<serde_json::Value> {
+pub async fn cluster(app: &App) -> Option<serde_json::Value> {
     Some(match app.bus.cluster().await? {
         Ok(nodes) => serde_json::json!({
             "node": app.node,
@@ -131,32 +132,4 @@ pub async fn stats(app: &App) -> HttpResponse {
     stats.messages_received = totals.messages_received.load(Ordering::Relaxed);
     stats.errors = totals.errors.load(Ordering::Relaxed);
     response::json(StatusCode::OK, &stats)
-}
-
-/// Seed 000's `GET /ws/status` fields, then roomcast's own.
-pub async fn ws_status(app: &App) -> HttpResponse {
-    let modeldata = &app.modeldata;
-    let interval = modeldata.config().interval.as_secs_f64();
-    let feeds: Vec<_> = modeldata
-        .feeds()
-        .into_iter()
-        .map(|(room, connections)| serde_json::json!({ "room": room.as_str(), "connections": connections }))
-        .collect();
-    response::json(
-        StatusCode::OK,
-        &serde_json::json!({
-            "modeldata_stream_connections": modeldata.connections(),
-            "modeldata_stream_task_running": modeldata.is_broadcasting(),
-            "broadcast_intervals": {
-                "modeldata_updates": format!("{interval} seconds"),
-            },
-            "active_connections": app.sessions.len(),
-            "modeldata": {
-                "feeds": feeds,
-                "source": modeldata.report(),
-            },
-            "uptime": app.started.elapsed().as_secs(),
-            "cluster": cluster(app).await,
-        }),
-    )
 }

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use roomcast::catalog::RoomName;
-use roomcast::dialect::seed000::Seed000Session;
 use roomcast::dialect::{DialectSession, MessageKind};
+use roomcast::seeds::seed000::Seed000Session;
 use roomcast::sources::modeldata::{FeedOptions, ModelData, ModelDataConfig};
 use roomcast_fuzz::{
     LinkAction, RecordingLink, assert_server_json_frame, deliver_message, message_type,
