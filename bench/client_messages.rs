@@ -21,8 +21,8 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use roomcast::catalog::RoomName;
 use roomcast::close_code::CloseCode;
-use roomcast::dialect::seed001::Seed001Session;
 use roomcast::dialect::{DialectSession, Greeting, JoinError, Joined, Link, MessageKind, Retained};
+use roomcast::seeds::seed001::Seed001Session;
 
 const SUBSCRIBE_TICKER: &[u8] = br#"{"type":"subscribe","channel":"ticker","ticker":"AAPL"}"#;
 const PING: &[u8] = br#"{"type":"ping"}"#;

@@ -5,9 +5,7 @@
 //! the `Allow` header the table implies (RFC 9110 §15.5.6), both as JSON. A
 //! refused WebSocket upgrade is the connection's last response.
 
-pub mod alerts;
 pub mod limits;
-pub mod publish;
 pub mod response;
 pub mod status;
 
@@ -23,8 +21,8 @@ use crate::app::App;
 use crate::config::Config;
 use crate::dialect::echo::EchoSession;
 use crate::dialect::native::NativeSession;
-use crate::dialect::seed001::{self, Seed001Session};
-use crate::seeds::seed000;
+use crate::seeds::seed001::{alerts, publish};
+use crate::seeds::{seed000, seed001};
 use response::HttpResponse;
 
 /// The path parameters of a matched route, in pattern order.
@@ -86,7 +84,7 @@ impl Router {
                 Box::pin(async move { status::metrics_text() })
             }),
             get("/api/ws/stats", |app, _, _| {
-                Box::pin(async move { status::stats(&app).await })
+                Box::pin(async move { seed001::stats::stats(&app).await })
             }),
             get("/ws/status", |app, _, _| {
                 Box::pin(async move { seed000::status::ws_status(&app).await })
@@ -101,7 +99,7 @@ impl Router {
                 Box::pin(async move { seed000::stream(&app, req) })
             }),
             get("/api/ws", |app, req, _| {
-                Box::pin(async move { seed001_stream(&app, req) })
+                Box::pin(async move { seed001::stream(&app, req) })
             }),
             post("/api/ws/broadcast/{kind}", |app, req, params| {
                 Box::pin(async move {
@@ -184,17 +182,6 @@ fn get(pattern: &'static str, handler: Handler) -> Route {
 
 fn post(pattern: &'static str, handler: Handler) -> Route {
     route(Method::POST, pattern, handler)
-}
-
-/// `GET /api/ws[?user_id=…]`: the user id checked before the upgrade.
-fn seed001_stream(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
-    let user_id = response::query_param(&req, "user_id");
-    if let Some(user) = &user_id
-        && let Err(e) = seed001::validate_user_id(user)
-    {
-        return response::error(StatusCode::BAD_REQUEST, e);
-    }
-    crate::ws::upgrade(app, req, Seed001Session::new(user_id.as_deref()))
 }
 
 fn not_found(path: &str) -> HttpResponse {

@@ -1,18 +1,13 @@
 //! Status endpoints: `/health` (liveness), `/ready` (readiness: false while a
-//! required backend is down or the node is draining), `/metrics` (Prometheus)
-//! and seed 001's `GET /api/ws/stats`; the fleet's totals every status
-//! endpoint carries (seed 000's `GET /ws/status` is in `src/seeds/seed000/`).
-
-use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
+//! required backend is down or the node is draining), `/metrics`
+//! (Prometheus), and the fleet's totals every seed's status endpoint
+//! carries (those endpoints are in `src/seeds/`).
 
 use hyper::StatusCode;
-use serde::Serialize;
 
 use super::response::{self, HttpResponse};
 use crate::app::App;
-use crate::catalog::RoomKind;
-use crate::telemetry::{self, metrics};
+use crate::telemetry;
 
 /// `GET /health`: the process is up and serving.
 pub fn health(app: &App) -> HttpResponse {
@@ -61,25 +56,6 @@ pub fn metrics_text() -> HttpResponse {
     )
 }
 
-/// Seed 001's stats, plus roomcast's own room count.
-#[derive(Debug, Serialize)]
-struct Stats {
-    active_connections: usize,
-    ticker_subscriptions: BTreeMap<String, usize>,
-    pattern_subscribers: usize,
-    alert_subscribers: usize,
-    market_status_subscribers: usize,
-    total_connections: u64,
-    messages_sent: u64,
-    messages_received: u64,
-    errors: u64,
-    uptime: u64,
-    rooms: usize,
-    /// Fleet mode: the live nodes and their totals.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    cluster: Option<serde_json::Value>,
-}
-
 /// Fleet totals for status endpoints: `null` in embedded mode, an `error`
 /// while Redis is unreachable.
 pub async fn cluster(app: &App) -> Option<serde_json::Value> {
@@ -93,43 +69,4 @@ pub async fn cluster(app: &App) -> Option<serde_json::Value> {
         }),
         Err(e) => serde_json::json!({ "node": app.node, "error": e.to_string() }),
     })
-}
-
-/// `GET /api/ws/stats`.
-pub async fn stats(app: &App) -> HttpResponse {
-    let mut stats = Stats {
-        active_connections: app.sessions.len(),
-        ticker_subscriptions: BTreeMap::new(),
-        pattern_subscribers: 0,
-        alert_subscribers: 0,
-        market_status_subscribers: 0,
-        total_connections: 0,
-        messages_sent: 0,
-        messages_received: 0,
-        errors: 0,
-        uptime: app.started.elapsed().as_secs(),
-        rooms: app.rooms.len(),
-        cluster: cluster(app).await,
-    };
-    for (room, members) in app.rooms.member_counts() {
-        match room.kind() {
-            RoomKind::Ticker => {
-                if let Some(ticker) = room.ticker_symbol() {
-                    stats
-                        .ticker_subscriptions
-                        .insert(ticker.to_string(), members);
-                }
-            }
-            RoomKind::Patterns => stats.pattern_subscribers = members,
-            RoomKind::Alerts => stats.alert_subscribers = members,
-            RoomKind::MarketStatus => stats.market_status_subscribers = members,
-            RoomKind::ModelData => {}
-        }
-    }
-    let totals = &metrics().totals;
-    stats.total_connections = totals.connections.load(Ordering::Relaxed);
-    stats.messages_sent = totals.messages_sent.load(Ordering::Relaxed);
-    stats.messages_received = totals.messages_received.load(Ordering::Relaxed);
-    stats.errors = totals.errors.load(Ordering::Relaxed);
-    response::json(StatusCode::OK, &stats)
 }

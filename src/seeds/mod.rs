@@ -6,3 +6,4 @@
 //! its encoder.
 
 pub mod seed000;
+pub mod seed001;

@@ -45,10 +45,10 @@ use chrono::{DateTime, Datelike, FixedOffset, Timelike, Utc};
 use libfuzzer_sys::fuzz_target;
 use roomcast::alerts::AlertKind;
 use roomcast::frame;
-use roomcast::http::alerts::{NewAlert, parse_new_alert};
-use roomcast::http::publish::{Broadcast, parse_event};
 use roomcast::http::response::HttpError;
 use roomcast::protocol::{AlertTrigger, Event, MarketStatus, PatternAlert, PriceUpdate};
+use roomcast::seeds::seed001::alerts::{NewAlert, parse_new_alert};
+use roomcast::seeds::seed001::publish::{Broadcast, parse_event};
 use roomcast_fuzz::{HTTP_MAX_DEPTH, assert_server_json_frame, is_json};
 use serde_json::{Map, Value};
 

@@ -7,10 +7,10 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
 
-use super::response::{self, HttpError, HttpResponse};
 use crate::alerts::{AlertKind, FleetAlertError};
 use crate::app::App;
 use crate::catalog::normalize_ticker;
+use crate::http::response::{self, HttpError, HttpResponse};
 use crate::telemetry::{Limit, metrics};
 
 /// A validated `POST /api/alerts` body.
@@ -37,8 +37,7 @@ pub fn parse_new_alert(body: &[u8]) -> Result<NewAlert, HttpError> {
         ));
     }
     if let Some(user) = &alert.user_id {
-        crate::dialect::seed001::validate_user_id(user)
-            .map_err(|e| HttpError::field("user_id", e))?;
+        super::session::validate_user_id(user).map_err(|e| HttpError::field("user_id", e))?;
     }
     Ok(alert)
 }

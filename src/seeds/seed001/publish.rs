@@ -12,10 +12,10 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
 
-use super::limits::HttpLimits;
-use super::response::{self, HttpError, HttpResponse};
 use crate::app::App;
 use crate::catalog::normalize_ticker;
+use crate::http::limits::HttpLimits;
+use crate::http::response::{self, HttpError, HttpResponse};
 use crate::protocol::{AlertTrigger, Event, MarketStatus, PatternAlert, PriceUpdate, time};
 
 /// `POST /api/ws/broadcast/price`: the seed names the open `open_price`; the
