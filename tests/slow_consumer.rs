@@ -13,6 +13,14 @@ use common::*;
 use hyper::StatusCode;
 use serde_json::Value;
 
+/// A slow client here does not read, so it cannot answer pings: the
+/// heartbeat must not close it before the policy under test shows, however
+/// long a loaded machine takes to fill its socket buffers.
+fn patient(c: &mut roomcast::Config, outbox_capacity: usize) {
+    c.outbox_capacity = outbox_capacity;
+    c.heartbeat_timeout_secs = 3600.0;
+}
+
 /// Upper bound on publishes before the effect must have shown.
 const MAX_PUBLISHES: usize = 50_000;
 
@@ -30,7 +38,7 @@ fn index_of(alert: &Value) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_on_ordered_stream_is_closed_with_4008_while_reader_gets_every_alert() {
-    let server = TestServer::start(|c| c.outbox_capacity = 16).await;
+    let server = TestServer::start(|c| patient(c, 16)).await;
 
     let mut slow = server.ws_connect_small_rcvbuf("/api/ws").await;
     assert_eq!(recv_json(&mut slow).await["type"], "connection");
@@ -103,7 +111,7 @@ async fn slow_consumer_on_ordered_stream_is_closed_with_4008_while_reader_gets_e
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_consumer_on_price_stream_is_conflated_not_closed() {
-    let server = TestServer::start(|c| c.outbox_capacity = 16).await;
+    let server = TestServer::start(|c| patient(c, 16)).await;
     let mut slow = server.ws_connect_small_rcvbuf("/api/ws").await;
     assert_eq!(recv_json(&mut slow).await["type"], "connection");
     subscribe(&mut slow, "ticker", Some("AAPL")).await;
