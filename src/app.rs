@@ -4,7 +4,7 @@
 //! `lib::run` spawns every long-lived one.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -71,7 +71,7 @@ impl App {
                         url: url.clone(),
                         prefix: config.redis_prefix.clone(),
                         stream_len: config.redis_stream_len.max(config.rooms.history_size),
-                        key_ttl: Duration::from_secs_f64(config.redis_key_ttl_secs),
+                        key_ttl: config.redis_key_ttl.get(),
                     },
                     Arc::clone(&rooms),
                     hinted,
@@ -81,7 +81,11 @@ impl App {
                     &config.redis_prefix,
                     config.max_alerts,
                 ));
-                (rooms, Bus::fleet(redis, &node, config.lease_ttl()), alerts)
+                (
+                    rooms,
+                    Bus::fleet(redis, &node, config.lease_ttl.get()),
+                    alerts,
+                )
             }
         };
         let bus = Arc::new(bus);
@@ -93,10 +97,10 @@ impl App {
             flusher: Flusher::new(),
             modeldata: ModelData::new(
                 ModelDataConfig {
-                    interval: config.modeldata_interval(),
+                    interval: config.modeldata_interval.get(),
                     max_feeds: config.modeldata_max_feeds,
                     max_points: config.modeldata_max_points,
-                    lead_ttl: (config.modeldata_interval() * 3).max(config.lease_ttl()),
+                    lead_ttl: (config.modeldata_interval.get() * 3).max(config.lease_ttl.get()),
                 },
                 config.database_url.is_some(),
             ),

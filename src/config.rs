@@ -6,7 +6,6 @@
 //! `REALTIME_AFTER_HOURS_INTERVAL`, `WEBSOCKET_MAX_CONNECTIONS`).
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
@@ -16,6 +15,7 @@ use crate::config_error::{check_range, check_secs, invalid};
 use crate::http::limits::HttpLimits;
 use crate::peers::PeerLimits;
 use crate::rooms::limits::RoomLimits;
+use crate::seconds::Seconds;
 
 /// Default symbols of the embedded market simulator.
 pub const DEFAULT_SYMBOLS: &str = "AAPL,MSFT,TSLA,NVDA,AMZN,GOOGL,META,BTC-USD,ETH-USD";
@@ -49,30 +49,30 @@ pub struct Config {
     #[arg(
         long = "redis-key-ttl",
         env = "ROOMCAST_REDIS_KEY_TTL",
-        default_value_t = 86_400.0
+        default_value_t = Seconds::from_secs(86_400)
     )]
-    pub redis_key_ttl_secs: f64,
+    pub redis_key_ttl: Seconds,
 
     /// Seconds a producer lease (simulator, ingest) outlives its holder.
-    #[arg(long = "lease-ttl", env = "ROOMCAST_LEASE_TTL", default_value_t = 10.0)]
-    pub lease_ttl_secs: f64,
+    #[arg(long = "lease-ttl", env = "ROOMCAST_LEASE_TTL", default_value_t = Seconds::from_secs(10))]
+    pub lease_ttl: Seconds,
 
     /// Seconds between simulated price updates during US market hours (and
     /// always for crypto symbols).
     #[arg(
         long = "update-interval",
         env = "REALTIME_UPDATE_INTERVAL",
-        default_value_t = 5.0
+        default_value_t = Seconds::from_secs(5)
     )]
-    pub update_interval_secs: f64,
+    pub update_interval: Seconds,
 
     /// Seconds between simulated equity price updates outside market hours.
     #[arg(
         long = "after-hours-interval",
         env = "REALTIME_AFTER_HOURS_INTERVAL",
-        default_value_t = 60.0
+        default_value_t = Seconds::from_secs(60)
     )]
-    pub after_hours_interval_secs: f64,
+    pub after_hours_interval: Seconds,
 
     /// Run the embedded market simulator (prices, market status, patterns).
     #[arg(long, env = "ROOMCAST_SIMULATOR", default_value_t = true, action = ArgAction::Set)]
@@ -90,17 +90,17 @@ pub struct Config {
     #[arg(
         long = "heartbeat-timeout",
         env = "ROOMCAST_HEARTBEAT_TIMEOUT",
-        default_value_t = 60.0
+        default_value_t = Seconds::from_secs(60)
     )]
-    pub heartbeat_timeout_secs: f64,
+    pub heartbeat_timeout: Seconds,
 
     /// Seconds of client silence after which the server pings the session.
     #[arg(
         long = "ping-interval",
         env = "ROOMCAST_PING_INTERVAL",
-        default_value_t = 20.0
+        default_value_t = Seconds::from_secs(20)
     )]
-    pub ping_interval_secs: f64,
+    pub ping_interval: Seconds,
 
     /// Client messages per second a connection may send (sustained).
     #[arg(long, env = "ROOMCAST_CLIENT_MSG_RATE", default_value_t = 10)]
@@ -123,9 +123,9 @@ pub struct Config {
     #[arg(
         long = "message-timeout",
         env = "ROOMCAST_MESSAGE_TIMEOUT",
-        default_value_t = 10.0
+        default_value_t = Seconds::from_secs(10)
     )]
-    pub message_timeout_secs: f64,
+    pub message_timeout: Seconds,
 
     /// Rooms one connection may be subscribed to at once.
     #[arg(long, env = "ROOMCAST_MAX_SUBSCRIPTIONS", default_value_t = 256)]
@@ -156,9 +156,9 @@ pub struct Config {
     #[arg(
         long = "modeldata-interval",
         env = "MODELDATA_INTERVAL_SECS",
-        default_value_t = 20.0
+        default_value_t = Seconds::from_secs(20)
     )]
-    pub modeldata_interval_secs: f64,
+    pub modeldata_interval: Seconds,
 
     /// Whether roomcast creates its `(display_name, created_at, id)` index.
     #[arg(
@@ -189,9 +189,9 @@ pub struct Config {
     #[arg(
         long = "shutdown-timeout",
         env = "ROOMCAST_SHUTDOWN_TIMEOUT",
-        default_value_t = 10.0
+        default_value_t = Seconds::from_secs(10)
     )]
-    pub shutdown_timeout_secs: f64,
+    pub shutdown_timeout: Seconds,
 
     /// Serve the WebSocket echo endpoint `/v1/echo` (for conformance tests
     /// such as Autobahn|Testsuite; it runs the production reader, writer and
@@ -241,15 +241,15 @@ impl Default for Config {
 impl Config {
     /// Rejects values roomcast cannot run with, naming the variable.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_secs("REALTIME_UPDATE_INTERVAL", self.update_interval_secs)?;
+        check_secs("REALTIME_UPDATE_INTERVAL", self.update_interval.get())?;
         check_secs(
             "REALTIME_AFTER_HOURS_INTERVAL",
-            self.after_hours_interval_secs,
+            self.after_hours_interval.get(),
         )?;
-        check_secs("ROOMCAST_HEARTBEAT_TIMEOUT", self.heartbeat_timeout_secs)?;
-        check_secs("ROOMCAST_PING_INTERVAL", self.ping_interval_secs)?;
-        check_secs("ROOMCAST_SHUTDOWN_TIMEOUT", self.shutdown_timeout_secs)?;
-        if self.ping_interval_secs >= self.heartbeat_timeout_secs {
+        check_secs("ROOMCAST_HEARTBEAT_TIMEOUT", self.heartbeat_timeout.get())?;
+        check_secs("ROOMCAST_PING_INTERVAL", self.ping_interval.get())?;
+        check_secs("ROOMCAST_SHUTDOWN_TIMEOUT", self.shutdown_timeout.get())?;
+        if self.ping_interval >= self.heartbeat_timeout {
             return Err(invalid(
                 "ROOMCAST_PING_INTERVAL",
                 "must be shorter than ROOMCAST_HEARTBEAT_TIMEOUT, or idle clients are closed before being pinged",
@@ -288,7 +288,7 @@ impl Config {
             16,
             1 << 20,
         )?;
-        check_secs("ROOMCAST_MESSAGE_TIMEOUT", self.message_timeout_secs)?;
+        check_secs("ROOMCAST_MESSAGE_TIMEOUT", self.message_timeout.get())?;
         self.http.validate()?;
         self.rooms.validate()?;
         self.peers.validate()?;
@@ -300,9 +300,9 @@ impl Config {
             normalize_ticker(symbol)
                 .map_err(|e| invalid("ROOMCAST_SYMBOLS", format!("{symbol:?}: {e}")))?;
         }
-        check_secs("MODELDATA_INTERVAL_SECS", self.modeldata_interval_secs)?;
-        check_secs("ROOMCAST_LEASE_TTL", self.lease_ttl_secs)?;
-        if !self.redis_key_ttl_secs.is_finite() || self.redis_key_ttl_secs < 1.0 {
+        check_secs("MODELDATA_INTERVAL_SECS", self.modeldata_interval.get())?;
+        check_secs("ROOMCAST_LEASE_TTL", self.lease_ttl.get())?;
+        if self.redis_key_ttl < Seconds::from_secs(1) {
             return Err(invalid(
                 "ROOMCAST_REDIS_KEY_TTL",
                 "must be at least 1 second",
@@ -359,31 +359,6 @@ impl Config {
         Ok(())
     }
 
-    /// Price update interval during market hours.
-    pub fn update_interval(&self) -> Duration {
-        Duration::from_secs_f64(self.update_interval_secs)
-    }
-
-    /// Equity price update interval outside market hours.
-    pub fn after_hours_interval(&self) -> Duration {
-        Duration::from_secs_f64(self.after_hours_interval_secs)
-    }
-
-    /// Client silence that closes a session.
-    pub fn heartbeat_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.heartbeat_timeout_secs)
-    }
-
-    /// Client silence after which the server pings.
-    pub fn ping_interval(&self) -> Duration {
-        Duration::from_secs_f64(self.ping_interval_secs)
-    }
-
-    /// Lease TTL of fleet producers.
-    pub fn lease_ttl(&self) -> Duration {
-        Duration::from_secs_f64(self.lease_ttl_secs)
-    }
-
     /// This node's fleet name: `ROOMCAST_NODE_ID`, or host-pid-random.
     pub fn node_name(&self) -> String {
         self.node_id.clone().unwrap_or_else(|| {
@@ -397,25 +372,12 @@ impl Config {
             )
         })
     }
-
-    /// Time between modeldata broadcasts.
-    pub fn modeldata_interval(&self) -> Duration {
-        Duration::from_secs_f64(self.modeldata_interval_secs)
-    }
-
-    /// Time a client WebSocket message may take to arrive.
-    pub fn message_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.message_timeout_secs)
-    }
-
-    /// Bound on graceful shutdown.
-    pub fn shutdown_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.shutdown_timeout_secs)
-    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
@@ -423,9 +385,9 @@ mod tests {
         let c = Config::default();
         c.validate().unwrap();
         assert_eq!(c.bind.to_string(), "127.0.0.1:8000");
-        assert_eq!(c.update_interval(), Duration::from_secs(5));
-        assert_eq!(c.after_hours_interval(), Duration::from_secs(60));
-        assert_eq!(c.heartbeat_timeout(), Duration::from_secs(60));
+        assert_eq!(c.update_interval.get(), Duration::from_secs(5));
+        assert_eq!(c.after_hours_interval.get(), Duration::from_secs(60));
+        assert_eq!(c.heartbeat_timeout.get(), Duration::from_secs(60));
         assert_eq!(c.max_message_size, 65_536);
         assert_eq!(c.symbols.len(), 9);
         assert!(c.simulator);
@@ -434,14 +396,14 @@ mod tests {
     #[test]
     fn bad_values_name_the_variable() {
         let mut c = Config {
-            update_interval_secs: 0.0,
+            update_interval: Seconds::from_secs(2 * 86_400),
             ..Config::default()
         };
         assert_eq!(c.validate().unwrap_err().name, "REALTIME_UPDATE_INTERVAL");
-        c.update_interval_secs = 5.0;
-        c.ping_interval_secs = 90.0;
+        c.update_interval = Seconds::from_secs(5);
+        c.ping_interval = Seconds::from_secs(90);
         assert_eq!(c.validate().unwrap_err().name, "ROOMCAST_PING_INTERVAL");
-        c.ping_interval_secs = 20.0;
+        c.ping_interval = Seconds::from_secs(20);
         c.symbols = vec!["BAD SYMBOL".into()];
         assert_eq!(c.validate().unwrap_err().name, "ROOMCAST_SYMBOLS");
         c.symbols = vec!["AAPL".into()];
@@ -472,5 +434,14 @@ mod tests {
         assert!(!c.simulator);
         assert_eq!(c.symbols, vec!["AAPL", "MSFT"]);
         assert!(Config::try_parse_from(["roomcast", "--bind", "nope"]).is_err());
+        // Durations are seconds, fractions allowed; zero or junk is refused at parse time.
+        let c = Config::try_parse_from(["roomcast", "--ping-interval", "0.5"]).unwrap();
+        assert_eq!(c.ping_interval.get(), Duration::from_millis(500));
+        for bad in ["0", "-1", "soon", "NaN"] {
+            assert!(
+                Config::try_parse_from(["roomcast", "--ping-interval", bad]).is_err(),
+                "{bad}"
+            );
+        }
     }
 }

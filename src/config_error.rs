@@ -22,12 +22,13 @@ pub fn invalid(name: &'static str, message: impl Into<String>) -> ConfigError {
     }
 }
 
-/// Checks a duration in seconds: finite, positive, at most a day.
-pub fn check_secs(name: &'static str, secs: f64) -> Result<(), ConfigError> {
-    if !secs.is_finite() || secs <= 0.0 || secs > 86_400.0 {
+/// Checks that a duration setting (already a positive number of seconds,
+/// [`crate::seconds::Seconds`]) is at most a day.
+pub fn check_secs(name: &'static str, value: std::time::Duration) -> Result<(), ConfigError> {
+    if value > std::time::Duration::from_secs(86_400) {
         return Err(invalid(
             name,
-            format!("{secs} is not a number of seconds in (0, 86400]"),
+            format!("{} s is more than a day (86400 s)", value.as_secs_f64()),
         ));
     }
     Ok(())

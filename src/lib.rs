@@ -94,8 +94,8 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
         Arc::clone(&app.rooms).run_retirement(app.config.rooms.idle_ttl.get(), shutdown.clone()),
     );
     tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(
-        app.config.ping_interval(),
-        app.config.heartbeat_timeout(),
+        app.config.ping_interval.get(),
+        app.config.heartbeat_timeout.get(),
         shutdown.clone(),
     ));
     let upkeep_shutdown = shutdown.clone();
@@ -145,7 +145,7 @@ async fn drain(app: &App) {
     app.shutdown.cancel();
     app.sessions.close_all(CloseCode::GoingAway);
     app.tracker.close();
-    let timeout = app.config.shutdown_timeout();
+    let timeout = app.config.shutdown_timeout.get();
     if tokio::time::timeout(timeout, app.tracker.wait())
         .await
         .is_err()

@@ -20,6 +20,20 @@ impl Seconds {
         Seconds(Duration::from_secs(secs))
     }
 
+    /// `secs` seconds, for code and tests; settings are parsed ([`FromStr`]).
+    ///
+    /// # Panics
+    ///
+    /// When `secs` is not a positive, finite number of seconds within
+    /// [`MAX_SECONDS`].
+    pub fn from_secs_f64(secs: f64) -> Self {
+        assert!(
+            secs.is_finite() && secs > 0.0 && secs <= MAX_SECONDS,
+            "{secs} is not a number of seconds in (0, {MAX_SECONDS}]"
+        );
+        Seconds(Duration::from_secs_f64(secs))
+    }
+
     /// The duration.
     pub fn get(self) -> Duration {
         self.0

@@ -230,13 +230,13 @@ async fn serve_connection(stream: TcpStream, app: Arc<App>, router: Arc<Router>,
     };
     let conn = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout())
+        .header_read_timeout(limits.header_timeout.get())
         .max_header_size(limits.max_header_size)
         .keep_alive(true)
         .serve_connection(TokioIo::new(stream), service)
         .with_upgrades();
     let mut conn = std::pin::pin!(conn);
-    let keepalive = limits.keepalive_timeout();
+    let keepalive = limits.keepalive_timeout.get();
     let result = loop {
         // Re-armed only when it fires: a request in flight, or one that
         // ended since, pushes the deadline out.

@@ -11,6 +11,7 @@ use std::path::Path;
 use std::process::Stdio;
 
 use common::*;
+use roomcast::seconds::Seconds;
 use serde_json::Value;
 
 const OP_CONT: u8 = 0x0;
@@ -299,7 +300,7 @@ async fn every_protocol_violation_gets_its_close_code_and_bystanders_are_unaffec
 async fn a_frame_that_stalls_halfway_is_closed_with_1008() {
     let server = TestServer::start(|c| {
         c.echo = true;
-        c.message_timeout_secs = 0.3;
+        c.message_timeout = Seconds::from_secs_f64(0.3);
     })
     .await;
     let mut bystander = server.connect_001().await;
@@ -331,7 +332,7 @@ async fn a_frame_that_stalls_halfway_is_closed_with_1008() {
 async fn an_idle_connection_between_messages_is_not_timed_out() {
     let server = TestServer::start(|c| {
         c.echo = true;
-        c.message_timeout_secs = 0.2;
+        c.message_timeout = Seconds::from_secs_f64(0.2);
     })
     .await;
     let mut ws = echo(&server).await;

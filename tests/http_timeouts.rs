@@ -12,14 +12,15 @@ use std::time::Duration;
 
 use common::*;
 use hyper::StatusCode;
+use roomcast::seconds::Seconds;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Short HTTP-phase timeouts.
 fn short_timeouts(c: &mut roomcast::Config) {
-    c.http.header_timeout_secs = 0.5;
-    c.http.keepalive_timeout_secs = 0.3;
-    c.http.body_timeout_secs = 0.5;
+    c.http.header_timeout = Seconds::from_secs_f64(0.5);
+    c.http.keepalive_timeout = Seconds::from_secs_f64(0.3);
+    c.http.body_timeout = Seconds::from_secs_f64(0.5);
 }
 
 async fn connect(server: &TestServer) -> TcpStream {
@@ -134,8 +135,8 @@ async fn an_idle_keep_alive_connection_is_closed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_kept_alive_connection_in_use_is_not_cut_off() {
     let server = TestServer::start(|c| {
-        c.http.keepalive_timeout_secs = 1.0;
-        c.http.header_timeout_secs = 2.0;
+        c.http.keepalive_timeout = Seconds::from_secs(1);
+        c.http.header_timeout = Seconds::from_secs(2);
     })
     .await;
     let mut client = server.http_client().await;

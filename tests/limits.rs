@@ -7,6 +7,7 @@ mod common;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use hyper::StatusCode;
+use roomcast::seconds::Seconds;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::{self, Message};
 
@@ -155,8 +156,8 @@ async fn upgrade_over_connection_cap_is_refused_with_503_json() {
 }
 
 fn heartbeat(c: &mut roomcast::Config) {
-    c.heartbeat_timeout_secs = 0.5;
-    c.ping_interval_secs = 0.2;
+    c.heartbeat_timeout = Seconds::from_secs_f64(0.5);
+    c.ping_interval = Seconds::from_secs_f64(0.2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -209,8 +210,8 @@ async fn client_answering_pings_stays_connected_past_several_timeouts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_client_is_pinged_once_per_interval_not_every_sweep() {
     let server = TestServer::start(|c| {
-        c.heartbeat_timeout_secs = 1.0;
-        c.ping_interval_secs = 0.2;
+        c.heartbeat_timeout = Seconds::from_secs(1);
+        c.ping_interval = Seconds::from_secs_f64(0.2);
     })
     .await;
     let mut raw = RawWs::connect(server.addr, "/api/ws").await;

@@ -7,6 +7,7 @@ mod common;
 use common::postgres::{PgInstance, TestDb, connect};
 use common::*;
 use hyper::StatusCode;
+use roomcast::seconds::Seconds;
 use roomcast::sources::modeldata::seed::{SeedArgs, seed_modeldata};
 use serde_json::Value;
 use tokio_postgres::Client;
@@ -30,7 +31,7 @@ async fn server(url: &str, interval: f64) -> TestServer {
     let url = url.to_string();
     TestServer::start(move |c| {
         c.database_url = Some(url);
-        c.modeldata_interval_secs = interval;
+        c.modeldata_interval = Seconds::from_secs_f64(interval);
     })
     .await
 }

@@ -6,6 +6,7 @@ mod common;
 use common::*;
 use futures_util::SinkExt;
 use hyper::StatusCode;
+use roomcast::seconds::Seconds;
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -14,7 +15,7 @@ use tokio_tungstenite::tungstenite::Message;
 async fn server(models: usize, interval: f64) -> TestServer {
     TestServer::start(|c| {
         c.modeldata_sim_models = models;
-        c.modeldata_interval_secs = interval;
+        c.modeldata_interval = Seconds::from_secs_f64(interval);
         c.sim_seed = Some(42);
     })
     .await

@@ -4,12 +4,13 @@
 mod common;
 
 use common::*;
+use roomcast::seconds::Seconds;
 use serde_json::Value;
 
 fn fast_simulator(c: &mut roomcast::Config) {
     c.simulator = true;
-    c.update_interval_secs = 0.05;
-    c.after_hours_interval_secs = 0.05;
+    c.update_interval = Seconds::from_secs_f64(0.05);
+    c.after_hours_interval = Seconds::from_secs_f64(0.05);
     c.symbols = vec!["AAPL".into(), "BTC-USD".into()];
 }
 

@@ -11,6 +11,7 @@ mod common;
 
 use common::*;
 use hyper::StatusCode;
+use roomcast::seconds::Seconds;
 use serde_json::Value;
 
 /// A slow client here does not read, so it cannot answer pings: the
@@ -18,7 +19,7 @@ use serde_json::Value;
 /// long a loaded machine takes to fill its socket buffers.
 fn patient(c: &mut roomcast::Config, outbox_capacity: usize) {
     c.outbox_capacity = outbox_capacity;
-    c.heartbeat_timeout_secs = 3600.0;
+    c.heartbeat_timeout = Seconds::from_secs(3600);
 }
 
 /// Upper bound on publishes before the effect must have shown.

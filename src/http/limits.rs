@@ -5,9 +5,8 @@
 //! descriptor and its buffers forever; with them every connection that is not
 //! an upgraded WebSocket ends in bounded time (see `docs/limits.md`).
 
-use std::time::Duration;
-
 use crate::config_error::{ConfigError, check_range, check_secs, invalid};
+use crate::seconds::Seconds;
 
 /// Timeouts and sizes of the HTTP phase (before any WebSocket upgrade).
 #[derive(Debug, Clone, PartialEq, clap::Args)]
@@ -18,27 +17,27 @@ pub struct HttpLimits {
     #[arg(
         long = "header-timeout",
         env = "ROOMCAST_HEADER_TIMEOUT",
-        default_value_t = 10.0
+        default_value_t = Seconds::from_secs(10)
     )]
-    pub header_timeout_secs: f64,
+    pub header_timeout: Seconds,
 
     /// Seconds a client may take to send a request body once its head has
     /// arrived; then 408 and the connection is closed.
     #[arg(
         long = "body-timeout",
         env = "ROOMCAST_BODY_TIMEOUT",
-        default_value_t = 10.0
+        default_value_t = Seconds::from_secs(10)
     )]
-    pub body_timeout_secs: f64,
+    pub body_timeout: Seconds,
 
     /// Seconds a kept-alive connection may wait for its next request before
     /// it is closed (at most ROOMCAST_HEADER_TIMEOUT, which also runs then).
     #[arg(
         long = "keepalive-timeout",
         env = "ROOMCAST_KEEPALIVE_TIMEOUT",
-        default_value_t = 5.0
+        default_value_t = Seconds::from_secs(5)
     )]
-    pub keepalive_timeout_secs: f64,
+    pub keepalive_timeout: Seconds,
 
     /// Largest request head (request line and headers) in bytes; larger gets 431.
     #[arg(long, env = "ROOMCAST_MAX_HEADER_SIZE", default_value_t = 16_384)]
@@ -52,10 +51,10 @@ pub struct HttpLimits {
 impl HttpLimits {
     /// Rejects values the server cannot run with, naming the variable.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_secs("ROOMCAST_HEADER_TIMEOUT", self.header_timeout_secs)?;
-        check_secs("ROOMCAST_BODY_TIMEOUT", self.body_timeout_secs)?;
-        check_secs("ROOMCAST_KEEPALIVE_TIMEOUT", self.keepalive_timeout_secs)?;
-        if self.keepalive_timeout_secs > self.header_timeout_secs {
+        check_secs("ROOMCAST_HEADER_TIMEOUT", self.header_timeout.get())?;
+        check_secs("ROOMCAST_BODY_TIMEOUT", self.body_timeout.get())?;
+        check_secs("ROOMCAST_KEEPALIVE_TIMEOUT", self.keepalive_timeout.get())?;
+        if self.keepalive_timeout > self.header_timeout {
             return Err(invalid(
                 "ROOMCAST_KEEPALIVE_TIMEOUT",
                 "must not exceed ROOMCAST_HEADER_TIMEOUT: the header timeout also runs while a kept-alive connection waits for its next request",
@@ -71,21 +70,6 @@ impl HttpLimits {
         check_range("ROOMCAST_MAX_BODY_SIZE", self.max_body_size, 128, 64 << 20)?;
         Ok(())
     }
-
-    /// Time allowed for a request head.
-    pub fn header_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.header_timeout_secs)
-    }
-
-    /// Time allowed for a request body.
-    pub fn body_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.body_timeout_secs)
-    }
-
-    /// Idle time allowed between two requests on one connection.
-    pub fn keepalive_timeout(&self) -> Duration {
-        Duration::from_secs_f64(self.keepalive_timeout_secs)
-    }
 }
 
 #[cfg(test)]
@@ -96,16 +80,16 @@ mod tests {
     fn defaults_are_bounded_and_valid() {
         let limits = Config::default().http;
         limits.validate().unwrap();
-        assert_eq!(limits.header_timeout().as_secs(), 10);
-        assert_eq!(limits.body_timeout().as_secs(), 10);
-        assert_eq!(limits.keepalive_timeout().as_secs(), 5);
+        assert_eq!(limits.header_timeout.get().as_secs(), 10);
+        assert_eq!(limits.body_timeout.get().as_secs(), 10);
+        assert_eq!(limits.keepalive_timeout.get().as_secs(), 5);
         assert_eq!(limits.max_body_size, 65_536);
     }
 
     #[test]
     fn keepalive_longer_than_the_header_timeout_is_refused() {
         let mut limits = Config::default().http;
-        limits.keepalive_timeout_secs = 30.0;
+        limits.keepalive_timeout = crate::seconds::Seconds::from_secs(30);
         assert_eq!(
             limits.validate().unwrap_err().name,
             "ROOMCAST_KEEPALIVE_TIMEOUT"

@@ -139,10 +139,10 @@ pub async fn read_body(req: Request<Incoming>, limits: &HttpLimits) -> Result<By
     declares_json(&req)?;
     let max = limits.max_body_size;
     let collect = Limited::new(req.into_body(), max).collect();
-    match tokio::time::timeout(limits.body_timeout(), collect).await {
+    match tokio::time::timeout(limits.body_timeout.get(), collect).await {
         Err(_) => {
             metrics().limit_hit(Limit::BodyTimeout);
-            Err(HttpError::Timeout(limits.body_timeout()))
+            Err(HttpError::Timeout(limits.body_timeout.get()))
         }
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {

@@ -134,8 +134,8 @@ impl MarketSimulator {
         MarketSimulator {
             symbols,
             rng,
-            update_interval: config.update_interval(),
-            after_hours_interval: config.after_hours_interval(),
+            update_interval: config.update_interval.get(),
+            after_hours_interval: config.after_hours_interval.get(),
             publisher,
         }
     }

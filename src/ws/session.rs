@@ -268,7 +268,7 @@ pub async fn run<D: DialectSession>(
         read_half,
         &read_ahead,
         config.max_message_size,
-        config.message_timeout(),
+        config.message_timeout.get(),
     );
     // `read_ahead` is a view into hyper's whole read buffer: drop it now
     // (the reader copied the rare pipelined bytes) so that buffer is freed.
@@ -292,7 +292,7 @@ pub async fn run<D: DialectSession>(
     let limits = ReadLimits {
         rate: config.client_msg_rate,
     };
-    let stall = config.heartbeat_timeout();
+    let stall = config.heartbeat_timeout.get();
     dialect.on_open(&mut link);
 
     {
