@@ -50,7 +50,7 @@ impl App {
     /// node when `REDIS_URL` is set (Redis is connected lazily).
     pub fn new(config: Config) -> Result<Arc<Self>, BusError> {
         let node = config.node_name();
-        let (rooms, bus, alerts) = match &config.redis_url {
+        let (rooms, bus, alerts) = match &config.fleet.redis_url {
             None => {
                 let rooms = Arc::new(Rooms::new(
                     config.rooms.history_size,
@@ -69,21 +69,21 @@ impl App {
                 let redis = RedisBus::new(
                     RedisConfig {
                         url: url.clone(),
-                        prefix: config.redis_prefix.clone(),
-                        stream_len: config.redis_stream_len.max(config.rooms.history_size),
-                        key_ttl: config.redis_key_ttl.get(),
+                        prefix: config.fleet.redis_prefix.clone(),
+                        stream_len: config.fleet.redis_stream_len.max(config.rooms.history_size),
+                        key_ttl: config.fleet.redis_key_ttl.get(),
                     },
                     Arc::clone(&rooms),
                     hinted,
                 )?;
                 let alerts = Alerts::Fleet(RedisAlerts::new(
                     redis.commands(),
-                    &config.redis_prefix,
+                    &config.fleet.redis_prefix,
                     config.max_alerts,
                 ));
                 (
                     rooms,
-                    Bus::fleet(redis, &node, config.lease_ttl.get()),
+                    Bus::fleet(redis, &node, config.fleet.lease_ttl.get()),
                     alerts,
                 )
             }
@@ -93,16 +93,17 @@ impl App {
             node,
             publisher: Publisher::new(Arc::clone(&bus), Arc::new(alerts)),
             bus,
-            sessions: Arc::new(Sessions::new(config.max_connections)),
+            sessions: Arc::new(Sessions::new(config.ws.max_connections)),
             flusher: Flusher::new(),
             modeldata: ModelData::new(
                 ModelDataConfig {
-                    interval: config.modeldata_interval.get(),
-                    max_feeds: config.modeldata_max_feeds,
-                    max_points: config.modeldata_max_points,
-                    lead_ttl: (config.modeldata_interval.get() * 3).max(config.lease_ttl.get()),
+                    interval: config.modeldata.interval.get(),
+                    max_feeds: config.modeldata.max_feeds,
+                    max_points: config.modeldata.max_points,
+                    lead_ttl: (config.modeldata.interval.get() * 3)
+                        .max(config.fleet.lease_ttl.get()),
                 },
-                config.database_url.is_some(),
+                config.modeldata.database_url.is_some(),
             ),
             rooms,
             config,

@@ -94,8 +94,8 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
         Arc::clone(&app.rooms).run_retirement(app.config.rooms.idle_ttl.get(), shutdown.clone()),
     );
     tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(
-        app.config.ping_interval.get(),
-        app.config.heartbeat_timeout.get(),
+        app.config.ws.ping_interval.get(),
+        app.config.ws.heartbeat_timeout.get(),
         shutdown.clone(),
     ));
     let upkeep_shutdown = shutdown.clone();
@@ -113,7 +113,7 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
         modeldata,
         shutdown.clone(),
     ));
-    if app.config.simulator {
+    if app.config.market.simulator {
         let simulator = sources::market::MarketSimulator::new(&app.config, app.publisher.clone());
         tracker.spawn(simulator.run(shutdown.clone()));
     }

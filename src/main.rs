@@ -56,7 +56,7 @@ fn main() -> anyhow::Result<()> {
         if !sys::raise_fd_limit() {
             tracing::warn!("could not raise the open-file limit");
         }
-        sys::pregrow_fd_table(sys::expected_fds(cli.config.max_connections));
+        sys::pregrow_fd_table(sys::expected_fds(cli.config.ws.max_connections));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

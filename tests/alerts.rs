@@ -147,7 +147,7 @@ async fn deleted_alert_does_not_fire() {
 async fn a_burst_of_alerts_far_beyond_the_outbox_reaches_every_reader_that_keeps_up() {
     const CAPACITY: usize = 16;
     const ALERTS: usize = 20 * CAPACITY;
-    let server = TestServer::start(|c| c.outbox_capacity = CAPACITY).await;
+    let server = TestServer::start(|c| c.ws.outbox_capacity = CAPACITY).await;
     let mut readers = Vec::new();
     for _ in 0..2 {
         let mut ws = server.connect_001().await;

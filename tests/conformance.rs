@@ -26,10 +26,10 @@ const FIN: u8 = 0x80;
 /// cases (16 MiB messages, a thousand messages back to back).
 fn echo_for_autobahn(c: &mut roomcast::Config) {
     c.echo = true;
-    c.max_message_size = 16 << 20;
-    c.client_msg_rate = 1_000_000;
-    c.client_msg_burst = 1_000_000;
-    c.outbox_capacity = 100_000;
+    c.ws.max_message_size = 16 << 20;
+    c.ws.client_msg_rate = 1_000_000;
+    c.ws.client_msg_burst = 1_000_000;
+    c.ws.outbox_capacity = 100_000;
 }
 
 /// The echo endpoint on the production defaults.
@@ -162,7 +162,7 @@ fn header_with_length(first: u8, length_field: &[u8]) -> Vec<u8> {
 async fn every_protocol_violation_gets_its_close_code_and_bystanders_are_unaffected() {
     let server = TestServer::start(|c| {
         c.echo = true;
-        c.max_message_size = 1024;
+        c.ws.max_message_size = 1024;
     })
     .await;
     let mut bystander = server.connect_001().await;
@@ -300,7 +300,7 @@ async fn every_protocol_violation_gets_its_close_code_and_bystanders_are_unaffec
 async fn a_frame_that_stalls_halfway_is_closed_with_1008() {
     let server = TestServer::start(|c| {
         c.echo = true;
-        c.message_timeout = Seconds::from_secs_f64(0.3);
+        c.ws.message_timeout = Seconds::from_secs_f64(0.3);
     })
     .await;
     let mut bystander = server.connect_001().await;
@@ -332,7 +332,7 @@ async fn a_frame_that_stalls_halfway_is_closed_with_1008() {
 async fn an_idle_connection_between_messages_is_not_timed_out() {
     let server = TestServer::start(|c| {
         c.echo = true;
-        c.message_timeout = Seconds::from_secs_f64(0.2);
+        c.ws.message_timeout = Seconds::from_secs_f64(0.2);
     })
     .await;
     let mut ws = echo(&server).await;

@@ -151,7 +151,7 @@ async fn a_kept_alive_connection_in_use_is_not_cut_off() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_upgrade_closes_the_connection() {
-    let server = TestServer::start(|c| c.max_connections = 1).await;
+    let server = TestServer::start(|c| c.ws.max_connections = 1).await;
     let mut holder = server.connect_001().await;
     let request =
         b"GET /api/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\

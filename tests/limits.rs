@@ -17,7 +17,7 @@ const OP_PING: u8 = 0x9;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oversized_client_frame_is_closed_with_1009_and_others_are_unaffected() {
-    let server = TestServer::start(|c| c.max_message_size = 1024).await;
+    let server = TestServer::start(|c| c.ws.max_message_size = 1024).await;
     let mut bystander = server.connect_001().await;
     let mut big = server.connect_001().await;
 
@@ -38,7 +38,7 @@ async fn oversized_client_frame_is_closed_with_1009_and_others_are_unaffected() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fragmented_message_over_the_limit_is_closed_with_1009() {
-    let server = TestServer::start(|c| c.max_message_size = 1024).await;
+    let server = TestServer::start(|c| c.ws.max_message_size = 1024).await;
     let mut raw = RawWs::connect(server.addr, "/api/ws").await;
     assert_eq!(raw.read_frame().await.opcode, OP_TEXT); // connection ack
     // Three 600-byte fragments: each fits, together they do not.
@@ -56,9 +56,9 @@ async fn fragmented_message_over_the_limit_is_closed_with_1009() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flood_gets_pongs_then_rate_limit_errors_then_close_4029() {
     let server = TestServer::start(|c| {
-        c.client_msg_rate = 10;
-        c.client_msg_burst = 10;
-        c.client_msg_hard_limit = 20;
+        c.ws.client_msg_rate = 10;
+        c.ws.client_msg_burst = 10;
+        c.ws.client_msg_hard_limit = 20;
     })
     .await;
     let mut bystander = server.connect_001().await;
@@ -109,8 +109,8 @@ async fn client_within_its_burst_is_not_throttled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_under_a_large_rate_is_never_throttled() {
     let server = TestServer::start(|c| {
-        c.client_msg_rate = 100_000;
-        c.client_msg_burst = 1_000;
+        c.ws.client_msg_rate = 100_000;
+        c.ws.client_msg_burst = 1_000;
     })
     .await;
     let mut ws = server.connect_001().await;
@@ -127,7 +127,7 @@ async fn client_under_a_large_rate_is_never_throttled() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upgrade_over_connection_cap_is_refused_with_503_json() {
-    let server = TestServer::start(|c| c.max_connections = 2).await;
+    let server = TestServer::start(|c| c.ws.max_connections = 2).await;
     let mut a = server.connect_001().await;
     let mut b = server.connect_001().await;
 
@@ -156,8 +156,8 @@ async fn upgrade_over_connection_cap_is_refused_with_503_json() {
 }
 
 fn heartbeat(c: &mut roomcast::Config) {
-    c.heartbeat_timeout = Seconds::from_secs_f64(0.5);
-    c.ping_interval = Seconds::from_secs_f64(0.2);
+    c.ws.heartbeat_timeout = Seconds::from_secs_f64(0.5);
+    c.ws.ping_interval = Seconds::from_secs_f64(0.2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,8 +210,8 @@ async fn client_answering_pings_stays_connected_past_several_timeouts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_client_is_pinged_once_per_interval_not_every_sweep() {
     let server = TestServer::start(|c| {
-        c.heartbeat_timeout = Seconds::from_secs(1);
-        c.ping_interval = Seconds::from_secs_f64(0.2);
+        c.ws.heartbeat_timeout = Seconds::from_secs(1);
+        c.ws.ping_interval = Seconds::from_secs_f64(0.2);
     })
     .await;
     let mut raw = RawWs::connect(server.addr, "/api/ws").await;
@@ -233,9 +233,9 @@ async fn silent_client_is_pinged_once_per_interval_not_every_sweep() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ping_flood_is_answered_within_its_budget_then_closed_with_4029() {
     let server = TestServer::start(|c| {
-        c.client_msg_rate = 10;
-        c.client_msg_burst = 10;
-        c.client_msg_hard_limit = 20;
+        c.ws.client_msg_rate = 10;
+        c.ws.client_msg_burst = 10;
+        c.ws.client_msg_hard_limit = 20;
     })
     .await;
     let mut bystander = server.connect_001().await;
@@ -263,7 +263,7 @@ async fn ping_flood_is_answered_within_its_budget_then_closed_with_4029() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn subscription_cap_is_counted_and_leaves_other_clients_alone() {
-    let server = TestServer::start(|c| c.max_subscriptions = 1).await;
+    let server = TestServer::start(|c| c.ws.max_subscriptions = 1).await;
     let before = server.limit_hits("subscriptions").await;
     let mut bystander = server.connect_001().await;
     subscribe(&mut bystander, "ticker", Some("AAPL")).await;
@@ -384,9 +384,9 @@ async fn alert_cap_answers_429_and_armed_alerts_still_fire() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn message_size_and_rate_limits_are_counted() {
     let server = TestServer::start(|c| {
-        c.max_message_size = 1024;
-        c.client_msg_burst = 1;
-        c.client_msg_rate = 1;
+        c.ws.max_message_size = 1024;
+        c.ws.client_msg_burst = 1;
+        c.ws.client_msg_rate = 1;
     })
     .await;
     let (size, rate) = (

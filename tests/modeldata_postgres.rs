@@ -30,8 +30,8 @@ async fn seed(url: &str, groups: usize, rows_per_group: u64) {
 async fn server(url: &str, interval: f64) -> TestServer {
     let url = url.to_string();
     TestServer::start(move |c| {
-        c.database_url = Some(url);
-        c.modeldata_interval = Seconds::from_secs_f64(interval);
+        c.modeldata.database_url = Some(url);
+        c.modeldata.interval = Seconds::from_secs_f64(interval);
     })
     .await
 }

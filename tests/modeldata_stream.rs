@@ -14,9 +14,9 @@ use tokio_tungstenite::tungstenite::Message;
 /// broadcast every `interval` seconds.
 async fn server(models: usize, interval: f64) -> TestServer {
     TestServer::start(|c| {
-        c.modeldata_sim_models = models;
-        c.modeldata_interval = Seconds::from_secs_f64(interval);
-        c.sim_seed = Some(42);
+        c.modeldata.sim_models = models;
+        c.modeldata.interval = Seconds::from_secs_f64(interval);
+        c.market.sim_seed = Some(42);
     })
     .await
 }
@@ -229,8 +229,8 @@ async fn connections_with_equal_options_share_one_feed_and_its_bytes() {
 #[tokio::test]
 async fn distinct_option_sets_beyond_the_cap_are_refused_with_503() {
     let server = TestServer::start(|c| {
-        c.modeldata_sim_models = 2;
-        c.modeldata_max_feeds = 1;
+        c.modeldata.sim_models = 2;
+        c.modeldata.max_feeds = 1;
     })
     .await;
     let mut ws = server.ws_connect("/ws/modeldata-stream").await;

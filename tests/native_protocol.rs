@@ -129,7 +129,7 @@ async fn resuming_past_the_history_says_not_recovered_with_the_gap() {
 #[tokio::test]
 async fn bad_input_gets_error_codes_and_the_connection_stays_open() {
     // More messages than the default burst of 10: not a rate-limit test.
-    let server = TestServer::start(|c| c.client_msg_burst = 100).await;
+    let server = TestServer::start(|c| c.ws.client_msg_burst = 100).await;
     let mut ws = native(&server).await;
     ws_send_text(&mut ws, "{not json").await;
     let e = recv_json(&mut ws).await;

@@ -266,7 +266,7 @@ async fn invalid_user_id_is_refused_with_400_on_upgrade() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn third_subscription_over_cap_of_two_gets_subscription_limit_error() {
-    let server = TestServer::start(|c| c.max_subscriptions = 2).await;
+    let server = TestServer::start(|c| c.ws.max_subscriptions = 2).await;
     let mut ws = server.connect_001().await;
     subscribe(&mut ws, "ticker", Some("AAPL")).await;
     subscribe(&mut ws, "patterns", None).await;

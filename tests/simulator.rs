@@ -8,10 +8,10 @@ use roomcast::seconds::Seconds;
 use serde_json::Value;
 
 fn fast_simulator(c: &mut roomcast::Config) {
-    c.simulator = true;
-    c.update_interval = Seconds::from_secs_f64(0.05);
-    c.after_hours_interval = Seconds::from_secs_f64(0.05);
-    c.symbols = vec!["AAPL".into(), "BTC-USD".into()];
+    c.market.simulator = true;
+    c.market.update_interval = Seconds::from_secs_f64(0.05);
+    c.market.after_hours_interval = Seconds::from_secs_f64(0.05);
+    c.market.symbols = vec!["AAPL".into(), "BTC-USD".into()];
 }
 
 fn check_price_update(v: &Value, ticker: &str) {

@@ -18,8 +18,8 @@ use serde_json::Value;
 /// heartbeat must not close it before the policy under test shows, however
 /// long a loaded machine takes to fill its socket buffers.
 fn patient(c: &mut roomcast::Config, outbox_capacity: usize) {
-    c.outbox_capacity = outbox_capacity;
-    c.heartbeat_timeout = Seconds::from_secs(3600);
+    c.ws.outbox_capacity = outbox_capacity;
+    c.ws.heartbeat_timeout = Seconds::from_secs(3600);
 }
 
 /// Upper bound on publishes before the effect must have shown.

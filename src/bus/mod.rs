@@ -10,6 +10,7 @@
 pub mod lease;
 pub mod local;
 pub mod redis;
+pub mod settings;
 
 use std::sync::Arc;
 use std::time::Duration;

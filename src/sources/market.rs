@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use chrono_tz::America::New_York;
+use clap::ArgAction;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
@@ -22,8 +23,10 @@ use super::patterns::{Bar, PatternConfig, PatternDetector, PatternSignal};
 use crate::bus::Producer;
 use crate::catalog::normalize_ticker;
 use crate::config::Config;
+use crate::config_error::{ConfigError, check_secs, invalid};
 use crate::protocol::{Event, MarketStatus, PatternAlert, PriceUpdate, time};
 use crate::publisher::Publisher;
+use crate::seconds::Seconds;
 
 /// Standard deviation of one tick's log return for equities and crypto.
 const EQUITY_TICK_SIGMA: f64 = 0.0015;
@@ -84,6 +87,61 @@ fn normal(rng: &mut SmallRng) -> f64 {
     (-2.0 * u1.ln()).sqrt() * (2.0 * std::f64::consts::PI * u2).cos()
 }
 
+/// Default symbols of the embedded market simulator.
+pub const DEFAULT_SYMBOLS: &str = "AAPL,MSFT,TSLA,NVDA,AMZN,GOOGL,META,BTC-USD,ETH-USD";
+
+/// The embedded market simulator's settings, a section of [`crate::Config`].
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct MarketSettings {
+    /// Run the embedded market simulator (prices, market status, patterns).
+    #[arg(long, env = "ROOMCAST_SIMULATOR", default_value_t = true, action = ArgAction::Set)]
+    pub simulator: bool,
+
+    /// Symbols the simulator publishes (comma-separated).
+    #[arg(long, env = "ROOMCAST_SYMBOLS", value_delimiter = ',', default_value = DEFAULT_SYMBOLS)]
+    pub symbols: Vec<String>,
+
+    /// Seed for the simulator's random walk (random when unset).
+    #[arg(long, env = "ROOMCAST_SIM_SEED")]
+    pub sim_seed: Option<u64>,
+
+    /// Seconds between simulated price updates during US market hours (and
+    /// always for crypto symbols).
+    #[arg(
+        long = "update-interval",
+        env = "REALTIME_UPDATE_INTERVAL",
+        default_value_t = Seconds::from_secs(5)
+    )]
+    pub update_interval: Seconds,
+
+    /// Seconds between simulated equity price updates outside market hours.
+    #[arg(
+        long = "after-hours-interval",
+        env = "REALTIME_AFTER_HOURS_INTERVAL",
+        default_value_t = Seconds::from_secs(60)
+    )]
+    pub after_hours_interval: Seconds,
+}
+
+impl MarketSettings {
+    /// Rejects values the simulator cannot run with, naming the variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_secs("REALTIME_UPDATE_INTERVAL", self.update_interval.get())?;
+        check_secs(
+            "REALTIME_AFTER_HOURS_INTERVAL",
+            self.after_hours_interval.get(),
+        )?;
+        if self.simulator && self.symbols.is_empty() {
+            return Err(invalid("ROOMCAST_SYMBOLS", "must name at least one symbol"));
+        }
+        for symbol in &self.symbols {
+            normalize_ticker(symbol)
+                .map_err(|e| invalid("ROOMCAST_SYMBOLS", format!("{symbol:?}: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
 /// The simulator: symbols plus the pacing configuration.
 #[derive(Debug)]
 pub struct MarketSimulator {
@@ -102,12 +160,13 @@ pub struct MarketSimulator {
 impl MarketSimulator {
     /// A simulator for the configured symbols, publishing through `publisher`.
     pub fn new(config: &Config, publisher: Publisher) -> Self {
-        let mut rng = match config.sim_seed {
+        let mut rng = match config.market.sim_seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_os_rng(),
         };
         let now = Utc::now();
         let symbols = config
+            .market
             .symbols
             .iter()
             .filter_map(|s| normalize_ticker(s).ok())
@@ -134,8 +193,8 @@ impl MarketSimulator {
         MarketSimulator {
             symbols,
             rng,
-            update_interval: config.update_interval.get(),
-            after_hours_interval: config.after_hours_interval.get(),
+            update_interval: config.market.update_interval.get(),
+            after_hours_interval: config.market.after_hours_interval.get(),
             publisher,
         }
     }
@@ -285,10 +344,8 @@ mod tests {
     use super::*;
 
     fn simulator(seed: u64) -> MarketSimulator {
-        let config = Config {
-            sim_seed: Some(seed),
-            ..Config::default()
-        };
+        let mut config = Config::default();
+        config.market.sim_seed = Some(seed);
         MarketSimulator::new(&config, Publisher::local(100))
     }
 

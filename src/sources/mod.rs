@@ -19,17 +19,17 @@ use modeldata::{Store, StoreError};
 
 /// The modeldata store the config asks for.
 pub fn modeldata_store(config: &Config) -> Result<Store, StoreError> {
-    Ok(match &config.database_url {
+    Ok(match &config.modeldata.database_url {
         Some(url) => Store::Postgres(Box::new(PgStore::new(
             url,
-            &config.modeldata_table,
-            config.modeldata_pool_size,
-            config.modeldata_create_index,
+            &config.modeldata.table,
+            config.modeldata.pool_size,
+            config.modeldata.create_index,
         )?)),
         None => Store::Memory(MemoryStore::new(
             MemoryConfig {
-                models: config.modeldata_sim_models,
-                seed: config.sim_seed.unwrap_or_else(rand::random),
+                models: config.modeldata.sim_models,
+                seed: config.market.sim_seed.unwrap_or_else(rand::random),
                 ..MemoryConfig::default()
             },
             chrono::Utc::now().timestamp_micros(),

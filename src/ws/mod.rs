@@ -2,6 +2,7 @@
 //! validation) and the session machinery shared by every dialect.
 
 pub mod handshake;
+pub mod limits;
 pub mod message;
 pub mod reader;
 pub mod session;

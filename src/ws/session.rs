@@ -100,7 +100,7 @@ impl SessionLink {
         if self.rooms.iter().any(|r| *r.name() == room) {
             return Ok(Joined::Already);
         }
-        let max = self.app.config.max_subscriptions;
+        let max = self.app.config.ws.max_subscriptions;
         if self.rooms.len() >= max {
             metrics().limit_hit(Limit::Subscriptions);
             return Err(JoinError::TooManySubscriptions(max));
@@ -246,7 +246,7 @@ pub async fn run<D: DialectSession>(
     let (read_half, write_half) = stream.into_split();
     let write_half = Arc::new(write_half);
     let outbox = Outbox::direct(
-        config.outbox_capacity,
+        config.ws.outbox_capacity,
         Arc::clone(&write_half),
         Arc::clone(&app.flusher),
     );
@@ -267,8 +267,8 @@ pub async fn run<D: DialectSession>(
     let mut frames = FrameReader::new(
         read_half,
         &read_ahead,
-        config.max_message_size,
-        config.message_timeout.get(),
+        config.ws.max_message_size,
+        config.ws.message_timeout.get(),
     );
     // `read_ahead` is a view into hyper's whole read buffer: drop it now
     // (the reader copied the rare pipelined bytes) so that buffer is freed.
@@ -283,16 +283,16 @@ pub async fn run<D: DialectSession>(
         timer: None,
     };
     let mut throttle = Throttle::new(
-        config.client_msg_rate,
-        config.client_msg_burst,
-        config.client_msg_hard_limit,
+        config.ws.client_msg_rate,
+        config.ws.client_msg_burst,
+        config.ws.client_msg_hard_limit,
         Instant::now(),
     );
-    let mut assembler = MessageAssembler::new(config.max_message_size);
+    let mut assembler = MessageAssembler::new(config.ws.max_message_size);
     let limits = ReadLimits {
-        rate: config.client_msg_rate,
+        rate: config.ws.client_msg_rate,
     };
-    let stall = config.heartbeat_timeout.get();
+    let stall = config.ws.heartbeat_timeout.get();
     dialect.on_open(&mut link);
 
     {

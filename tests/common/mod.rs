@@ -60,9 +60,9 @@ impl TestServer {
         let addr = listener.local_addr().expect("local addr");
         let mut config = Config {
             bind: addr,
-            simulator: false,
             ..Config::default()
         };
+        config.market.simulator = false;
         tweak(&mut config);
         config.validate().expect("test config must be valid");
         let (tx, rx) = oneshot::channel::<()>();

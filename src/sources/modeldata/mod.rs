@@ -22,6 +22,7 @@ pub mod options;
 pub mod postgres;
 pub mod resample;
 pub mod seed;
+pub mod settings;
 pub mod store;
 
 use std::collections::HashMap;

@@ -1,0 +1,124 @@
+//! Seed 000's modeldata settings, a section of [`crate::Config`]: the
+//! PostgreSQL table the feeds read (or the embedded simulated models), how
+//! often they broadcast, and how many feeds and points a node serves
+//! (`docs/seed000.md`).
+
+use crate::config_error::{ConfigError, check_range, check_secs, invalid};
+use crate::seconds::Seconds;
+
+/// The modeldata source and its feeds.
+#[derive(Debug, Clone, PartialEq, clap::Args)]
+pub struct ModelDataSettings {
+    /// PostgreSQL holding the `modeldata` table (seed 000). Unset: an embedded
+    /// in-memory store of simulated AI trading models.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// The modeldata table (`name` or `schema.name`).
+    #[arg(
+        long = "modeldata-table",
+        env = "MODELDATA_TABLE",
+        default_value = "modeldata"
+    )]
+    pub table: String,
+
+    /// Seconds between two `modeldata_update` broadcasts (seed 000's 20).
+    #[arg(
+        long = "modeldata-interval",
+        env = "MODELDATA_INTERVAL_SECS",
+        default_value_t = Seconds::from_secs(20)
+    )]
+    pub interval: Seconds,
+
+    /// Whether roomcast creates its `(display_name, created_at, id)` index.
+    #[arg(
+        long = "modeldata-create-index",
+        env = "MODELDATA_CREATE_INDEX",
+        value_enum,
+        default_value = "create"
+    )]
+    pub create_index: crate::sources::modeldata::postgres::IndexMode,
+
+    /// Database connections in the modeldata pool.
+    #[arg(
+        long = "modeldata-pool-size",
+        env = "MODELDATA_POOL_SIZE",
+        default_value_t = 4
+    )]
+    pub pool_size: usize,
+
+    /// Distinct modeldata option sets (`?points`, `?sampler`, `?from`, `?to`) served at once.
+    #[arg(
+        long = "modeldata-max-feeds",
+        env = "MODELDATA_MAX_FEEDS",
+        default_value_t = 32
+    )]
+    pub max_feeds: usize,
+
+    /// Largest `?points` a modeldata connection may ask for.
+    #[arg(
+        long = "modeldata-max-points",
+        env = "MODELDATA_MAX_POINTS",
+        default_value_t = 5_000
+    )]
+    pub max_points: usize,
+
+    /// Simulated models of the embedded modeldata store (no DATABASE_URL).
+    #[arg(
+        long = "modeldata-sim-models",
+        env = "MODELDATA_SIM_MODELS",
+        default_value_t = 6
+    )]
+    pub sim_models: usize,
+}
+
+impl ModelDataSettings {
+    /// Rejects values the modeldata source cannot run with, naming the variable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_secs("MODELDATA_INTERVAL_SECS", self.interval.get())?;
+        check_range("MODELDATA_POOL_SIZE", self.pool_size, 1, 1_000)?;
+        check_range("MODELDATA_MAX_FEEDS", self.max_feeds, 1, 10_000)?;
+        check_range(
+            "MODELDATA_MAX_POINTS",
+            self.max_points,
+            super::options::MIN_POINTS,
+            1_000_000,
+        )?;
+        check_range("MODELDATA_SIM_MODELS", self.sim_models, 1, 1_000)?;
+        if !is_table_name(&self.table) {
+            return Err(invalid(
+                "MODELDATA_TABLE",
+                "must be an unquoted identifier, optionally schema-qualified (letters, digits, _; e.g. modeldata or trading.modeldata)",
+            ));
+        }
+        if let Some(url) = &self.database_url {
+            let parsed = url
+                .parse::<tokio_postgres::Config>()
+                .map_err(|e| invalid("DATABASE_URL", e.to_string()))?;
+            if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
+                return Err(invalid(
+                    "DATABASE_URL",
+                    "sslmode=require: TLS to PostgreSQL is not supported in this build (use sslmode=disable or prefer, e.g. over a private network or a local TLS proxy)",
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `name` or `schema.name`, each an unquoted lower-case SQL identifier, so it
+/// can be put into queries as is.
+fn is_table_name(name: &str) -> bool {
+    let ident = |s: &str| {
+        s.len() <= 63
+            && s.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+            && s.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    };
+    let mut parts = name.split('.');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(t), None, None) => ident(t),
+        (Some(s), Some(t), None) => ident(s) && ident(t),
+        _ => false,
+    }
+}
