@@ -305,28 +305,7 @@ impl Room {
         seq: u64,
     ) -> PublishReport {
         let canonical_frame = record(state, event, canonical_frame, seq);
-        let mut report = PublishReport {
-            seq,
-            ..PublishReport::default()
-        };
-        for kind in DialectKind::ALL {
-            let members = &state.members[kind.index()];
-            if members.is_empty() {
-                continue;
-            }
-            let published = Published {
-                room: &self.name,
-                seq,
-                epoch: state.epoch,
-                event,
-                canonical_frame,
-            };
-            let Some(frame) = dialect::encode(kind, &published) else {
-                continue;
-            };
-            self.push_to(members, &frame, &mut report);
-        }
-        report
+        self.queue_to_members(state, &[(event, canonical_frame)], seq)
     }
 
     /// Publishes several events of this room at once (the alert triggers one
@@ -338,12 +317,25 @@ impl Room {
         let canonical_frames: Vec<Bytes> = events.iter().map(Event::canonical_frame).collect();
         let mut state = self.state.lock();
         let first = state.seq + 1;
-        let canonical_frames: Vec<Bytes> = events
+        let sent: Vec<Bytes> = events
             .iter()
             .zip(&canonical_frames)
             .zip(first..)
             .map(|((event, frame), seq)| record(&mut state, event, frame, seq).clone())
             .collect();
+        let batch: Vec<(&Event, &Bytes)> = events.iter().zip(&sent).collect();
+        self.queue_to_members(&state, &batch, first)
+    }
+
+    /// Encodes `events` (numbered from `first`) once per dialect present and
+    /// queues them to that dialect's members: one event as its frame, several
+    /// back to back as one outbox entry.
+    fn queue_to_members(
+        &self,
+        state: &RoomState,
+        events: &[(&Event, &Bytes)],
+        first: u64,
+    ) -> PublishReport {
         let mut report = PublishReport {
             seq: state.seq,
             ..PublishReport::default()
@@ -354,22 +346,30 @@ impl Room {
             if members.is_empty() {
                 continue;
             }
-            for ((event, canonical_frame), seq) in events.iter().zip(&canonical_frames).zip(first..)
-            {
-                let published = Published {
-                    room: &self.name,
-                    seq,
-                    epoch: state.epoch,
-                    event,
-                    canonical_frame,
-                };
-                if let Some(frame) = dialect::encode(kind, &published) {
-                    batch.extend_from_slice(&frame);
+            let encode = |(event, canonical_frame): &(&Event, &Bytes), seq| {
+                dialect::encode(
+                    kind,
+                    &Published {
+                        room: &self.name,
+                        seq,
+                        epoch: state.epoch,
+                        event,
+                        canonical_frame,
+                    },
+                )
+            };
+            let frame = if let [one] = events {
+                encode(one, first)
+            } else {
+                for (event, seq) in events.iter().zip(first..) {
+                    if let Some(frame) = encode(event, seq) {
+                        batch.extend_from_slice(&frame);
+                    }
                 }
-            }
-            if !batch.is_empty() {
-                let frames = batch.split().freeze();
-                self.push_to(members, &frames, &mut report);
+                (!batch.is_empty()).then(|| batch.split().freeze())
+            };
+            if let Some(frame) = frame {
+                self.push_to(members, &frame, &mut report);
             }
         }
         report

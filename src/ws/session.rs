@@ -91,6 +91,18 @@ impl Link for SessionLink {
 }
 
 impl SessionLink {
+    /// The link of session `id` (of dialect `kind`), queuing to `outbox`.
+    fn new(app: Arc<App>, id: SessionId, kind: DialectKind, outbox: Arc<Outbox>) -> Self {
+        SessionLink {
+            app,
+            id,
+            kind,
+            outbox,
+            rooms: Vec::new(),
+            timer: None,
+        }
+    }
+
     fn join_from(
         &mut self,
         room: RoomName,
@@ -274,14 +286,7 @@ pub async fn run<D: DialectSession>(
     // (the reader copied the rare pipelined bytes) so that buffer is freed.
     drop(read_ahead);
 
-    let mut link = SessionLink {
-        app: Arc::clone(&app),
-        id,
-        kind: D::KIND,
-        outbox: Arc::clone(&outbox),
-        rooms: Vec::new(),
-        timer: None,
-    };
+    let mut link = SessionLink::new(Arc::clone(&app), id, D::KIND, Arc::clone(&outbox));
     let mut throttle = Throttle::new(
         config.ws.client_msg_rate,
         config.ws.client_msg_burst,
@@ -406,14 +411,8 @@ mod tests {
         let handle = app
             .sessions
             .insert(id, Arc::clone(&outbox), DialectKind::Echo);
-        let mut link = SessionLink {
-            app: Arc::clone(&app),
-            id,
-            kind: DialectKind::Echo,
-            outbox: Arc::clone(&outbox),
-            rooms: Vec::new(),
-            timer: None,
-        };
+        let mut link =
+            SessionLink::new(Arc::clone(&app), id, DialectKind::Echo, Arc::clone(&outbox));
         let mut dialect = Alarm { fired: 0 };
         dialect.on_open(&mut link);
         let mut reader = FrameReader::new(server, &[], 1024, Duration::from_secs(60));
