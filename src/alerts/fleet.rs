@@ -14,7 +14,7 @@
 use redis::Script;
 use redis::aio::ConnectionManager;
 
-use super::{AlertError, AlertKind, PriceAlert};
+use super::{AlertError, AlertKind, AlertsError, PriceAlert};
 use crate::bus::BusError;
 use crate::bus::redis::with_timeout;
 
@@ -110,17 +110,6 @@ impl std::fmt::Debug for RedisAlerts {
     }
 }
 
-/// Why a fleet alert operation failed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum FleetAlertError {
-    /// The book is full.
-    #[error(transparent)]
-    Alerts(#[from] AlertError),
-    /// Redis failed.
-    #[error(transparent)]
-    Bus(#[from] BusError),
-}
-
 fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
@@ -149,7 +138,7 @@ impl RedisAlerts {
         alert_type: AlertKind,
         trigger_price: f64,
         user_id: Option<String>,
-    ) -> Result<PriceAlert, FleetAlertError> {
+    ) -> Result<PriceAlert, AlertsError> {
         let mut conn = self.commands.clone();
         let id: u64 = with_timeout(
             redis::cmd("INCR")

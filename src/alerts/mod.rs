@@ -19,7 +19,7 @@ pub mod fleet;
 use serde::{Deserialize, Serialize};
 
 pub use book::AlertBook;
-pub use fleet::{FleetAlertError, RedisAlerts};
+pub use fleet::RedisAlerts;
 
 use crate::bus::BusError;
 use crate::protocol::{AlertTrigger, time};
@@ -115,6 +115,17 @@ pub(crate) fn trigger(alert: &PriceAlert, price: f64) -> AlertTrigger {
     }
 }
 
+/// Why arming an alert failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AlertsError {
+    /// The book is full (429).
+    #[error(transparent)]
+    Alerts(#[from] AlertError),
+    /// Redis failed (503).
+    #[error(transparent)]
+    Bus(#[from] BusError),
+}
+
 /// The node's alert book: in process, or the fleet's in Redis.
 #[derive(Debug)]
 pub enum Alerts {
@@ -132,7 +143,7 @@ impl Alerts {
         alert_type: AlertKind,
         trigger_price: f64,
         user_id: Option<String>,
-    ) -> Result<PriceAlert, FleetAlertError> {
+    ) -> Result<PriceAlert, AlertsError> {
         match self {
             Alerts::Local(book) => Ok(book.add(ticker, alert_type, trigger_price, user_id)?),
             Alerts::Fleet(redis) => redis.add(ticker, alert_type, trigger_price, user_id).await,

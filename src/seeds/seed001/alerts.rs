@@ -7,7 +7,7 @@ use hyper::body::Incoming;
 use hyper::{Request, StatusCode};
 use serde::Deserialize;
 
-use crate::alerts::{AlertKind, FleetAlertError};
+use crate::alerts::{AlertKind, AlertsError};
 use crate::app::App;
 use crate::catalog::normalize_ticker;
 use crate::http::response::{self, HttpError, HttpResponse};
@@ -67,11 +67,11 @@ pub async fn create(app: &App, req: Request<Incoming>) -> HttpResponse {
             StatusCode::CREATED,
             &serde_json::json!({ "status": "created", "alert": alert }),
         ),
-        Err(FleetAlertError::Alerts(e)) => {
+        Err(AlertsError::Alerts(e)) => {
             metrics().limit_hit(Limit::Alerts);
             response::error(StatusCode::TOO_MANY_REQUESTS, &e.to_string())
         }
-        Err(FleetAlertError::Bus(e)) => {
+        Err(AlertsError::Bus(e)) => {
             response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
     }
