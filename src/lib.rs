@@ -108,11 +108,11 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
             }
         }
     });
-    tracker.spawn(Arc::clone(&app.modeldata).run(
-        app.publisher.clone(),
-        modeldata,
-        shutdown.clone(),
-    ));
+    tracker.spawn(
+        app.modeldata
+            .task(app.publisher.clone(), modeldata)
+            .run(shutdown.clone()),
+    );
     if app.config.market.simulator {
         let simulator = sources::market::MarketSimulator::new(&app.config, app.publisher.clone());
         tracker.spawn(simulator.run(shutdown.clone()));

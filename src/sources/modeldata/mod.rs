@@ -226,23 +226,17 @@ impl ModelData {
         self.registry.lock().leases.keys().cloned().collect()
     }
 
-    /// The task that owns `store`: refreshes it and publishes every feed
-    /// through `publisher` until `shutdown`.
-    pub async fn run(
-        self: Arc<Self>,
-        publisher: Publisher,
-        store: Store,
-        shutdown: CancellationToken,
-    ) {
-        let task = Task {
-            modeldata: self,
+    /// The task that owns `store`: it refreshes the store and publishes
+    /// every feed through `publisher` (see [`FeedTask::run`]).
+    pub fn task(self: &Arc<Self>, publisher: Publisher, store: Store) -> FeedTask {
+        FeedTask {
+            modeldata: Arc::clone(self),
             publisher,
             store,
             feeds: HashMap::new(),
             healthy: None,
             backoff: MIN_BACKOFF,
-        };
-        task.run(shutdown).await
+        }
     }
 }
 
@@ -262,8 +256,9 @@ struct Feed {
     leading: bool,
 }
 
-/// The long-lived task owning the store.
-struct Task {
+/// The long-lived task owning the store: every interval it refreshes the
+/// store and samples each feed this node leads.
+pub struct FeedTask {
     /// The service (leases, status).
     modeldata: Arc<ModelData>,
     /// Where feeds publish (and which feeds this node leads).
@@ -278,9 +273,9 @@ struct Task {
     backoff: Duration,
 }
 
-impl Task {
+impl FeedTask {
     /// Refreshes and broadcasts until `shutdown`.
-    async fn run(mut self, shutdown: CancellationToken) {
+    pub async fn run(mut self, shutdown: CancellationToken) {
         let interval = self.modeldata.config.interval;
         let mut next_round = Instant::now();
         loop {
