@@ -58,10 +58,13 @@ pub async fn run(
 ) -> Result<(), ConfigError> {
     config.validate()?;
     telemetry::prometheus();
-    let modeldata = sources::modeldata_store(&config).map_err(|e| ConfigError {
-        name: "DATABASE_URL",
-        message: e.to_string(),
-    })?;
+    let modeldata =
+        sources::modeldata_store(&config.modeldata, config.market.sim_seed).map_err(|e| {
+            ConfigError {
+                name: "DATABASE_URL",
+                message: e.to_string(),
+            }
+        })?;
     let app = App::new(config).map_err(|e| ConfigError {
         name: "REDIS_URL",
         message: e.to_string(),
@@ -114,7 +117,8 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
             .run(shutdown.clone()),
     );
     if app.config.market.simulator {
-        let simulator = sources::market::MarketSimulator::new(&app.config, app.publisher.clone());
+        let simulator =
+            sources::market::MarketSimulator::new(&app.config.market, app.publisher.clone());
         tracker.spawn(simulator.run(shutdown.clone()));
     }
     if let bus::Bus::Fleet(fleet) = &*app.bus {

@@ -22,7 +22,6 @@ use super::market_hours::{MarketSession, session_at};
 use super::patterns::{Bar, PatternConfig, PatternDetector, PatternSignal};
 use crate::bus::Producer;
 use crate::catalog::normalize_ticker;
-use crate::config::Config;
 use crate::config_error::{ConfigError, check_secs, invalid};
 use crate::protocol::{Event, MarketStatus, PatternAlert, PriceUpdate, time};
 use crate::publisher::Publisher;
@@ -159,14 +158,13 @@ pub struct MarketSimulator {
 
 impl MarketSimulator {
     /// A simulator for the configured symbols, publishing through `publisher`.
-    pub fn new(config: &Config, publisher: Publisher) -> Self {
-        let mut rng = match config.market.sim_seed {
+    pub fn new(settings: &MarketSettings, publisher: Publisher) -> Self {
+        let mut rng = match settings.sim_seed {
             Some(seed) => SmallRng::seed_from_u64(seed),
             None => SmallRng::from_os_rng(),
         };
         let now = Utc::now();
-        let symbols = config
-            .market
+        let symbols = settings
             .symbols
             .iter()
             .filter_map(|s| normalize_ticker(s).ok())
@@ -193,8 +191,8 @@ impl MarketSimulator {
         MarketSimulator {
             symbols,
             rng,
-            update_interval: config.market.update_interval.get(),
-            after_hours_interval: config.market.after_hours_interval.get(),
+            update_interval: settings.update_interval.get(),
+            after_hours_interval: settings.after_hours_interval.get(),
             publisher,
         }
     }
@@ -344,9 +342,14 @@ mod tests {
     use super::*;
 
     fn simulator(seed: u64) -> MarketSimulator {
-        let mut config = Config::default();
-        config.market.sim_seed = Some(seed);
-        MarketSimulator::new(&config, Publisher::local(100))
+        let settings = MarketSettings {
+            simulator: true,
+            symbols: DEFAULT_SYMBOLS.split(',').map(str::to_string).collect(),
+            sim_seed: Some(seed),
+            update_interval: Seconds::from_secs(5),
+            after_hours_interval: Seconds::from_secs(60),
+        };
+        MarketSimulator::new(&settings, Publisher::local(100))
     }
 
     #[test]

@@ -12,24 +12,28 @@ pub mod market_hours;
 pub mod modeldata;
 pub mod patterns;
 
-use crate::config::Config;
 use modeldata::memory::{MemoryConfig, MemoryStore};
 use modeldata::postgres::PgStore;
+use modeldata::settings::ModelDataSettings;
 use modeldata::{Store, StoreError};
 
-/// The modeldata store the config asks for.
-pub fn modeldata_store(config: &Config) -> Result<Store, StoreError> {
-    Ok(match &config.modeldata.database_url {
+/// The modeldata store `settings` ask for; the simulated one's models
+/// follow `sim_seed` (`ROOMCAST_SIM_SEED`) when set.
+pub fn modeldata_store(
+    settings: &ModelDataSettings,
+    sim_seed: Option<u64>,
+) -> Result<Store, StoreError> {
+    Ok(match &settings.database_url {
         Some(url) => Store::Postgres(Box::new(PgStore::new(
             url,
-            &config.modeldata.table,
-            config.modeldata.pool_size,
-            config.modeldata.create_index,
+            &settings.table,
+            settings.pool_size,
+            settings.create_index,
         )?)),
         None => Store::Memory(MemoryStore::new(
             MemoryConfig {
-                models: config.modeldata.sim_models,
-                seed: config.market.sim_seed.unwrap_or_else(rand::random),
+                models: settings.sim_models,
+                seed: sim_seed.unwrap_or_else(rand::random),
                 ..MemoryConfig::default()
             },
             chrono::Utc::now().timestamp_micros(),
