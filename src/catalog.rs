@@ -303,8 +303,11 @@ impl RoomName {
     }
 
     fn fixed_or_feed(name: &str) -> Option<Self> {
-        if let Some(room) = RoomName::fixed().into_iter().find(|r| r.as_str() == name) {
-            return Some(room);
+        match name {
+            PATTERNS => return Some(RoomName::patterns()),
+            ALERTS => return Some(RoomName::alerts()),
+            MARKET_STATUS => return Some(RoomName::market_status()),
+            _ => {}
         }
         match name.strip_prefix(MODELDATA) {
             Some("") => Some(RoomName::modeldata(None)),

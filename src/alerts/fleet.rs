@@ -16,7 +16,7 @@ use redis::aio::ConnectionManager;
 
 use super::{AlertError, AlertKind, AlertsError, PriceAlert};
 use crate::bus::BusError;
-use crate::bus::redis::with_timeout;
+use crate::bus::redis::{unavailable, with_timeout};
 
 /// Arms an alert unless the fleet holds `max` already.
 /// KEYS: all, t:<TICKER>. ARGV: max, id, alert JSON. Returns 1, or 0 at the cap.
@@ -108,10 +108,6 @@ impl std::fmt::Debug for RedisAlerts {
             .field("max", &self.max)
             .finish_non_exhaustive()
     }
-}
-
-fn unavailable(e: impl std::fmt::Display) -> BusError {
-    BusError::Unavailable(e.to_string())
 }
 
 impl RedisAlerts {

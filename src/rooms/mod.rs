@@ -60,26 +60,22 @@ pub struct Rooms {
 impl Rooms {
     /// A registry holding the pinned rooms the catalog names.
     pub fn new(history_size: usize, max_rooms: usize) -> Self {
-        let rooms = Rooms {
+        let mut rooms = Rooms {
             map: DashMap::new(),
             history_size,
             max_rooms,
             pinned: 0,
             fleet: None,
         };
-        let pinned: Vec<RoomName> = RoomName::fixed()
-            .into_iter()
-            .filter(|name| name.policy().pinned)
-            .collect();
-        for name in &pinned {
-            let room = Room::new(name.clone(), rooms.history_size_of(name));
-            rooms.map.insert(name.clone(), Arc::new(room));
-            metrics().rooms.increment(1.0);
+        for name in RoomName::fixed() {
+            if name.policy().pinned {
+                let room = Room::new(name.clone(), rooms.history_size_of(&name));
+                rooms.map.insert(name, Arc::new(room));
+                rooms.pinned += 1;
+                metrics().rooms.increment(1.0);
+            }
         }
-        Rooms {
-            pinned: pinned.len(),
-            ..rooms
-        }
+        rooms
     }
 
     /// A registry for fleet mode: rooms live here only while they have

@@ -10,7 +10,7 @@ use redis::streams::StreamRangeReply;
 
 use super::{CATCH_UP_PAGE, RedisBus, with_timeout};
 use crate::bus::BusError;
-use crate::catalog::{Family, FleetStream, GreetingPolicy, RoomName};
+use crate::catalog::{Family, GreetingPolicy, RoomName};
 use crate::frame;
 use crate::protocol::Event;
 use crate::rooms::{Head, Remote};
@@ -55,10 +55,8 @@ impl RedisBus {
         if !local.is_loading() {
             return;
         }
-        let count = match room.policy().fleet_stream {
-            FleetStream::Ring => self.rooms.history_size_of(room).max(1),
-            FleetStream::Latest => 1,
-        };
+        // What the room retains, and at least the latest entry (a snapshot).
+        let count = self.rooms.history_size_of(room).max(1);
         let mut conn = self.commands.clone();
         // Head and tail read atomically, so the history and the position agree.
         let reply: redis::RedisResult<(Option<u64>, Option<u64>, StreamRangeReply)> = with_timeout(

@@ -129,7 +129,8 @@ impl std::fmt::Debug for RedisBus {
     }
 }
 
-fn unavailable(e: impl std::fmt::Display) -> BusError {
+/// A Redis failure as the bus reports it (HTTP 503).
+pub(crate) fn unavailable(e: impl std::fmt::Display) -> BusError {
     BusError::Unavailable(e.to_string())
 }
 
@@ -198,6 +199,12 @@ impl RedisBus {
         // The canonical JSON, framed once: the frame's payload is what Redis gets.
         let json = frame::payload(&event.canonical_frame());
         let room = event.room();
+        // The room's policy bounds its stream: approximately (cheap) for a
+        // ring, exactly one entry for a room whose history is its latest snapshot.
+        let (stream_len, trimming) = match room.policy().fleet_stream {
+            FleetStream::Ring => (self.config.stream_len, "~"),
+            FleetStream::Latest => (1, "="),
+        };
         let mut invocation = self.script.prepare_invoke();
         invocation
             .key(self.key("seq", room.as_str()))
@@ -206,17 +213,9 @@ impl RedisBus {
             .key(self.key("r", room.as_str()))
             .arg(&json[..])
             .arg(new_epoch())
-            // The room's policy bounds its stream: approximately (cheap) for
-            // a ring, exactly one entry for a room whose history is its latest snapshot.
-            .arg(match room.policy().fleet_stream {
-                FleetStream::Ring => self.config.stream_len,
-                FleetStream::Latest => 1,
-            })
+            .arg(stream_len)
             .arg(self.config.key_ttl.as_millis() as u64)
-            .arg(match room.policy().fleet_stream {
-                FleetStream::Ring => "~",
-                FleetStream::Latest => "=",
-            });
+            .arg(trimming);
         let mut conn = self.commands.clone();
         let result = with_timeout(invocation.invoke_async(&mut conn)).await;
         let (seq, _epoch, receivers): (u64, u64, u64) = self.command_result(result)?;
