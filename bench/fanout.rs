@@ -40,7 +40,7 @@ const QUEUED_FRAMES: [usize; 2] = [32, 1_024];
 /// A realistic seed 001 `price_update`: 207 bytes of canonical JSON, a
 /// 211-byte frame (checked in `tests/zero_alloc.rs`).
 fn price_update() -> Event {
-    Event::PriceUpdate(PriceUpdate {
+    Event::from(PriceUpdate {
         ticker: "BTC-USD".into(),
         price: 97_234.17,
         change: -1_523.42,
@@ -90,7 +90,7 @@ fn encode(c: &mut Criterion) {
     let mut group = c.benchmark_group("fanout");
     group.throughput(Throughput::Elements(1));
     group.bench_function("encode", |b| {
-        b.iter(|| frame::json(black_box(&event)));
+        b.iter(|| black_box(&event).canonical_frame());
     });
     group.finish();
 }

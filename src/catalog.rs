@@ -28,6 +28,12 @@ pub enum RoomKind {
     /// `modeldata` or `modeldata?<canonical query>`: a resampled modeldata
     /// feed (seed 000).
     ModelData,
+    /// `topic:<name>`: a seed 002 topic (`backtest`, or any name external
+    /// producers publish to); live events only.
+    Topic,
+    /// `backtest:<id>`: one backtest run (seed 003), replayed whole to late
+    /// joiners.
+    Backtest,
 }
 
 /// The event family a room's events belong to: how an event's canonical
@@ -38,6 +44,10 @@ pub enum Family {
     Market,
     /// Seed 000's modeldata messages, encoded by their feed.
     ModelData,
+    /// Backtest runs' events (seeds 002 and 003), neutral.
+    Backtest,
+    /// Trading and market-data events (seeds 003 and 004), neutral.
+    Trading,
 }
 
 /// What a member's full outbox does with this room's frames.
@@ -71,6 +81,8 @@ pub enum Retention {
     /// No events: only the snapshot events replace. The room goes with its
     /// last member.
     Snapshot,
+    /// Nothing: live events only. The room goes with its last member.
+    None,
 }
 
 /// What a member is sent on joining, ahead of any live event.
@@ -90,6 +102,9 @@ pub enum FleetStream {
     Ring,
     /// Exactly the latest entry (`MAXLEN = 1`): its snapshot.
     Latest,
+    /// What the room retains (a whole run), trimmed approximately; a node
+    /// that joins later loads all of it.
+    Retained,
 }
 
 /// Everything that decides a room's behaviour.
@@ -136,8 +151,14 @@ const MARKET_STREAM: RoomPolicy = RoomPolicy {
     native: true,
 };
 
+/// A run's event cap (`ROOMCAST_BACKTEST_MAX_EVENTS`'s default).
+pub const RUN_MAX_EVENTS: usize = 20_000;
+
+/// How long a finished run stays replayable (`ROOMCAST_BACKTEST_RETENTION`'s default).
+pub const RUN_TTL: Duration = Duration::from_secs(3_600);
+
 /// Every room kind roomcast serves, in [`RoomKind`] order.
-pub const CATALOG: [CatalogRow; 5] = [
+pub const CATALOG: [CatalogRow; 7] = [
     CatalogRow {
         kind: RoomKind::Ticker,
         pattern: "ticker:<SYMBOL>",
@@ -178,6 +199,35 @@ pub const CATALOG: [CatalogRow; 5] = [
             native: false,
         },
     },
+    CatalogRow {
+        kind: RoomKind::Topic,
+        pattern: "topic:<name>",
+        policy: RoomPolicy {
+            family: Family::Backtest,
+            delivery: DeliveryPolicy::Ordered,
+            retention: Retention::None,
+            greeting: GreetingPolicy::History,
+            fleet_stream: FleetStream::Ring,
+            pinned: false,
+            native: true,
+        },
+    },
+    CatalogRow {
+        kind: RoomKind::Backtest,
+        pattern: "backtest:<id>",
+        policy: RoomPolicy {
+            family: Family::Backtest,
+            delivery: DeliveryPolicy::Ordered,
+            retention: Retention::Run {
+                max_events: RUN_MAX_EVENTS,
+                ttl: RUN_TTL,
+            },
+            greeting: GreetingPolicy::History,
+            fleet_stream: FleetStream::Retained,
+            pinned: false,
+            native: true,
+        },
+    },
 ];
 
 impl RoomKind {
@@ -211,6 +261,15 @@ pub enum CatalogError {
     /// A `ticker:` room whose symbol is not a ticker.
     #[error("invalid ticker: {0}")]
     BadTicker(&'static str),
+    /// A `topic:` or `backtest:` room whose name is not 1–`max` characters
+    /// of `A-Z a-z 0-9 _ . : -`.
+    #[error("invalid {what}: expected 1-{max} characters of letters, digits, '_', '.', ':' or '-'")]
+    BadName {
+        /// `topic` or `backtest id`.
+        what: &'static str,
+        /// Its longest spelling.
+        max: usize,
+    },
 }
 
 /// The name patterns of the rows whose policy `open` picks, for error
@@ -229,6 +288,14 @@ const PATTERNS: &str = "patterns";
 const ALERTS: &str = "alerts";
 const MARKET_STATUS: &str = "market_status";
 const MODELDATA: &str = "modeldata";
+const TOPIC_PREFIX: &str = "topic:";
+const BACKTEST_PREFIX: &str = "backtest:";
+
+/// Longest seed 002 topic name.
+pub const MAX_TOPIC_LEN: usize = 64;
+
+/// Longest backtest id.
+pub const MAX_BACKTEST_ID_LEN: usize = 128;
 
 impl RoomName {
     fn new(text: impl Into<Arc<str>>, kind: RoomKind) -> Self {
@@ -270,6 +337,24 @@ impl RoomName {
         }
     }
 
+    /// Room of a seed 002 topic (`topic:backtest`).
+    pub fn topic(topic: &str) -> Result<Self, CatalogError> {
+        check_name(topic, "topic", MAX_TOPIC_LEN)?;
+        Ok(RoomName::new(
+            format!("{TOPIC_PREFIX}{topic}"),
+            RoomKind::Topic,
+        ))
+    }
+
+    /// Room of one backtest run (`backtest:<id>`).
+    pub fn backtest(id: &str) -> Result<Self, CatalogError> {
+        check_name(id, "backtest id", MAX_BACKTEST_ID_LEN)?;
+        Ok(RoomName::new(
+            format!("{BACKTEST_PREFIX}{id}"),
+            RoomKind::Backtest,
+        ))
+    }
+
     /// Every room whose name is fixed (one per kind at most), e.g. `alerts`.
     pub fn fixed() -> [RoomName; 3] {
         [
@@ -286,6 +371,12 @@ impl RoomName {
             let ticker = normalize_ticker(ticker).map_err(CatalogError::BadTicker)?;
             return Ok(RoomName::ticker(&ticker));
         }
+        if let Some(topic) = name.strip_prefix(TOPIC_PREFIX) {
+            return RoomName::topic(topic);
+        }
+        if let Some(id) = name.strip_prefix(BACKTEST_PREFIX) {
+            return RoomName::backtest(id);
+        }
         Self::fixed_or_feed(name)
             .ok_or_else(|| CatalogError::Unknown(name.chars().take(64).collect()))
     }
@@ -298,6 +389,10 @@ impl RoomName {
                 .ok()
                 .filter(|t| t == ticker)
                 .map(|t| RoomName::ticker(&t));
+        }
+        if name.starts_with(TOPIC_PREFIX) || name.starts_with(BACKTEST_PREFIX) {
+            // Spelled exactly as parsed: nothing is normalised.
+            return RoomName::parse(name).ok();
         }
         Self::fixed_or_feed(name)
     }
@@ -348,6 +443,19 @@ impl fmt::Display for RoomName {
     }
 }
 
+/// Checks a topic name or run id: 1–`max` characters of `A-Z a-z 0-9 _ . : -`.
+fn check_name(name: &str, what: &'static str, max: usize) -> Result<(), CatalogError> {
+    let valid = (1..=max).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+    if valid {
+        Ok(())
+    } else {
+        Err(CatalogError::BadName { what, max })
+    }
+}
+
 /// Longest accepted ticker symbol.
 pub const MAX_TICKER_LEN: usize = 16;
 
@@ -390,6 +498,8 @@ mod tests {
             RoomName::market_status(),
             RoomName::modeldata(None),
             RoomName::modeldata(Some("points=10")),
+            RoomName::topic("backtest").unwrap(),
+            RoomName::backtest("bt-1.2:3_x").unwrap(),
         ] {
             assert_eq!(RoomName::from_wire(room.as_str()).as_ref(), Some(&room));
             assert_eq!(RoomName::parse(room.as_str()).as_ref(), Ok(&room));
@@ -409,6 +519,14 @@ mod tests {
             RoomName::parse("ticker:"),
             Err(CatalogError::BadTicker(_))
         ));
+        assert!(matches!(
+            RoomName::parse("topic:"),
+            Err(CatalogError::BadName { what: "topic", .. })
+        ));
+        assert!(RoomName::parse("topic:a b").is_err());
+        assert!(RoomName::parse(&format!("backtest:{}", "x".repeat(129))).is_err());
+        assert!(RoomName::parse(&format!("backtest:{}", "x".repeat(128))).is_ok());
+        assert_eq!(RoomName::from_wire("topic:a/b"), None);
         let unknown = RoomName::parse("whatever").unwrap_err().to_string();
         assert!(unknown.contains("unknown room 'whatever'"), "{unknown}");
         assert!(unknown.contains("ticker:<SYMBOL>"), "{unknown}");
@@ -430,6 +548,12 @@ mod tests {
         assert_eq!(modeldata.policy().fleet_stream, FleetStream::Latest);
         assert!(!modeldata.policy().native);
         assert_eq!(RoomName::ticker("A").ticker_symbol(), Some("A"));
+        let run = RoomName::backtest("b").unwrap().policy().retention;
+        assert!(matches!(run, Retention::Run { .. }));
+        assert_eq!(
+            RoomName::topic("t").unwrap().policy().retention,
+            Retention::None
+        );
         assert_eq!(modeldata.ticker_symbol(), None);
     }
 

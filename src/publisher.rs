@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::alerts::Alerts;
 use crate::bus::{Bus, BusError, Producer};
 use crate::catalog::RoomName;
-use crate::protocol::Event;
+use crate::protocol::{Event, MarketEvent};
 use crate::rooms::PublishReport;
 
 /// A handle on the node's publish pipeline.
@@ -73,7 +73,7 @@ impl Publisher {
     /// alerts are armed again and fire on the next crossing price.
     pub async fn publish(&self, event: Event) -> Result<PublishOutcome, BusError> {
         let report = self.bus.publish(&event).await?;
-        let Event::PriceUpdate(price) = &event else {
+        let Event::Market(MarketEvent::PriceUpdate(price)) = &event else {
             return Ok(PublishOutcome {
                 report,
                 alerts: None,
@@ -103,7 +103,7 @@ impl Publisher {
         };
         let triggers: Vec<Event> = fired
             .iter()
-            .map(|f| Event::AlertTrigger(f.trigger.clone()))
+            .map(|f| Event::from(f.trigger.clone()))
             .collect();
         let (published, result) = self.bus.publish_batch(&triggers).await;
         let rearmed = fired.len() - published;

@@ -596,3 +596,76 @@ async fn an_alert_armed_on_one_node_is_seen_everywhere_and_fires_once_for_prices
         .await;
     assert_eq!(json_body(&list)["count"], 0);
 }
+
+/// Appends event `seq` of `room` to the fleet's stream and channel, as a
+/// publishing node's script does (`P:h:R` entry `<seq>-0` with `e` and
+/// `d`, then `seq:epoch:json` on `P:r:R`).
+fn bus_publish(redis: &RedisServer, room: &str, seq: u64, epoch: &str, json: &str, live: bool) {
+    let id = format!("{seq}-0");
+    let _: String = redis
+        .cmd(&[
+            "XADD",
+            &format!("roomcast:h:{room}"),
+            &id,
+            "e",
+            epoch,
+            "d",
+            json,
+        ])
+        .unwrap();
+    let _: () = redis
+        .cmd(&["SET", &format!("roomcast:seq:{room}"), &seq.to_string()])
+        .unwrap();
+    if live {
+        let message = format!("{seq}:{epoch}:{json}");
+        let _: i64 = redis
+            .cmd(&["PUBLISH", &format!("roomcast:r:{room}"), &message])
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backtest_run_is_read_from_the_bus_by_its_family_and_replayed_whole_on_any_node() {
+    let redis = RedisServer::start();
+    let nodes = fleet(&redis, 1).await;
+    let room = "backtest:bt-fleet";
+    let epoch = "77";
+    let _: () = redis
+        .cmd(&["SET", &format!("roomcast:epoch:{room}"), epoch])
+        .unwrap();
+    let event = |n: u64| {
+        format!(
+            r#"{{"type":"progress","timestamp":"2026-01-01T00:00:00.000Z","data":{{"n":{n}}}}}"#
+        )
+    };
+    // More events than a ring room keeps (ROOMCAST_HISTORY_SIZE, 100): a
+    // run room's joiner gets the whole run.
+    for n in 1..=150 {
+        bus_publish(&redis, room, n, epoch, &event(n), false);
+    }
+    let mut ws = connect(&nodes[0], "/v1/ws").await;
+    assert_eq!(recv_json(&mut ws).await["type"], "welcome");
+    let subscribe = json!({"type": "subscribe", "rooms": [{"room": room, "seq": 0}]});
+    send_json(&mut ws, &subscribe).await;
+    let subscribed = recv_json(&mut ws).await;
+    assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
+    assert_eq!(subscribed["recovered"], true, "{subscribed}");
+    let replay = messages(&mut ws, 150).await;
+    assert_eq!(seqs(&replay), (1..=150).collect::<Vec<_>>());
+    assert_eq!(
+        replay[149]["data"],
+        serde_json::from_str::<Value>(&event(150)).unwrap()
+    );
+    // Seed 001's `price_update` on the run's channel is not a neutral event:
+    // skipped, not delivered as a price. The next well-formed event follows.
+    let price = r#"{"type":"price_update","ticker":"A","price":1,"change":0,"change_percent":0,"volume":0,"high":1,"low":1,"open":1,"timestamp":"t"}"#;
+    let message = format!("151:{epoch}:{price}");
+    let _: i64 = redis
+        .cmd(&["PUBLISH", &format!("roomcast:r:{room}"), &message])
+        .unwrap();
+    bus_publish(&redis, room, 151, epoch, &event(151), true);
+    let live = messages(&mut ws, 1).await;
+    assert_eq!(seqs(&live), [151]);
+    assert_eq!(live[0]["data"]["type"], "progress");
+    assert_eq!(live[0]["data"]["data"]["n"], 151);
+}

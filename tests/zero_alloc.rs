@@ -25,7 +25,7 @@ use roomcast::delivery::writer::{self, WriterEnd};
 use roomcast::dialect::DialectKind;
 use roomcast::frame;
 use roomcast::ids::SessionId;
-use roomcast::protocol::{Event, PatternAlert, PriceUpdate};
+use roomcast::protocol::{Event, Neutral, PatternAlert, PriceUpdate};
 use roomcast::rooms::Room;
 
 /// Heap allocations one `Room::publish` of the ~200-byte `price_update` makes
@@ -113,7 +113,7 @@ fn allocations_during<R>(f: impl FnOnce() -> R) -> (u64, R) {
 
 /// A realistic seed 001 `price_update` (about 200 bytes of canonical JSON).
 fn price_update() -> Event {
-    Event::PriceUpdate(PriceUpdate {
+    Event::from(PriceUpdate {
         ticker: "BTC-USD".into(),
         price: 97_234.17,
         change: -1_523.42,
@@ -128,7 +128,7 @@ fn price_update() -> Event {
 
 /// A seed 001 `pattern_alert` (an ordered, non-conflating room).
 fn pattern_alert() -> Event {
-    Event::PatternAlert(PatternAlert {
+    Event::from(PatternAlert {
         ticker: "NVDA".into(),
         pattern_type: "VCP".into(),
         score: 8.7,
@@ -141,25 +141,24 @@ fn pattern_alert() -> Event {
     })
 }
 
-/// A room of `members` seed 001 sessions, each with its own outbox.
-fn room_with_members(name: RoomName, members: usize) -> (Room, Vec<Arc<Outbox>>) {
+/// A room of `members` sessions of dialect `kind`, each with its own outbox.
+fn room_with_members(
+    name: RoomName,
+    members: usize,
+    kind: DialectKind,
+) -> (Room, Vec<Arc<Outbox>>) {
     let outboxes: Vec<_> = (0..members)
         .map(|_| Arc::new(Outbox::new(roomcast::delivery::outbox::DEFAULT_CAPACITY)))
         .collect();
-    (room_joined_by(name, &outboxes), outboxes)
+    (room_joined_by(name, &outboxes, kind), outboxes)
 }
 
-/// A new room that every outbox joined as a seed 001 member with no greeting.
-fn room_joined_by(name: RoomName, outboxes: &[Arc<Outbox>]) -> Room {
+/// A new room that every outbox joined as a `kind` member with no greeting.
+fn room_joined_by(name: RoomName, outboxes: &[Arc<Outbox>], kind: DialectKind) -> Room {
     let room = Room::new(name, 100);
     for outbox in outboxes {
-        room.join(
-            SessionId::next(),
-            DialectKind::Seed001,
-            outbox,
-            Box::new(|_| Vec::new()),
-        )
-        .expect("a new room is not retired");
+        room.join(SessionId::next(), kind, outbox, Box::new(|_| Vec::new()))
+            .expect("a new room is not retired");
     }
     room
 }
@@ -202,9 +201,14 @@ fn allocations_per_publish(
         .collect()
 }
 
-fn assert_publish_cost_is_independent_of_members(name: RoomName, event: &Event, expected: u64) {
-    let (small, small_outboxes) = room_with_members(name.clone(), 10);
-    let (large, large_outboxes) = room_with_members(name, 1_000);
+fn assert_publish_cost_is_independent_of_members(
+    name: RoomName,
+    kind: DialectKind,
+    event: &Event,
+    expected: u64,
+) {
+    let (small, small_outboxes) = room_with_members(name.clone(), 10, kind);
+    let (large, large_outboxes) = room_with_members(name, 1_000, kind);
     warm_up(&small, &small_outboxes, event);
     warm_up(&large, &large_outboxes, event);
 
@@ -228,7 +232,7 @@ fn assert_publish_cost_is_independent_of_members(name: RoomName, event: &Event, 
 #[test]
 fn the_benchmark_event_is_about_200_bytes() {
     // The same event as `bench/fanout.rs`: 207 bytes of JSON, 4-byte header.
-    let frame = frame::json(&price_update());
+    let frame = price_update().canonical_frame();
     assert_eq!(frame::payload(&frame).len(), 207);
     assert_eq!(frame.len(), 211);
 }
@@ -236,7 +240,7 @@ fn the_benchmark_event_is_about_200_bytes() {
 #[test]
 fn the_ordered_room_event_outgrows_the_publish_size_hint() {
     // Why ALLOCATIONS_PER_PUBLISH_OVER_256_BYTES applies to `pattern_alert`.
-    let frame = frame::json(&pattern_alert());
+    let frame = pattern_alert().canonical_frame();
     assert_eq!(frame::payload(&frame).len(), 257);
 }
 
@@ -244,6 +248,7 @@ fn the_ordered_room_event_outgrows_the_publish_size_hint() {
 fn publishing_allocates_nothing_per_member() {
     assert_publish_cost_is_independent_of_members(
         RoomName::ticker("BTC-USD"),
+        DialectKind::Seed001,
         &price_update(),
         ALLOCATIONS_PER_PUBLISH,
     );
@@ -253,14 +258,33 @@ fn publishing_allocates_nothing_per_member() {
 fn publishing_to_an_ordered_room_allocates_nothing_per_member() {
     assert_publish_cost_is_independent_of_members(
         RoomName::patterns(),
+        DialectKind::Seed001,
         &pattern_alert(),
         ALLOCATIONS_PER_PUBLISH_OVER_256_BYTES,
     );
 }
 
 #[test]
+fn publishing_a_neutral_event_allocates_nothing_per_member() {
+    // A backtest run's event, encoded by its producer: the room's one
+    // encode is the native `message` frame around it.
+    let run = RoomName::backtest("bt-alloc").unwrap();
+    let data = serde_json::json!({"backtest_id": "bt-alloc", "progress": 45.2});
+    let event = Event::from(
+        Neutral::new(run.clone(), "progress", "2026-01-01T00:00:00.000Z", &data).unwrap(),
+    );
+    assert_publish_cost_is_independent_of_members(
+        run,
+        DialectKind::Native,
+        &event,
+        ALLOCATIONS_PER_PUBLISH,
+    );
+}
+
+#[test]
 fn every_member_receives_the_same_allocation() {
-    let (room, outboxes) = room_with_members(RoomName::ticker("BTC-USD"), 1_000);
+    let (room, outboxes) =
+        room_with_members(RoomName::ticker("BTC-USD"), 1_000, DialectKind::Seed001);
     room.publish(&price_update());
     let mut frames = Vec::new();
     for outbox in &outboxes {
@@ -379,7 +403,7 @@ fn room_with_socket_members(
         }
         (outboxes, clients)
     });
-    let room = room_joined_by(RoomName::ticker("BTC-USD"), &outboxes);
+    let room = room_joined_by(RoomName::ticker("BTC-USD"), &outboxes, DialectKind::Seed001);
     (room, outboxes, clients)
 }
 
@@ -423,7 +447,7 @@ fn flushing_a_fan_out_to_real_sockets_allocates_nothing_per_member() {
         .expect("a runtime");
     let flusher = Flusher::new();
     let event = price_update();
-    let frame_len = frame::json(&event).len();
+    let frame_len = event.canonical_frame().len();
     let mut walking = Vec::new();
     let mut batch = Vec::with_capacity(writer::MAX_BATCH);
     let mut measure = |members: usize| -> Vec<u64> {

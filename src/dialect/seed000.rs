@@ -13,6 +13,6 @@ use crate::protocol::Event;
 pub fn encode(published: &Published<'_>) -> Option<Bytes> {
     match published.event {
         Event::ModelData(_) => Some(published.canonical_frame.clone()),
-        _ => None,
+        Event::Market(_) | Event::Neutral(_) => None,
     }
 }

@@ -101,7 +101,7 @@ impl Rooms {
             Retention::Ring => self.history_size,
             Retention::Latest => 1,
             Retention::Run { max_events, .. } => max_events,
-            Retention::Snapshot => 0,
+            Retention::Snapshot | Retention::None => 0,
         }
     }
 
@@ -212,7 +212,9 @@ impl Rooms {
             .filter_map(|entry| {
                 let ttl = match entry.key().policy().retention {
                     Retention::Run { ttl, .. } => ttl,
-                    Retention::Ring | Retention::Latest | Retention::Snapshot => idle_ttl,
+                    Retention::Ring | Retention::Latest | Retention::Snapshot | Retention::None => {
+                        idle_ttl
+                    }
                 };
                 let cutoff = now.checked_sub(ttl)?;
                 let since = entry.value().idle_since(now)?;
@@ -406,7 +408,7 @@ mod tests {
     use crate::protocol::{AlertTrigger, PriceUpdate};
 
     fn alert() -> Event {
-        Event::AlertTrigger(AlertTrigger {
+        Event::from(AlertTrigger {
             ticker: "AAPL".into(),
             alert_type: "above".into(),
             trigger_price: 1.0,
@@ -421,7 +423,7 @@ mod tests {
     }
 
     fn price(ticker: &str) -> Event {
-        Event::PriceUpdate(PriceUpdate {
+        Event::from(PriceUpdate {
             ticker: ticker.into(),
             price: 1.0,
             change: 0.0,
@@ -610,7 +612,7 @@ mod proptests {
     fn event(room: usize, id: u64) -> Event {
         let timestamp = "2025-11-18T10:30:00.000Z".to_string();
         match room {
-            0 => Event::PatternAlert(PatternAlert {
+            0 => Event::from(PatternAlert {
                 ticker: "AAPL".into(),
                 pattern_type: "VCP".into(),
                 score: id as f64,
@@ -621,7 +623,7 @@ mod proptests {
                 message: "m".into(),
                 timestamp,
             }),
-            1 => Event::AlertTrigger(AlertTrigger {
+            1 => Event::from(AlertTrigger {
                 ticker: "AAPL".into(),
                 alert_type: "above".into(),
                 trigger_price: id as f64,
@@ -629,7 +631,7 @@ mod proptests {
                 message: "m".into(),
                 timestamp,
             }),
-            2 | 4 => Event::PriceUpdate(PriceUpdate {
+            2 | 4 => Event::from(PriceUpdate {
                 ticker: if room == 2 { "AAPL" } else { "MSFT" }.into(),
                 price: id as f64,
                 change: 0.0,

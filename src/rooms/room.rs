@@ -23,7 +23,7 @@ use crate::delivery::outbox::{Delivery, Outbox, Pushed};
 use crate::dialect::{self, DialectKind, Greeting, Joined, Published, Resume, Retained};
 use crate::frame;
 use crate::ids::{RoomId, SessionId};
-use crate::protocol::{Event, ModelDataFrame};
+use crate::protocol::Event;
 
 /// The room was removed from the registry while a session was joining it;
 /// the caller looks the room up again (with the greeting given back).
@@ -66,8 +66,9 @@ struct RoomState {
     synced: bool,
     /// Recent events for replay to new members.
     history: History,
-    /// Frames every new member gets first, replaced by events that carry one
-    /// (a modeldata feed's latest `initial_modeldata`); empty for most rooms.
+    /// Frames every new member gets first, replaced by any event that
+    /// carries a snapshot (a modeldata feed's latest `initial_modeldata`, a
+    /// trading account's state); empty for most rooms.
     snapshot: Vec<Bytes>,
     /// Whether every member has had a first message (an event's `first`
     /// frame, or a snapshot holding one); until then events that carry a
@@ -409,18 +410,13 @@ fn record<'a>(
     canonical_frame: &'a Bytes,
     seq: u64,
 ) -> &'a Bytes {
-    let canonical_frame = match event {
-        Event::ModelData(ModelDataFrame {
-            first: Some(first), ..
-        }) if !std::mem::replace(&mut state.greeted, true) => first,
+    let canonical_frame = match event.first_frame() {
+        Some(first) if !std::mem::replace(&mut state.greeted, true) => first,
         _ => canonical_frame,
     };
-    if let Event::ModelData(ModelDataFrame {
-        snapshot: Some(snapshot),
-        ..
-    }) = event
-    {
-        state.snapshot.clone_from(snapshot);
+    if let Some(snapshot) = event.snapshot() {
+        state.snapshot.clear();
+        state.snapshot.extend_from_slice(snapshot);
     }
     state.seq = seq;
     state.history.push(seq, frame::payload(canonical_frame));
@@ -462,7 +458,7 @@ mod tests {
     use bytes::Bytes;
 
     fn price(ticker: &str, p: f64) -> Event {
-        Event::PriceUpdate(PriceUpdate {
+        Event::from(PriceUpdate {
             ticker: ticker.into(),
             price: p,
             change: 0.0,
@@ -476,7 +472,7 @@ mod tests {
     }
 
     fn pattern() -> Event {
-        Event::PatternAlert(PatternAlert {
+        Event::from(PatternAlert {
             ticker: "AAPL".into(),
             pattern_type: "VCP".into(),
             score: 8.5,
@@ -805,6 +801,35 @@ mod tests {
         assert!(outbox.is_open());
     }
 
+    pub(super) fn neutral(room: &RoomName, kind: &str, n: u64) -> crate::protocol::Neutral {
+        let data = serde_json::json!({ "n": n });
+        crate::protocol::Neutral::new(room.clone(), kind, "2026-01-01T00:00:00.000Z", &data)
+            .unwrap()
+    }
+
+    #[test]
+    fn any_event_that_carries_a_snapshot_replaces_the_rooms_snapshot() {
+        let run = RoomName::backtest("bt-8").unwrap();
+        let room = Room::new(run.clone(), 0);
+        let state = |n| frame::text(format!("{{\"state\":{n}}}").as_bytes());
+        room.publish(&Event::from(
+            neutral(&run, "pnl", 1).with_snapshot(vec![state(1), state(2)]),
+        ));
+        room.publish(&Event::from(neutral(&run, "risk", 2)));
+        room.publish(&Event::from(
+            neutral(&run, "pnl", 3).with_snapshot(vec![state(3)]),
+        ));
+        let joiner = Arc::new(Outbox::new(8));
+        room.join(
+            SessionId::next(),
+            DialectKind::Native,
+            &joiner,
+            no_greeting(),
+        )
+        .unwrap();
+        assert_eq!(drain(&joiner), vec![state(3)]);
+    }
+
     #[test]
     fn a_pinned_room_is_never_retired() {
         let room = Room::new(RoomName::patterns(), 10);
@@ -851,7 +876,7 @@ mod proptests {
 
     /// An alert whose `trigger_price` is `id`, so frames name their event.
     fn alert(id: u64) -> Event {
-        Event::AlertTrigger(AlertTrigger {
+        Event::from(AlertTrigger {
             ticker: "AAPL".into(),
             alert_type: "above".into(),
             trigger_price: id as f64,
@@ -934,6 +959,43 @@ mod proptests {
         };
         NativeSession::new("test").on_message(&mut link, MessageKind::Text, &mut message);
         link.outbox
+    }
+
+    #[test]
+    fn a_run_room_replays_its_neutral_events_whole_to_a_late_native_joiner() {
+        let run = RoomName::backtest("bt-7").unwrap();
+        let room = Room::new(run.clone(), 100);
+        for n in 1..=3 {
+            room.publish(&Event::from(super::tests::neutral(&run, "progress", n)));
+        }
+        // A native client that asks for everything after seq 0.
+        let late = resume_native(&room, 0, None);
+        room.publish(&Event::from(super::tests::neutral(&run, "complete", 4)));
+        let frames: Vec<serde_json::Value> = drained(&late)
+            .into_iter()
+            .filter(|m| m["type"] == "message")
+            .collect();
+        let seen: Vec<(u64, &str, u64)> = frames
+            .iter()
+            .map(|m| {
+                let data = &m["data"];
+                (
+                    m["seq"].as_u64().unwrap(),
+                    data["type"].as_str().unwrap(),
+                    data["data"]["n"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (1, "progress", 1),
+                (2, "progress", 2),
+                (3, "progress", 3),
+                (4, "complete", 4)
+            ]
+        );
+        assert_eq!(frames[0]["data"]["timestamp"], "2026-01-01T00:00:00.000Z");
     }
 
     /// Which epoch a resuming client names.

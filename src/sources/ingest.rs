@@ -9,7 +9,7 @@ use bytes::Bytes;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::Event;
+use crate::protocol::{Event, MarketEvent};
 use crate::publisher::Publisher;
 use crate::telemetry::metrics;
 
@@ -86,8 +86,8 @@ fn parse(channel: &str, payload: &[u8]) -> Option<Event> {
         };
         object.insert("type".into(), kind.into());
     }
-    match serde_json::from_value::<Event>(value) {
-        Ok(event) => Some(event),
+    match serde_json::from_value::<MarketEvent>(value) {
+        Ok(event) => Some(event.into()),
         Err(e) => {
             tracing::warn!(channel, error = %e, "unrecognised message on an ingest channel; skipped");
             None
@@ -101,7 +101,7 @@ mod tests {
 
     #[test]
     fn the_channel_implies_the_type_and_bad_messages_are_skipped() {
-        let Some(Event::PriceUpdate(p)) = parse(
+        let Some(Event::Market(MarketEvent::PriceUpdate(p))) = parse(
             "price_updates",
             br#"{"ticker":"AAPL","price":1,"change":0,"change_percent":0,"volume":0,"high":1,"low":1,"open":1,"timestamp":"2025-11-18T10:30:00Z"}"#,
         ) else {

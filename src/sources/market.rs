@@ -218,7 +218,7 @@ impl MarketSimulator {
             let mut events = Vec::new();
             if was_open != Some(session.is_open) {
                 was_open = Some(session.is_open);
-                events.push(Event::MarketStatus(market_status(&session, now)));
+                events.push(Event::from(market_status(&session, now)));
             }
             for i in 0..self.symbols.len() {
                 let symbol = &self.symbols[i];
@@ -229,8 +229,8 @@ impl MarketSimulator {
                         .is_none_or(|t| t.elapsed() >= self.after_hours_interval);
                 if due {
                     let (price, pattern) = self.step(i, now, session.is_open);
-                    events.push(Event::PriceUpdate(price));
-                    events.extend(pattern.map(Event::PatternAlert));
+                    events.push(Event::from(price));
+                    events.extend(pattern.map(Event::from));
                 }
             }
             for event in events {

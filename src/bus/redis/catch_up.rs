@@ -10,8 +10,7 @@ use redis::streams::StreamRangeReply;
 
 use super::{CATCH_UP_PAGE, RedisBus, with_timeout};
 use crate::bus::BusError;
-use crate::catalog::{Family, GreetingPolicy, RoomName};
-use crate::frame;
+use crate::catalog::{GreetingPolicy, RoomName};
 use crate::protocol::Event;
 use crate::rooms::{Head, Remote};
 use crate::telemetry::metrics;
@@ -55,8 +54,11 @@ impl RedisBus {
         if !local.is_loading() {
             return;
         }
-        // What the room retains, and at least the latest entry (a snapshot).
-        let count = self.rooms.history_size_of(room).max(1);
+        // What the room retains, and the latest entry of a snapshot room.
+        let count = match room.policy().greeting {
+            GreetingPolicy::Snapshot => 1,
+            GreetingPolicy::History => self.rooms.history_size_of(room),
+        };
         let mut conn = self.commands.clone();
         // Head and tail read atomically, so the history and the position agree.
         let reply: redis::RedisResult<(Option<u64>, Option<u64>, StreamRangeReply)> = with_timeout(
@@ -64,13 +66,16 @@ impl RedisBus {
                 .atomic()
                 .get(self.key("seq", room.as_str()))
                 .get(self.key("epoch", room.as_str()))
-                .xrevrange_count(self.key("h", room.as_str()), "+", "-", count)
+                // `COUNT 0` means "all" to some Redis versions: ask for one
+                // and keep none.
+                .xrevrange_count(self.key("h", room.as_str()), "+", "-", count.max(1))
                 .query_async(&mut conn),
         )
         .await;
         let (entries, head) = match self.command_result(reply) {
             Ok((seq, epoch, tail)) => {
                 let mut entries = decoded(stream_entries(tail));
+                entries.truncate(count);
                 entries.reverse();
                 let head = match (epoch, seq) {
                     (Some(epoch), Some(seq)) => Head::Known { epoch, seq },
@@ -85,10 +90,10 @@ impl RedisBus {
         };
         if room.policy().greeting == GreetingPolicy::Snapshot
             && let Some((_, _, json)) = entries.last()
-            && let Some(Event::ModelData(m)) = parse_event(room, json)
-            && let Some(snapshot) = m.snapshot
+            && let Some((event, _)) = Event::from_wire(room, json)
+            && let Some(snapshot) = event.snapshot()
         {
-            local.set_snapshot(snapshot);
+            local.set_snapshot(snapshot.to_vec());
         }
         local.preload(entries, head);
     }
@@ -96,7 +101,7 @@ impl RedisBus {
     /// Delivers one event received from Redis into its local room, pulling any
     /// events it missed from the stream first.
     pub(super) async fn handle_event(&self, room: &RoomName, seq: u64, epoch: u64, json: &[u8]) {
-        let Some(event) = parse_event(room, json) else {
+        let Some((event, canonical)) = Event::from_wire(room, json) else {
             tracing::warn!(room = %room, "undecodable event on the bus; skipped");
             metrics().error();
             return;
@@ -105,7 +110,6 @@ impl RedisBus {
             tracing::warn!(room = %room, "event published on another room's channel; skipped");
             return;
         }
-        let canonical = frame::text(json);
         if let Some(Remote::Gap { last }) =
             self.rooms.deliver(&event, &canonical, seq, epoch, false)
         {
@@ -145,10 +149,11 @@ impl RedisBus {
                 if before.is_some_and(|b| seq >= b) {
                     return Ok(());
                 }
-                let event = body
-                    .as_ref()
-                    .and_then(|(epoch, json)| parse_event(room, json).map(|e| (e, *epoch, json)));
-                let Some((event, epoch, json)) = event else {
+                let event = body.as_ref().and_then(|(epoch, json)| {
+                    Event::from_wire(room, json)
+                        .map(|(event, canonical)| (event, *epoch, canonical))
+                });
+                let Some((event, epoch, canonical)) = event else {
                     metrics().bus_gaps.increment(1);
                     tracing::warn!(room = %room, seq, "undecodable event in the room's stream; skipped");
                     last = seq;
@@ -159,8 +164,7 @@ impl RedisBus {
                     metrics().bus_gaps.increment(1);
                     tracing::warn!(room = %room, from = last + 1, to = seq - 1, "events lost from the bus (trimmed from the stream)");
                 }
-                self.rooms
-                    .deliver(&event, &frame::text(json), seq, epoch, accept);
+                self.rooms.deliver(&event, &canonical, seq, epoch, accept);
                 last = seq;
             }
             if !full {
@@ -212,13 +216,4 @@ fn decoded(entries: Vec<StreamEntry>) -> Vec<(u64, u64, Bytes)> {
         .into_iter()
         .filter_map(|(seq, body)| body.map(|(epoch, json)| (seq, epoch, json)))
         .collect()
-}
-
-/// Parses an event's canonical JSON received for `room`, as its catalog
-/// family reads it.
-fn parse_event(room: &RoomName, json: &[u8]) -> Option<Event> {
-    match room.policy().family {
-        Family::Market => serde_json::from_slice(json).ok(),
-        Family::ModelData => crate::protocol::modeldata::event_from_wire(room.clone(), json),
-    }
 }

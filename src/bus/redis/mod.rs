@@ -40,7 +40,7 @@ pub use subscriber::INGEST_CHANNELS;
 
 use super::BusError;
 use crate::catalog::{FleetStream, RoomName};
-use crate::frame;
+
 use crate::protocol::Event;
 use crate::rooms::room::new_epoch;
 use crate::rooms::{PublishReport, Rooms};
@@ -196,14 +196,16 @@ impl RedisBus {
     /// it when it comes back, in the room's order). `recipients` in the
     /// report is the number of nodes that received it.
     pub async fn publish(&self, event: &Event) -> Result<PublishReport, BusError> {
-        // The canonical JSON, framed once: the frame's payload is what Redis gets.
-        let json = frame::payload(&event.canonical_frame());
+        // The canonical JSON, framed once: the frame's payload (with a
+        // neutral event's snapshot, if it carries one) is what Redis gets.
+        let json = event.wire_json(&event.canonical_frame());
         let room = event.room();
         // The room's policy bounds its stream: approximately (cheap) for a
         // ring, exactly one entry for a room whose history is its latest snapshot.
         let (stream_len, trimming) = match room.policy().fleet_stream {
             FleetStream::Ring => (self.config.stream_len, "~"),
             FleetStream::Latest => (1, "="),
+            FleetStream::Retained => (self.rooms.history_size_of(&room), "~"),
         };
         let mut invocation = self.script.prepare_invoke();
         invocation

@@ -157,7 +157,7 @@ fn price_event(b: PriceBody) -> Result<Event, Invalid> {
     if low > high {
         return Err(HttpError::field("low", "'low' must not exceed 'high'"));
     }
-    Ok(Event::PriceUpdate(PriceUpdate {
+    Ok(Event::from(PriceUpdate {
         ticker: ticker(&b.ticker)?,
         price,
         change: finite("change", b.change)?,
@@ -192,7 +192,7 @@ fn pattern_event(b: PatternBody) -> Result<Event, Invalid> {
     let pattern_type = label("pattern_type", b.pattern_type, 64)?;
     let message = text("message", b.message, 1024)?
         .unwrap_or_else(|| format!("{pattern_type} pattern detected on {ticker}"));
-    Ok(Event::PatternAlert(PatternAlert {
+    Ok(Event::from(PatternAlert {
         score: finite("score", b.score)?,
         entry_price: entry,
         stop_price: stop,
@@ -213,7 +213,7 @@ fn alert_event(b: AlertBody) -> Result<Event, Invalid> {
     let message = text("message", b.message, 1024)?.unwrap_or_else(|| {
         format!("{ticker} {alert_type} at ${current:.2} (target: ${trigger:.2})")
     });
-    Ok(Event::AlertTrigger(AlertTrigger {
+    Ok(Event::from(AlertTrigger {
         ticker,
         alert_type,
         trigger_price: trigger,
@@ -224,7 +224,7 @@ fn alert_event(b: AlertBody) -> Result<Event, Invalid> {
 }
 
 fn market_status_event(b: MarketStatusBody) -> Result<Event, Invalid> {
-    Ok(Event::MarketStatus(MarketStatus {
+    Ok(Event::from(MarketStatus {
         status: label("status", b.status, 32)?,
         next_open: instant("next_open", b.next_open)?,
         next_close: instant("next_close", b.next_close)?,

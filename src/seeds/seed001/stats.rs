@@ -61,7 +61,7 @@ pub async fn stats(app: &App) -> HttpResponse {
             RoomKind::Patterns => stats.pattern_subscribers = members,
             RoomKind::Alerts => stats.alert_subscribers = members,
             RoomKind::MarketStatus => stats.market_status_subscribers = members,
-            RoomKind::ModelData => {}
+            RoomKind::ModelData | RoomKind::Topic | RoomKind::Backtest => {}
         }
     }
     let totals = &metrics().totals;

@@ -46,7 +46,9 @@ use libfuzzer_sys::fuzz_target;
 use roomcast::alerts::AlertKind;
 use roomcast::frame;
 use roomcast::http::response::HttpError;
-use roomcast::protocol::{AlertTrigger, Event, MarketStatus, PatternAlert, PriceUpdate};
+use roomcast::protocol::{
+    AlertTrigger, Event, MarketEvent, MarketStatus, PatternAlert, PriceUpdate,
+};
 use roomcast::seeds::seed001::alerts::{NewAlert, parse_new_alert};
 use roomcast::seeds::seed001::publish::{Broadcast, parse_event};
 use roomcast_fuzz::{HTTP_MAX_DEPTH, assert_server_json_frame, is_json};
@@ -109,8 +111,8 @@ fuzz_target!(|data: &[u8]| {
         4 => check_new_alert(body),
         // As the Redis bus and ingest channels parse events (no parse_json).
         _ => {
-            if let Ok(event) = serde_json::from_slice::<Event>(body) {
-                check_canonical_round_trip(&event);
+            if let Ok(event) = serde_json::from_slice::<MarketEvent>(body) {
+                check_canonical_round_trip(&Event::from(event));
             }
         }
     }
@@ -517,7 +519,7 @@ fn model_price(map: &Map<String, Value>) -> Verdict<Event> {
         timestamp: timestamp(&mut invalid, raw_timestamp, &mut unknown),
     };
     invalid.unless(volume >= 0.0, "volume");
-    invalid.verdict(Event::PriceUpdate(event), unknown)
+    invalid.verdict(Event::from(event), unknown)
 }
 
 fn model_pattern(map: &Map<String, Value>) -> Verdict<Event> {
@@ -565,7 +567,7 @@ fn model_pattern(map: &Map<String, Value>) -> Verdict<Event> {
         message: invalid.message(message).unwrap_or_default(),
         timestamp: timestamp(&mut invalid, raw_timestamp, &mut unknown),
     };
-    invalid.verdict(Event::PatternAlert(event), unknown)
+    invalid.verdict(Event::from(event), unknown)
 }
 
 fn model_alert(map: &Map<String, Value>) -> Verdict<Event> {
@@ -598,7 +600,7 @@ fn model_alert(map: &Map<String, Value>) -> Verdict<Event> {
         message: invalid.message(message).unwrap_or_default(),
         timestamp: timestamp(&mut invalid, raw_timestamp, &mut unknown),
     };
-    invalid.verdict(Event::AlertTrigger(event), unknown)
+    invalid.verdict(Event::from(event), unknown)
 }
 
 fn model_market_status(map: &Map<String, Value>) -> Verdict<Event> {
@@ -621,7 +623,7 @@ fn model_market_status(map: &Map<String, Value>) -> Verdict<Event> {
         next_close: invalid.instant(next_close.flatten(), "next_close"),
         timestamp: timestamp(&mut invalid, raw_timestamp.flatten(), &mut unknown),
     };
-    invalid.verdict(Event::MarketStatus(event), unknown)
+    invalid.verdict(Event::from(event), unknown)
 }
 
 fn model_new_alert(map: &Map<String, Value>) -> Verdict<NewAlert> {
@@ -683,8 +685,14 @@ fn is_user_id(user: &str) -> bool {
 /// `expected`.
 fn settle_unknowns(expected: &mut Event, event: &Event, unknown: &Unknown) {
     let (expected_time, time) = match (&mut *expected, event) {
-        (Event::PriceUpdate(e), Event::PriceUpdate(a)) => (&mut e.timestamp, &a.timestamp),
-        (Event::PatternAlert(e), Event::PatternAlert(a)) => {
+        (
+            Event::Market(MarketEvent::PriceUpdate(e)),
+            Event::Market(MarketEvent::PriceUpdate(a)),
+        ) => (&mut e.timestamp, &a.timestamp),
+        (
+            Event::Market(MarketEvent::PatternAlert(e)),
+            Event::Market(MarketEvent::PatternAlert(a)),
+        ) => {
             if unknown.computed_ratio {
                 check_computed_ratio(a);
                 e.risk_reward_ratio = a.risk_reward_ratio;
@@ -699,7 +707,10 @@ fn settle_unknowns(expected: &mut Event, event: &Event, unknown: &Unknown) {
             }
             (&mut e.timestamp, &a.timestamp)
         }
-        (Event::AlertTrigger(e), Event::AlertTrigger(a)) => {
+        (
+            Event::Market(MarketEvent::AlertTrigger(e)),
+            Event::Market(MarketEvent::AlertTrigger(a)),
+        ) => {
             if unknown.default_message {
                 assert!(
                     a.message.starts_with(&a.ticker),
@@ -710,7 +721,10 @@ fn settle_unknowns(expected: &mut Event, event: &Event, unknown: &Unknown) {
             }
             (&mut e.timestamp, &a.timestamp)
         }
-        (Event::MarketStatus(e), Event::MarketStatus(a)) => (&mut e.timestamp, &a.timestamp),
+        (
+            Event::Market(MarketEvent::MarketStatus(e)),
+            Event::Market(MarketEvent::MarketStatus(a)),
+        ) => (&mut e.timestamp, &a.timestamp),
         (e, a) => panic!("expected {e:?}, got {a:?}"),
     };
     if unknown.now {
@@ -768,7 +782,7 @@ fn check_event(kind: Broadcast, event: &Event) {
         times,
         ticker,
     } = match (kind, event) {
-        (Broadcast::Price, Event::PriceUpdate(p)) => {
+        (Broadcast::Price, Event::Market(MarketEvent::PriceUpdate(p))) => {
             // Prices may be any finite number (checked with the others below).
             assert!(p.low <= p.high, "low {} above high {}", p.low, p.high);
             assert!(p.volume >= 0.0, "volume {} is negative", p.volume);
@@ -787,7 +801,7 @@ fn check_event(kind: Broadcast, event: &Event) {
                 ticker: Some(&p.ticker),
             }
         }
-        (Broadcast::Pattern, Event::PatternAlert(p)) => {
+        (Broadcast::Pattern, Event::Market(MarketEvent::PatternAlert(p))) => {
             check_label("pattern_type", &p.pattern_type, MAX_LABEL);
             Promised {
                 room: "patterns".into(),
@@ -802,7 +816,7 @@ fn check_event(kind: Broadcast, event: &Event) {
                 ticker: Some(&p.ticker),
             }
         }
-        (Broadcast::Alert, Event::AlertTrigger(a)) => {
+        (Broadcast::Alert, Event::Market(MarketEvent::AlertTrigger(a))) => {
             check_label("alert_type", &a.alert_type, MAX_LABEL);
             Promised {
                 room: "alerts".into(),
@@ -814,7 +828,7 @@ fn check_event(kind: Broadcast, event: &Event) {
                 ticker: Some(&a.ticker),
             }
         }
-        (Broadcast::MarketStatus, Event::MarketStatus(m)) => {
+        (Broadcast::MarketStatus, Event::Market(MarketEvent::MarketStatus(m))) => {
             check_label("status", &m.status, MAX_STATUS);
             let mut times = vec![("timestamp", m.timestamp.as_str())];
             times.extend(m.next_open.as_deref().map(|t| ("next_open", t)));
@@ -879,18 +893,19 @@ fn check_new_alert_value(alert: &NewAlert) {
     }
 }
 
-/// The canonical encoding of an event is a fixpoint of parse-then-encode.
+/// The canonical encoding of an event is a fixpoint of parse-then-encode,
+/// read back as the fleet bus reads it (by its room's family).
 fn check_canonical_round_trip(event: &Event) {
     let canonical = event.canonical_frame();
     assert_server_json_frame(&canonical);
     let payload = frame::payload(&canonical);
-    let again: Event = match serde_json::from_slice(&payload) {
-        Ok(again) => again,
-        Err(e) => panic!(
-            "canonical JSON does not parse back ({e}): {}",
+    let Some((again, relayed)) = Event::from_wire(&event.room(), &payload) else {
+        panic!(
+            "canonical JSON does not parse back: {}",
             String::from_utf8_lossy(&payload)
-        ),
+        )
     };
+    assert_eq!(relayed, canonical, "the bus relays the canonical bytes");
     assert_eq!(again.room(), event.room());
     assert_eq!(&again, event, "the event changed on its round trip");
     assert_eq!(
