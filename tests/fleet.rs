@@ -597,6 +597,54 @@ async fn an_alert_armed_on_one_node_is_seen_everywhere_and_fires_once_for_prices
     assert_eq!(json_body(&list)["count"], 0);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_burst_far_beyond_the_outbox_reaches_readers_on_every_node_that_keep_up() {
+    const CAPACITY: usize = 16;
+    const ALERTS: usize = 20 * CAPACITY;
+    let redis = RedisServer::start();
+    let capacity = CAPACITY.to_string();
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let env = [("ROOMCAST_OUTBOX_CAPACITY", capacity.as_str())];
+        let node = Node::start(&redis, &format!("node{i}"), &env).await;
+        node.wait_for("/ready", StatusCode::OK).await;
+        nodes.push(node);
+    }
+    let mut readers = Vec::new();
+    for node in &nodes {
+        let mut ws = connect(node, "/api/ws").await;
+        recv_json(&mut ws).await;
+        subscribe(&mut ws, "alerts", None).await;
+        readers.push(ws);
+    }
+    let mut http = HttpClient::connect(nodes[0].addr).await;
+    for i in 0..ALERTS {
+        let body =
+            json!({"ticker": "AAPL", "alert_type": "above", "trigger_price": 100.0 + i as f64});
+        let (status, v) = http.post("/api/alerts", &body.to_string()).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+    }
+    let (status, report) = publish(&nodes[1], "AAPL", 1000.0).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(
+        report["alerts"],
+        json!({"fired": ALERTS, "published": ALERTS, "rearmed": 0}),
+        "{report}"
+    );
+    let armed: Vec<f64> = (0..ALERTS).map(|i| 100.0 + i as f64).collect();
+    for ws in &mut readers {
+        let mut triggers = Vec::new();
+        for _ in 0..ALERTS {
+            let trigger = recv_json(ws).await;
+            assert_eq!(trigger["type"], "alert_trigger", "{trigger}");
+            triggers.push(trigger["trigger_price"].as_f64().unwrap());
+        }
+        // Every alert once, in the order armed; the reader is still connected.
+        assert_eq!(triggers, armed);
+        ping_pong(ws).await;
+    }
+}
+
 /// Appends event `seq` of `room` to the fleet's stream and channel, as a
 /// publishing node's script does (`P:h:R` entry `<seq>-0` with `e` and
 /// `d`, then `seq:epoch:json` on `P:r:R`).

@@ -109,11 +109,13 @@ impl Bus {
         }
     }
 
-    /// Publishes events of one room in order (the alert triggers one price
-    /// fired). Embedded, they go into the room together, all or none
-    /// ([`Rooms::publish_batch`]). Through Redis each is numbered and sent on
-    /// its own, and publishing stops at the first failure. Returns how many
-    /// were published, with the last report or the error that stopped it.
+    /// Publishes events of one room together, in order (the alert triggers
+    /// one price fired): embedded, into the room at once, all or none
+    /// ([`Rooms::publish_batch`]); through Redis, in scripts of at most
+    /// [`redis::MAX_BATCH`] events, each one pub/sub message, stopping at the
+    /// first failure. Every member gets each script's events as one outbox
+    /// entry. Returns how many were published, with the last report or the
+    /// error that stopped it.
     pub async fn publish_batch(
         &self,
         events: &[Event],
@@ -124,14 +126,16 @@ impl Bus {
                 Err(e) => (0, Err(e)),
             },
             Bus::Fleet(fleet) => {
+                let mut published = 0;
                 let mut last = PublishReport::default();
-                for (published, event) in events.iter().enumerate() {
-                    match fleet.redis.publish(event).await {
+                for chunk in events.chunks(redis::MAX_BATCH) {
+                    match fleet.redis.publish_batch(chunk).await {
                         Ok(report) => last = report,
                         Err(e) => return (published, Err(e)),
                     }
+                    published += chunk.len();
                 }
-                (events.len(), Ok(last))
+                (published, Ok(last))
             }
         }
     }

@@ -14,6 +14,7 @@
 //! may replace its room's snapshot ([`Event::snapshot`]). Each event names
 //! the room it belongs to.
 
+pub mod json;
 pub mod market;
 pub mod modeldata;
 pub mod neutral;

@@ -138,6 +138,22 @@ impl Rooms {
         Some(remote)
     }
 
+    /// Delivers a batch another node published into the local room (see
+    /// [`Room::deliver_batch`]); `None` when this node does not have the
+    /// room or the batch does not directly follow its copy.
+    pub fn deliver_batch(
+        &self,
+        room: &RoomName,
+        events: &[(&Event, &Bytes)],
+        first: u64,
+        epoch: u64,
+    ) -> Option<PublishReport> {
+        let started = Instant::now();
+        let report = self.get(room)?.deliver_batch(events, first, epoch)?;
+        self.record(&report, started, events.len());
+        Some(report)
+    }
+
     /// The room named `name`, if it exists.
     pub fn get(&self, name: &RoomName) -> Option<Arc<Room>> {
         self.map.get(name).map(|r| Arc::clone(&r))

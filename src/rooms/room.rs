@@ -316,16 +316,27 @@ impl Room {
     /// each member's outbox capacity, and reaches every member that keeps up.
     pub fn publish_batch(&self, events: &[Event]) -> PublishReport {
         let canonical_frames: Vec<Bytes> = events.iter().map(Event::canonical_frame).collect();
+        let batch: Vec<(&Event, &Bytes)> = events.iter().zip(&canonical_frames).collect();
         let mut state = self.state.lock();
         let first = state.seq + 1;
+        self.fan_out_batch(&mut state, &batch, first)
+    }
+
+    /// Makes `events` the room's events from `first` on and queues them to
+    /// every member as one outbox entry per dialect.
+    fn fan_out_batch(
+        &self,
+        state: &mut RoomState,
+        events: &[(&Event, &Bytes)],
+        first: u64,
+    ) -> PublishReport {
         let sent: Vec<Bytes> = events
             .iter()
-            .zip(&canonical_frames)
             .zip(first..)
-            .map(|((event, frame), seq)| record(&mut state, event, frame, seq).clone())
+            .map(|((event, frame), seq)| record(state, event, frame, seq).clone())
             .collect();
-        let batch: Vec<(&Event, &Bytes)> = events.iter().zip(&sent).collect();
-        self.queue_to_members(&state, &batch, first)
+        let batch: Vec<(&Event, &Bytes)> = events.iter().map(|(e, _)| *e).zip(&sent).collect();
+        self.queue_to_members(state, &batch, first)
     }
 
     /// Encodes `events` (numbered from `first`) once per dialect present and
@@ -828,6 +839,38 @@ mod tests {
         )
         .unwrap();
         assert_eq!(drain(&joiner), vec![state(3)]);
+    }
+
+    #[test]
+    fn a_remote_batch_that_follows_the_room_reaches_members_as_one_entry() {
+        let room = Room::new_remote(RoomName::alerts(), 100);
+        room.preload(Vec::new(), Head::Empty);
+        let outbox = Arc::new(Outbox::new(2));
+        room.join(
+            SessionId::next(),
+            DialectKind::Seed001,
+            &outbox,
+            no_greeting(),
+        )
+        .unwrap();
+        let events: Vec<Event> = (0..5).map(|_| pattern()).collect();
+        let frames: Vec<Bytes> = events.iter().map(Event::canonical_frame).collect();
+        let batch: Vec<(&Event, &Bytes)> = events.iter().zip(&frames).collect();
+        // Not the next seqs (the room is at 0): delivered event by event instead.
+        assert_eq!(room.deliver_batch(&batch, 2, 9), None);
+        let report = room.deliver_batch(&batch, 1, 9).unwrap();
+        assert_eq!((report.recipients, report.overflowed), (1, 0));
+        assert_eq!(room.position(), (9, 5));
+        // Five events through a two-slot outbox: one entry, all of them.
+        let mut entries = Vec::new();
+        assert_eq!(outbox.drain_into(&mut entries, 64), Drain::Frames);
+        assert_eq!(entries.len(), 1);
+        assert_eq!(
+            entries[0].len(),
+            frames.iter().map(Bytes::len).sum::<usize>()
+        );
+        // A batch of another lineage is left to the single-event path.
+        assert_eq!(room.deliver_batch(&batch, 6, 10), None);
     }
 
     #[test]

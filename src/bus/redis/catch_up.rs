@@ -133,6 +133,36 @@ impl RedisBus {
         }
     }
 
+    /// Delivers a batch received from Redis (consecutive events from
+    /// `first`) into its local room as one unit when it follows the room's
+    /// copy; otherwise, or when an event of it is undecodable, event by
+    /// event, with gaps filled as for single events.
+    pub(super) async fn handle_batch(
+        &self,
+        room: &RoomName,
+        first: u64,
+        epoch: u64,
+        jsons: &[&[u8]],
+    ) {
+        let decoded: Option<Vec<(Event, Bytes)>> = jsons
+            .iter()
+            .map(|json| Event::from_wire(room, json).filter(|(event, _)| event.room() == *room))
+            .collect();
+        if let Some(decoded) = &decoded {
+            let events: Vec<(&Event, &Bytes)> = decoded.iter().map(|(e, f)| (e, f)).collect();
+            if self
+                .rooms
+                .deliver_batch(room, &events, first, epoch)
+                .is_some()
+            {
+                return;
+            }
+        }
+        for (json, seq) in jsons.iter().zip(first..) {
+            self.handle_event(room, seq, epoch, json).await;
+        }
+    }
+
     /// Delivers the room's events after `last` and before `before` (all of
     /// them when `before` is `None`) from its stream; what the stream no
     /// longer holds, or holds undecodable, is counted as a gap.

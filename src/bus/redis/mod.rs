@@ -2,9 +2,10 @@
 //! members delivers, in one order, with no silent loss.
 //!
 //! A publish is one Lua script, atomic in Redis: it numbers the event in its
-//! room (`INCR`), appends it to the room's stream (`XADD … MAXLEN ~`, the
+//! room (`INCRBY`), appends it to the room's stream (`XADD … MAXLEN ~`, the
 //! fleet-wide history, with the room's epoch), and `PUBLISH`es
-//! `seq:epoch:json` on the room's channel. Each node subscribes only to the
+//! `seq:epoch:json` on the room's channel; a batch of one room's events
+//! (an alert burst) is one script and one message, `first-last:epoch:[json,…]`. Each node subscribes only to the
 //! channels of rooms with local members (hinted by the room registry, applied
 //! in batches) and delivers each message once, in `seq` order: a message past
 //! a gap first pulls the missing events from the stream; after a reconnect
@@ -58,32 +59,49 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Longest a resuming member waits for this node's copy of a room to reach
 /// its `seq` before it is greeted with what the room has.
 const RESUME_WAIT: Duration = Duration::from_secs(5);
+/// Most events one publish script carries: a burst of alert triggers is
+/// sent in scripts of this many, bounding one script's run time in Redis and
+/// one pub/sub message's size (about 250 KB of triggers).
+pub const MAX_BATCH: usize = 1_000;
 /// Stream entries read per round trip when catching up.
 const CATCH_UP_PAGE: usize = 500;
 
-/// `INCR` the room's seq, keep its epoch, `XADD` to its stream, `PUBLISH`.
-/// KEYS: seq, epoch, stream, channel. ARGV: json, fresh epoch, stream length,
-/// key TTL in ms, trimming (`~` approximate, `=` exact). Returns `{seq,
-/// epoch, receivers}`.
+/// Numbers `n` events of one room (`INCRBY`), keeps its epoch, `XADD`s each
+/// to its stream and `PUBLISH`es them as one message: `seq:epoch:json` for
+/// one event, `first-last:epoch:[json,…]` for a batch, so a burst reaches
+/// each subscribing node (and each member's outbox) as one unit.
+/// KEYS: seq, epoch, stream, channel. ARGV: fresh epoch, stream length, key
+/// TTL in ms, trimming (`~` approximate, `=` exact), then the events' JSON.
+/// Returns `{first seq, epoch, receivers}`.
 const PUBLISH_LUA: &str = r#"
-local seq = redis.call('INCR', KEYS[1])
+local n = #ARGV - 4
+local last = redis.call('INCRBY', KEYS[1], n)
 local epoch = redis.call('GET', KEYS[2])
 if not epoch then
-  epoch = ARGV[2]
+  epoch = ARGV[1]
   redis.call('SET', KEYS[2], epoch)
 end
-local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-if last[1] then
-  local last_seq = tonumber(string.match(last[1][1], '^(%d+)'))
-  if last_seq >= seq then
-    seq = last_seq + 1
-    redis.call('SET', KEYS[1], seq)
+local newest = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+if newest[1] then
+  local newest_seq = tonumber(string.match(newest[1][1], '^(%d+)'))
+  if newest_seq > last - n then
+    last = newest_seq + n
+    redis.call('SET', KEYS[1], last)
   end
 end
-redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[5], ARGV[3], seq .. '-0', 'e', epoch, 'd', ARGV[1])
-local receivers = redis.call('PUBLISH', KEYS[4], seq .. ':' .. epoch .. ':' .. ARGV[1])
-for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
-return {seq, tonumber(epoch), receivers}
+local first = last - n + 1
+for i = 1, n do
+  redis.call('XADD', KEYS[3], 'MAXLEN', ARGV[4], ARGV[2], (first + i - 1) .. '-0', 'e', epoch, 'd', ARGV[4 + i])
+end
+local message
+if n == 1 then
+  message = first .. ':' .. epoch .. ':' .. ARGV[5]
+else
+  message = first .. '-' .. last .. ':' .. epoch .. ':[' .. table.concat(ARGV, ',', 5) .. ']'
+end
+local receivers = redis.call('PUBLISH', KEYS[4], message)
+for i = 1, 3 do redis.call('PEXPIRE', KEYS[i], ARGV[3]) end
+return {first, tonumber(epoch), receivers}
 "#;
 
 /// Settings of the Redis bus.
@@ -196,10 +214,22 @@ impl RedisBus {
     /// it when it comes back, in the room's order). `recipients` in the
     /// report is the number of nodes that received it.
     pub async fn publish(&self, event: &Event) -> Result<PublishReport, BusError> {
-        // The canonical JSON, framed once: the frame's payload (with a
-        // neutral event's snapshot, if it carries one) is what Redis gets.
-        let json = event.wire_json(&event.canonical_frame());
-        let room = event.room();
+        self.publish_batch(std::slice::from_ref(event)).await
+    }
+
+    /// Publishes events of one room (the alert triggers one price fired) in
+    /// one script: consecutive seqs, all or none, and one pub/sub message,
+    /// which every node delivers to its members as one outbox entry.
+    /// `seq` in the report is the last event's.
+    pub async fn publish_batch(&self, events: &[Event]) -> Result<PublishReport, BusError> {
+        let Some(first) = events.first() else {
+            return Ok(PublishReport::default());
+        };
+        let room = first.room();
+        debug_assert!(
+            events.iter().all(|e| e.room() == room),
+            "one room per batch"
+        );
         // The room's policy bounds its stream: approximately (cheap) for a
         // ring, exactly one entry for a room whose history is its latest snapshot.
         let (stream_len, trimming) = match room.policy().fleet_stream {
@@ -213,17 +243,21 @@ impl RedisBus {
             .key(self.key("epoch", room.as_str()))
             .key(self.key("h", room.as_str()))
             .key(self.key("r", room.as_str()))
-            .arg(&json[..])
             .arg(new_epoch())
             .arg(stream_len)
             .arg(self.config.key_ttl.as_millis() as u64)
             .arg(trimming);
+        for event in events {
+            // The canonical JSON, framed once: the frame's payload (with a
+            // neutral event's snapshot, if it carries one) is what Redis gets.
+            invocation.arg(&event.wire_json(&event.canonical_frame())[..]);
+        }
         let mut conn = self.commands.clone();
         let result = with_timeout(invocation.invoke_async(&mut conn)).await;
-        let (seq, _epoch, receivers): (u64, u64, u64) = self.command_result(result)?;
-        metrics().bus_published.increment(1);
+        let (first_seq, _epoch, receivers): (u64, u64, u64) = self.command_result(result)?;
+        metrics().bus_published.increment(events.len() as u64);
         Ok(PublishReport {
-            seq,
+            seq: first_seq + events.len() as u64 - 1,
             recipients: receivers as usize,
             ..PublishReport::default()
         })

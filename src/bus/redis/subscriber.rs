@@ -19,6 +19,7 @@ use super::{
 };
 use crate::bus::Lease;
 use crate::catalog::RoomName;
+use crate::protocol::json;
 use crate::telemetry::metrics;
 
 /// Seed 001's Redis channels: JSON in the shape of the WebSocket messages,
@@ -30,12 +31,43 @@ pub const INGEST_CHANNELS: [&str; 4] = [
     "market_status",
 ];
 
-/// One event as it travels on a room channel: `seq:epoch:json`.
-fn parse_message(payload: &[u8]) -> Option<(u64, u64, &[u8])> {
+/// What travels on a room channel: one event, `seq:epoch:json`, or a batch
+/// of consecutive events, `first-last:epoch:[json,…]`.
+#[derive(Debug, PartialEq, Eq)]
+enum BusMessage<'a> {
+    One {
+        seq: u64,
+        epoch: u64,
+        json: &'a [u8],
+    },
+    Batch {
+        first: u64,
+        epoch: u64,
+        jsons: Vec<&'a [u8]>,
+    },
+}
+
+fn parse_message(payload: &[u8]) -> Option<BusMessage<'_>> {
     let mut parts = payload.splitn(3, |&b| b == b':');
-    let seq = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
+    let seqs = std::str::from_utf8(parts.next()?).ok()?;
     let epoch = std::str::from_utf8(parts.next()?).ok()?.parse().ok()?;
-    Some((seq, epoch, parts.next()?))
+    let json = parts.next()?;
+    let Some((first, last)) = seqs.split_once('-') else {
+        return Some(BusMessage::One {
+            seq: seqs.parse().ok()?,
+            epoch,
+            json,
+        });
+    };
+    let (first, last): (u64, u64) = (first.parse().ok()?, last.parse().ok()?);
+    let jsons = json::elements(json)?;
+    (first >= 1 && last.checked_sub(first)? + 1 == jsons.len() as u64).then_some(
+        BusMessage::Batch {
+            first,
+            epoch,
+            jsons,
+        },
+    )
 }
 
 impl RedisBus {
@@ -132,15 +164,23 @@ impl RedisBus {
                         let Some(message) = message else { break "connection closed" };
                         let channel = message.get_channel_name();
                         if let Some(room) = channel.strip_prefix(room_prefix.as_str()) {
-                            let Some((seq, epoch, json)) = parse_message(message.get_payload_bytes()) else {
+                            let Some(parsed) = parse_message(message.get_payload_bytes()) else {
                                 tracing::warn!(channel, "malformed bus message; skipped");
+                                metrics().error();
                                 continue;
                             };
                             let Some(room) = RoomName::from_wire(room) else {
                                 tracing::warn!(channel, "bus message for a room no catalog row names; skipped");
                                 continue;
                             };
-                            self.handle_event(&room, seq, epoch, json).await;
+                            match parsed {
+                                BusMessage::One { seq, epoch, json } => {
+                                    self.handle_event(&room, seq, epoch, json).await
+                                }
+                                BusMessage::Batch { first, epoch, jsons } => {
+                                    self.handle_batch(&room, first, epoch, &jsons).await
+                                }
+                            }
                         } else if INGEST_CHANNELS.contains(&channel) {
                             // Published by its own task: a slow Redis must not stall delivery.
                             let item = (channel.to_string(), Bytes::copy_from_slice(message.get_payload_bytes()));
@@ -240,9 +280,33 @@ mod tests {
     fn bus_messages_split_into_seq_epoch_and_json() {
         assert_eq!(
             parse_message(b"12:345:{\"a\":\"b:c\"}"),
-            Some((12, 345, &b"{\"a\":\"b:c\"}"[..]))
+            Some(BusMessage::One {
+                seq: 12,
+                epoch: 345,
+                json: &b"{\"a\":\"b:c\"}"[..]
+            })
         );
         assert_eq!(parse_message(b"x:1:{}"), None);
         assert_eq!(parse_message(b"1:2"), None);
+    }
+
+    #[test]
+    fn a_batch_splits_into_its_events_and_must_match_its_seq_range() {
+        assert_eq!(
+            parse_message(b"7-9:5:[{\"a\":\"],\"},{},{\"b\":[1,2]}]"),
+            Some(BusMessage::Batch {
+                first: 7,
+                epoch: 5,
+                jsons: vec![&b"{\"a\":\"],\"}"[..], b"{}", b"{\"b\":[1,2]}"],
+            })
+        );
+        assert_eq!(
+            parse_message(b"7-8:5:[{},{},{}]"),
+            None,
+            "three events for two seqs"
+        );
+        assert_eq!(parse_message(b"9-7:5:[{}]"), None);
+        assert_eq!(parse_message(b"0-0:5:[{}]"), None);
+        assert_eq!(parse_message(b"1-2:5:[{},"), None, "not JSON");
     }
 }

@@ -240,6 +240,34 @@ impl Room {
         }
         Remote::Delivered(report)
     }
+    /// Delivers a batch another node published (consecutive seqs from
+    /// `first`, e.g. the alert triggers one price fired) as one outbox entry
+    /// per member, when it directly follows the room's copy in the same
+    /// lineage. `None` otherwise: the caller delivers it event by event,
+    /// which handles gaps, duplicates and new lineages.
+    pub fn deliver_batch(
+        &self,
+        events: &[(&Event, &Bytes)],
+        first: u64,
+        epoch: u64,
+    ) -> Option<PublishReport> {
+        let mut state = self.state.lock();
+        // The same lineage, or the room's first one (adopted silently, as
+        // by a single delivery).
+        let follows = state.synced
+            && (state.epoch == epoch || state.epoch == NO_LINEAGE)
+            && first == state.seq + 1;
+        if !follows || events.is_empty() {
+            return None;
+        }
+        state.epoch = epoch;
+        let report = self.fan_out_batch(&mut state, events, first);
+        if !state.waiting.is_empty() && !state.loading {
+            let last = first + events.len() as u64 - 1;
+            admit(&mut state, |w| w.until.is_none_or(|until| until <= last));
+        }
+        Some(report)
+    }
 }
 
 /// Greets and admits the waiting members `ready` picks, in join order.
