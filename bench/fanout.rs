@@ -29,6 +29,7 @@ use roomcast::dialect::DialectKind;
 use roomcast::frame;
 use roomcast::ids::SessionId;
 use roomcast::protocol::{Event, PriceUpdate};
+use roomcast::rooms::limits::RoomLimits;
 use roomcast::rooms::{Room, Rooms};
 
 /// Room sizes benchmarked.
@@ -126,7 +127,7 @@ fn rooms_publish(c: &mut Criterion) {
     let event = price_update();
     let mut group = c.benchmark_group("fanout/rooms_publish");
     for members in [1, 10_000] {
-        let rooms = Rooms::new(100, 16);
+        let rooms = Rooms::new(&RoomLimits::new(100, 16));
         let name = event.room();
         let outboxes: Vec<_> = (0..members).map(|_| new_outbox()).collect();
         for outbox in &outboxes {

@@ -16,7 +16,7 @@ use crate::delivery::flusher::Flusher;
 use crate::publisher::Publisher;
 use crate::rooms::Rooms;
 use crate::sources::modeldata::{ModelData, ModelDataConfig};
-use crate::ws::sessions::Sessions;
+use crate::ws::sessions::{Heartbeat, Sessions};
 
 /// Everything a request handler, session or source needs.
 #[derive(Debug)]
@@ -52,20 +52,13 @@ impl App {
         let node = config.node_name();
         let (rooms, bus, alerts) = match &config.fleet.redis_url {
             None => {
-                let rooms = Arc::new(Rooms::new(
-                    config.rooms.history_size,
-                    config.rooms.max_rooms,
-                ));
+                let rooms = Arc::new(Rooms::new(&config.rooms));
                 let alerts = Alerts::Local(AlertBook::new(config.max_alerts));
                 (Arc::clone(&rooms), Bus::local(rooms), alerts)
             }
             Some(url) => {
                 let (hints, hinted) = tokio::sync::mpsc::unbounded_channel();
-                let rooms = Arc::new(Rooms::new_fleet(
-                    config.rooms.history_size,
-                    config.rooms.max_rooms,
-                    hints,
-                ));
+                let rooms = Arc::new(Rooms::new_fleet(&config.rooms, hints));
                 let redis = RedisBus::new(
                     RedisConfig {
                         url: url.clone(),
@@ -93,7 +86,13 @@ impl App {
             node,
             publisher: Publisher::new(Arc::clone(&bus), Arc::new(alerts)),
             bus,
-            sessions: Arc::new(Sessions::new(config.ws.max_connections)),
+            sessions: Arc::new(Sessions::new(
+                config.ws.max_connections,
+                Heartbeat {
+                    ping_after: config.ws.ping_interval.get(),
+                    timeout: config.ws.heartbeat_timeout.get(),
+                },
+            )),
             flusher: Flusher::new(),
             modeldata: ModelData::new(
                 ModelDataConfig {

@@ -21,6 +21,7 @@ pub mod dialect;
 pub mod frame;
 pub mod http;
 pub mod ids;
+pub mod native;
 pub mod peers;
 pub mod protocol;
 pub mod publisher;
@@ -93,14 +94,8 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     let shutdown = &app.shutdown;
     let tracker = &app.tracker;
     tracker.spawn(Arc::clone(&app.flusher).run(shutdown.clone()));
-    tracker.spawn(
-        Arc::clone(&app.rooms).run_retirement(app.config.rooms.idle_ttl.get(), shutdown.clone()),
-    );
-    tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(
-        app.config.ws.ping_interval.get(),
-        app.config.ws.heartbeat_timeout.get(),
-        shutdown.clone(),
-    ));
+    tracker.spawn(Arc::clone(&app.rooms).run_retirement(shutdown.clone()));
+    tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(shutdown.clone()));
     let upkeep_shutdown = shutdown.clone();
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(METRICS_UPKEEP);

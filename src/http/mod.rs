@@ -20,7 +20,6 @@ use hyper::{Method, Request, StatusCode};
 use crate::app::App;
 use crate::config::Config;
 use crate::dialect::echo::EchoSession;
-use crate::dialect::native::NativeSession;
 use crate::seeds::seed001::{alerts, publish};
 use crate::seeds::{seed000, seed001};
 use response::HttpResponse;
@@ -90,10 +89,7 @@ impl Router {
                 Box::pin(async move { seed000::status::ws_status(&app).await })
             }),
             get("/v1/ws", |app, req, _| {
-                Box::pin(async move {
-                    let session = NativeSession::new(&app.node);
-                    crate::ws::upgrade(&app, req, session)
-                })
+                Box::pin(async move { crate::native::stream(&app, req) })
             }),
             get("/ws/modeldata-stream", |app, req, _| {
                 Box::pin(async move { seed000::stream(&app, req) })

@@ -27,11 +27,32 @@ pub struct RoomLimits {
 
     /// Seconds a room with history but no members outlives its last publish
     /// (its history goes with it).
-    #[arg(long = "room-idle-ttl", env = "ROOMCAST_ROOM_IDLE_TTL", default_value_t = Seconds::from_secs(86_400))]
+    #[arg(long = "room-idle-ttl", env = "ROOMCAST_ROOM_IDLE_TTL", default_value_t = RoomLimits::default().idle_ttl)]
     pub idle_ttl: Seconds,
 }
 
+impl Default for RoomLimits {
+    /// The configuration's defaults: 100 events, 100,000 rooms, one day.
+    fn default() -> Self {
+        RoomLimits {
+            history_size: super::history::DEFAULT_HISTORY_SIZE,
+            max_rooms: DEFAULT_MAX_ROOMS,
+            idle_ttl: Seconds::from_secs(86_400),
+        }
+    }
+}
+
 impl RoomLimits {
+    /// Limits keeping `history_size` events per ring room, at most `max_rooms`
+    /// rooms, the default idle TTL (tests, benches).
+    pub fn new(history_size: usize, max_rooms: usize) -> Self {
+        RoomLimits {
+            history_size,
+            max_rooms,
+            ..RoomLimits::default()
+        }
+    }
+
     /// Rejects values the registry cannot run with, naming the variable.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("ROOMCAST_HISTORY_SIZE", self.history_size, 0, 100_000)?;

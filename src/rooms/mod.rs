@@ -29,6 +29,7 @@ use crate::dialect::{DialectKind, Greeting, JoinError, Joined, Resume};
 use crate::ids::SessionId;
 use crate::protocol::Event;
 use crate::telemetry::{Limit, RetireReason, metrics};
+use limits::RoomLimits;
 
 /// Why a publish was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +51,9 @@ pub struct Rooms {
     max_rooms: usize,
     /// Rooms created at start-up that never go (not counted by the cap).
     pinned: usize,
+    /// How long a memberless ring or latest room outlives its last publish
+    /// (`ROOMCAST_ROOM_IDLE_TTL`; run rooms have their own TTL).
+    idle_ttl: Duration,
     /// Fleet mode: rooms are fed by the bus, history lives in Redis, so a
     /// room goes as soon as its last local member leaves; each time a room
     /// gains its first member or loses its last, its name is sent here so
@@ -58,13 +62,14 @@ pub struct Rooms {
 }
 
 impl Rooms {
-    /// A registry holding the pinned rooms the catalog names.
-    pub fn new(history_size: usize, max_rooms: usize) -> Self {
+    /// A registry bounded by `limits`, holding the pinned rooms the catalog names.
+    pub fn new(limits: &RoomLimits) -> Self {
         let mut rooms = Rooms {
             map: DashMap::new(),
-            history_size,
-            max_rooms,
+            history_size: limits.history_size,
+            max_rooms: limits.max_rooms,
             pinned: 0,
+            idle_ttl: limits.idle_ttl.get(),
             fleet: None,
         };
         for name in RoomName::fixed() {
@@ -81,16 +86,13 @@ impl Rooms {
     /// A registry for fleet mode: rooms live here only while they have
     /// members (their history is in Redis), so none is pinned; membership
     /// changes are hinted to `hints`.
-    pub fn new_fleet(
-        history_size: usize,
-        max_rooms: usize,
-        hints: UnboundedSender<RoomName>,
-    ) -> Self {
+    pub fn new_fleet(limits: &RoomLimits, hints: UnboundedSender<RoomName>) -> Self {
         Rooms {
             map: DashMap::new(),
-            history_size,
-            max_rooms,
+            history_size: limits.history_size,
+            max_rooms: limits.max_rooms,
             pinned: 0,
+            idle_ttl: limits.idle_ttl.get(),
             fleet: Some(hints),
         }
     }
@@ -248,8 +250,10 @@ impl Rooms {
         retired
     }
 
-    /// Retires idle rooms every `period` until `shutdown` (see [`Rooms::retire_idle`]).
-    pub async fn run_retirement(self: Arc<Self>, idle_ttl: Duration, shutdown: CancellationToken) {
+    /// Retires idle rooms until `shutdown`, a quarter of the idle TTL apart
+    /// (1–60 s; see [`Rooms::retire_idle`]).
+    pub async fn run_retirement(self: Arc<Self>, shutdown: CancellationToken) {
+        let idle_ttl = self.idle_ttl;
         let period = (idle_ttl / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
         let mut tick = tokio::time::interval(period);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -462,7 +466,7 @@ mod tests {
 
     #[test]
     fn room_without_history_is_removed_when_last_member_leaves() {
-        let rooms = Rooms::new(0, 100);
+        let rooms = Rooms::new(&RoomLimits::new(0, 100));
         let pinned = rooms.len();
         let (room, id) = join(&rooms, &RoomName::ticker("AAPL")).unwrap();
         assert_eq!(rooms.len(), pinned + 1);
@@ -472,7 +476,7 @@ mod tests {
 
     #[test]
     fn room_with_history_outlives_its_members() {
-        let rooms = Rooms::new(10, 100);
+        let rooms = Rooms::new(&RoomLimits::new(10, 100));
         let (room, id) = join(&rooms, &RoomName::ticker("AAPL")).unwrap();
         rooms.publish(&price("AAPL")).unwrap();
         rooms.leave(&room, id, DialectKind::Seed001);
@@ -482,7 +486,7 @@ mod tests {
 
     #[test]
     fn the_rooms_the_node_publishes_into_exist_from_the_start_outside_the_cap() {
-        let rooms = Rooms::new(10, 1);
+        let rooms = Rooms::new(&RoomLimits::new(10, 1));
         for name in RoomName::fixed() {
             assert!(rooms.get(&name).is_some(), "{name}");
         }
@@ -497,7 +501,7 @@ mod tests {
 
     #[test]
     fn at_the_cap_the_longest_idle_memberless_room_makes_way() {
-        let rooms = Rooms::new(10, 2);
+        let rooms = Rooms::new(&RoomLimits::new(10, 2));
         rooms.publish(&price("OLD")).unwrap();
         // Idleness is observed by the retirement pass (publishing reads no
         // clock): OLD is seen idle from here on.
@@ -511,7 +515,7 @@ mod tests {
 
     #[test]
     fn at_the_cap_with_every_room_watched_a_new_room_is_refused() {
-        let rooms = Rooms::new(10, 1);
+        let rooms = Rooms::new(&RoomLimits::new(10, 1));
         let (_watched, _) = join(&rooms, &RoomName::ticker("AAPL")).unwrap();
         assert_eq!(
             rooms.publish(&price("MSFT")),
@@ -527,7 +531,7 @@ mod tests {
 
     #[test]
     fn idle_rooms_retire_after_their_ttl_and_watched_ones_stay() {
-        let rooms = Rooms::new(10, 100);
+        let rooms = Rooms::new(&RoomLimits::new(10, 100));
         rooms.publish(&price("IDLE")).unwrap();
         let (_watched, _) = join(&rooms, &RoomName::ticker("WATCHED")).unwrap();
         rooms.publish(&price("WATCHED")).unwrap();
@@ -539,7 +543,7 @@ mod tests {
 
     #[test]
     fn retention_decides_how_many_events_a_room_keeps() {
-        let rooms = Rooms::new(10, 100);
+        let rooms = Rooms::new(&RoomLimits::new(10, 100));
         assert_eq!(rooms.history_size_of(&RoomName::ticker("X")), 10);
         assert_eq!(rooms.history_size_of(&RoomName::alerts()), 10);
         assert_eq!(rooms.history_size_of(&RoomName::modeldata(None)), 0);
@@ -848,7 +852,7 @@ mod proptests {
             max_rooms in 1usize..5,
             ops in prop::collection::vec(op(), 0..40),
         ) {
-            let rooms = Rooms::new(history_size, max_rooms);
+            let rooms = Rooms::new(&RoomLimits::new(history_size, max_rooms));
             let names = room_names();
             let ids: Vec<SessionId> = SESSION_KINDS.iter().map(|_| SessionId::next()).collect();
             let outboxes: Vec<Arc<Outbox>> = SESSION_KINDS

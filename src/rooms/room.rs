@@ -910,8 +910,8 @@ mod proptests {
     use super::*;
     use crate::close_code::CloseCode;
     use crate::delivery::outbox::Drain;
-    use crate::dialect::native::NativeSession;
     use crate::dialect::{DialectSession, JoinError, Link, MessageKind};
+    use crate::native::NativeSession;
     use crate::protocol::AlertTrigger;
 
     /// Big enough that no outbox overflows in a test.

@@ -33,6 +33,26 @@ pub struct SessionHandle {
     last_ping_ms: AtomicU64,
 }
 
+/// When the heartbeat sweep pings a quiet session and when it closes a
+/// silent one (`ROOMCAST_PING_INTERVAL`, `ROOMCAST_HEARTBEAT_TIMEOUT`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Heartbeat {
+    /// Silence after which the session is pinged (and pinged again each time).
+    pub ping_after: Duration,
+    /// Silence after which the session is closed with 4000.
+    pub timeout: Duration,
+}
+
+impl Default for Heartbeat {
+    /// The configuration's defaults: ping after 20 s, close after 60 s.
+    fn default() -> Self {
+        Heartbeat {
+            ping_after: Duration::from_secs(20),
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
 /// Every session on this node.
 #[derive(Debug)]
 pub struct Sessions {
@@ -44,6 +64,8 @@ pub struct Sessions {
     max: usize,
     /// Origin of `last_seen_ms`.
     clock: Instant,
+    /// What the sweep ([`Sessions::run_heartbeat`]) does with quiet sessions.
+    heartbeat: Heartbeat,
 }
 
 /// A reserved connection slot; released on drop.
@@ -60,13 +82,14 @@ impl Drop for Permit {
 }
 
 impl Sessions {
-    /// An empty registry allowing `max` concurrent sessions.
-    pub fn new(max: usize) -> Self {
+    /// An empty registry allowing `max` concurrent sessions, sweeping them by `heartbeat`.
+    pub fn new(max: usize, heartbeat: Heartbeat) -> Self {
         Sessions {
             map: DashMap::new(),
             reserved: AtomicUsize::new(0),
             max,
             clock: Instant::now(),
+            heartbeat,
         }
     }
 
@@ -189,12 +212,11 @@ impl Sessions {
     /// Runs the heartbeat sweep until `shutdown`: every `ping_after / 2` (at
     /// most once a second), so a silent session is closed at most that much
     /// after `timeout`.
-    pub async fn run_heartbeat(
-        self: Arc<Self>,
-        ping_after: Duration,
-        timeout: Duration,
-        shutdown: CancellationToken,
-    ) {
+    pub async fn run_heartbeat(self: Arc<Self>, shutdown: CancellationToken) {
+        let Heartbeat {
+            ping_after,
+            timeout,
+        } = self.heartbeat;
         let period = (ping_after / 2).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let ping = frame::ping(b"roomcast");
         let mut ticker = tokio::time::interval(period);
@@ -220,7 +242,7 @@ mod tests {
 
     #[test]
     fn cap_refuses_reservations_until_released() {
-        let sessions = Arc::new(Sessions::new(2));
+        let sessions = Arc::new(Sessions::new(2, Heartbeat::default()));
         let a = sessions.try_reserve().unwrap();
         let _b = sessions.try_reserve().unwrap();
         assert!(sessions.try_reserve().is_none());
@@ -230,7 +252,7 @@ mod tests {
 
     #[test]
     fn sweep_pings_quiet_and_closes_silent_sessions() {
-        let sessions = Sessions::new(10);
+        let sessions = Sessions::new(10, Heartbeat::default());
         let outbox = Arc::new(Outbox::new(8));
         sessions.insert(SessionId::next(), Arc::clone(&outbox), DialectKind::Seed001);
         let ping = frame::ping(b"x");
@@ -259,7 +281,7 @@ mod tests {
 
     #[test]
     fn a_quiet_session_is_pinged_once_per_interval_not_every_sweep() {
-        let sessions = Sessions::new(10);
+        let sessions = Sessions::new(10, Heartbeat::default());
         let outbox = Arc::new(Outbox::new(8));
         let handle = sessions.insert(SessionId::next(), Arc::clone(&outbox), DialectKind::Seed001);
         handle.last_seen_ms.store(0, Ordering::Relaxed);
@@ -275,7 +297,7 @@ mod tests {
 
     #[test]
     fn pinging_a_lagging_session_never_overflows_it() {
-        let sessions = Sessions::new(10);
+        let sessions = Sessions::new(10, Heartbeat::default());
         let outbox = Arc::new(Outbox::new(16));
         sessions.insert(SessionId::next(), Arc::clone(&outbox), DialectKind::Seed001);
         let price = frame::text(b"price");

@@ -32,7 +32,7 @@
 use libfuzzer_sys::fuzz_target;
 use roomcast::close_code::CloseCode;
 use roomcast::dialect::DialectSession;
-use roomcast::dialect::native::{MAX_ROOMS_PER_MESSAGE, NativeSession, PROTOCOL, parse_room};
+use roomcast::native::{MAX_ROOMS_PER_MESSAGE, NativeSession, PROTOCOL, parse_room};
 use roomcast_fuzz::{
     LinkAction, RECORDED_EPOCH, RecordingLink, assert_server_json_frame, check_json_verdict,
     deliver_message, json_without_duplicate_keys, message_type, split_messages,

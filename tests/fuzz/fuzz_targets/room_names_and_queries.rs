@@ -1,5 +1,5 @@
 //! Fuzzes the parsers of client-named things: room names
-//! (`roomcast::dialect::native::parse_room`), ticker symbols
+//! (`roomcast::native::parse_room`), ticker symbols
 //! (`roomcast::catalog::normalize_ticker`), seed 001 user ids
 //! (`roomcast::seeds::seed001::validate_user_id`) and seed 000 feed
 //! options (`roomcast::sources::modeldata::FeedOptions::from_query`). The
@@ -21,7 +21,7 @@
 use chrono::{DateTime, Datelike};
 use libfuzzer_sys::fuzz_target;
 use roomcast::catalog::{MAX_TICKER_LEN, RoomKind, RoomName, normalize_ticker};
-use roomcast::dialect::native::parse_room;
+use roomcast::native::parse_room;
 use roomcast::seeds::seed001::{MAX_USER_ID_LEN, validate_user_id};
 use roomcast::sources::modeldata::FeedOptions;
 use roomcast::sources::modeldata::options::MIN_POINTS;

@@ -18,7 +18,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use roomcast::dialect::DialectSession;
-use roomcast::dialect::native::parse_room;
+use roomcast::native::parse_room;
 use roomcast::seeds::seed001::Seed001Session;
 use roomcast_fuzz::{
     LinkAction, RecordingLink, assert_server_json_frame, check_json_verdict, deliver_message,
