@@ -121,19 +121,17 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
         tracker.spawn(
             sources::ingest::Ingest::new(app.publisher.clone(), ingested).run(shutdown.clone()),
         );
-        tracker.spawn(Arc::clone(&fleet.redis).run_subscriber(
-            fleet.ingest_lease(),
-            ingest_tx,
-            shutdown.clone(),
-        ));
+        let subscriber =
+            bus::redis::Subscriber::new(Arc::clone(&fleet.redis), fleet.ingest_lease(), ingest_tx);
+        tracker.spawn(subscriber.run(shutdown.clone()));
         let sessions = Arc::clone(&app.sessions);
-        tracker.spawn(Arc::clone(&fleet.redis).run_health(
-            app.node.clone(),
-            move || sessions.len(),
-            shutdown.clone(),
-        ));
+        let health =
+            bus::redis::NodeHealth::new(Arc::clone(&fleet.redis), app.node.clone(), move || {
+                sessions.len()
+            });
+        tracker.spawn(health.run(shutdown.clone()));
         for lease in fleet.leases() {
-            tracker.spawn(Arc::clone(lease).run(fleet.redis.commands(), shutdown.clone()));
+            tracker.spawn(Arc::clone(lease).run(shutdown.clone()));
         }
     }
 }

@@ -58,16 +58,25 @@ pub struct Lease {
     /// the TTL after the last successful renewal was *sent*, so it stops
     /// before Redis could hand the lease to another node, even if it stalls.
     valid_until_ms: AtomicU64,
+    /// The command connection it is taken and renewed on.
+    conn: ConnectionManager,
 }
 
 impl Lease {
     /// A lease not held yet.
-    pub fn new(name: &'static str, key: String, node: String, ttl: Duration) -> Self {
+    pub fn new(
+        name: &'static str,
+        key: String,
+        node: String,
+        ttl: Duration,
+        conn: ConnectionManager,
+    ) -> Self {
         Lease {
             name,
             key,
             node,
             ttl,
+            conn,
             held: AtomicBool::new(false),
             base: Instant::now(),
             valid_until_ms: AtomicU64::new(0),
@@ -82,7 +91,8 @@ impl Lease {
     }
 
     /// Takes and renews the lease until `shutdown`, then releases it.
-    pub async fn run(self: Arc<Self>, mut conn: ConnectionManager, shutdown: CancellationToken) {
+    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
+        let mut conn = self.conn.clone();
         let ttl_ms = self.ttl.as_millis() as u64;
         loop {
             let sent_ms = self.base.elapsed().as_millis() as u64;

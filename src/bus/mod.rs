@@ -91,6 +91,7 @@ impl Bus {
                 redis.lease_key(name),
                 node.to_string(),
                 lease_ttl,
+                redis.commands(),
             ))
         };
         Bus::Fleet(Fleet {

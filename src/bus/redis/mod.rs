@@ -36,8 +36,8 @@ use redis::aio::ConnectionManager;
 use redis::{Client, Script};
 use tokio::sync::mpsc::UnboundedReceiver;
 
-pub use nodes::NodeStatus;
-pub use subscriber::INGEST_CHANNELS;
+pub use nodes::{NodeHealth, NodeStatus};
+pub use subscriber::{INGEST_CHANNELS, Subscriber};
 
 use super::BusError;
 use crate::catalog::{FleetStream, RoomName};

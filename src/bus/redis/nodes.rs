@@ -11,24 +11,42 @@ use tokio_util::sync::CancellationToken;
 use super::{PING_INTERVAL, RedisBus, with_timeout};
 use crate::bus::BusError;
 
-impl RedisBus {
-    /// Health of the command connection and this node's heartbeat: every
-    /// [`PING_INTERVAL`] the node writes its figures into the fleet's node
-    /// table (so `/ready` turns false when Redis is down even if nobody
-    /// publishes, and every node can report cluster totals).
-    /// `node` is this node's name; `connections` counts its sessions.
-    pub async fn run_health(
-        self: Arc<Self>,
-        node: String,
-        connections: impl Fn() -> usize,
-        shutdown: CancellationToken,
-    ) {
+/// Health of the command connection and this node's heartbeat: every
+/// [`PING_INTERVAL`] the node writes its figures into the fleet's node
+/// table, so `/ready` turns false when Redis is down even if nobody
+/// publishes, and every node can report cluster totals.
+pub struct NodeHealth<F> {
+    /// The bus whose connection it checks and whose rooms it counts.
+    bus: Arc<RedisBus>,
+    /// This node's name: its field in the node table.
+    node: String,
+    /// Counts this node's sessions (the session registry is above the bus).
+    connections: F,
+}
+
+impl<F: Fn() -> usize> NodeHealth<F> {
+    /// The health check of `node` on `bus`; `connections` counts its sessions.
+    pub fn new(bus: Arc<RedisBus>, node: String, connections: F) -> Self {
+        NodeHealth {
+            bus,
+            node,
+            connections,
+        }
+    }
+
+    /// Writes the heartbeat until `shutdown`, then removes it.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let NodeHealth {
+            bus,
+            node,
+            connections,
+        } = self;
         let mut tick = tokio::time::interval(PING_INTERVAL);
-        let key = self.key("nodes", "all");
+        let key = bus.key("nodes", "all");
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
-                    let mut conn = self.commands.clone();
+                    let mut conn = bus.commands.clone();
                     let _: redis::RedisResult<i64> = with_timeout(conn.hdel(&key, &node)).await;
                     return;
                 }
@@ -37,15 +55,15 @@ impl RedisBus {
             let heartbeat = NodeStatus {
                 node: node.clone(),
                 connections: connections(),
-                rooms: self.rooms.len(),
-                subscriptions: self.rooms.member_counts().iter().map(|(_, n)| n).sum(),
+                rooms: bus.rooms.len(),
+                subscriptions: bus.rooms.member_counts().iter().map(|(_, n)| n).sum(),
                 at_ms: chrono::Utc::now().timestamp_millis(),
             };
             let json = serde_json::to_string(&heartbeat).unwrap_or_default();
-            let mut conn = self.commands.clone();
+            let mut conn = bus.commands.clone();
             let written: redis::RedisResult<i64> = with_timeout(conn.hset(&key, &node, json)).await;
             let ok = written.is_ok();
-            if ok != self.commands_ok.swap(ok, Ordering::Relaxed) {
+            if ok != bus.commands_ok.swap(ok, Ordering::Relaxed) {
                 if ok {
                     tracing::info!("redis reachable");
                 } else {

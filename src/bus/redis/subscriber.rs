@@ -70,47 +70,68 @@ fn parse_message(payload: &[u8]) -> Option<BusMessage<'_>> {
     )
 }
 
-impl RedisBus {
-    /// The subscriber: keeps one pub/sub connection, subscribed to the rooms
-    /// with local members (and, while this node holds the ingest lease, to
-    /// seed 001's channels), reconnecting with backoff until `shutdown`.
-    ///
-    /// What arrives on seed 001's channels goes to `ingest_tx` (the ingest
-    /// source publishes it); they are subscribed while `ingest` is held.
-    pub async fn run_subscriber(
-        self: Arc<Self>,
+/// The node's pub/sub loop over the bus (see the module docs).
+pub struct Subscriber {
+    /// The bus it delivers into: its rooms, its catch-up from the streams.
+    bus: Arc<RedisBus>,
+    /// Held while this node feeds seed 001's Redis channels in.
+    ingest: Arc<Lease>,
+    /// Where messages on seed 001's channels go (the ingest source).
+    ingest_tx: mpsc::Sender<(String, Bytes)>,
+}
+
+impl Subscriber {
+    /// The subscriber of `bus`: seed 001's channels are subscribed while
+    /// `ingest` is held, and what arrives on them goes to `ingest_tx`.
+    pub fn new(
+        bus: Arc<RedisBus>,
         ingest: Arc<Lease>,
         ingest_tx: mpsc::Sender<(String, Bytes)>,
-        shutdown: CancellationToken,
-    ) {
-        let Some(mut hints) = self.hints.lock().take() else {
+    ) -> Self {
+        Subscriber {
+            bus,
+            ingest,
+            ingest_tx,
+        }
+    }
+
+    /// Keeps one pub/sub connection, subscribed to the rooms with local
+    /// members (and to seed 001's channels while the ingest lease is held),
+    /// reconnecting with backoff until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let Subscriber {
+            bus,
+            ingest,
+            ingest_tx,
+        } = self;
+        let Some(mut hints) = bus.hints.lock().take() else {
             return;
         };
         let mut backoff = MIN_BACKOFF;
-        let room_prefix = format!("{}:r:", self.config.prefix);
+        let room_prefix = format!("{}:r:", bus.config.prefix);
         loop {
             let connected = tokio::select! {
                 _ = shutdown.cancelled() => return,
-                c = tokio::time::timeout(COMMAND_TIMEOUT, self.client.get_async_pubsub()) => c,
+                c = tokio::time::timeout(COMMAND_TIMEOUT, bus.client.get_async_pubsub()) => c,
             };
             let pubsub = match connected {
                 Ok(Ok(pubsub)) => pubsub,
                 Ok(Err(e)) => {
                     tracing::debug!(error = %e, "redis pub/sub connect failed");
-                    self.subscribed.store(false, Ordering::Relaxed);
-                    backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+                    bus.subscribed.store(false, Ordering::Relaxed);
+                    backoff = bus.backoff(backoff, &mut hints, &shutdown).await;
                     continue;
                 }
                 Err(_) => {
                     tracing::debug!("redis pub/sub connect timed out");
-                    backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+                    backoff = bus.backoff(backoff, &mut hints, &shutdown).await;
                     continue;
                 }
             };
             let (mut sink, mut stream) = pubsub.split();
             // Everything with members now, plus hints that arrive meanwhile.
             while hints.try_recv().is_ok() {}
-            let mut subscribed: HashSet<RoomName> = self
+            let mut subscribed: HashSet<RoomName> = bus
                 .rooms
                 .member_counts()
                 .into_iter()
@@ -118,13 +139,13 @@ impl RedisBus {
                 .collect();
             let channels: Vec<String> = subscribed
                 .iter()
-                .map(|r| self.key("r", r.as_str()))
+                .map(|r| bus.key("r", r.as_str()))
                 .collect();
             if !channels.is_empty()
                 && let Err(e) = with_timeout(sink.subscribe(&channels)).await
             {
                 tracing::warn!(error = %e, "redis subscribe failed");
-                backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+                backoff = bus.backoff(backoff, &mut hints, &shutdown).await;
                 continue;
             }
             let mut ingesting = false;
@@ -132,16 +153,16 @@ impl RedisBus {
             // published while this node was not listening.
             let mut caught_up = true;
             for room in &subscribed {
-                self.preload(room).await;
-                if let Some((epoch, last)) = self.rooms.get(room).and_then(|r| r.resume_point()) {
+                bus.preload(room).await;
+                if let Some((epoch, last)) = bus.rooms.get(room).and_then(|r| r.resume_point()) {
                     // A new lineage (Redis lost the room) numbers from 1 again:
                     // read its stream from the start.
-                    let after = if self.epoch_of(room).await == Some(epoch) {
+                    let after = if bus.epoch_of(room).await == Some(epoch) {
                         last
                     } else {
                         0
                     };
-                    if let Err(e) = self.fill_gap(room, after, None).await {
+                    if let Err(e) = bus.fill_gap(room, after, None).await {
                         tracing::warn!(room = %room, error = %e, "catch-up failed; reconnecting");
                         caught_up = false;
                         break;
@@ -149,10 +170,10 @@ impl RedisBus {
                 }
             }
             if !caught_up {
-                backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+                backoff = bus.backoff(backoff, &mut hints, &shutdown).await;
                 continue;
             }
-            self.subscribed.store(true, Ordering::Relaxed);
+            bus.subscribed.store(true, Ordering::Relaxed);
             tracing::info!(rooms = subscribed.len(), "redis bus subscribed");
             backoff = MIN_BACKOFF;
             let mut ping = tokio::time::interval(PING_INTERVAL);
@@ -175,10 +196,10 @@ impl RedisBus {
                             };
                             match parsed {
                                 BusMessage::One { seq, epoch, json } => {
-                                    self.handle_event(&room, seq, epoch, json).await
+                                    bus.handle_event(&room, seq, epoch, json).await
                                 }
                                 BusMessage::Batch { first, epoch, jsons } => {
-                                    self.handle_batch(&room, first, epoch, &jsons).await
+                                    bus.handle_batch(&room, first, epoch, &jsons).await
                                 }
                             }
                         } else if INGEST_CHANNELS.contains(&channel) {
@@ -198,22 +219,22 @@ impl RedisBus {
                         }
                         let (mut add, mut remove, mut added) = (Vec::new(), Vec::new(), Vec::new());
                         for room in changed {
-                            let wanted = self.rooms.has_members(&room);
+                            let wanted = bus.rooms.has_members(&room);
                             if wanted {
                                 // Also a room re-created while still subscribed needs its history.
                                 if subscribed.insert(room.clone()) {
-                                    add.push(self.key("r", room.as_str()));
+                                    add.push(bus.key("r", room.as_str()));
                                 }
                                 added.push(room);
                             } else if !wanted && subscribed.remove(&room) {
-                                remove.push(self.key("r", room.as_str()));
+                                remove.push(bus.key("r", room.as_str()));
                             }
                         }
                         if !add.is_empty() && let Err(e) = with_timeout(sink.subscribe(&add)).await {
                             break if e.is_timeout() { "subscribe timed out" } else { "subscribe failed" };
                         }
                         for room in &added {
-                            self.preload(room).await;
+                            bus.preload(room).await;
                         }
                         if !remove.is_empty() && let Err(e) = with_timeout(sink.unsubscribe(&remove)).await {
                             break if e.is_timeout() { "unsubscribe timed out" } else { "unsubscribe failed" };
@@ -221,7 +242,7 @@ impl RedisBus {
                     }
                     _ = ping.tick() => {
                         // Resuming members whose seq the room never reached.
-                        self.rooms.admit_overdue(RESUME_WAIT);
+                        bus.rooms.admit_overdue(RESUME_WAIT);
                         if with_timeout(sink.ping::<redis::Value>()).await.is_err() {
                             break "ping failed";
                         }
@@ -240,9 +261,9 @@ impl RedisBus {
                     }
                 }
             };
-            self.subscribed.store(false, Ordering::Relaxed);
+            bus.subscribed.store(false, Ordering::Relaxed);
             tracing::warn!(reason, "redis pub/sub connection lost; reconnecting");
-            backoff = self.backoff(backoff, &mut hints, &shutdown).await;
+            backoff = bus.backoff(backoff, &mut hints, &shutdown).await;
         }
     }
 }
