@@ -18,7 +18,6 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio_util::sync::CancellationToken;
 
-use super::market_hours::{MarketSession, session_at};
 use super::patterns::{Bar, PatternConfig, PatternDetector, PatternSignal};
 use crate::bus::Producer;
 use crate::catalog::normalize_ticker;
@@ -26,6 +25,7 @@ use crate::config_error::{ConfigError, check_secs, invalid};
 use crate::protocol::{Event, MarketStatus, PatternAlert, PriceUpdate, time};
 use crate::publisher::Publisher;
 use crate::seconds::Seconds;
+use engine::nyse::{MarketSession, session_at};
 
 /// Standard deviation of one tick's log return for equities and crypto.
 const EQUITY_TICK_SIGMA: f64 = 0.0015;

@@ -8,7 +8,6 @@
 
 pub mod ingest;
 pub mod market;
-pub mod market_hours;
 pub mod modeldata;
 pub mod patterns;
 

@@ -1,8 +1,8 @@
-//! US equity (NYSE/Nasdaq) regular-session calendar for the simulated market feed.
+//! US equity (NYSE/Nasdaq) regular-session calendar: when roomcast's market
+//! simulator lets its tickers move (and publishes `market_status`), and which
+//! bars an equity backtest has ([`crate::Calendar::Nyse`]).
 //!
-//! The feed publishes a `market_status` event to WebSocket rooms and only lets its
-//! synthetic tickers move while the real US regular session would be open. This module
-//! answers "is the market open at this instant, and when does that change?" from rules
+//! It answers "is the market open at this instant, and when does that change?" from rules
 //! alone (no holiday table to maintain): 09:30–16:00 America/New_York, Monday–Friday,
 //! minus NYSE full holidays, with 13:00 early closes. Daylight-saving time is handled by
 //! `chrono-tz`, so the UTC instants returned are correct on both sides of a DST switch.
@@ -197,6 +197,16 @@ fn eastern_to_utc(date: NaiveDate, time: NaiveTime) -> DateTime<Utc> {
         // offset, i.e. the instant the clocks jumped over it.
         chrono::LocalResult::None => Utc.from_utc_datetime(&(wall_clock + Duration::hours(5))),
     }
+}
+
+/// The regular session of `date` as UTC instants `[open, close)`, or `None`
+/// when it is not a trading day.
+pub fn session_on(date: NaiveDate) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+    let close = close_time_on(date)?;
+    Some((
+        eastern_to_utc(date, REGULAR_OPEN),
+        eastern_to_utc(date, close),
+    ))
 }
 
 /// Saturday → preceding Friday, Sunday → following Monday, weekday unchanged.

@@ -1,0 +1,533 @@
+//! One backtest run: bars in, trades and an equity curve out, one bar per
+//! [`Run::step`] so the caller can pace it, pause it, cancel it and publish
+//! what each bar did.
+//!
+//! Fills: a decision taken on a bar's close fills at the next bar's open
+//! (no look-ahead). Stops and targets are checked against each bar's low
+//! and high; when both are touched in one bar the stop counts first, and a
+//! bar that opens beyond a level fills at its open. The first target
+//! reached closes the whole position (each trade has one exit). Commission
+//! is a fraction of notional per side; a trade's `pnl` is net of both
+//! commissions. A position still open after the last bar is closed at its
+//! close.
+
+use crate::bar::Bar;
+use crate::strategy::{Decision, Entry, Strategy};
+
+/// How a position is sized.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Sizing {
+    /// Risk this fraction of the balance between entry and stop (capped at
+    /// 1× leverage); a position without a stop uses the whole balance.
+    Risk(f64),
+    /// Put this fraction of the balance into the position.
+    Equity(f64),
+}
+
+/// A run's account settings.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Account {
+    /// Starting balance.
+    pub initial_balance: f64,
+    /// Commission per side, as a fraction of notional.
+    pub commission: f64,
+    /// Position sizing.
+    pub sizing: Sizing,
+    /// Quantities are whole multiples of this (1 share, 0.0001 BTC, 1,000 units of FX).
+    pub lot: f64,
+}
+
+/// Why a trade closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitReason {
+    /// Its stop-loss.
+    StopLoss,
+    /// Its take-profit level `n` (1-based).
+    TakeProfit(usize),
+    /// The strategy's exit or reversal.
+    Signal,
+    /// The data ended with the position open.
+    EndOfData,
+}
+
+impl ExitReason {
+    /// `stop_loss`, `take_profit_1`, `signal`, `end_of_data`.
+    pub fn label(self) -> String {
+        match self {
+            ExitReason::StopLoss => "stop_loss".into(),
+            ExitReason::TakeProfit(n) => format!("take_profit_{n}"),
+            ExitReason::Signal => "signal".into(),
+            ExitReason::EndOfData => "end_of_data".into(),
+        }
+    }
+}
+
+/// An open position.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Position {
+    /// 1, 2, 3, … in the run.
+    pub id: u64,
+    /// What was entered.
+    pub entry: Entry,
+    /// Index of the bar it was filled on.
+    pub entry_index: usize,
+    /// That bar's open time.
+    pub entry_time: i64,
+    /// Fill price.
+    pub entry_price: f64,
+    /// Units held.
+    pub quantity: f64,
+    /// Commission paid on entry.
+    pub entry_commission: f64,
+    /// Best unrealised gain so far (currency, ≥ 0).
+    pub mfe: f64,
+    /// Worst unrealised loss so far (currency, ≤ 0).
+    pub mae: f64,
+}
+
+impl Position {
+    /// Gain of the position (before commissions) at `price`.
+    fn gain_at(&self, price: f64) -> f64 {
+        self.entry.direction.sign() * (price - self.entry_price) * self.quantity
+    }
+
+    /// The money at risk to the stop, if it has one.
+    pub fn risk(&self) -> Option<f64> {
+        self.entry
+            .stop
+            .map(|stop| (self.entry_price - stop).abs() * self.quantity)
+            .filter(|r| *r > 0.0)
+    }
+}
+
+/// A closed trade.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Trade {
+    /// The position as it was when it closed.
+    pub position: Position,
+    /// Index of the bar it closed on.
+    pub exit_index: usize,
+    /// Its exit time: the fill's bar open time, or its close for the last bar.
+    pub exit_time: i64,
+    /// Fill price.
+    pub exit_price: f64,
+    /// Why.
+    pub reason: ExitReason,
+    /// Gain net of both commissions.
+    pub pnl: f64,
+    /// Both commissions.
+    pub commission: f64,
+}
+
+/// What one bar did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Step {
+    /// The bar's index (0-based) in the run.
+    pub index: usize,
+    /// The bar.
+    pub bar: Bar,
+    /// Trades that closed on it, in order (a reversal closes then opens).
+    pub exits: Vec<Trade>,
+    /// A position opened on it.
+    pub entry: Option<Position>,
+    /// Balance after the bar (realised).
+    pub balance: f64,
+    /// Equity at the bar's close (balance plus the open position's gain).
+    pub equity: f64,
+}
+
+/// A run in progress.
+pub struct Run<S> {
+    /// Every bar of the run.
+    bars: Vec<Bar>,
+    /// The rule.
+    strategy: S,
+    /// Account settings.
+    account: Account,
+    /// The next bar to step.
+    next: usize,
+    /// Realised balance.
+    balance: f64,
+    /// The open position.
+    position: Option<Position>,
+    /// What the last close decided, for this bar's open.
+    pending: Decision,
+    /// Closed trades, in order.
+    trades: Vec<Trade>,
+    /// Equity at each bar's close.
+    equity: Vec<f64>,
+    /// Ids handed out.
+    last_id: u64,
+}
+
+impl<S: Strategy> Run<S> {
+    /// A run of `strategy` over `bars` with `account`.
+    pub fn new(bars: Vec<Bar>, strategy: S, account: Account) -> Self {
+        Run {
+            equity: Vec::with_capacity(bars.len()),
+            bars,
+            strategy,
+            balance: account.initial_balance,
+            account,
+            next: 0,
+            position: None,
+            pending: Decision::Hold,
+            trades: Vec::new(),
+            last_id: 0,
+        }
+    }
+
+    /// Bars in the run.
+    pub fn total_bars(&self) -> usize {
+        self.bars.len()
+    }
+
+    /// Bars stepped so far.
+    pub fn bars_processed(&self) -> usize {
+        self.next
+    }
+
+    /// The strategy.
+    pub fn strategy(&self) -> &S {
+        &self.strategy
+    }
+
+    /// Closed trades so far.
+    pub fn trades(&self) -> &[Trade] {
+        &self.trades
+    }
+
+    /// Equity at each stepped bar's close.
+    pub fn equity_curve(&self) -> &[f64] {
+        &self.equity
+    }
+
+    /// The realised balance.
+    pub fn balance(&self) -> f64 {
+        self.balance
+    }
+
+    /// The account settings.
+    pub fn account(&self) -> &Account {
+        &self.account
+    }
+
+    /// The open position, if any.
+    pub fn position(&self) -> Option<&Position> {
+        self.position.as_ref()
+    }
+
+    /// Runs the next bar; `None` when every bar has run.
+    pub fn step(&mut self) -> Option<Step> {
+        let index = self.next;
+        let bar = *self.bars.get(index)?;
+        self.next += 1;
+        let mut exits = Vec::new();
+        let mut entry = None;
+        match std::mem::replace(&mut self.pending, Decision::Hold) {
+            Decision::Hold => {}
+            Decision::Exit => {
+                exits.extend(self.close(index, bar.time, bar.open, ExitReason::Signal))
+            }
+            Decision::Enter(e) => {
+                if self.position.is_none() {
+                    entry = self.open(index, &bar, e);
+                }
+            }
+            Decision::Reverse(e) => {
+                exits.extend(self.close(index, bar.time, bar.open, ExitReason::Signal));
+                entry = self.open(index, &bar, e);
+            }
+        }
+        exits.extend(self.check_levels(index, &bar));
+        let last = index + 1 == self.bars.len();
+        if last {
+            exits.extend(self.close(index, bar.time, bar.close, ExitReason::EndOfData));
+        }
+        let equity = self.balance + self.position.as_ref().map_or(0.0, |p| p.gain_at(bar.close));
+        self.equity.push(equity);
+        if !last {
+            let open = self.position.as_ref().map(|p| p.entry.direction);
+            self.pending = self.strategy.decide(&self.bars[..=index], open);
+        }
+        Some(Step {
+            index,
+            bar,
+            exits,
+            entry,
+            balance: self.balance,
+            equity,
+        })
+    }
+
+    /// Opens `entry` at `bar`'s open, sized by the account; nothing when the
+    /// size rounds to zero or the open is already beyond the stop.
+    fn open(&mut self, index: usize, bar: &Bar, entry: Entry) -> Option<Position> {
+        let price = bar.open;
+        let s = entry.direction.sign();
+        if entry.stop.is_some_and(|stop| s * (price - stop) <= 0.0) || price <= 0.0 {
+            return None;
+        }
+        let affordable = self.balance / (price * (1.0 + self.account.commission));
+        let wanted = match (self.account.sizing, entry.stop) {
+            (Sizing::Risk(fraction), Some(stop)) => self.balance * fraction / (price - stop).abs(),
+            (Sizing::Risk(_), None) => affordable,
+            (Sizing::Equity(fraction), _) => affordable * fraction,
+        };
+        let lot = self.account.lot;
+        let quantity = (wanted.min(affordable) / lot).floor() * lot;
+        if quantity.is_nan() || quantity <= 0.0 {
+            return None;
+        }
+        let commission = price * quantity * self.account.commission;
+        self.balance -= commission;
+        self.last_id += 1;
+        let position = Position {
+            id: self.last_id,
+            entry,
+            entry_index: index,
+            entry_time: bar.time,
+            entry_price: price,
+            quantity,
+            entry_commission: commission,
+            mfe: 0.0,
+            mae: 0.0,
+        };
+        self.position = Some(position.clone());
+        Some(position)
+    }
+
+    /// Closes the open position at `price`.
+    fn close(&mut self, index: usize, time: i64, price: f64, reason: ExitReason) -> Option<Trade> {
+        let mut position = self.position.take()?;
+        let gain = position.gain_at(price);
+        position.mfe = position.mfe.max(gain);
+        position.mae = position.mae.min(gain);
+        let exit_commission = price * position.quantity * self.account.commission;
+        self.balance += gain - exit_commission;
+        let trade = Trade {
+            exit_index: index,
+            exit_time: time,
+            exit_price: price,
+            reason,
+            pnl: gain - position.entry_commission - exit_commission,
+            commission: position.entry_commission + exit_commission,
+            position,
+        };
+        self.trades.push(trade.clone());
+        Some(trade)
+    }
+
+    /// Checks the open position's stop, then its targets, against `bar`;
+    /// otherwise records the bar's extremes as excursions.
+    fn check_levels(&mut self, index: usize, bar: &Bar) -> Option<Trade> {
+        let position = self.position.as_mut()?;
+        let s = position.entry.direction.sign();
+        let (adverse, favourable) = if s > 0.0 {
+            (bar.low, bar.high)
+        } else {
+            (bar.high, bar.low)
+        };
+        if let Some(stop) = position.entry.stop
+            && s * (adverse - stop) <= 0.0
+        {
+            // Touched: at the stop, or at the open when the bar opened past it.
+            let fill = if s * (bar.open - stop) <= 0.0 {
+                bar.open
+            } else {
+                stop
+            };
+            return self.close(index, bar.time, fill, ExitReason::StopLoss);
+        }
+        position.mae = position.mae.min(position.gain_at(adverse));
+        let hit = position
+            .entry
+            .targets
+            .iter()
+            .position(|&target| s * (favourable - target) >= 0.0);
+        if let Some(n) = hit {
+            let target = position.entry.targets[n];
+            let fill = if s * (bar.open - target) >= 0.0 {
+                bar.open
+            } else {
+                target
+            };
+            return self.close(index, bar.time, fill, ExitReason::TakeProfit(n + 1));
+        }
+        position.mfe = position.mfe.max(position.gain_at(favourable));
+        None
+    }
+
+    /// Runs every remaining bar.
+    pub fn finish(&mut self) {
+        while self.step().is_some() {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Enters long on bar `at` (decided on the bar before) with a bracket.
+    struct Scripted {
+        at: usize,
+        stop: Option<f64>,
+        targets: Vec<f64>,
+    }
+
+    impl Strategy for Scripted {
+        fn id(&self) -> &'static str {
+            "scripted"
+        }
+        fn decide(&mut self, bars: &[Bar], open: Option<Direction>) -> Decision {
+            if bars.len() == self.at && open.is_none() {
+                Decision::Enter(Entry {
+                    direction: Direction::Long,
+                    stop: self.stop,
+                    targets: self.targets.clone(),
+                    confidence: 0.7,
+                    rationale: "test".into(),
+                })
+            } else {
+                Decision::Hold
+            }
+        }
+    }
+
+    fn bar(i: i64, open: f64, high: f64, low: f64, close: f64) -> Bar {
+        Bar {
+            time: i * 60,
+            open,
+            high,
+            low,
+            close,
+            volume: 1.0,
+        }
+    }
+
+    fn account(commission: f64) -> Account {
+        Account {
+            initial_balance: 10_000.0,
+            commission,
+            sizing: Sizing::Risk(0.01),
+            lot: 1.0,
+        }
+    }
+
+    use crate::strategy::Direction;
+
+    #[test]
+    fn an_entry_fills_at_the_next_open_and_a_target_closes_it_whole() {
+        let bars = vec![
+            bar(0, 100.0, 101.0, 99.0, 100.0),
+            bar(1, 100.5, 101.0, 100.0, 100.8),
+            bar(2, 100.8, 103.5, 100.6, 103.0),
+            bar(3, 103.0, 104.0, 102.0, 103.5),
+        ];
+        let strategy = Scripted {
+            at: 1,
+            stop: Some(98.5),
+            targets: vec![103.0, 106.0],
+        };
+        let mut run = Run::new(bars, strategy, account(0.001));
+        let first = run.step().unwrap();
+        assert!(first.entry.is_none());
+        let second = run.step().unwrap();
+        let position = second.entry.unwrap();
+        assert_eq!(position.entry_price, 100.5);
+        // 1 % of 10,000 at risk over a 2.0 stop distance: 50 units.
+        assert_eq!(position.quantity, 50.0);
+        let third = run.step().unwrap();
+        let trade = &third.exits[0];
+        assert_eq!(trade.reason, ExitReason::TakeProfit(1));
+        assert_eq!(trade.exit_price, 103.0);
+        let commission = 0.001 * 50.0 * (100.5 + 103.0);
+        assert!((trade.pnl - (2.5 * 50.0 - commission)).abs() < 1e-9);
+        assert!((trade.commission - commission).abs() < 1e-9);
+        assert!((run.balance() - (10_000.0 + trade.pnl)).abs() < 1e-9);
+        assert!(trade.position.mfe >= trade.pnl && trade.position.mae <= 0.0);
+        run.finish();
+        assert_eq!(run.trades().len(), 1);
+        assert_eq!(run.equity_curve().len(), 4);
+    }
+
+    #[test]
+    fn when_stop_and_target_are_both_touched_the_stop_counts_first() {
+        let bars = vec![
+            bar(0, 100.0, 100.0, 100.0, 100.0),
+            bar(1, 100.0, 110.0, 90.0, 100.0),
+        ];
+        let strategy = Scripted {
+            at: 1,
+            stop: Some(95.0),
+            targets: vec![105.0],
+        };
+        let mut run = Run::new(bars, strategy, account(0.0));
+        run.finish();
+        let trade = &run.trades()[0];
+        assert_eq!(
+            (trade.reason, trade.exit_price),
+            (ExitReason::StopLoss, 95.0)
+        );
+        assert_eq!(trade.position.mae, trade.pnl);
+    }
+
+    #[test]
+    fn a_gap_through_the_stop_fills_at_the_open_and_the_last_bar_closes_what_is_open() {
+        let bars = vec![
+            bar(0, 100.0, 100.0, 100.0, 100.0),
+            bar(1, 100.0, 100.5, 99.5, 100.0),
+            bar(2, 90.0, 91.0, 89.0, 90.5),
+        ];
+        let strategy = Scripted {
+            at: 1,
+            stop: Some(95.0),
+            targets: vec![],
+        };
+        let mut run = Run::new(bars.clone(), strategy, account(0.0));
+        run.finish();
+        assert_eq!(run.trades()[0].exit_price, 90.0);
+        let held = Scripted {
+            at: 1,
+            stop: None,
+            targets: vec![],
+        };
+        let mut run = Run::new(bars[..2].to_vec(), held, account(0.0));
+        run.finish();
+        let trade = &run.trades()[0];
+        assert_eq!(
+            (trade.reason, trade.exit_price),
+            (ExitReason::EndOfData, 100.0)
+        );
+    }
+
+    #[test]
+    fn sizes_round_down_to_the_lot_and_never_exceed_the_balance() {
+        let bars = vec![
+            bar(0, 100.0, 100.0, 100.0, 100.0),
+            bar(1, 100.0, 100.0, 100.0, 100.0),
+        ];
+        let tight = Scripted {
+            at: 1,
+            stop: Some(99.99),
+            targets: vec![],
+        };
+        let mut run = Run::new(bars.clone(), tight, account(0.0));
+        let position = run.step().and(run.step()).unwrap().entry.unwrap();
+        // 1 % risk over 0.01 would be 10,000 units: capped at 1× leverage.
+        assert_eq!(position.quantity, 100.0);
+        let mut lots = account(0.0);
+        lots.lot = 30.0;
+        let mut run = Run::new(
+            bars,
+            Scripted {
+                at: 1,
+                stop: Some(99.0),
+                targets: vec![],
+            },
+            lots,
+        );
+        let position = run.step().and(run.step()).unwrap().entry.unwrap();
+        assert_eq!(position.quantity, 90.0);
+    }
+}

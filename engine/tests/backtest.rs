@@ -1,0 +1,112 @@
+//! Whole runs on generated data: deterministic, consistent books, and
+//! strategies that both win and lose across regimes.
+
+use engine::calendar::{Calendar, parse_date};
+use engine::data::Generator;
+use engine::metrics::{self, cents};
+use engine::run::{Account, Run, Sizing};
+use engine::strategy::{Breakout, SmaCross, Strategy};
+use engine::{Bar, Timeframe};
+
+fn eurusd_2023() -> Vec<Bar> {
+    Generator { seed: 2024 }.bars(
+        "EURUSD",
+        Timeframe::H1,
+        parse_date("2023-01-01").unwrap(),
+        parse_date("2024-01-01").unwrap(),
+    )
+}
+
+fn account() -> Account {
+    Account {
+        initial_balance: 10_000.0,
+        commission: 0.0004,
+        sizing: Sizing::Risk(0.01),
+        lot: 1_000.0,
+    }
+}
+
+fn run<S: Strategy>(bars: Vec<Bar>, strategy: S) -> Run<S> {
+    let mut run = Run::new(bars, strategy, account());
+    run.finish();
+    run
+}
+
+#[test]
+fn the_same_request_gives_the_same_trades_to_the_bit() {
+    let a = run(eurusd_2023(), SmaCross::default());
+    let b = run(eurusd_2023(), SmaCross::default());
+    assert_eq!(a.trades(), b.trades());
+    assert_eq!(a.equity_curve(), b.equity_curve());
+}
+
+#[test]
+fn the_books_balance_and_every_trade_is_well_formed() {
+    for trades in [
+        run(eurusd_2023(), SmaCross::default()).trades().to_vec(),
+        run(eurusd_2023(), Breakout::default()).trades().to_vec(),
+    ] {
+        assert!(trades.len() > 20, "{} trades", trades.len());
+        for pair in trades.windows(2) {
+            assert!(pair[0].exit_index <= pair[1].position.entry_index);
+        }
+        for t in &trades {
+            assert!(t.exit_index >= t.position.entry_index);
+            assert!(t.position.quantity > 0.0 && t.position.quantity % 1_000.0 == 0.0);
+            // The excursions bracket the gain the trade closed with.
+            let gross = t.pnl + t.commission;
+            assert!(t.position.mfe >= 0.0 && t.position.mfe + 1e-9 >= gross);
+            assert!(t.position.mae <= 0.0 && t.position.mae - 1e-9 <= gross);
+            assert!(t.pnl.is_finite() && t.commission > 0.0);
+        }
+    }
+    // Final balance = start + every trade's net pnl (nothing is open at the end).
+    let r = run(eurusd_2023(), SmaCross::default());
+    let net: f64 = r.trades().iter().map(|t| t.pnl).sum();
+    assert!((r.balance() - (10_000.0 + net)).abs() < 1e-6);
+    assert_eq!(*r.equity_curve().last().unwrap(), r.balance());
+}
+
+#[test]
+fn strategies_both_win_and_lose_and_the_metrics_are_finite() {
+    let bars_per_year = Calendar::Fx.bars_per_year(Timeframe::H1);
+    for (name, r) in [
+        ("sma", {
+            let r = run(eurusd_2023(), SmaCross::default());
+            (r.trades().to_vec(), r.equity_curve().to_vec())
+        }),
+        ("breakout", {
+            let r = run(eurusd_2023(), Breakout::default());
+            (r.trades().to_vec(), r.equity_curve().to_vec())
+        }),
+    ]
+    .map(|(n, (t, e))| (n, metrics::compute(&t, &e, 10_000.0, bars_per_year)))
+    {
+        assert!(r.winning_trades > 0 && r.losing_trades > 0, "{name}: {r:?}");
+        assert_eq!(r.winning_trades + r.losing_trades, r.total_trades);
+        for figure in [
+            r.win_rate,
+            r.profit_factor,
+            r.total_return,
+            r.max_drawdown,
+            r.sharpe_ratio,
+            r.average_win,
+            r.average_loss,
+            r.total_commissions,
+        ] {
+            assert!(figure.is_finite(), "{name}: {r:?}");
+        }
+        assert!(
+            r.max_drawdown < 0.0 && r.max_drawdown > -1.0,
+            "{name}: {r:?}"
+        );
+    }
+}
+
+#[test]
+fn winners_counted_by_the_metrics_are_the_trades_whose_sent_pnl_is_positive() {
+    let r = run(eurusd_2023(), SmaCross::default());
+    let m = metrics::compute(r.trades(), r.equity_curve(), 10_000.0, 6_240.0);
+    let sent_positive = r.trades().iter().filter(|t| cents(t.pnl) > 0.0).count();
+    assert_eq!(m.winning_trades, sent_positive);
+}
