@@ -7,6 +7,8 @@
 #
 # Needs: cargo. Installs when absent: Python's `websockets` package (the seed
 # client compatibility test runs the seed's own Python client code), Python's
+# `backtesting` package (backtesting.py: the backtest engine is cross-checked
+# against it, engine/tests/peer.rs), Python's
 # `kosoku` package (it runs the Autobahn|Testsuite cases against the echo
 # endpoint: tests/conformance.rs, docs/conformance.md), and the
 # PostgreSQL server binaries (Debian's `postgresql` package: the database
@@ -45,6 +47,16 @@ ensure_python_websockets() {
       || python3 -m pip install --quiet --break-system-packages websockets \
       || log "could not install websockets; the seed-client test will be skipped"
   fi
+}
+
+ensure_python_backtesting() {
+  if python3 -c 'import backtesting' 2>/dev/null; then
+    return
+  fi
+  log "installing Python package backtesting (the engine's peer: engine/tests/peer.rs)"
+  python3 -m pip install --quiet --disable-pip-version-check backtesting \
+    || python3 -m pip install --quiet --break-system-packages backtesting \
+    || { log "could not install backtesting; the engine's cross-check cannot run"; exit 1; }
 }
 
 ensure_kosoku() {
@@ -106,6 +118,7 @@ ensure_redis() {
 }
 
 ensure_python_websockets
+ensure_python_backtesting
 ensure_kosoku
 ensure_postgres
 ensure_redis

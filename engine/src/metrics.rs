@@ -1,12 +1,10 @@
 //! A run's results, computed once from its trades and equity curve; each
 //! seed renders them in its own units (percent or fraction). Every figure is
 //! finite: a ratio whose denominator is zero has a documented value instead
-//! of NaN or infinity.
+//! of NaN or infinity (`profit_factor` is `None`, sent as `null`, when
+//! something won and nothing lost).
 
 use crate::run::Trade;
-
-/// Profit factor reported when no trade lost (the ratio is unbounded).
-pub const PROFIT_FACTOR_WITHOUT_LOSSES: f64 = 100.0;
 
 /// The results of a run.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,19 +17,21 @@ pub struct Metrics {
     pub losing_trades: usize,
     /// `winning_trades / total_trades` (0 without trades).
     pub win_rate: f64,
-    /// Gross profit over gross loss ([`PROFIT_FACTOR_WITHOUT_LOSSES`] when
-    /// nothing lost but something won, 0 when nothing won).
-    pub profit_factor: f64,
+    /// Gross profit over gross loss: 0 when nothing won, `None` when
+    /// something won and nothing lost (unbounded).
+    pub profit_factor: Option<f64>,
     /// Final equity over the initial balance, minus one (a fraction).
     pub total_return: f64,
     /// Largest fall of equity from a peak, as a negative fraction (0 if none).
     pub max_drawdown: f64,
     /// Annualised Sharpe ratio of per-bar equity returns (risk-free rate 0).
     pub sharpe_ratio: f64,
-    /// Mean `pnl` of winners and of losers (currency; 0 when there are none).
+    /// Mean R multiple (pnl ÷ the trade's initial risk to its stop) of
+    /// winners and of losers; trades without a stop have no R and are left
+    /// out; 0 when there are none.
     pub average_win: f64,
     pub average_loss: f64,
-    /// Best and worst `pnl` (currency; 0 when there are none).
+    /// Best winner and worst loser, in R multiples (0 when there are none).
     pub largest_win: f64,
     pub largest_loss: f64,
     /// Every commission paid.
@@ -53,19 +53,19 @@ pub fn compute(trades: &[Trade], equity: &[f64], initial: f64, bars_per_year: f6
         trades.iter().partition(|t| cents(t.pnl) > 0.0);
     let gross_win: f64 = wins.iter().map(|t| t.pnl).sum();
     let gross_loss: f64 = -losses.iter().map(|t| t.pnl).sum::<f64>();
-    let mean = |ts: &[&Trade]| {
-        if ts.is_empty() {
-            0.0
-        } else {
-            ts.iter().map(|t| t.pnl).sum::<f64>() / ts.len() as f64
-        }
+    let r_multiples = |ts: &[&Trade]| -> Vec<f64> {
+        ts.iter()
+            .filter_map(|t| Some(finite(t.pnl / t.position.risk()?)))
+            .collect()
     };
+    let (win_r, loss_r) = (r_multiples(&wins), r_multiples(&losses));
+    let mean = |rs: &[f64]| ratio(rs.iter().sum(), rs.len() as f64);
     let profit_factor = if gross_loss > 0.0 {
-        gross_win / gross_loss
+        Some(finite(gross_win / gross_loss))
     } else if gross_win > 0.0 {
-        PROFIT_FACTOR_WITHOUT_LOSSES
+        None
     } else {
-        0.0
+        Some(0.0)
     };
     let final_equity = equity.last().copied().unwrap_or(initial);
     Metrics {
@@ -73,14 +73,14 @@ pub fn compute(trades: &[Trade], equity: &[f64], initial: f64, bars_per_year: f6
         winning_trades: wins.len(),
         losing_trades: losses.len(),
         win_rate: ratio(wins.len() as f64, trades.len() as f64),
-        profit_factor: finite(profit_factor),
+        profit_factor,
         total_return: finite(ratio(final_equity, initial) - 1.0),
         max_drawdown: max_drawdown(equity, initial),
         sharpe_ratio: sharpe(equity, initial, bars_per_year),
-        average_win: mean(&wins),
-        average_loss: mean(&losses),
-        largest_win: wins.iter().map(|t| t.pnl).fold(0.0, f64::max),
-        largest_loss: losses.iter().map(|t| t.pnl).fold(0.0, f64::min),
+        average_win: mean(&win_r),
+        average_loss: mean(&loss_r),
+        largest_win: win_r.iter().copied().fold(0.0, f64::max),
+        largest_loss: loss_r.iter().copied().fold(0.0, f64::min),
         total_commissions: trades.iter().map(|t| t.commission).sum(),
         final_equity,
     }
@@ -141,13 +141,14 @@ mod tests {
     use crate::run::{ExitReason, Position};
     use crate::strategy::{Direction, Entry};
 
+    /// A trade of one unit bought at 1.0 with its stop at 0.5 (risk 0.5).
     fn trade(pnl: f64) -> Trade {
         Trade {
             position: Position {
                 id: 1,
                 entry: Entry {
                     direction: Direction::Long,
-                    stop: None,
+                    stop: Some(0.5),
                     targets: vec![],
                     confidence: 0.5,
                     rationale: String::new(),
@@ -178,8 +179,10 @@ mod tests {
             (4, 2, 2)
         );
         assert_eq!(m.win_rate, 0.5);
-        assert!((m.profit_factor - 10.006 / 4.996).abs() < 1e-12);
-        assert_eq!((m.largest_win, m.largest_loss), (10.0, -5.0));
+        assert!((m.profit_factor.unwrap() - 10.006 / 4.996).abs() < 1e-12);
+        // In R multiples of the 0.5 risk.
+        assert_eq!((m.largest_win, m.largest_loss), (20.0, -10.0));
+        assert!((m.average_win - (20.0 + 0.012) / 2.0).abs() < 1e-12);
         assert_eq!(m.total_commissions, 4.0);
         assert!((m.total_return - 0.0005).abs() < 1e-12);
     }
@@ -189,11 +192,11 @@ mod tests {
         let none = compute(&[], &[], 10_000.0, 252.0);
         assert_eq!(
             (none.win_rate, none.profit_factor, none.sharpe_ratio),
-            (0.0, 0.0, 0.0)
+            (0.0, Some(0.0), 0.0)
         );
         assert_eq!(none.final_equity, 10_000.0);
         let only_wins = compute(&[trade(3.0)], &[10_003.0], 10_000.0, 252.0);
-        assert_eq!(only_wins.profit_factor, PROFIT_FACTOR_WITHOUT_LOSSES);
+        assert_eq!(only_wins.profit_factor, None);
         // A flat curve has no deviation: Sharpe 0, not NaN.
         let flat = compute(&[], &[100.0, 100.0, 100.0], 100.0, 252.0);
         assert_eq!(flat.sharpe_ratio, 0.0);

@@ -6,7 +6,8 @@
 //! (no look-ahead). Stops and targets are checked against each bar's low
 //! and high; when both are touched in one bar the stop counts first, and a
 //! bar that opens beyond a level fills at its open. The first target
-//! reached closes the whole position (each trade has one exit). Commission
+//! reached closes the whole position (each trade has one exit); a bar that
+//! opens past several targets fills at its open and names the furthest. Commission
 //! is a fraction of notional per side; a trade's `pnl` is net of both
 //! commissions. A position still open after the last bar is closed at its
 //! close.
@@ -35,6 +36,18 @@ pub struct Account {
     pub sizing: Sizing,
     /// Quantities are whole multiples of this (1 share, 0.0001 BTC, 1,000 units of FX).
     pub lot: f64,
+    /// Where a position still open after the last bar is closed.
+    pub final_fill: FinalFill,
+}
+
+/// Where a position still open after the last bar is closed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FinalFill {
+    /// At the last bar's close: the run's last known price (roomcast's runs).
+    LastClose,
+    /// At the last bar's open, as backtesting.py's `finalize_trades` does
+    /// (for comparing with it).
+    LastOpen,
 }
 
 /// Why a trade closed.
@@ -46,18 +59,18 @@ pub enum ExitReason {
     TakeProfit(usize),
     /// The strategy's exit or reversal.
     Signal,
-    /// The data ended with the position open.
-    EndOfData,
+    /// The backtest ended with the position open.
+    EndOfBacktest,
 }
 
 impl ExitReason {
-    /// `stop_loss`, `take_profit_1`, `signal`, `end_of_data`.
+    /// `stop_loss`, `take_profit_1`, `signal`, `end_of_backtest`.
     pub fn label(self) -> String {
         match self {
             ExitReason::StopLoss => "stop_loss".into(),
             ExitReason::TakeProfit(n) => format!("take_profit_{n}"),
             ExitReason::Signal => "signal".into(),
-            ExitReason::EndOfData => "end_of_data".into(),
+            ExitReason::EndOfBacktest => "end_of_backtest".into(),
         }
     }
 }
@@ -79,9 +92,10 @@ pub struct Position {
     pub quantity: f64,
     /// Commission paid on entry.
     pub entry_commission: f64,
-    /// Best unrealised gain so far (currency, ≥ 0).
+    /// Best unrealised gain over its bars (currency, ≥ 0): quantity times
+    /// the best price excursion, from bar highs (lows when short).
     pub mfe: f64,
-    /// Worst unrealised loss so far (currency, ≤ 0).
+    /// Worst unrealised loss over its bars (currency, ≤ 0).
     pub mae: f64,
 }
 
@@ -242,7 +256,11 @@ impl<S: Strategy> Run<S> {
         exits.extend(self.check_levels(index, &bar));
         let last = index + 1 == self.bars.len();
         if last {
-            exits.extend(self.close(index, bar.time, bar.close, ExitReason::EndOfData));
+            let price = match self.account.final_fill {
+                FinalFill::LastClose => bar.close,
+                FinalFill::LastOpen => bar.open,
+            };
+            exits.extend(self.close(index, bar.time, price, ExitReason::EndOfBacktest));
         }
         let equity = self.balance + self.position.as_ref().map_or(0.0, |p| p.gain_at(bar.close));
         self.equity.push(equity);
@@ -328,6 +346,9 @@ impl<S: Strategy> Run<S> {
         } else {
             (bar.high, bar.low)
         };
+        // Excursions count every bar the trade lives on, its exit bar included.
+        position.mae = position.mae.min(position.gain_at(adverse));
+        position.mfe = position.mfe.max(position.gain_at(favourable));
         if let Some(stop) = position.entry.stop
             && s * (adverse - stop) <= 0.0
         {
@@ -339,23 +360,18 @@ impl<S: Strategy> Run<S> {
             };
             return self.close(index, bar.time, fill, ExitReason::StopLoss);
         }
-        position.mae = position.mae.min(position.gain_at(adverse));
-        let hit = position
-            .entry
-            .targets
-            .iter()
-            .position(|&target| s * (favourable - target) >= 0.0);
-        if let Some(n) = hit {
-            let target = position.entry.targets[n];
-            let fill = if s * (bar.open - target) >= 0.0 {
-                bar.open
-            } else {
-                target
-            };
-            return self.close(index, bar.time, fill, ExitReason::TakeProfit(n + 1));
-        }
-        position.mfe = position.mfe.max(position.gain_at(favourable));
-        None
+        let targets = &position.entry.targets;
+        // A bar that opens past targets fills at its open, naming the furthest
+        // level passed; otherwise the first level the bar reaches, at that level.
+        let gapped = targets.iter().rposition(|&t| s * (bar.open - t) >= 0.0);
+        let (level, fill) = match gapped {
+            Some(n) => (n, bar.open),
+            None => {
+                let n = targets.iter().position(|&t| s * (favourable - t) >= 0.0)?;
+                (n, targets[n])
+            }
+        };
+        self.close(index, bar.time, fill, ExitReason::TakeProfit(level + 1))
     }
 
     /// Runs every remaining bar.
@@ -411,6 +427,7 @@ mod tests {
             commission,
             sizing: Sizing::Risk(0.01),
             lot: 1.0,
+            final_fill: FinalFill::LastClose,
         }
     }
 
@@ -469,7 +486,30 @@ mod tests {
             (trade.reason, trade.exit_price),
             (ExitReason::StopLoss, 95.0)
         );
-        assert_eq!(trade.position.mae, trade.pnl);
+        // The exit bar's whole range counts as excursion: 90 and 110 on 20 units.
+        assert_eq!((trade.position.mae, trade.position.mfe), (-200.0, 200.0));
+    }
+
+    #[test]
+    fn a_bar_opening_past_several_targets_fills_at_its_open_naming_the_furthest() {
+        let bars = vec![
+            bar(0, 100.0, 100.0, 100.0, 100.0),
+            bar(1, 100.0, 100.5, 99.5, 100.0),
+            bar(2, 107.0, 108.0, 106.0, 107.5),
+        ];
+        let strategy = Scripted {
+            at: 1,
+            stop: Some(98.0),
+            targets: vec![102.0, 104.0, 110.0],
+        };
+        let mut run = Run::new(bars, strategy, account(0.0));
+        run.finish();
+        let trade = &run.trades()[0];
+        assert_eq!(
+            (trade.reason, trade.exit_price),
+            (ExitReason::TakeProfit(2), 107.0)
+        );
+        assert_eq!(trade.reason.label(), "take_profit_2");
     }
 
     #[test]
@@ -497,7 +537,7 @@ mod tests {
         let trade = &run.trades()[0];
         assert_eq!(
             (trade.reason, trade.exit_price),
-            (ExitReason::EndOfData, 100.0)
+            (ExitReason::EndOfBacktest, 100.0)
         );
     }
 

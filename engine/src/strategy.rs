@@ -143,9 +143,11 @@ impl Strategy for SmaCross {
         ) else {
             return Decision::Hold;
         };
-        let direction = if fast > slow && fast_before <= slow_before {
+        // Strictly below, then strictly above (and the mirror): a touch is
+        // not a cross (backtesting.py's `crossover`).
+        let direction = if fast > slow && fast_before < slow_before {
             Direction::Long
-        } else if fast < slow && fast_before >= slow_before {
+        } else if fast < slow && fast_before > slow_before {
             Direction::Short
         } else {
             return Decision::Hold;

@@ -4,7 +4,7 @@
 use engine::calendar::{Calendar, parse_date};
 use engine::data::Generator;
 use engine::metrics::{self, cents};
-use engine::run::{Account, Run, Sizing};
+use engine::run::{Account, FinalFill, Run, Sizing};
 use engine::strategy::{Breakout, SmaCross, Strategy};
 use engine::{Bar, Timeframe};
 
@@ -23,6 +23,7 @@ fn account() -> Account {
         commission: 0.0004,
         sizing: Sizing::Risk(0.01),
         lot: 1_000.0,
+        final_fill: FinalFill::LastClose,
     }
 }
 
@@ -86,7 +87,7 @@ fn strategies_both_win_and_lose_and_the_metrics_are_finite() {
         assert_eq!(r.winning_trades + r.losing_trades, r.total_trades);
         for figure in [
             r.win_rate,
-            r.profit_factor,
+            r.profit_factor.unwrap_or(0.0),
             r.total_return,
             r.max_drawdown,
             r.sharpe_ratio,
