@@ -44,6 +44,7 @@ impl Link for StubLink {
             epoch: 1,
             seq: 0,
             entries: &empty,
+            snapshot: &[],
         }));
         Ok(Joined::New)
     }

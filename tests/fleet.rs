@@ -686,11 +686,38 @@ async fn a_backtest_run_is_read_from_the_bus_by_its_family_and_replayed_whole_on
             r#"{{"type":"progress","timestamp":"2026-01-01T00:00:00.000Z","data":{{"n":{n}}}}}"#
         )
     };
-    // More events than a ring room keeps (ROOMCAST_HISTORY_SIZE, 100): a
-    // run room's joiner gets the whole run.
-    for n in 1..=150 {
-        bus_publish(&redis, room, n, epoch, &event(n), false);
+    // More events than a ring room keeps (ROOMCAST_HISTORY_SIZE, 100) and
+    // than one page of the stream (500): a run room's joiner gets the whole
+    // run. The last carries a snapshot, in its bus form.
+    const RUN: u64 = 1_100;
+    let last = event(RUN);
+    let with_snapshot = format!(
+        r#"{},"snapshot":[{{"state":1}}]}}"#,
+        &last[..last.len() - 1]
+    );
+    let client = redis::Client::open(redis.url()).unwrap();
+    let mut conn = client.get_connection().unwrap();
+    let mut pipe = redis::pipe();
+    for n in 1..=RUN {
+        let json = if n == RUN {
+            with_snapshot.clone()
+        } else {
+            event(n)
+        };
+        pipe.cmd("XADD")
+            .arg(format!("roomcast:h:{room}"))
+            .arg(format!("{n}-0"))
+            .arg("e")
+            .arg(epoch)
+            .arg("d")
+            .arg(json)
+            .ignore();
     }
+    pipe.cmd("SET")
+        .arg(format!("roomcast:seq:{room}"))
+        .arg(RUN)
+        .ignore();
+    let () = pipe.query(&mut conn).unwrap();
     let mut ws = connect(&nodes[0], "/v1/ws").await;
     assert_eq!(recv_json(&mut ws).await["type"], "welcome");
     let subscribe = json!({"type": "subscribe", "rooms": [{"room": room, "seq": 0}]});
@@ -698,22 +725,23 @@ async fn a_backtest_run_is_read_from_the_bus_by_its_family_and_replayed_whole_on
     let subscribed = recv_json(&mut ws).await;
     assert_eq!(subscribed["type"], "subscribed", "{subscribed}");
     assert_eq!(subscribed["recovered"], true, "{subscribed}");
-    let replay = messages(&mut ws, 150).await;
-    assert_eq!(seqs(&replay), (1..=150).collect::<Vec<_>>());
+    let replay = messages(&mut ws, RUN as usize).await;
+    assert_eq!(seqs(&replay), (1..=RUN).collect::<Vec<_>>());
+    // Replayed as the canonical event: the bus form's snapshot stays on the bus.
     assert_eq!(
-        replay[149]["data"],
-        serde_json::from_str::<Value>(&event(150)).unwrap()
+        replay[RUN as usize - 1]["data"],
+        serde_json::from_str::<Value>(&event(RUN)).unwrap()
     );
     // Seed 001's `price_update` on the run's channel is not a neutral event:
     // skipped, not delivered as a price. The next well-formed event follows.
     let price = r#"{"type":"price_update","ticker":"A","price":1,"change":0,"change_percent":0,"volume":0,"high":1,"low":1,"open":1,"timestamp":"t"}"#;
-    let message = format!("151:{epoch}:{price}");
+    let message = format!("{}:{epoch}:{price}", RUN + 1);
     let _: i64 = redis
         .cmd(&["PUBLISH", &format!("roomcast:r:{room}"), &message])
         .unwrap();
-    bus_publish(&redis, room, 151, epoch, &event(151), true);
+    bus_publish(&redis, room, RUN + 1, epoch, &event(RUN + 1), true);
     let live = messages(&mut ws, 1).await;
-    assert_eq!(seqs(&live), [151]);
+    assert_eq!(seqs(&live), [RUN + 1]);
     assert_eq!(live[0]["data"]["type"], "progress");
-    assert_eq!(live[0]["data"]["data"]["n"], 151);
+    assert_eq!(live[0]["data"]["data"]["n"], RUN + 1);
 }

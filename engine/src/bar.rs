@@ -54,6 +54,9 @@ impl Timeframe {
     /// Parses `H1`, `1H`, `m15`, `15M`, `D1`, `1D`, …
     pub fn parse(text: &str) -> Option<Self> {
         let upper = text.trim().to_ascii_uppercase();
+        if !upper.is_ascii() {
+            return None;
+        }
         let (unit, count) = match upper.as_bytes().first()? {
             b'0'..=b'9' => {
                 let unit = upper.chars().last()?;
@@ -103,7 +106,7 @@ mod tests {
         assert_eq!(Timeframe::parse("M15"), Some(Timeframe::M15));
         assert_eq!(Timeframe::parse("4H"), Some(Timeframe::H4));
         assert_eq!(Timeframe::parse("1D"), Some(Timeframe::D1));
-        for bad in ["", "H", "1", "H2", "X1", "1HH", "M", "60M"] {
+        for bad in ["", "H", "1", "H2", "X1", "1HH", "M", "60M", "1é", "é", "Ĥ1"] {
             assert_eq!(Timeframe::parse(bad), None, "{bad}");
         }
         for tf in Timeframe::ALL {

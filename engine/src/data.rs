@@ -87,8 +87,10 @@ const REGIMES: [Regime; 4] = [
 
 impl Generator {
     /// The bars of `symbol` at `timeframe` opening in `[from, to)`, on its
-    /// calendar; empty when the calendar has none there.
+    /// calendar; empty when the calendar has none there. The series begins
+    /// on 2000-01-01: nothing is generated before it.
     pub fn bars(&self, symbol: &str, timeframe: Timeframe, from: i64, to: i64) -> Vec<Bar> {
+        let from = from.max(ANCHOR_EPOCH);
         let calendar = Calendar::for_symbol(symbol);
         let series = Series::new(self.seed, symbol);
         let mut bars = Vec::new();
@@ -318,10 +320,25 @@ fn parse_time(text: &str) -> Option<i64> {
 }
 
 /// The bars opening in `[from, to)`, or the "Insufficient historical data"
-/// error when `bars` does not reach back to `from` or holds none there.
-pub fn covering(symbol: &str, bars: Vec<Bar>, from: i64, to: i64) -> Result<Vec<Bar>, DataError> {
+/// error when `bars` does not reach back to `from` (to the first bar of
+/// `timeframe` the symbol's calendar has from then: a range may start on a
+/// weekend or a holiday) or holds none there.
+pub fn covering(
+    symbol: &str,
+    timeframe: Timeframe,
+    bars: Vec<Bar>,
+    from: i64,
+    to: i64,
+) -> Result<Vec<Bar>, DataError> {
     let available_start = bars.first().map(|b| crate::calendar::rfc3339(b.time));
-    let starts_late = bars.first().is_none_or(|b| b.time > from + DAY);
+    // The first bar the calendar has from `from` on (a month covers any closure).
+    let first_tradable = Calendar::for_symbol(symbol)
+        .open_spans(from, from + 31 * DAY)
+        .first()
+        .map_or(from, |(open, _)| timeframe.floor(*open));
+    let starts_late = bars
+        .first()
+        .is_none_or(|b| b.time >= first_tradable + timeframe.seconds());
     let inside: Vec<Bar> = bars
         .into_iter()
         .filter(|b| b.time >= from && b.time < to)
@@ -447,11 +464,15 @@ mod tests {
 
     #[test]
     fn a_range_the_data_does_not_cover_is_insufficient() {
-        let bars =
-            parse_csv("timestamp,open,high,low,close,volume\n2024-01-10T00:00:00Z,1,1,1,1,1\n")
-                .unwrap();
-        let err =
-            covering("EURUSD", bars.clone(), day("2024-01-01"), day("2024-02-01")).unwrap_err();
+        let csv = |time: &str| {
+            parse_csv(&format!(
+                "timestamp,open,high,low,close,volume\n{time},1,1,1,1,1\n"
+            ))
+            .unwrap()
+        };
+        let bars = csv("2024-01-10T00:00:00Z");
+        let (jan1, feb1) = (day("2024-01-01"), day("2024-02-01"));
+        let err = covering("EURUSD", Timeframe::H1, bars.clone(), jan1, feb1).unwrap_err();
         assert_eq!(
             err,
             DataError::Insufficient {
@@ -460,11 +481,33 @@ mod tests {
                 available_start: Some("2024-01-10T00:00:00Z".into()),
             }
         );
-        assert_eq!(
-            covering("EURUSD", bars, day("2024-01-10"), day("2024-02-01"))
-                .unwrap()
-                .len(),
-            1
+        let from_then = covering("EURUSD", Timeframe::H1, bars, day("2024-01-10"), feb1);
+        assert_eq!(from_then.unwrap().len(), 1);
+        // A range starting on a Saturday is covered by data from Sunday's open.
+        let sunday_open = csv("2024-01-07T22:00:00Z");
+        let saturday = day("2024-01-06");
+        assert!(covering("EURUSD", Timeframe::H1, sunday_open.clone(), saturday, feb1).is_ok());
+        // NYSE: from New Year's Day, the first session is January 2.
+        let jan2 = csv("2024-01-02T14:30:00Z");
+        assert!(covering("AAPL", Timeframe::H1, jan2, jan1, feb1).is_ok());
+    }
+
+    #[test]
+    fn nothing_is_generated_before_the_series_begins() {
+        let g = Generator { seed: 3 };
+        let straddle = g.bars(
+            "BTC-USD",
+            Timeframe::D1,
+            day("1999-12-30"),
+            day("2000-01-03"),
         );
+        let inside = g.bars(
+            "BTC-USD",
+            Timeframe::D1,
+            day("2000-01-01"),
+            day("2000-01-03"),
+        );
+        assert_eq!(straddle, inside);
+        assert_eq!(straddle.len(), 2);
     }
 }

@@ -51,11 +51,12 @@ pub fn cents(value: f64) -> f64 {
 pub fn compute(trades: &[Trade], equity: &[f64], initial: f64, bars_per_year: f64) -> Metrics {
     let (wins, losses): (Vec<&Trade>, Vec<&Trade>) =
         trades.iter().partition(|t| cents(t.pnl) > 0.0);
-    let gross_win: f64 = wins.iter().map(|t| t.pnl).sum();
-    let gross_loss: f64 = -losses.iter().map(|t| t.pnl).sum::<f64>();
+    // Sums of the pnl as sent, so a +0.004 "loser" cannot make the loss negative.
+    let gross_win: f64 = wins.iter().map(|t| cents(t.pnl)).sum();
+    let gross_loss: f64 = -losses.iter().map(|t| cents(t.pnl)).sum::<f64>();
     let r_multiples = |ts: &[&Trade]| -> Vec<f64> {
         ts.iter()
-            .filter_map(|t| Some(finite(t.pnl / t.position.risk()?)))
+            .filter_map(|t| Some(finite(cents(t.pnl) / t.position.risk()?)))
             .collect()
     };
     let (win_r, loss_r) = (r_multiples(&wins), r_multiples(&losses));
@@ -148,8 +149,8 @@ mod tests {
                 id: 1,
                 entry: Entry {
                     direction: Direction::Long,
-                    stop: Some(0.5),
-                    targets: vec![],
+                    risk: Some(0.5),
+                    targets_r: vec![],
                     confidence: 0.5,
                     rationale: String::new(),
                 },
@@ -157,6 +158,8 @@ mod tests {
                 entry_time: 0,
                 entry_price: 1.0,
                 quantity: 1.0,
+                stop: Some(0.5),
+                targets: vec![],
                 entry_commission: 0.5,
                 mfe: 0.0,
                 mae: 0.0,
@@ -179,10 +182,11 @@ mod tests {
             (4, 2, 2)
         );
         assert_eq!(m.win_rate, 0.5);
-        assert!((m.profit_factor.unwrap() - 10.006 / 4.996).abs() < 1e-12);
+        // On the pnl as sent: wins 10.00 + 0.01, losses 0.00 + 5.00.
+        assert!((m.profit_factor.unwrap() - 10.01 / 5.0).abs() < 1e-12);
         // In R multiples of the 0.5 risk.
         assert_eq!((m.largest_win, m.largest_loss), (20.0, -10.0));
-        assert!((m.average_win - (20.0 + 0.012) / 2.0).abs() < 1e-12);
+        assert!((m.average_win - (20.0 + 0.02) / 2.0).abs() < 1e-12);
         assert_eq!(m.total_commissions, 4.0);
         assert!((m.total_return - 0.0005).abs() < 1e-12);
     }
@@ -197,6 +201,10 @@ mod tests {
         assert_eq!(none.final_equity, 10_000.0);
         let only_wins = compute(&[trade(3.0)], &[10_003.0], 10_000.0, 252.0);
         assert_eq!(only_wins.profit_factor, None);
+        // Tiny positive pnls sent as 0.00 are losses, and never a negative loss.
+        let dust = compute(&[trade(0.004), trade(0.003)], &[10_000.0], 10_000.0, 252.0);
+        assert_eq!((dust.losing_trades, dust.profit_factor), (2, Some(0.0)));
+        assert_eq!(dust.average_loss, 0.0);
         // A flat curve has no deviation: Sharpe 0, not NaN.
         let flat = compute(&[], &[100.0, 100.0, 100.0], 100.0, 252.0);
         assert_eq!(flat.sharpe_ratio, 0.0);

@@ -90,6 +90,10 @@ pub struct Position {
     pub entry_price: f64,
     /// Units held.
     pub quantity: f64,
+    /// The stop-loss price, if any: the entry's risk from the fill.
+    pub stop: Option<f64>,
+    /// Take-profit prices, nearest first.
+    pub targets: Vec<f64>,
     /// Commission paid on entry.
     pub entry_commission: f64,
     /// Best unrealised gain over its bars (currency, ≥ 0): quantity times
@@ -108,8 +112,8 @@ impl Position {
     /// The money at risk to the stop, if it has one.
     pub fn risk(&self) -> Option<f64> {
         self.entry
-            .stop
-            .map(|stop| (self.entry_price - stop).abs() * self.quantity)
+            .risk
+            .map(|risk| risk * self.quantity)
             .filter(|r| *r > 0.0)
     }
 }
@@ -278,17 +282,33 @@ impl<S: Strategy> Run<S> {
         })
     }
 
-    /// Opens `entry` at `bar`'s open, sized by the account; nothing when the
-    /// size rounds to zero or the open is already beyond the stop.
+    /// Opens `entry` at `bar`'s open, its stop and targets placed from that
+    /// fill, sized by the account; nothing when the size rounds to zero or
+    /// a stop would be at or beyond the fill.
     fn open(&mut self, index: usize, bar: &Bar, entry: Entry) -> Option<Position> {
         let price = bar.open;
         let s = entry.direction.sign();
-        if entry.stop.is_some_and(|stop| s * (price - stop) <= 0.0) || price <= 0.0 {
+        let stop = entry.risk.map(|risk| price - s * risk);
+        if entry
+            .risk
+            .is_some_and(|risk| risk <= 0.0 || !risk.is_finite())
+            || price <= 0.0
+        {
             return None;
         }
+        let targets = entry
+            .risk
+            .map(|risk| {
+                entry
+                    .targets_r
+                    .iter()
+                    .map(|r| price + s * r * risk)
+                    .collect()
+            })
+            .unwrap_or_default();
         let affordable = self.balance / (price * (1.0 + self.account.commission));
-        let wanted = match (self.account.sizing, entry.stop) {
-            (Sizing::Risk(fraction), Some(stop)) => self.balance * fraction / (price - stop).abs(),
+        let wanted = match (self.account.sizing, entry.risk) {
+            (Sizing::Risk(fraction), Some(risk)) => self.balance * fraction / risk,
             (Sizing::Risk(_), None) => affordable,
             (Sizing::Equity(fraction), _) => affordable * fraction,
         };
@@ -307,6 +327,8 @@ impl<S: Strategy> Run<S> {
             entry_time: bar.time,
             entry_price: price,
             quantity,
+            stop,
+            targets,
             entry_commission: commission,
             mfe: 0.0,
             mae: 0.0,
@@ -349,7 +371,7 @@ impl<S: Strategy> Run<S> {
         // Excursions count every bar the trade lives on, its exit bar included.
         position.mae = position.mae.min(position.gain_at(adverse));
         position.mfe = position.mfe.max(position.gain_at(favourable));
-        if let Some(stop) = position.entry.stop
+        if let Some(stop) = position.stop
             && s * (adverse - stop) <= 0.0
         {
             // Touched: at the stop, or at the open when the bar opened past it.
@@ -360,7 +382,7 @@ impl<S: Strategy> Run<S> {
             };
             return self.close(index, bar.time, fill, ExitReason::StopLoss);
         }
-        let targets = &position.entry.targets;
+        let targets = &position.targets;
         // A bar that opens past targets fills at its open, naming the furthest
         // level passed; otherwise the first level the bar reaches, at that level.
         let gapped = targets.iter().rposition(|&t| s * (bar.open - t) >= 0.0);
@@ -387,8 +409,8 @@ mod tests {
     /// Enters long on bar `at` (decided on the bar before) with a bracket.
     struct Scripted {
         at: usize,
-        stop: Option<f64>,
-        targets: Vec<f64>,
+        risk: Option<f64>,
+        targets_r: Vec<f64>,
     }
 
     impl Strategy for Scripted {
@@ -399,8 +421,8 @@ mod tests {
             if bars.len() == self.at && open.is_none() {
                 Decision::Enter(Entry {
                     direction: Direction::Long,
-                    stop: self.stop,
-                    targets: self.targets.clone(),
+                    risk: self.risk,
+                    targets_r: self.targets_r.clone(),
                     confidence: 0.7,
                     rationale: "test".into(),
                 })
@@ -443,8 +465,8 @@ mod tests {
         ];
         let strategy = Scripted {
             at: 1,
-            stop: Some(98.5),
-            targets: vec![103.0, 106.0],
+            risk: Some(2.0),
+            targets_r: vec![1.25, 2.75],
         };
         let mut run = Run::new(bars, strategy, account(0.001));
         let first = run.step().unwrap();
@@ -476,8 +498,8 @@ mod tests {
         ];
         let strategy = Scripted {
             at: 1,
-            stop: Some(95.0),
-            targets: vec![105.0],
+            risk: Some(5.0),
+            targets_r: vec![1.0],
         };
         let mut run = Run::new(bars, strategy, account(0.0));
         run.finish();
@@ -491,6 +513,33 @@ mod tests {
     }
 
     #[test]
+    fn stop_and_targets_are_placed_from_the_fill_so_an_opening_gap_moves_them() {
+        let bars = vec![
+            bar(0, 100.0, 100.0, 100.0, 100.0),
+            bar(1, 100.0, 100.0, 100.0, 100.0),
+            bar(2, 103.0, 103.5, 102.8, 103.2),
+            bar(3, 103.2, 103.4, 103.0, 103.1),
+        ];
+        let strategy = Scripted {
+            at: 2,
+            risk: Some(2.0),
+            targets_r: vec![1.0],
+        };
+        let mut run = Run::new(bars, strategy, account(0.0));
+        run.step();
+        run.step();
+        let step = run.step().unwrap();
+        let position = step.entry.unwrap();
+        // Decided at 100, filled at 103: the bracket is 101 / 105, not 98 / 102,
+        // so the gap is not an instant "take profit".
+        assert_eq!(
+            (position.stop, position.targets.clone()),
+            (Some(101.0), vec![105.0])
+        );
+        assert!(step.exits.is_empty());
+    }
+
+    #[test]
     fn a_bar_opening_past_several_targets_fills_at_its_open_naming_the_furthest() {
         let bars = vec![
             bar(0, 100.0, 100.0, 100.0, 100.0),
@@ -499,8 +548,8 @@ mod tests {
         ];
         let strategy = Scripted {
             at: 1,
-            stop: Some(98.0),
-            targets: vec![102.0, 104.0, 110.0],
+            risk: Some(2.0),
+            targets_r: vec![1.0, 2.0, 5.0],
         };
         let mut run = Run::new(bars, strategy, account(0.0));
         run.finish();
@@ -521,16 +570,16 @@ mod tests {
         ];
         let strategy = Scripted {
             at: 1,
-            stop: Some(95.0),
-            targets: vec![],
+            risk: Some(5.0),
+            targets_r: vec![],
         };
         let mut run = Run::new(bars.clone(), strategy, account(0.0));
         run.finish();
         assert_eq!(run.trades()[0].exit_price, 90.0);
         let held = Scripted {
             at: 1,
-            stop: None,
-            targets: vec![],
+            risk: None,
+            targets_r: vec![],
         };
         let mut run = Run::new(bars[..2].to_vec(), held, account(0.0));
         run.finish();
@@ -549,8 +598,8 @@ mod tests {
         ];
         let tight = Scripted {
             at: 1,
-            stop: Some(99.99),
-            targets: vec![],
+            risk: Some(0.01),
+            targets_r: vec![],
         };
         let mut run = Run::new(bars.clone(), tight, account(0.0));
         let position = run.step().and(run.step()).unwrap().entry.unwrap();
@@ -562,8 +611,8 @@ mod tests {
             bars,
             Scripted {
                 at: 1,
-                stop: Some(99.0),
-                targets: vec![],
+                risk: Some(1.0),
+                targets_r: vec![],
             },
             lots,
         );

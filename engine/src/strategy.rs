@@ -30,16 +30,18 @@ impl Direction {
     }
 }
 
-/// A position to open at the next bar's open.
+/// A position to open at the next bar's open. Its stop and targets are
+/// distances from the fill, which the decision cannot know: a bar that
+/// opens with a gap moves them with it (the risk taken is what was decided).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entry {
     /// Which way.
     pub direction: Direction,
-    /// The stop-loss price, if any.
-    pub stop: Option<f64>,
-    /// Take-profit prices, nearest first; the first one reached closes the
-    /// whole position.
-    pub targets: Vec<f64>,
+    /// Price distance from the fill to the stop-loss, if any (the trade's R).
+    pub risk: Option<f64>,
+    /// Take-profit levels in multiples of `risk`, nearest first; the first
+    /// one reached closes the whole position.
+    pub targets_r: Vec<f64>,
     /// The signal's strength, 0–1.
     pub confidence: f64,
     /// The rule that fired, for the trade's `reasoning`.
@@ -92,14 +94,6 @@ pub fn atr(bars: &[Bar], end: usize, n: usize) -> Option<f64> {
         })
         .sum();
     Some(total / window.len() as f64)
-}
-
-/// Stop and targets at `r` multiples of the stop distance from `price`.
-fn bracket(direction: Direction, price: f64, risk: f64, targets_r: &[f64]) -> (f64, Vec<f64>) {
-    let s = direction.sign();
-    let stop = price - s * risk;
-    let targets = targets_r.iter().map(|r| price + s * r * risk).collect();
-    (stop, targets)
 }
 
 /// `sma_crossover`: long when the fast SMA crosses above the slow one,
@@ -155,19 +149,19 @@ impl Strategy for SmaCross {
         if open == Some(direction) {
             return Decision::Hold;
         }
-        let price = bars[n - 1].close;
-        let (stop, targets) = match self.stop_atr.and_then(|k| Some(k * atr(bars, n, 14)?)) {
-            Some(risk) if risk > 0.0 => {
-                let (stop, targets) = bracket(direction, price, risk, &self.targets_r);
-                (Some(stop), targets)
-            }
-            _ => (None, Vec::new()),
-        };
+        let risk = self
+            .stop_atr
+            .and_then(|k| Some(k * atr(bars, n, 14)?))
+            .filter(|r| *r > 0.0);
         let spread = (fast - slow).abs() / slow.abs().max(f64::MIN_POSITIVE);
         let entry = Entry {
             direction,
-            stop,
-            targets,
+            risk,
+            targets_r: if risk.is_some() {
+                self.targets_r.clone()
+            } else {
+                Vec::new()
+            },
             confidence: (0.5 + 50.0 * spread).min(0.95),
             rationale: format!(
                 "SMA({}) crossed {} SMA({})",
@@ -237,15 +231,14 @@ impl Strategy for Breakout {
         else {
             return Decision::Hold;
         };
-        let (stop, targets) = bracket(direction, close, risk, &self.targets_r);
         let beyond = match direction {
             Direction::Long => (close - high) / risk,
             Direction::Short => (low - close) / risk,
         };
         Decision::Enter(Entry {
             direction,
-            stop: Some(stop),
-            targets,
+            risk: Some(risk),
+            targets_r: self.targets_r.clone(),
             confidence: (0.55 + beyond).min(0.95),
             rationale: format!(
                 "close broke the {}-bar {}",
@@ -295,13 +288,8 @@ mod tests {
             panic!("no entry");
         };
         assert_eq!(entry.direction, Direction::Long);
-        let stop = entry.stop.unwrap();
-        assert!(stop < 12.0);
-        let risk = 12.0 - stop;
-        assert_eq!(
-            entry.targets,
-            vec![12.0 + risk, 12.0 + 2.0 * risk, 12.0 + 3.0 * risk]
-        );
+        assert!(entry.risk.unwrap() > 0.0);
+        assert_eq!(entry.targets_r, vec![1.0, 2.0, 3.0]);
         closes.extend([8.0, 7.0]);
         assert!(matches!(
             s.decide(&bars(&closes), Some(Direction::Long)),

@@ -137,7 +137,11 @@ pub enum JoinError {
 }
 
 /// What a joining member is greeted from: the room's lineage, its last
-/// `seq`, and its retained events `(seq, canonical JSON)`, oldest first.
+/// `seq`, its retained events `(seq, canonical JSON)`, oldest first, and its
+/// snapshot. Each dialect frames what its clients expect: seed 001 its
+/// `history`, the native protocol its replay, seed 000 the snapshot (the
+/// latest `initial_modeldata`). Snapshot frames are the owning seed's own
+/// messages, so other dialects leave them out.
 #[derive(Debug, Clone, Copy)]
 pub struct Retained<'a> {
     /// The room's epoch.
@@ -146,6 +150,8 @@ pub struct Retained<'a> {
     pub seq: u64,
     /// Retained events, oldest first.
     pub entries: &'a VecDeque<(u64, Bytes)>,
+    /// The room's snapshot frames (set by the events that carry one).
+    pub snapshot: &'a [Bytes],
 }
 
 impl<'a> Retained<'a> {

@@ -366,6 +366,7 @@ mod tests {
             epoch: 7,
             seq: 9,
             entries: &held,
+            snapshot: &[],
         };
         let room = RoomName::patterns();
         let frames = greeting(
@@ -395,6 +396,7 @@ mod tests {
             epoch: 7,
             seq: 9,
             entries: &held,
+            snapshot: &[],
         };
         let frames = greeting(
             &RoomName::alerts(),
@@ -418,6 +420,7 @@ mod tests {
             epoch: 7,
             seq: 9,
             entries: &held,
+            snapshot: &[],
         };
         let frames = greeting(
             &RoomName::alerts(),
@@ -482,6 +485,7 @@ mod tests {
             epoch: 7,
             seq: 9,
             entries: &history,
+            snapshot: &[],
         };
         let frames = greeting(
             &RoomName::alerts(),

@@ -2,8 +2,10 @@
 //! or the elements of an array, each as the slice of the document that
 //! holds it. Producers' values are relayed as sent (`150.10` stays
 //! `150.10`), and a batch of events on the fleet bus (a JSON array) is cut
-//! into its events. serde_json validates the document first (or a node
-//! wrote it); the scanner only finds where each value begins and ends.
+//! into its events. serde_json validates the document first, and the bytes
+//! are checked to be UTF-8 (serde_json skips string contents it does not
+//! decode, and a text frame must be UTF-8); the scanner only finds where
+//! each value begins and ends.
 
 use serde::de::IgnoredAny;
 
@@ -14,11 +16,13 @@ pub struct JsonError(pub String);
 
 /// A JSON object's members in order, values as their raw JSON (relayed as
 /// sent, never re-serialised).
+#[derive(Debug)]
 pub struct Members<'a>(pub Vec<(String, &'a [u8])>);
 
 impl<'a> Members<'a> {
     /// The members of `json`, which must be one JSON object.
     pub fn parse(json: &'a [u8]) -> Result<Self, JsonError> {
+        std::str::from_utf8(json).map_err(|e| JsonError(format!("not UTF-8: {e}")))?;
         serde_json::from_slice::<IgnoredAny>(json).map_err(|e| JsonError(e.to_string()))?;
         let members =
             top_level(json, b'{').ok_or_else(|| JsonError("expected a JSON object".into()))?;
@@ -134,8 +138,23 @@ fn value_len(json: &[u8]) -> Option<usize> {
 
 /// The elements of `json`, a JSON array that serde_json accepts.
 pub fn elements(json: &[u8]) -> Option<Vec<&[u8]>> {
+    std::str::from_utf8(json).ok()?;
     serde_json::from_slice::<IgnoredAny>(json).ok()?;
     Some(top_level(json, b'[')?.into_iter().map(|(_, v)| v).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_refused_even_inside_strings() {
+        // serde_json skips the contents of strings it is not asked to decode.
+        let bad = b"{\"data\":{\"note\":\"\xff\"}}";
+        assert!(serde_json::from_slice::<IgnoredAny>(bad).is_ok());
+        assert!(Members::parse(bad).unwrap_err().0.contains("UTF-8"));
+        assert_eq!(elements(b"[\"\xfe\"]"), None);
+    }
 }
 
 #[cfg(test)]

@@ -277,11 +277,7 @@ impl Neutral {
             Envelope::Flat => frame::text_with(self.frame.len(), |buf| {
                 buf.extend_from_slice(br#"{"type":"#);
                 buf.extend_from_slice(kind);
-                let members = data[1..data.len() - 1].trim_ascii();
-                if !members.is_empty() {
-                    buf.push(b',');
-                    buf.extend_from_slice(members);
-                }
+                push_members_except_envelope(buf, data);
                 buf.extend_from_slice(br#","timestamp":"#);
                 buf.extend_from_slice(timestamp);
                 buf.push(b'}');
@@ -309,6 +305,40 @@ impl Neutral {
         }
         json.extend_from_slice(b"]}");
         json.into()
+    }
+}
+
+/// Appends `data`'s members (each after a comma) to a flat message: all of
+/// them, copied at once, unless `data` has its own `type` or `timestamp`
+/// (a seed 003 `order` has `type: "market"`), which would shadow the
+/// envelope's; those are left out.
+fn push_members_except_envelope(buf: &mut Vec<u8>, data: &[u8]) {
+    let members = data[1..data.len() - 1].trim_ascii();
+    if members.is_empty() {
+        return;
+    }
+    let shadows = |key: &str| {
+        // Cheap test first: most data never spells these keys.
+        let quoted = format!("\"{key}\"");
+        data.windows(quoted.len()).any(|w| w == quoted.as_bytes())
+    };
+    if !shadows("type") && !shadows("timestamp") {
+        buf.push(b',');
+        buf.extend_from_slice(members);
+        return;
+    }
+    let Ok(parsed) = Members::parse(data) else {
+        return;
+    };
+    for (key, value) in parsed
+        .0
+        .iter()
+        .filter(|(k, _)| k != "type" && k != "timestamp")
+    {
+        buf.push(b',');
+        serde_json::to_writer(&mut *buf, key).expect("a string serialises");
+        buf.push(b':');
+        buf.extend_from_slice(value);
     }
 }
 
@@ -420,6 +450,25 @@ mod tests {
             &event.timestamp_json()[..],
             br#""2026-01-01T00:00:00.000Z""#
         );
+    }
+
+    #[test]
+    fn a_flat_frame_never_lets_data_shadow_the_envelopes_type_or_timestamp() {
+        let data =
+            serde_json::json!({"order_id": "o1", "type": "market", "timestamp": "x", "qty": 1});
+        let event = Neutral::new(run(), "order", "2026-01-01T00:00:00.000Z", &data).unwrap();
+        let flat: serde_json::Value =
+            serde_json::from_slice(&frame::payload(&event.frame(Envelope::Flat))).unwrap();
+        assert_eq!(flat["type"], "order");
+        assert_eq!(flat["timestamp"], "2026-01-01T00:00:00.000Z");
+        assert_eq!(
+            (flat["order_id"].as_str(), flat["qty"].as_i64()),
+            (Some("o1"), Some(1))
+        );
+        // The seed 003 frame keeps data whole.
+        let stamped: serde_json::Value =
+            serde_json::from_slice(&frame::payload(&event.frame(Envelope::Stamped))).unwrap();
+        assert_eq!(stamped["data"]["type"], "market");
     }
 
     #[test]

@@ -172,9 +172,9 @@ impl Room {
         self.state.lock().history.len()
     }
 
-    /// Adds a member. On a new join the room's snapshot, then the frames from
-    /// `greet` (given the history, oldest first), are queued before the member
-    /// can receive any live event.
+    /// Adds a member. On a new join the frames from `greet` (given the
+    /// history, oldest first, and the room's snapshot) are queued before the
+    /// member can receive any live event.
     pub fn join(
         &self,
         session: SessionId,
@@ -227,7 +227,6 @@ impl Room {
             self.member_count.fetch_add(1, Ordering::Relaxed);
             return Ok(Joined::New);
         }
-        outbox.push_greeting(&state.snapshot);
         outbox.push_greeting(&greet(&retained(&state)));
         state.members[kind.index()].insert(session, outbox.clone());
         self.member_count.fetch_add(1, Ordering::Relaxed);
@@ -449,6 +448,7 @@ fn retained(state: &RoomState) -> Retained<'_> {
         epoch: state.epoch,
         seq: state.seq,
         entries: state.history.as_deque(),
+        snapshot: &state.snapshot,
     }
 }
 
@@ -831,13 +831,9 @@ mod tests {
             neutral(&run, "pnl", 3).with_snapshot(vec![state(3)]),
         ));
         let joiner = Arc::new(Outbox::new(8));
-        room.join(
-            SessionId::next(),
-            DialectKind::Native,
-            &joiner,
-            no_greeting(),
-        )
-        .unwrap();
+        let greet: Greeting = Box::new(|retained| retained.snapshot.to_vec());
+        room.join(SessionId::next(), DialectKind::Native, &joiner, greet)
+            .unwrap();
         assert_eq!(drain(&joiner), vec![state(3)]);
     }
 

@@ -11,6 +11,7 @@ use redis::streams::StreamRangeReply;
 use super::{CATCH_UP_PAGE, RedisBus, with_timeout};
 use crate::bus::BusError;
 use crate::catalog::{GreetingPolicy, RoomName};
+use crate::frame;
 use crate::protocol::Event;
 use crate::rooms::{Head, Remote};
 use crate::telemetry::metrics;
@@ -44,9 +45,16 @@ impl RedisBus {
     }
 
     /// Gives a room that is loading its recent history from the stream, so
-    /// the members waiting for it are greeted (seed 001's `history`) and
-    /// admitted. If the stream cannot be read the room starts empty: members
-    /// are not kept waiting on Redis.
+    /// the members waiting for it are greeted (seed 001's `history`, a run's
+    /// replay) and admitted. If the stream cannot be read the room starts
+    /// empty: members are not kept waiting on Redis.
+    ///
+    /// The head and the newest page are read atomically; a longer history (a
+    /// whole run) is read in further pages of [`CATCH_UP_PAGE`], each bounded
+    /// by the command timeout (older entries never change, only go). Each
+    /// entry is decoded as its room's family reads it: history keeps the
+    /// canonical JSON (not a neutral event's bus form), and the newest event
+    /// that carries a snapshot sets the room's.
     pub(super) async fn preload(&self, room: &RoomName) {
         let Some(local) = self.rooms.get(room) else {
             return;
@@ -59,8 +67,58 @@ impl RedisBus {
             GreetingPolicy::Snapshot => 1,
             GreetingPolicy::History => self.rooms.history_size_of(room),
         };
+        let (mut newest_first, head) = match self.read_head(room, count.min(CATCH_UP_PAGE)).await {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::warn!(room = %room, error = %e, "could not load the room's history; starting it empty");
+                local.preload(Vec::new(), Head::Unknown);
+                return;
+            }
+        };
+        while newest_first.len() < count
+            && newest_first.len() % CATCH_UP_PAGE == 0
+            && let Some(&(oldest, _)) = newest_first.last()
+        {
+            let page = (count - newest_first.len()).min(CATCH_UP_PAGE);
+            match self.read_before(room, oldest, page).await {
+                Ok(older) if older.is_empty() => break,
+                Ok(older) => newest_first.extend(older),
+                Err(e) => {
+                    tracing::warn!(room = %room, error = %e, loaded = newest_first.len(), "could not load the rest of the room's history; greeting with what was read");
+                    break;
+                }
+            }
+        }
+        newest_first.truncate(count);
+        let mut entries = Vec::with_capacity(newest_first.len());
+        let mut snapshot = None;
+        for (seq, body) in newest_first.into_iter().rev() {
+            let decoded = body.and_then(|(epoch, json)| {
+                Event::from_wire(room, &json).map(|(event, canonical)| (epoch, event, canonical))
+            });
+            let Some((epoch, event, canonical)) = decoded else {
+                tracing::warn!(room = %room, seq, "undecodable event in the room's stream; not replayed");
+                continue;
+            };
+            if let Some(frames) = event.snapshot() {
+                snapshot = Some(frames.to_vec());
+            }
+            entries.push((seq, epoch, frame::payload(&canonical)));
+        }
+        if let Some(snapshot) = snapshot {
+            local.set_snapshot(snapshot);
+        }
+        local.preload(entries, head);
+    }
+
+    /// The room's head (`seq`, epoch) and its newest `count` stream entries
+    /// (newest first), read atomically.
+    async fn read_head(
+        &self,
+        room: &RoomName,
+        count: usize,
+    ) -> Result<(Vec<StreamEntry>, Head), BusError> {
         let mut conn = self.commands.clone();
-        // Head and tail read atomically, so the history and the position agree.
         let reply: redis::RedisResult<(Option<u64>, Option<u64>, StreamRangeReply)> = with_timeout(
             redis::pipe()
                 .atomic()
@@ -72,30 +130,32 @@ impl RedisBus {
                 .query_async(&mut conn),
         )
         .await;
-        let (entries, head) = match self.command_result(reply) {
-            Ok((seq, epoch, tail)) => {
-                let mut entries = decoded(stream_entries(tail));
-                entries.truncate(count);
-                entries.reverse();
-                let head = match (epoch, seq) {
-                    (Some(epoch), Some(seq)) => Head::Known { epoch, seq },
-                    _ => Head::Empty,
-                };
-                (entries, head)
-            }
-            Err(e) => {
-                tracing::warn!(room = %room, error = %e, "could not load the room's history; starting it empty");
-                (Vec::new(), Head::Unknown)
-            }
+        let (seq, epoch, tail) = self.command_result(reply)?;
+        let mut entries = stream_entries(tail);
+        entries.truncate(count);
+        let head = match (epoch, seq) {
+            (Some(epoch), Some(seq)) => Head::Known { epoch, seq },
+            _ => Head::Empty,
         };
-        if room.policy().greeting == GreetingPolicy::Snapshot
-            && let Some((_, _, json)) = entries.last()
-            && let Some((event, _)) = Event::from_wire(room, json)
-            && let Some(snapshot) = event.snapshot()
-        {
-            local.set_snapshot(snapshot.to_vec());
-        }
-        local.preload(entries, head);
+        Ok((entries, head))
+    }
+
+    /// At most `count` stream entries before `seq` (exclusive), newest first.
+    async fn read_before(
+        &self,
+        room: &RoomName,
+        seq: u64,
+        count: usize,
+    ) -> Result<Vec<StreamEntry>, BusError> {
+        let mut conn = self.commands.clone();
+        let reply: redis::RedisResult<StreamRangeReply> = with_timeout(conn.xrevrange_count(
+            self.key("h", room.as_str()),
+            format!("({seq}-0"),
+            "-",
+            count,
+        ))
+        .await;
+        Ok(stream_entries(self.command_result(reply)?))
     }
 
     /// Delivers one event received from Redis into its local room, pulling any
@@ -237,13 +297,5 @@ fn stream_entries(reply: StreamRangeReply) -> Vec<StreamEntry> {
             })();
             Some((seq, body))
         })
-        .collect()
-}
-
-/// The well-formed entries as `(seq, epoch, json)`.
-fn decoded(entries: Vec<StreamEntry>) -> Vec<(u64, u64, Bytes)> {
-    entries
-        .into_iter()
-        .filter_map(|(seq, body)| body.map(|(epoch, json)| (seq, epoch, json)))
         .collect()
 }

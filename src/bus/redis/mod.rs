@@ -40,7 +40,7 @@ pub use nodes::{NodeHealth, NodeStatus};
 pub use subscriber::{INGEST_CHANNELS, Subscriber};
 
 use super::BusError;
-use crate::catalog::{FleetStream, RoomName};
+use crate::catalog::{FleetStream, Retention, RoomName};
 
 use crate::protocol::Event;
 use crate::rooms::room::new_epoch;
@@ -209,6 +209,18 @@ impl RedisBus {
         result.map_err(unavailable)
     }
 
+    /// How long the room's keys outlive its last publish: the run's own TTL
+    /// for a run room (a finished run is replayable that long, fleet-wide
+    /// as on one node), `ROOMCAST_REDIS_KEY_TTL` otherwise.
+    fn key_ttl_of(&self, room: &RoomName) -> Duration {
+        match room.policy().retention {
+            Retention::Run { ttl, .. } => ttl.min(self.config.key_ttl),
+            Retention::Ring | Retention::Latest | Retention::Snapshot | Retention::None => {
+                self.config.key_ttl
+            }
+        }
+    }
+
     /// Publishes through Redis: numbered, stored in the room's stream, sent to
     /// every node subscribed to the room (this one included, which delivers
     /// it when it comes back, in the room's order). `recipients` in the
@@ -245,7 +257,7 @@ impl RedisBus {
             .key(self.key("r", room.as_str()))
             .arg(new_epoch())
             .arg(stream_len)
-            .arg(self.config.key_ttl.as_millis() as u64)
+            .arg(self.key_ttl_of(&room).as_millis() as u64)
             .arg(trimming);
         for event in events {
             // The canonical JSON, framed once: the frame's payload (with a

@@ -277,7 +277,6 @@ pub(super) fn admit(state: &mut RoomState, ready: impl Fn(&Waiting) -> bool) {
         .partition(|w| ready(w));
     state.waiting = stay;
     for waiting in go {
-        waiting.outbox.push_greeting(&state.snapshot);
         waiting
             .outbox
             .push_greeting(&(waiting.greet)(&retained(state)));

@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::dialect::{DialectKind, DialectSession, Link, MessageKind};
+use crate::dialect::{DialectKind, DialectSession, Greeting, Link, MessageKind};
 use crate::frame;
 use crate::protocol::modeldata::Echo;
 use crate::protocol::time;
@@ -60,7 +60,10 @@ impl DialectSession for Seed000Session {
     fn on_open(&mut self, link: &mut impl Link) {
         // Join first, then lease: a feed that is just starting publishes its
         // first snapshot into a room that already has this member.
-        match link.join(self.options.room(), Box::new(|_| Vec::new())) {
+        // Greeted with the room's snapshot: the latest `initial_modeldata`
+        // (and the source status while it is degraded).
+        let greet: Greeting = Box::new(|retained| retained.snapshot.to_vec());
+        match link.join(self.options.room(), greet) {
             Ok(_) => self.lease = Some(self.modeldata.attach(&self.options)),
             Err(e) => {
                 link.send(error_frame(&e.to_string()));

@@ -344,6 +344,7 @@ mod tests {
                 epoch: 1,
                 seq: entries.len() as u64,
                 entries: &entries,
+                snapshot: &[],
             };
             for f in greet(&retained) {
                 self.send(f);

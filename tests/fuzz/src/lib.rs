@@ -139,6 +139,7 @@ impl RecordingLink {
             epoch: RECORDED_EPOCH,
             seq: self.history.back().map_or(0, |(seq, _)| *seq),
             entries: &self.history,
+            snapshot: &[],
         };
         let frames = greet(&retained);
         self.actions
