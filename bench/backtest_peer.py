@@ -6,32 +6,18 @@ the trade count.
 
     python3 bench/backtest_peer.py bars.csv [runs]
 """
+import os
 import sys
 import time
 import warnings
 
 import pandas as pd
-from backtesting import Backtest, Strategy
-from backtesting.lib import crossover
-from backtesting.test import SMA
+from backtesting import Backtest
 
-
-class SmaCross(Strategy):
-    n1 = 10
-    n2 = 20
-
-    def init(self):
-        close = self.data.Close
-        self.sma1 = self.I(SMA, close, self.n1)
-        self.sma2 = self.I(SMA, close, self.n2)
-
-    def next(self):
-        if crossover(self.sma1, self.sma2):
-            self.position.close()
-            self.buy()
-        elif crossover(self.sma2, self.sma1):
-            self.position.close()
-            self.sell()
+# The strategy of the correctness cross-check (engine/tests/peer.rs), so
+# both compare the engine with the same rule.
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "engine", "tests", "peer"))
+from sma_cross import SmaCross  # noqa: E402
 
 
 def main():
@@ -44,7 +30,7 @@ def main():
     best = float("inf")
     trades = 0
     for _ in range(runs):
-        bt = Backtest(data, SmaCross, cash=10_000_000, commission=0.002, finalize_trades=True)
+        bt = Backtest(data, SmaCross, cash=1_000_000_000_000, commission=0.0, finalize_trades=True)
         started = time.perf_counter()
         stats = bt.run()
         best = min(best, time.perf_counter() - started)
