@@ -1,9 +1,12 @@
 //! Strategies: on each bar's close, with only the bars so far (no
 //! look-ahead), a strategy decides what happens at the next bar's open.
-//! The catalogue: [`SmaCross`] (`sma_crossover`) and [`Breakout`]
-//! (`breakout`, a Donchian channel breakout).
+//! The catalogue ([`by_id`]): [`SmaCross`] (`sma_crossover`, seed 002's
+//! `vanilla`), [`Spiced`] (`spiced`: the crossover behind a regime and a
+//! trend filter), [`Breakout`] (`breakout`, a Donchian channel breakout)
+//! and [`HtfBias`] (`htf_bias`, seed 003's `strategy1`: higher timeframes
+//! set the bias, the trading timeframe times the entry).
 
-use crate::bar::Bar;
+use crate::bar::{Bar, Timeframe};
 
 /// Which way a position faces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -69,6 +72,29 @@ pub trait Strategy {
     /// Decides on the close of `bars`' last bar; `open` is the direction of
     /// the position held, if any.
     fn decide(&mut self, bars: &[Bar], open: Option<Direction>) -> Decision;
+}
+
+impl<S: Strategy + ?Sized> Strategy for Box<S> {
+    fn id(&self) -> &'static str {
+        (**self).id()
+    }
+
+    fn decide(&mut self, bars: &[Bar], open: Option<Direction>) -> Decision {
+        (**self).decide(bars, open)
+    }
+}
+
+/// The catalogue: a strategy by its id (`sma_crossover` or `vanilla`,
+/// `spiced`, `breakout`, `htf_bias` or `strategy1`), with its default
+/// parameters.
+pub fn by_id(id: &str) -> Option<Box<dyn Strategy + Send>> {
+    Some(match id {
+        "sma_crossover" | "vanilla" => Box::new(SmaCross::default()),
+        "spiced" => Box::new(Spiced::default()),
+        "breakout" => Box::new(Breakout::default()),
+        "htf_bias" | "strategy1" => Box::new(HtfBias::default()),
+        _ => return None,
+    })
 }
 
 /// The mean close of the `n` bars ending at `end` (exclusive).
@@ -253,6 +279,268 @@ impl Strategy for Breakout {
     }
 }
 
+/// `spiced`: the SMA crossover with two filters, so it trades less and
+/// differently than `vanilla` (seed 002 compares the two).
+///
+/// - **Regime:** no entry while ATR(14) is in the top quintile of its last
+///   `lookback` values (turbulent markets whipsaw a crossover).
+/// - **Trend:** a long only above a rising SMA(`trend`), a short only below
+///   a falling one.
+///
+/// A reversal the filters refuse becomes a plain exit: the position that
+/// the cross invalidated is still closed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spiced {
+    /// The crossover it filters.
+    pub cross: SmaCross,
+    /// ATR values the regime is ranked against (100).
+    pub lookback: usize,
+    /// Trend SMA length (50).
+    pub trend: usize,
+    /// ATR(14) of the last `lookback` bars seen, oldest first.
+    atrs: std::collections::VecDeque<f64>,
+    /// Bars seen: `decide` is normally called once per bar, in order.
+    seen: usize,
+}
+
+impl Default for Spiced {
+    fn default() -> Self {
+        Spiced {
+            cross: SmaCross::default(),
+            lookback: 100,
+            trend: 50,
+            atrs: std::collections::VecDeque::new(),
+            seen: 0,
+        }
+    }
+}
+
+impl Spiced {
+    /// Whether the filters let an entry in `direction` through on `bars`' last bar.
+    fn allows(&mut self, bars: &[Bar], direction: Direction) -> bool {
+        let n = bars.len();
+        let Some(current) = atr(bars, n, 14) else {
+            return false;
+        };
+        if self.atrs.len() < self.lookback / 2 {
+            return false;
+        }
+        let below = self.atrs.iter().filter(|&&a| a < current).count();
+        if below as f64 >= 0.8 * self.atrs.len() as f64 {
+            return false;
+        }
+        let (Some(now), Some(before)) = (sma(bars, n, self.trend), sma(bars, n - 5, self.trend))
+        else {
+            return false;
+        };
+        let close = bars[n - 1].close;
+        match direction {
+            Direction::Long => close > now && now > before,
+            Direction::Short => close < now && now < before,
+        }
+    }
+}
+
+impl Strategy for Spiced {
+    fn id(&self) -> &'static str {
+        "spiced"
+    }
+
+    fn decide(&mut self, bars: &[Bar], open: Option<Direction>) -> Decision {
+        let n = bars.len();
+        if self.seen + 1 != n {
+            // Not called bar after bar from the start: rebuild the history.
+            self.atrs.clear();
+            for end in n.saturating_sub(self.lookback).max(1)..n {
+                self.atrs.extend(atr(bars, end, 14));
+            }
+        }
+        let decision = self.cross.decide(bars, open);
+        let verdict = match decision {
+            Decision::Enter(entry) if self.allows(bars, entry.direction) => Decision::Enter(entry),
+            Decision::Enter(_) => Decision::Hold,
+            Decision::Reverse(entry) if self.allows(bars, entry.direction) => {
+                Decision::Reverse(entry)
+            }
+            Decision::Reverse(_) => Decision::Exit,
+            other => other,
+        };
+        self.atrs.extend(atr(bars, n, 14));
+        if self.atrs.len() > self.lookback {
+            self.atrs.pop_front();
+        }
+        self.seen = n;
+        verdict
+    }
+}
+
+/// `htf_bias` (seed 003's `strategy1`): each higher timeframe's SMA of its
+/// completed closes, rising or falling over its last `slope` bars, sets a
+/// bias; when every higher timeframe agrees, a trading-timeframe close that
+/// reclaims its SMA after a pullback enters in the bias's direction, with a
+/// stop at `stop_atr` × ATR(14) and targets at R multiples. A position is
+/// closed when the bias turns against it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HtfBias {
+    /// The higher timeframes (H4 and D1).
+    pub higher: Vec<Timeframe>,
+    /// SMA length on the higher timeframes and the trading one (20).
+    pub sma: usize,
+    /// Higher-timeframe bars over which the SMA must rise or fall (5).
+    pub slope: usize,
+    /// Stop distance in ATR(14) multiples (2.0).
+    pub stop_atr: f64,
+    /// Take-profit levels in R multiples (1, 2, 3).
+    pub targets_r: Vec<f64>,
+    /// Each higher timeframe's completed closes and the one forming.
+    frames: Vec<HigherFrame>,
+    /// Bars seen: `decide` is normally called once per bar, in order.
+    seen: usize,
+}
+
+/// One higher timeframe built from the trading bars as they arrive.
+#[derive(Debug, Clone, PartialEq)]
+struct HigherFrame {
+    timeframe: Timeframe,
+    /// Closes of its completed bars.
+    closes: Vec<f64>,
+    /// The forming bar's open time and latest close.
+    forming: Option<(i64, f64)>,
+}
+
+impl HigherFrame {
+    fn add(&mut self, bar: &Bar) {
+        let start = self.timeframe.floor(bar.time);
+        match self.forming {
+            Some((open, _)) if open == start => {}
+            Some((_, close)) => self.closes.push(close),
+            None => {}
+        }
+        self.forming = Some((start, bar.close));
+    }
+
+    /// +1 (SMA rising), −1 (falling) or 0 (flat, or too few bars).
+    fn trend(&self, sma_len: usize, slope: usize) -> i8 {
+        let n = self.closes.len();
+        let mean = |end: usize| -> Option<f64> {
+            let window = self.closes.get(end.checked_sub(sma_len)?..end)?;
+            Some(window.iter().sum::<f64>() / sma_len as f64)
+        };
+        match (mean(n), n.checked_sub(slope).and_then(mean)) {
+            (Some(now), Some(before)) if now > before => 1,
+            (Some(now), Some(before)) if now < before => -1,
+            _ => 0,
+        }
+    }
+}
+
+impl Default for HtfBias {
+    fn default() -> Self {
+        HtfBias::new(vec![Timeframe::H4, Timeframe::D1])
+    }
+}
+
+impl HtfBias {
+    /// The rule over `higher` timeframes, with the default parameters.
+    pub fn new(higher: Vec<Timeframe>) -> Self {
+        HtfBias {
+            frames: Vec::new(),
+            higher,
+            sma: 20,
+            slope: 5,
+            stop_atr: 2.0,
+            targets_r: vec![1.0, 2.0, 3.0],
+            seen: 0,
+        }
+    }
+
+    /// The agreed bias of every higher timeframe: `Some(direction)` or none.
+    fn bias(&self) -> Option<Direction> {
+        let mut trends = self.frames.iter().map(|f| f.trend(self.sma, self.slope));
+        let first = trends.next()?;
+        if first == 0 || !trends.all(|t| t == first) {
+            return None;
+        }
+        Some(if first > 0 {
+            Direction::Long
+        } else {
+            Direction::Short
+        })
+    }
+}
+
+impl Strategy for HtfBias {
+    fn id(&self) -> &'static str {
+        "htf_bias"
+    }
+
+    fn decide(&mut self, bars: &[Bar], open: Option<Direction>) -> Decision {
+        let n = bars.len();
+        if self.seen + 1 != n || self.frames.len() != self.higher.len() {
+            // Not called bar after bar from the start: rebuild from the bars.
+            self.frames = self
+                .higher
+                .iter()
+                .map(|&timeframe| HigherFrame {
+                    timeframe,
+                    closes: Vec::new(),
+                    forming: None,
+                })
+                .collect();
+            for bar in &bars[..n.saturating_sub(1)] {
+                self.frames.iter_mut().for_each(|f| f.add(bar));
+            }
+        }
+        if let Some(bar) = bars.last() {
+            self.frames.iter_mut().for_each(|f| f.add(bar));
+        }
+        self.seen = n;
+        let bias = self.bias();
+        if let Some(held) = open {
+            return if bias.is_some_and(|b| b != held) {
+                Decision::Exit
+            } else {
+                Decision::Hold
+            };
+        }
+        let Some(direction) = bias else {
+            return Decision::Hold;
+        };
+        let (Some(now), Some(before)) = (sma(bars, n, self.sma), sma(bars, n - 1, self.sma)) else {
+            return Decision::Hold;
+        };
+        let (close, previous) = (bars[n - 1].close, bars[n - 2].close);
+        let s = direction.sign();
+        // A pullback through the SMA, then a close back on the bias's side.
+        if !(s * (previous - before) < 0.0 && s * (close - now) > 0.0) {
+            return Decision::Hold;
+        }
+        let Some(risk) = atr(bars, n, 14)
+            .map(|a| a * self.stop_atr)
+            .filter(|r| *r > 0.0)
+        else {
+            return Decision::Hold;
+        };
+        let names: Vec<&str> = self.higher.iter().map(|t| t.label()).collect();
+        let side = if direction == Direction::Long {
+            "bullish"
+        } else {
+            "bearish"
+        };
+        Decision::Enter(Entry {
+            direction,
+            risk: Some(risk),
+            targets_r: self.targets_r.clone(),
+            confidence: (0.6 + 0.1 * self.higher.len() as f64).min(0.9),
+            rationale: format!(
+                "HTF {side} bias ({}) + LTF pullback reclaimed SMA({})",
+                names.join(", "),
+                self.sma
+            ),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +609,61 @@ mod tests {
             s.decide(&bars(&closes), Some(Direction::Long)),
             Decision::Hold
         );
+    }
+
+    #[test]
+    fn spiced_decides_the_same_whether_called_bar_by_bar_or_cold() {
+        let bars = crate::data::Generator { seed: 9 }.bars(
+            "GBPUSD",
+            crate::Timeframe::H1,
+            crate::calendar::parse_date("2023-03-01").unwrap(),
+            crate::calendar::parse_date("2023-06-01").unwrap(),
+        );
+        let mut warm = Spiced::default();
+        let in_order: Vec<Decision> = (1..=bars.len())
+            .map(|n| warm.decide(&bars[..n], None))
+            .collect();
+        assert!(in_order.iter().any(|d| matches!(d, Decision::Enter(_))));
+        for n in [150, 600, bars.len()] {
+            let cold = Spiced::default().decide(&bars[..n], None);
+            assert_eq!(cold, in_order[n - 1], "bar {n}");
+        }
+    }
+
+    #[test]
+    fn htf_bias_enters_with_its_higher_timeframes_and_decides_the_same_cold() {
+        let bars = crate::data::Generator { seed: 11 }.bars(
+            "BTC-USD",
+            Timeframe::M15,
+            crate::calendar::parse_date("2024-01-01").unwrap(),
+            crate::calendar::parse_date("2024-04-01").unwrap(),
+        );
+        let mut warm = HtfBias::default();
+        let mut held = None;
+        let mut decisions = Vec::new();
+        for n in 1..=bars.len() {
+            let d = warm.decide(&bars[..n], held);
+            match &d {
+                Decision::Enter(e) => {
+                    assert!(e.rationale.starts_with("HTF "), "{}", e.rationale);
+                    held = Some(e.direction);
+                }
+                Decision::Exit => held = None,
+                _ => {}
+            }
+            decisions.push((d, held));
+        }
+        let entries = decisions
+            .iter()
+            .filter(|(d, _)| matches!(d, Decision::Enter(_)))
+            .count();
+        assert!(entries > 3, "{entries} entries");
+        for n in [2_000, 5_000, bars.len()] {
+            let before = if n >= 2 { decisions[n - 2].1 } else { None };
+            let cold = HtfBias::default().decide(&bars[..n], before);
+            assert_eq!(cold, decisions[n - 1].0, "bar {n}");
+        }
+        assert_eq!(by_id("strategy1").unwrap().id(), "htf_bias");
     }
 
     #[test]

@@ -105,9 +105,55 @@ fn strategies_both_win_and_lose_and_the_metrics_are_finite() {
 }
 
 #[test]
+fn spiced_filters_the_crossover_so_it_trades_less_and_differently_than_vanilla() {
+    let vanilla = run(eurusd_2023(), engine::strategy::by_id("vanilla").unwrap());
+    let spiced = run(eurusd_2023(), engine::strategy::by_id("spiced").unwrap());
+    let (v, s) = (vanilla.trades().len(), spiced.trades().len());
+    assert!(s > 0 && s < v, "spiced {s} trades, vanilla {v}");
+    assert_ne!(vanilla.balance(), spiced.balance());
+    assert_eq!(spiced.strategy().id(), "spiced");
+    assert!(engine::strategy::by_id("strategy42").is_none());
+}
+
+#[test]
 fn winners_counted_by_the_metrics_are_the_trades_whose_sent_pnl_is_positive() {
     let r = run(eurusd_2023(), SmaCross::default());
     let m = metrics::compute(r.trades(), r.equity_curve(), 10_000.0, 6_240.0);
     let sent_positive = r.trades().iter().filter(|t| cents(t.pnl) > 0.0).count();
     assert_eq!(m.winning_trades, sent_positive);
+}
+
+#[test]
+fn seed_003s_strategy1_trades_with_its_higher_timeframes_and_finite_metrics() {
+    let bars = Generator { seed: 2024 }.bars(
+        "BTC-USD",
+        Timeframe::M15,
+        parse_date("2024-01-01").unwrap(),
+        parse_date("2024-04-01").unwrap(),
+    );
+    let mut account = account();
+    account.lot = 0.0001;
+    let mut first = Run::new(
+        bars.clone(),
+        engine::strategy::by_id("strategy1").unwrap(),
+        account,
+    );
+    first.finish();
+    let mut again = Run::new(bars, engine::strategy::by_id("strategy1").unwrap(), account);
+    again.finish();
+    assert_eq!(first.trades(), again.trades());
+    let trades = first.trades();
+    assert!(trades.len() >= 5, "{} trades", trades.len());
+    assert!(
+        trades
+            .iter()
+            .all(|t| t.position.entry.rationale.starts_with("HTF "))
+    );
+    let m = metrics::compute(
+        trades,
+        first.equity_curve(),
+        10_000.0,
+        Calendar::Crypto.bars_per_year(Timeframe::M15),
+    );
+    assert!(m.sharpe_ratio.is_finite() && m.max_drawdown <= 0.0 && m.total_return.is_finite());
 }
