@@ -5,18 +5,24 @@ use std::fmt;
 /// One OHLCV bar. `time` is when it opens, in Unix seconds (UTC).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
-    /// Open time, Unix seconds, UTC.
+    /// Open time, Unix seconds, UTC: bars are keyed and ordered by it.
     pub time: i64,
+    /// First trade: where decisions taken on the previous close fill.
     pub open: f64,
+    /// Highest trade: reaches targets of longs, stops of shorts.
     pub high: f64,
+    /// Lowest trade: reaches stops of longs, targets of shorts.
     pub low: f64,
+    /// Last trade: what strategies decide on, and equity is marked at.
     pub close: f64,
+    /// Traded quantity, for producers' candles (no rule here reads it).
     pub volume: f64,
 }
 
 /// A bar length. Seeds spell them `H1` (002) or `1H`/`15M` (003); both parse.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Timeframe {
+    /// One minute: the generated series' own step.
     M1,
     M5,
     M15,

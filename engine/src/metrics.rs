@@ -26,13 +26,15 @@ pub struct Metrics {
     pub max_drawdown: f64,
     /// Annualised Sharpe ratio of per-bar equity returns (risk-free rate 0).
     pub sharpe_ratio: f64,
-    /// Mean R multiple (pnl ÷ the trade's initial risk to its stop) of
-    /// winners and of losers; trades without a stop have no R and are left
-    /// out; 0 when there are none.
+    /// Mean R multiple (pnl ÷ the trade's initial risk to its stop) of the
+    /// winners; trades without a stop have no R and are left out; 0 when
+    /// there are none.
     pub average_win: f64,
+    /// The same for the losers (≤ 0).
     pub average_loss: f64,
-    /// Best winner and worst loser, in R multiples (0 when there are none).
+    /// The best winner, in R multiples (0 when there is none).
     pub largest_win: f64,
+    /// The worst loser, in R multiples (0 when there is none).
     pub largest_loss: f64,
     /// Every commission paid.
     pub total_commissions: f64,

@@ -11,7 +11,9 @@ use crate::bar::{Bar, Timeframe};
 /// Which way a position faces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Direction {
+    /// Bought: gains when the price rises.
     Long,
+    /// Sold short: gains when the price falls.
     Short,
 }
 
@@ -401,6 +403,7 @@ pub struct HtfBias {
 /// One higher timeframe built from the trading bars as they arrive.
 #[derive(Debug, Clone, PartialEq)]
 struct HigherFrame {
+    /// Its bar length: trading bars are grouped by its `floor`.
     timeframe: Timeframe,
     /// Closes of its completed bars.
     closes: Vec<f64>,
