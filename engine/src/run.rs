@@ -55,6 +55,8 @@ pub enum FinalFill {
 pub enum ExitReason {
     /// Its stop-loss.
     StopLoss,
+    /// Its stop after the trailing ladder moved it ([`crate::strategy::Entry::trail`]).
+    TrailingStop,
     /// Its take-profit level `n` (1-based).
     TakeProfit(usize),
     /// The strategy's exit or reversal.
@@ -64,10 +66,11 @@ pub enum ExitReason {
 }
 
 impl ExitReason {
-    /// `stop_loss`, `take_profit_1`, `signal`, `end_of_backtest`.
+    /// `stop_loss`, `trailing_stop`, `take_profit_1`, `signal`, `end_of_backtest`.
     pub fn label(self) -> String {
         match self {
             ExitReason::StopLoss => "stop_loss".into(),
+            ExitReason::TrailingStop => "trailing_stop".into(),
             ExitReason::TakeProfit(n) => format!("take_profit_{n}"),
             ExitReason::Signal => "signal".into(),
             ExitReason::EndOfBacktest => "end_of_backtest".into(),
@@ -94,6 +97,8 @@ pub struct Position {
     pub stop: Option<f64>,
     /// Take-profit prices, nearest first.
     pub targets: Vec<f64>,
+    /// Ladder levels reached so far (a trailing entry's stop sits one below).
+    pub trailed: usize,
     /// Commission paid on entry.
     pub entry_commission: f64,
     /// Best unrealised gain over its bars (currency, ≥ 0): quantity times
@@ -203,6 +208,17 @@ impl<S: Strategy> Run<S> {
     /// Bars stepped so far.
     pub fn bars_processed(&self) -> usize {
         self.next
+    }
+
+    /// Percent of the bars stepped, to one decimal, as the seeds send it:
+    /// never 100 before the last bar (at most 99.9), exactly 100.0 after it,
+    /// so a progress bar completes only when the run has.
+    pub fn progress(&self) -> f64 {
+        let total = self.bars.len();
+        if self.next >= total {
+            return 100.0;
+        }
+        ((self.next as f64 / total as f64 * 1_000.0).round() / 10.0).min(99.9)
     }
 
     /// The strategy.
@@ -329,6 +345,7 @@ impl<S: Strategy> Run<S> {
             quantity,
             stop,
             targets,
+            trailed: 0,
             entry_commission: commission,
             mfe: 0.0,
             mae: 0.0,
@@ -380,20 +397,49 @@ impl<S: Strategy> Run<S> {
             } else {
                 stop
             };
-            return self.close(index, bar.time, fill, ExitReason::StopLoss);
+            let reason = if position.trailed > 0 {
+                ExitReason::TrailingStop
+            } else {
+                ExitReason::StopLoss
+            };
+            return self.close(index, bar.time, fill, reason);
         }
         let targets = &position.targets;
-        // A bar that opens past targets fills at its open, naming the furthest
-        // level passed; otherwise the first level the bar reaches, at that level.
-        let gapped = targets.iter().rposition(|&t| s * (bar.open - t) >= 0.0);
-        let (level, fill) = match gapped {
-            Some(n) => (n, bar.open),
-            None => {
-                let n = targets.iter().position(|&t| s * (favourable - t) >= 0.0)?;
-                (n, targets[n])
-            }
+        // The levels that close the position: all of them, or only the last
+        // on a trailing ladder.
+        let closing = if position.entry.trail {
+            targets.len().saturating_sub(1)
+        } else {
+            0
         };
-        self.close(index, bar.time, fill, ExitReason::TakeProfit(level + 1))
+        // A bar that opens past closing levels fills at its open, naming the
+        // furthest passed; otherwise the first closing level the bar reaches.
+        let reached = |price: f64| targets.iter().rposition(|&t| s * (price - t) >= 0.0);
+        if let Some(n) = reached(bar.open).filter(|&n| n >= closing) {
+            return self.close(index, bar.time, bar.open, ExitReason::TakeProfit(n + 1));
+        }
+        if let Some(n) = targets[closing.min(targets.len())..]
+            .iter()
+            .position(|&t| s * (favourable - t) >= 0.0)
+        {
+            let n = n + closing;
+            let fill = targets[n];
+            return self.close(index, bar.time, fill, ExitReason::TakeProfit(n + 1));
+        }
+        // Ladder: the stop follows the highest level reached, one below it
+        // (the entry for the first), for the bars after this one.
+        if position.entry.trail
+            && let Some(n) = reached(favourable)
+            && n + 1 > position.trailed
+        {
+            position.trailed = n + 1;
+            position.stop = Some(if n == 0 {
+                position.entry_price
+            } else {
+                targets[n - 1]
+            });
+        }
+        None
     }
 
     /// Runs every remaining bar.
@@ -411,6 +457,7 @@ mod tests {
         at: usize,
         risk: Option<f64>,
         targets_r: Vec<f64>,
+        trail: bool,
     }
 
     impl Strategy for Scripted {
@@ -423,6 +470,7 @@ mod tests {
                     direction: Direction::Long,
                     risk: self.risk,
                     targets_r: self.targets_r.clone(),
+                    trail: self.trail,
                     confidence: 0.7,
                     rationale: "test".into(),
                 })
@@ -467,6 +515,7 @@ mod tests {
             at: 1,
             risk: Some(2.0),
             targets_r: vec![1.25, 2.75],
+            trail: false,
         };
         let mut run = Run::new(bars, strategy, account(0.001));
         let first = run.step().unwrap();
@@ -500,6 +549,7 @@ mod tests {
             at: 1,
             risk: Some(5.0),
             targets_r: vec![1.0],
+            trail: false,
         };
         let mut run = Run::new(bars, strategy, account(0.0));
         run.finish();
@@ -524,6 +574,7 @@ mod tests {
             at: 2,
             risk: Some(2.0),
             targets_r: vec![1.0],
+            trail: false,
         };
         let mut run = Run::new(bars, strategy, account(0.0));
         run.step();
@@ -540,6 +591,75 @@ mod tests {
     }
 
     #[test]
+    fn a_trailing_ladder_moves_the_stop_up_and_only_the_last_level_closes() {
+        let ladder = |bars: Vec<Bar>| {
+            let strategy = Scripted {
+                at: 1,
+                risk: Some(2.0),
+                targets_r: vec![1.0, 2.0, 3.0],
+                trail: true,
+            };
+            let mut run = Run::new(bars, strategy, account(0.0));
+            run.finish();
+            run.trades()[0].clone()
+        };
+        let start = vec![
+            bar(0, 100.0, 100.0, 100.0, 100.0),
+            bar(1, 100.0, 100.5, 99.5, 100.0),
+        ];
+        // 102 reached (stop to the entry), then 104 (stop to 102), then back to 101.5.
+        let mut bars = start.clone();
+        bars.extend([
+            bar(2, 100.5, 102.5, 100.2, 102.0),
+            bar(3, 102.0, 104.2, 101.9, 104.0),
+            bar(4, 103.0, 103.1, 101.5, 101.8),
+            bar(5, 101.8, 101.9, 101.7, 101.8),
+        ]);
+        let trade = ladder(bars);
+        assert_eq!(
+            (trade.reason, trade.exit_price),
+            (ExitReason::TrailingStop, 102.0)
+        );
+        assert_eq!(trade.reason.label(), "trailing_stop");
+        // Straight to the last level: the whole position closes there.
+        let mut bars = start;
+        bars.extend([
+            bar(2, 100.5, 103.0, 100.2, 102.8),
+            bar(3, 103.0, 106.5, 102.9, 106.2),
+            bar(4, 106.2, 106.3, 106.0, 106.1),
+        ]);
+        let trade = ladder(bars);
+        assert_eq!(
+            (trade.reason, trade.exit_price),
+            (ExitReason::TakeProfit(3), 106.0)
+        );
+    }
+
+    #[test]
+    fn progress_reaches_100_only_with_the_last_bar() {
+        let bars: Vec<Bar> = (0..2_000).map(|i| bar(i, 1.0, 1.0, 1.0, 1.0)).collect();
+        let strategy = Scripted {
+            at: usize::MAX,
+            risk: None,
+            targets_r: vec![],
+            trail: false,
+        };
+        let mut run = Run::new(bars, strategy, account(0.0));
+        assert_eq!(run.progress(), 0.0);
+        let mut seen = Vec::new();
+        while run.step().is_some() {
+            seen.push(run.progress());
+        }
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+        assert_eq!(seen[999], 50.0);
+        assert_eq!(
+            seen[1_998], 99.9,
+            "1,999 of 2,000 rounds to 100.0 but is capped"
+        );
+        assert_eq!(*seen.last().unwrap(), 100.0);
+    }
+
+    #[test]
     fn a_bar_opening_past_several_targets_fills_at_its_open_naming_the_furthest() {
         let bars = vec![
             bar(0, 100.0, 100.0, 100.0, 100.0),
@@ -550,6 +670,7 @@ mod tests {
             at: 1,
             risk: Some(2.0),
             targets_r: vec![1.0, 2.0, 5.0],
+            trail: false,
         };
         let mut run = Run::new(bars, strategy, account(0.0));
         run.finish();
@@ -572,6 +693,7 @@ mod tests {
             at: 1,
             risk: Some(5.0),
             targets_r: vec![],
+            trail: false,
         };
         let mut run = Run::new(bars.clone(), strategy, account(0.0));
         run.finish();
@@ -580,6 +702,7 @@ mod tests {
             at: 1,
             risk: None,
             targets_r: vec![],
+            trail: false,
         };
         let mut run = Run::new(bars[..2].to_vec(), held, account(0.0));
         run.finish();
@@ -600,6 +723,7 @@ mod tests {
             at: 1,
             risk: Some(0.01),
             targets_r: vec![],
+            trail: false,
         };
         let mut run = Run::new(bars.clone(), tight, account(0.0));
         let position = run.step().and(run.step()).unwrap().entry.unwrap();
@@ -613,6 +737,7 @@ mod tests {
                 at: 1,
                 risk: Some(1.0),
                 targets_r: vec![],
+                trail: false,
             },
             lots,
         );

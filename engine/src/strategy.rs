@@ -45,8 +45,12 @@ pub struct Entry {
     /// Price distance from the fill to the stop-loss, if any (the trade's R).
     pub risk: Option<f64>,
     /// Take-profit levels in multiples of `risk`, nearest first; the first
-    /// one reached closes the whole position.
+    /// one reached closes the whole position (see `trail`).
     pub targets_r: Vec<f64>,
+    /// The `*_full` variants' trailing exit ladder: reaching a level moves
+    /// the stop up to the one below it (to the entry for the first), and
+    /// only the last level closes the position.
+    pub trail: bool,
     /// The signal's strength, 0–1.
     pub confidence: f64,
     /// The rule that fired, for the trade's `reasoning`.
@@ -87,12 +91,23 @@ impl<S: Strategy + ?Sized> Strategy for Box<S> {
 }
 
 /// The catalogue: a strategy by its id (`sma_crossover` or `vanilla`,
-/// `spiced`, `breakout`, `htf_bias` or `strategy1`), with its default
-/// parameters.
+/// `spiced`, `vanilla_full`, `spiced_full`, `breakout`, `htf_bias` or
+/// `strategy1`), with its default parameters.
 pub fn by_id(id: &str) -> Option<Box<dyn Strategy + Send>> {
     Some(match id {
         "sma_crossover" | "vanilla" => Box::new(SmaCross::default()),
         "spiced" => Box::new(Spiced::default()),
+        "vanilla_full" => Box::new(Full {
+            id: "vanilla_full",
+            inner: Spiced {
+                trend: None,
+                ..Spiced::default()
+            },
+        }),
+        "spiced_full" => Box::new(Full {
+            id: "spiced_full",
+            inner: Spiced::default(),
+        }),
         "breakout" => Box::new(Breakout::default()),
         "htf_bias" | "strategy1" => Box::new(HtfBias::default()),
         _ => return None,
@@ -190,6 +205,7 @@ impl Strategy for SmaCross {
             } else {
                 Vec::new()
             },
+            trail: false,
             confidence: (0.5 + 50.0 * spread).min(0.95),
             rationale: format!(
                 "SMA({}) crossed {} SMA({})",
@@ -267,6 +283,7 @@ impl Strategy for Breakout {
             direction,
             risk: Some(risk),
             targets_r: self.targets_r.clone(),
+            trail: false,
             confidence: (0.55 + beyond).min(0.95),
             rationale: format!(
                 "close broke the {}-bar {}",
@@ -297,8 +314,9 @@ pub struct Spiced {
     pub cross: SmaCross,
     /// ATR values the regime is ranked against (100).
     pub lookback: usize,
-    /// Trend SMA length (50).
-    pub trend: usize,
+    /// Trend SMA length (50); `None`: the regime filter alone
+    /// (`vanilla_full`).
+    pub trend: Option<usize>,
     /// ATR(14) of the last `lookback` bars seen, oldest first.
     atrs: std::collections::VecDeque<f64>,
     /// Bars seen: `decide` is normally called once per bar, in order.
@@ -310,7 +328,7 @@ impl Default for Spiced {
         Spiced {
             cross: SmaCross::default(),
             lookback: 100,
-            trend: 50,
+            trend: Some(50),
             atrs: std::collections::VecDeque::new(),
             seen: 0,
         }
@@ -331,8 +349,10 @@ impl Spiced {
         if below as f64 >= 0.8 * self.atrs.len() as f64 {
             return false;
         }
-        let (Some(now), Some(before)) = (sma(bars, n, self.trend), sma(bars, n - 5, self.trend))
-        else {
+        let Some(trend) = self.trend else {
+            return true;
+        };
+        let (Some(now), Some(before)) = (sma(bars, n, trend), sma(bars, n - 5, trend)) else {
             return false;
         };
         let close = bars[n - 1].close;
@@ -373,6 +393,37 @@ impl Strategy for Spiced {
         }
         self.seen = n;
         verdict
+    }
+}
+
+/// A `*_full` variant (seed 002's `vanilla_full`, `spiced_full`): the
+/// regime-filtered crossover's entries with the trailing exit ladder
+/// ([`Entry::trail`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Full<S> {
+    /// Its catalogue id.
+    pub id: &'static str,
+    /// The rule whose entries trail.
+    pub inner: S,
+}
+
+impl<S: Strategy> Strategy for Full<S> {
+    fn id(&self) -> &'static str {
+        self.id
+    }
+
+    fn decide(&mut self, bars: &[Bar], open: Option<Direction>) -> Decision {
+        match self.inner.decide(bars, open) {
+            Decision::Enter(entry) => Decision::Enter(Entry {
+                trail: true,
+                ..entry
+            }),
+            Decision::Reverse(entry) => Decision::Reverse(Entry {
+                trail: true,
+                ..entry
+            }),
+            other => other,
+        }
     }
 }
 
@@ -534,6 +585,7 @@ impl Strategy for HtfBias {
             direction,
             risk: Some(risk),
             targets_r: self.targets_r.clone(),
+            trail: false,
             confidence: (0.6 + 0.1 * self.higher.len() as f64).min(0.9),
             rationale: format!(
                 "HTF {side} bias ({}) + LTF pullback reclaimed SMA({})",

@@ -116,6 +116,27 @@ fn spiced_filters_the_crossover_so_it_trades_less_and_differently_than_vanilla()
 }
 
 #[test]
+fn the_full_variants_trail_their_stops_and_end_differently() {
+    let plain = run(eurusd_2023(), engine::strategy::by_id("spiced").unwrap());
+    let full = run(
+        eurusd_2023(),
+        engine::strategy::by_id("spiced_full").unwrap(),
+    );
+    assert_ne!(plain.balance(), full.balance());
+    assert!(
+        full.trades()
+            .iter()
+            .any(|t| t.reason.label() == "trailing_stop")
+    );
+    let vanilla_full = run(
+        eurusd_2023(),
+        engine::strategy::by_id("vanilla_full").unwrap(),
+    );
+    assert_eq!(vanilla_full.strategy().id(), "vanilla_full");
+    assert_ne!(vanilla_full.balance(), full.balance());
+}
+
+#[test]
 fn winners_counted_by_the_metrics_are_the_trades_whose_sent_pnl_is_positive() {
     let r = run(eurusd_2023(), SmaCross::default());
     let m = metrics::compute(r.trades(), r.equity_curve(), 10_000.0, 6_240.0);
