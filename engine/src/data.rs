@@ -245,6 +245,69 @@ impl Series {
     }
 }
 
+/// Where a run's bars come from (`ROOMCAST_BACKTEST_DATA_DIR` set or not).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    /// The generated series.
+    Generated(Generator),
+    /// CSV files under this directory.
+    Csv(std::path::PathBuf),
+}
+
+impl Source {
+    /// The bars of `symbol` at `timeframe` opening in `[from, to)`, or the
+    /// "Insufficient historical data" error when the data does not cover
+    /// the range. CSV data is read at `timeframe`, or aggregated from the
+    /// longest shorter timeframe that has a file and divides it.
+    pub fn bars(
+        &self,
+        symbol: &str,
+        timeframe: Timeframe,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<Bar>, DataError> {
+        let bars = match self {
+            Source::Generated(generator) => generator.bars(symbol, timeframe, from, to),
+            Source::Csv(dir) => {
+                let file = |tf: Timeframe| dir.join(symbol).join(format!("{}.csv", tf.label()));
+                let lower = Timeframe::ALL
+                    .into_iter()
+                    .rev()
+                    .filter(|tf| *tf <= timeframe && timeframe.seconds() % tf.seconds() == 0)
+                    .find(|tf| file(*tf).is_file());
+                match lower {
+                    Some(tf) if tf == timeframe => read_csv(dir, symbol, tf)?,
+                    Some(tf) => aggregate(&read_csv(dir, symbol, tf)?, timeframe),
+                    None => Vec::new(),
+                }
+            }
+        };
+        covering(symbol, timeframe, bars, from, to)
+    }
+}
+
+/// `bars` (sorted) grouped into bars of `timeframe`: the first open, the
+/// highest high, the lowest low, the last close, the summed volume.
+pub fn aggregate(bars: &[Bar], timeframe: Timeframe) -> Vec<Bar> {
+    let mut out: Vec<Bar> = Vec::new();
+    for bar in bars {
+        let start = timeframe.floor(bar.time);
+        match out.last_mut() {
+            Some(last) if last.time == start => {
+                last.high = last.high.max(bar.high);
+                last.low = last.low.min(bar.low);
+                last.close = bar.close;
+                last.volume += bar.volume;
+            }
+            _ => out.push(Bar {
+                time: start,
+                ..*bar
+            }),
+        }
+    }
+    out
+}
+
 /// Reads `<dir>/<SYMBOL>/<TF>.csv`.
 pub fn read_csv(dir: &Path, symbol: &str, timeframe: Timeframe) -> Result<Vec<Bar>, DataError> {
     let path = dir.join(symbol).join(format!("{}.csv", timeframe.label()));
@@ -490,6 +553,70 @@ mod tests {
         // NYSE: from New Year's Day, the first session is January 2.
         let jan2 = csv("2024-01-02T14:30:00Z");
         assert!(covering("AAPL", Timeframe::H1, jan2, jan1, feb1).is_ok());
+    }
+
+    #[test]
+    fn csv_data_is_read_at_its_timeframe_or_aggregated_from_a_shorter_one() {
+        let dir = std::env::temp_dir().join(format!("roomcast-engine-csv-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("EURUSD")).unwrap();
+        // Four M15 bars of Monday 2024-01-08 00:00-01:00 UTC, then one more.
+        let mut text = String::from("timestamp,open,high,low,close,volume\n");
+        for (i, (o, h, l, c)) in [
+            (1.0, 1.2, 0.9, 1.1),
+            (1.1, 1.5, 1.0, 1.4),
+            (1.4, 1.4, 0.8, 0.9),
+            (0.9, 1.0, 0.85, 0.95),
+            (0.95, 1.0, 0.9, 1.0),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            text += &format!(
+                "{},{o},{h},{l},{c},10\n",
+                day("2024-01-08") + i as i64 * 900
+            );
+        }
+        std::fs::write(dir.join("EURUSD").join("M15.csv"), text).unwrap();
+        let source = Source::Csv(dir.clone());
+        let (from, to) = (day("2024-01-08"), day("2024-01-09"));
+        let h1 = source.bars("EURUSD", Timeframe::H1, from, to).unwrap();
+        assert_eq!(
+            h1[0],
+            Bar {
+                time: from,
+                open: 1.0,
+                high: 1.5,
+                low: 0.8,
+                close: 0.95,
+                volume: 40.0
+            }
+        );
+        assert_eq!(h1.len(), 2);
+        assert_eq!(
+            source
+                .bars("EURUSD", Timeframe::M15, from, to)
+                .unwrap()
+                .len(),
+            5
+        );
+        // No file at or below M5 divides it: insufficient, not a crash.
+        assert!(matches!(
+            source.bars("EURUSD", Timeframe::M5, from, to),
+            Err(DataError::Insufficient { .. })
+        ));
+        assert!(matches!(
+            source.bars("GBPUSD", Timeframe::H1, from, to),
+            Err(DataError::Insufficient { .. })
+        ));
+        std::fs::remove_dir_all(dir).unwrap();
+        let generated = Source::Generated(Generator { seed: 1 });
+        assert_eq!(
+            generated
+                .bars("EURUSD", Timeframe::H1, from, to)
+                .unwrap()
+                .len(),
+            24
+        );
     }
 
     #[test]
