@@ -5,7 +5,7 @@
 //! regular sessions ([`crate::nyse`]: holidays, early closes, daylight
 //! saving time). A bar exists when the market is open at some moment of it.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use chrono_tz::America::New_York;
 
 use crate::bar::Timeframe;
@@ -47,16 +47,7 @@ impl Calendar {
 
     /// Whether the market is open at `time` (Unix seconds).
     pub fn is_open(self, time: i64) -> bool {
-        match self {
-            Calendar::Crypto => true,
-            Calendar::Fx => fx_open(time),
-            Calendar::Nyse => {
-                let Some(at) = DateTime::<Utc>::from_timestamp(time, 0) else {
-                    return false;
-                };
-                nyse::session_at(at).is_open
-            }
-        }
+        !self.open_spans(time, time + 1).is_empty()
     }
 
     /// Whether the bar of `timeframe` opening at `start` exists: the market
@@ -123,12 +114,6 @@ impl Calendar {
     }
 }
 
-/// FX trades from Sunday 22:00 to Friday 22:00 UTC.
-fn fx_open(time: i64) -> bool {
-    let since_sunday = (time + 4 * DAY).rem_euclid(WEEK);
-    (FX_OPEN..FX_CLOSE).contains(&since_sunday)
-}
-
 /// `time` as a UTC date-time, for messages (`2024-01-15T08:00:00Z`).
 pub fn rfc3339(time: i64) -> String {
     DateTime::<Utc>::from_timestamp(time, 0)
@@ -136,23 +121,10 @@ pub fn rfc3339(time: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// `time`'s UTC date (`2024-01-15`).
-pub fn date(time: i64) -> String {
-    DateTime::<Utc>::from_timestamp(time, 0)
-        .unwrap_or_default()
-        .format("%Y-%m-%d")
-        .to_string()
-}
-
 /// Midnight UTC of `date` (`YYYY-MM-DD`) in Unix seconds.
 pub fn parse_date(date: &str) -> Option<i64> {
     let day = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
     Some(day.and_hms_opt(0, 0, 0)?.and_utc().timestamp())
-}
-
-/// One day after `time`.
-pub fn next_day(time: i64) -> i64 {
-    time + Duration::days(1).num_seconds()
 }
 
 #[cfg(test)]

@@ -336,10 +336,11 @@ impl Default for Spiced {
 }
 
 impl Spiced {
-    /// Whether the filters let an entry in `direction` through on `bars`' last bar.
-    fn allows(&mut self, bars: &[Bar], direction: Direction) -> bool {
+    /// Whether the filters let an entry in `direction` through on `bars`'
+    /// last bar, whose ATR(14) is `current`.
+    fn allows(&self, bars: &[Bar], current: Option<f64>, direction: Direction) -> bool {
         let n = bars.len();
-        let Some(current) = atr(bars, n, 14) else {
+        let Some(current) = current else {
             return false;
         };
         if self.atrs.len() < self.lookback / 2 {
@@ -377,17 +378,20 @@ impl Strategy for Spiced {
                 self.atrs.extend(atr(bars, end, 14));
             }
         }
+        let current = atr(bars, n, 14);
         let decision = self.cross.decide(bars, open);
         let verdict = match decision {
-            Decision::Enter(entry) if self.allows(bars, entry.direction) => Decision::Enter(entry),
+            Decision::Enter(entry) if self.allows(bars, current, entry.direction) => {
+                Decision::Enter(entry)
+            }
             Decision::Enter(_) => Decision::Hold,
-            Decision::Reverse(entry) if self.allows(bars, entry.direction) => {
+            Decision::Reverse(entry) if self.allows(bars, current, entry.direction) => {
                 Decision::Reverse(entry)
             }
             Decision::Reverse(_) => Decision::Exit,
             other => other,
         };
-        self.atrs.extend(atr(bars, n, 14));
+        self.atrs.extend(current);
         if self.atrs.len() > self.lookback {
             self.atrs.pop_front();
         }

@@ -125,6 +125,17 @@ impl Event {
     }
 }
 
+/// The one room of a batch of events published together (`None` when
+/// empty). Every event of a batch goes to the same room.
+pub fn batch_room(events: &[Event]) -> Option<RoomName> {
+    let room = events.first()?.room();
+    debug_assert!(
+        events.iter().all(|e| e.room() == room),
+        "one room per batch"
+    );
+    Some(room)
+}
+
 impl From<MarketEvent> for Event {
     fn from(event: MarketEvent) -> Self {
         Event::Market(event)

@@ -298,14 +298,9 @@ impl Rooms {
     /// or, when the room is refused, none.
     pub fn publish_batch(&self, events: &[Event]) -> Result<PublishReport, RoomsError> {
         let started = Instant::now();
-        let Some(first) = events.first() else {
+        let Some(name) = crate::protocol::batch_room(events) else {
             return Ok(PublishReport::default());
         };
-        let name = first.room();
-        debug_assert!(
-            events.iter().all(|e| e.room() == name),
-            "one room per batch"
-        );
         let Some(room) = self.room_for(&name)? else {
             return Ok(PublishReport::default());
         };

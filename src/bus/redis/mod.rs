@@ -234,14 +234,9 @@ impl RedisBus {
     /// which every node delivers to its members as one outbox entry.
     /// `seq` in the report is the last event's.
     pub async fn publish_batch(&self, events: &[Event]) -> Result<PublishReport, BusError> {
-        let Some(first) = events.first() else {
+        let Some(room) = crate::protocol::batch_room(events) else {
             return Ok(PublishReport::default());
         };
-        let room = first.room();
-        debug_assert!(
-            events.iter().all(|e| e.room() == room),
-            "one room per batch"
-        );
         // The room's policy bounds its stream: approximately (cheap) for a
         // ring, exactly one entry for a room whose history is its latest snapshot.
         let (stream_len, trimming) = match room.policy().fleet_stream {
