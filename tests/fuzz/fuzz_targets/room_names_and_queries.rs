@@ -10,6 +10,8 @@
 //! * a parsed room name round-trips through its string form (and through
 //!   the fleet bus's `RoomName::from_wire`), is of a kind the catalog opens
 //!   to native clients, and a `ticker:` room holds a normalised ticker;
+//! * `topic:<name>` and `backtest:<id>` are accepted exactly when the name
+//!   is 1–64 (the id 1–128) characters of `A-Z a-z 0-9 _ . : -`, as written;
 //! * `validate_user_id` accepts exactly 1–64 characters of letters, digits
 //!   and `_ - . @`;
 //! * feed options stay within their documented bounds, name a modeldata
@@ -20,7 +22,9 @@
 
 use chrono::{DateTime, Datelike};
 use libfuzzer_sys::fuzz_target;
-use roomcast::catalog::{MAX_TICKER_LEN, RoomKind, RoomName, normalize_ticker};
+use roomcast::catalog::{
+    MAX_BACKTEST_ID_LEN, MAX_TICKER_LEN, MAX_TOPIC_LEN, RoomKind, RoomName, normalize_ticker,
+};
 use roomcast::native::parse_room;
 use roomcast::seeds::seed001::{MAX_USER_ID_LEN, validate_user_id};
 use roomcast::sources::modeldata::FeedOptions;
@@ -59,7 +63,29 @@ fn check_ticker(raw: &str) {
     }
 }
 
+/// Whether `name` is 1–`max` characters of `A-Z a-z 0-9 _ . : -` (topic
+/// names and backtest ids).
+fn is_stream_name(name: &str, max: usize) -> bool {
+    (1..=max).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'))
+}
+
+/// The documented grammar of a `topic:`/`backtest:` name, if `name` has
+/// one of those prefixes: whether it is valid.
+fn stream_room_valid(name: &str) -> Option<bool> {
+    if let Some(topic) = name.strip_prefix("topic:") {
+        return Some(is_stream_name(topic, MAX_TOPIC_LEN));
+    }
+    name.strip_prefix("backtest:")
+        .map(|id| is_stream_name(id, MAX_BACKTEST_ID_LEN))
+}
+
 fn check_room(name: &str) {
+    if let Some(valid) = stream_room_valid(name) {
+        assert_eq!(parse_room(name).is_ok(), valid, "parse_room({name:?})");
+    }
     let Ok(room) = parse_room(name) else {
         return;
     };
@@ -85,7 +111,9 @@ fn check_room(name: &str) {
                 RoomName::alerts(),
                 RoomName::market_status()
             ]
-            .contains(&room),
+            .contains(&room)
+                || (matches!(room.kind(), RoomKind::Topic | RoomKind::Backtest)
+                    && stream_room_valid(room.as_str()) == Some(true)),
             "parsed an unknown room kind {room}"
         ),
     }
