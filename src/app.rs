@@ -15,6 +15,7 @@ use crate::config::Config;
 use crate::delivery::flusher::Flusher;
 use crate::publisher::Publisher;
 use crate::rooms::Rooms;
+use crate::sources::backtest::Backtests;
 use crate::sources::modeldata::{ModelData, ModelDataConfig};
 use crate::ws::sessions::{Heartbeat, Sessions};
 
@@ -37,6 +38,8 @@ pub struct App {
     pub flusher: Arc<Flusher>,
     /// Seed 000's modeldata feeds (leases, status).
     pub modeldata: Arc<ModelData>,
+    /// Backtest runs (seeds 002 and 003).
+    pub backtests: Arc<Backtests>,
     /// Process start, for `uptime`.
     pub started: Instant,
     /// Cancelled when the node starts draining.
@@ -65,6 +68,7 @@ impl App {
                         prefix: config.fleet.redis_prefix.clone(),
                         stream_len: config.fleet.redis_stream_len.max(config.rooms.history_size),
                         key_ttl: config.fleet.redis_key_ttl.get(),
+                        run_ttl: config.rooms.run_retention.get(),
                     },
                     Arc::clone(&rooms),
                     hinted,
@@ -82,9 +86,17 @@ impl App {
             }
         };
         let bus = Arc::new(bus);
+        let publisher = Publisher::new(Arc::clone(&bus), Arc::new(alerts));
         Ok(Arc::new(App {
             node,
-            publisher: Publisher::new(Arc::clone(&bus), Arc::new(alerts)),
+            backtests: Backtests::new(
+                config.backtest.clone(),
+                config.rooms.run_max_events,
+                config.rooms.run_retention.get(),
+                publisher.clone(),
+                Arc::clone(&rooms),
+            ),
+            publisher,
             bus,
             sessions: Arc::new(Sessions::new(
                 config.ws.max_connections,

@@ -12,7 +12,6 @@
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
 /// The kinds of room, one per [`CATALOG`] row.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -70,14 +69,10 @@ pub enum Retention {
     Ring,
     /// The latest event only, retired like [`Retention::Ring`].
     Latest,
-    /// Every event of a run, up to `max_events`, kept `ttl` after the last
-    /// publish (a late joiner replays the whole run).
-    Run {
-        /// Bound on the events kept (the room's memory bound).
-        max_events: usize,
-        /// How long a finished, memberless run stays replayable.
-        ttl: Duration,
-    },
+    /// Every event of a run, up to `ROOMCAST_BACKTEST_MAX_EVENTS`, kept
+    /// `ROOMCAST_BACKTEST_RETENTION` after the last publish (a late joiner
+    /// replays the whole run); both are [`crate::rooms::limits::RoomLimits`].
+    Run,
     /// No events: only the snapshot events replace. The room goes with its
     /// last member.
     Snapshot,
@@ -151,12 +146,6 @@ const MARKET_STREAM: RoomPolicy = RoomPolicy {
     native: true,
 };
 
-/// A run's event cap (`ROOMCAST_BACKTEST_MAX_EVENTS`'s default).
-pub const RUN_MAX_EVENTS: usize = 20_000;
-
-/// How long a finished run stays replayable (`ROOMCAST_BACKTEST_RETENTION`'s default).
-pub const RUN_TTL: Duration = Duration::from_secs(3_600);
-
 /// Every room kind roomcast serves, in [`RoomKind`] order.
 pub const CATALOG: [CatalogRow; 7] = [
     CatalogRow {
@@ -218,10 +207,7 @@ pub const CATALOG: [CatalogRow; 7] = [
         policy: RoomPolicy {
             family: Family::Backtest,
             delivery: DeliveryPolicy::Ordered,
-            retention: Retention::Run {
-                max_events: RUN_MAX_EVENTS,
-                ttl: RUN_TTL,
-            },
+            retention: Retention::Run,
             greeting: GreetingPolicy::History,
             fleet_stream: FleetStream::Retained,
             pinned: false,
@@ -428,6 +414,14 @@ impl RoomName {
         &self.text
     }
 
+    /// The run id of a `backtest:` room.
+    pub fn backtest_id(&self) -> Option<&str> {
+        match self.kind {
+            RoomKind::Backtest => self.text.strip_prefix(BACKTEST_PREFIX),
+            _ => None,
+        }
+    }
+
     /// The ticker of a `ticker:` room.
     pub fn ticker_symbol(&self) -> Option<&str> {
         match self.kind {
@@ -549,7 +543,7 @@ mod tests {
         assert!(!modeldata.policy().native);
         assert_eq!(RoomName::ticker("A").ticker_symbol(), Some("A"));
         let run = RoomName::backtest("b").unwrap().policy().retention;
-        assert!(matches!(run, Retention::Run { .. }));
+        assert_eq!(run, Retention::Run);
         assert_eq!(
             RoomName::topic("t").unwrap().policy().retention,
             Retention::None

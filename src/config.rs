@@ -18,6 +18,7 @@ use crate::http::limits::HttpLimits;
 use crate::peers::PeerLimits;
 use crate::rooms::limits::RoomLimits;
 use crate::seconds::Seconds;
+use crate::sources::backtest::BacktestSettings;
 use crate::sources::market::MarketSettings;
 use crate::sources::modeldata::settings::ModelDataSettings;
 use crate::ws::limits::SessionLimits;
@@ -79,6 +80,17 @@ pub struct Config {
     /// Seed 000's modeldata source and feeds.
     #[command(flatten)]
     pub modeldata: ModelDataSettings,
+
+    /// Backtest runs (seeds 002 and 003).
+    #[command(flatten)]
+    pub backtest: BacktestSettings,
+
+    /// Scheme and authority clients reach this node at, behind a proxy
+    /// (`wss://stream.example.com`): replaces the request's own in the
+    /// `stream_url`s handed out. Unset: from the request (`Host`,
+    /// `X-Forwarded-Host`, `X-Forwarded-Proto`).
+    #[arg(long, env = "ROOMCAST_PUBLIC_URL")]
+    pub public_url: Option<String>,
 }
 
 impl Default for Config {
@@ -102,6 +114,11 @@ impl Config {
         self.fleet.validate()?;
         self.market.validate()?;
         self.modeldata.validate()?;
+        self.backtest.validate()?;
+        if let Some(url) = &self.public_url {
+            crate::http::public_url::PublicUrl::parse(url)
+                .map_err(|e| crate::config_error::invalid("ROOMCAST_PUBLIC_URL", e))?;
+        }
         Ok(())
     }
 

@@ -95,6 +95,7 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     let tracker = &app.tracker;
     tracker.spawn(Arc::clone(&app.flusher).run(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.rooms).run_retirement(shutdown.clone()));
+    tracker.spawn(Arc::clone(&app.backtests).run_expiry(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(shutdown.clone()));
     let upkeep_shutdown = shutdown.clone();
     tracker.spawn(async move {
@@ -136,13 +137,21 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     }
 }
 
-/// Graceful drain: no new work, every session told to reconnect (1001).
+/// Graceful drain: no new work, every backtest run ended with its
+/// terminal error (queued to its viewers), then every session told to
+/// reconnect (1001).
 async fn drain(app: &App) {
     tracing::info!(sessions = app.sessions.len(), "draining");
     app.shutdown.cancel();
+    let timeout = app.config.shutdown_timeout.get();
+    if tokio::time::timeout(timeout, app.backtests.shut_down())
+        .await
+        .is_err()
+    {
+        tracing::warn!("backtest runs did not end within the shutdown timeout");
+    }
     app.sessions.close_all(CloseCode::GoingAway);
     app.tracker.close();
-    let timeout = app.config.shutdown_timeout.get();
     if tokio::time::timeout(timeout, app.tracker.wait())
         .await
         .is_err()

@@ -129,6 +129,16 @@ impl Publisher {
     }
 }
 
+impl Publisher {
+    /// Publishes events of one room together, in order (a backtest chunk):
+    /// all of them or an error. No price alerts are checked (use
+    /// [`Publisher::publish`] for prices).
+    pub async fn publish_batch(&self, events: &[Event]) -> Result<PublishReport, BusError> {
+        let (_, result) = self.bus.publish_batch(events).await;
+        result
+    }
+}
+
 /// What [`Publisher::publish`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PublishOutcome {

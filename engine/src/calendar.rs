@@ -102,6 +102,29 @@ impl Calendar {
         spans
     }
 
+    /// How many bars of `timeframe` open in `[start, end)`: the bars a run
+    /// over that range has on full data (known before any bar is read).
+    pub fn bar_count(self, timeframe: Timeframe, start: i64, end: i64) -> usize {
+        let tf = timeframe.seconds();
+        let mut count = 0;
+        // The last bar counted: a bar spanning two open spans counts once.
+        let mut last: Option<i64> = None;
+        // The first bar opening at or after `start`.
+        let lowest = timeframe.floor(start + tf - 1);
+        for (open, close) in self.open_spans(start, end) {
+            let mut first = timeframe.floor(open).max(lowest);
+            if last == Some(first) {
+                first += tf;
+            }
+            let end_bar = timeframe.floor(close - 1);
+            if end_bar >= first {
+                count += ((end_bar - first) / tf + 1) as usize;
+                last = Some(end_bar);
+            }
+        }
+        count
+    }
+
     /// Bars of `timeframe` in a year of this calendar, for annualising
     /// (crypto 8,760 hourly bars; FX 6,240; NYSE 252 sessions of 6.5 hours).
     pub fn bars_per_year(self, timeframe: Timeframe) -> f64 {
@@ -137,6 +160,32 @@ mod tests {
             .step_by(tf.seconds() as usize)
             .filter(|&t| calendar.has_bar(t, tf))
             .count()
+    }
+
+    #[test]
+    fn bar_count_agrees_with_the_bars_the_calendar_has() {
+        for calendar in [Calendar::Crypto, Calendar::Fx, Calendar::Nyse] {
+            for tf in Timeframe::ALL {
+                for (from, to) in [
+                    ("2023-12-29", "2024-01-09"),
+                    ("2024-03-08", "2024-03-12"),
+                    ("2024-07-03", "2024-07-06"),
+                ] {
+                    let (a, b) = (parse_date(from).unwrap(), parse_date(to).unwrap());
+                    assert_eq!(
+                        calendar.bar_count(tf, a, b),
+                        bars_in(calendar, tf, from, to),
+                        "{calendar:?} {tf:?} {from}..{to}"
+                    );
+                }
+            }
+        }
+        // Unaligned bounds: only bars opening inside count.
+        let start = parse_date("2024-01-01").unwrap() + 90;
+        assert_eq!(
+            Calendar::Crypto.bar_count(Timeframe::M1, start, start + 600),
+            10
+        );
     }
 
     #[test]

@@ -246,6 +246,14 @@ impl<S: Strategy> Run<S> {
         &self.account
     }
 
+    /// The open time of the last bar stepped, if any.
+    pub fn last_bar_time(&self) -> Option<i64> {
+        self.next
+            .checked_sub(1)
+            .and_then(|i| self.bars.get(i))
+            .map(|b| b.time)
+    }
+
     /// The open position, if any.
     pub fn position(&self) -> Option<&Position> {
         self.position.as_ref()

@@ -15,6 +15,8 @@ pub mod echo;
 pub mod native;
 pub mod seed000;
 pub mod seed001;
+pub mod seed003;
+pub mod ws_root;
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -36,11 +38,15 @@ pub enum DialectKind {
     Native,
     /// The conformance echo endpoint `/v1/echo` (`ROOMCAST_ECHO`); joins no room.
     Echo,
+    /// `/ws`: seed 002's topics (and, sharing the path, seed 004's stream).
+    Ws,
+    /// Seed 003: `/api/ws/stream/…` (backtest runs).
+    Seed003,
 }
 
 impl DialectKind {
     /// Number of kinds: the size of a room's per-dialect member table.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 6;
 
     /// Every kind, indexable by [`DialectKind::index`].
     pub const ALL: [DialectKind; Self::COUNT] = [
@@ -48,6 +54,8 @@ impl DialectKind {
         DialectKind::Seed001,
         DialectKind::Native,
         DialectKind::Echo,
+        DialectKind::Ws,
+        DialectKind::Seed003,
     ];
 
     /// Position in a room's per-dialect member table.
@@ -62,6 +70,8 @@ impl DialectKind {
             DialectKind::Seed001 => "seed001",
             DialectKind::Native => "native",
             DialectKind::Echo => "echo",
+            DialectKind::Ws => "ws",
+            DialectKind::Seed003 => "seed003",
         }
     }
 }
@@ -97,6 +107,8 @@ pub fn encode(kind: DialectKind, published: &Published<'_>) -> Option<Bytes> {
         DialectKind::Seed000 => seed000::encode(published),
         DialectKind::Seed001 => seed001::encode(published),
         DialectKind::Native => native::encode(published),
+        DialectKind::Ws => ws_root::encode(published),
+        DialectKind::Seed003 => seed003::encode(published),
         DialectKind::Echo => None,
     }
 }
@@ -112,7 +124,11 @@ pub fn encode_gap(
 ) -> Option<Bytes> {
     match kind {
         DialectKind::Native => Some(native::gap_frame(room, epoch, missed)),
-        DialectKind::Seed000 | DialectKind::Seed001 | DialectKind::Echo => None,
+        DialectKind::Seed000
+        | DialectKind::Seed001
+        | DialectKind::Ws
+        | DialectKind::Seed003
+        | DialectKind::Echo => None,
     }
 }
 

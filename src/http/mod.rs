@@ -3,9 +3,13 @@
 //! alert handlers and to the WebSocket upgrades. A path that matches no
 //! pattern gets 404; a path that matches with another method gets 405 with
 //! the `Allow` header the table implies (RFC 9110 §15.5.6), both as JSON. A
-//! refused WebSocket upgrade is the connection's last response.
+//! path a literal pattern spells is never a parameter of another
+//! (`/api/v1/backtest/run` is not the run `run`). A refused WebSocket
+//! upgrade is the connection's last response.
 
+pub mod backtest;
 pub mod limits;
+pub mod public_url;
 pub mod response;
 pub mod status;
 
@@ -21,7 +25,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::dialect::echo::EchoSession;
 use crate::seeds::seed001::{alerts, publish};
-use crate::seeds::{seed000, seed001};
+use crate::seeds::{seed000, seed001, seed002, seed003};
 use response::HttpResponse;
 
 /// The path parameters of a matched route, in pattern order.
@@ -114,6 +118,30 @@ impl Router {
             route(Method::DELETE, "/api/alerts/{id}", |app, _, params| {
                 Box::pin(async move { alerts::delete(&app, &params[0]).await })
             }),
+            get("/ws", |app, req, _| {
+                Box::pin(async move { seed002::stream(&app, req) })
+            }),
+            post("/api/v1/backtest/run", |app, req, _| {
+                Box::pin(async move { seed002::backtest::run(&app, req).await })
+            }),
+            get("/api/v1/backtest/{id}", |app, _, params| {
+                Box::pin(async move { backtest::status(&app, &params[0]) })
+            }),
+            route(Method::DELETE, "/api/v1/backtest/{id}", |app, _, params| {
+                Box::pin(async move { backtest::cancel(&app, &params[0]) })
+            }),
+            post("/api/backtesting/start", |app, req, _| {
+                Box::pin(async move { seed003::backtest::start(&app, req).await })
+            }),
+            route(Method::DELETE, "/api/backtesting/{id}", |app, _, params| {
+                Box::pin(async move { backtest::cancel(&app, &params[0]) })
+            }),
+            get("/api/ws/stream/backtest/{id}", |app, req, params| {
+                Box::pin(async move { seed003::backtest_stream(&app, req, &params[0]) })
+            }),
+            get("/api/ws/stream/status", |app, _, _| {
+                Box::pin(async move { seed003::status::stream_status(&app).await })
+            }),
         ];
         if config.echo {
             routes.push(get("/v1/echo", |app, req, _| {
@@ -128,7 +156,16 @@ impl Router {
         let upgrade = req.headers().contains_key(UPGRADE);
         let path = req.uri().path().to_string();
         let mut allowed: Vec<&Method> = Vec::new();
+        // A path some literal pattern spells belongs to those patterns alone:
+        // `GET /api/v1/backtest/run` is a wrong method (405), not the run "run".
+        let literal = self
+            .routes
+            .iter()
+            .any(|r| !r.pattern.contains('{') && r.pattern == path);
         for route in &self.routes {
+            if literal && route.pattern.contains('{') {
+                continue;
+            }
             let Some(params) = route.matches(&path) else {
                 continue;
             };

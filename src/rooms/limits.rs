@@ -5,7 +5,7 @@
 //! `ROOMCAST_MAX_ROOMS × ROOMCAST_HISTORY_SIZE` retained events, and rooms
 //! nobody publishes to or watches go after `ROOMCAST_ROOM_IDLE_TTL`.
 
-use crate::config_error::{ConfigError, check_range};
+use crate::config_error::{ConfigError, check_range, check_secs};
 use crate::seconds::Seconds;
 
 /// Default maximum number of rooms on one node.
@@ -29,15 +29,32 @@ pub struct RoomLimits {
     /// (its history goes with it).
     #[arg(long = "room-idle-ttl", env = "ROOMCAST_ROOM_IDLE_TTL", default_value_t = RoomLimits::default().idle_ttl)]
     pub idle_ttl: Seconds,
+
+    /// Events a backtest run's room retains: its whole replay. A run that
+    /// would produce more stops with an error, so a replay is never
+    /// silently incomplete.
+    #[arg(long = "backtest-max-events", env = "ROOMCAST_BACKTEST_MAX_EVENTS", default_value_t = DEFAULT_RUN_MAX_EVENTS)]
+    pub run_max_events: usize,
+
+    /// Seconds a finished backtest run stays streamable (replayed whole to
+    /// new viewers) after its last event.
+    #[arg(long = "backtest-retention", env = "ROOMCAST_BACKTEST_RETENTION", default_value_t = RoomLimits::default().run_retention)]
+    pub run_retention: Seconds,
 }
 
+/// Default events retained per backtest run.
+pub const DEFAULT_RUN_MAX_EVENTS: usize = 20_000;
+
 impl Default for RoomLimits {
-    /// The configuration's defaults: 100 events, 100,000 rooms, one day.
+    /// The configuration's defaults: 100 events, 100,000 rooms, one day;
+    /// runs of 20,000 events kept an hour.
     fn default() -> Self {
         RoomLimits {
             history_size: super::history::DEFAULT_HISTORY_SIZE,
             max_rooms: DEFAULT_MAX_ROOMS,
             idle_ttl: Seconds::from_secs(86_400),
+            run_max_events: DEFAULT_RUN_MAX_EVENTS,
+            run_retention: Seconds::from_secs(3_600),
         }
     }
 }
@@ -57,6 +74,13 @@ impl RoomLimits {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_range("ROOMCAST_HISTORY_SIZE", self.history_size, 0, 100_000)?;
         check_range("ROOMCAST_MAX_ROOMS", self.max_rooms, 1, 100_000_000)?;
+        check_range(
+            "ROOMCAST_BACKTEST_MAX_EVENTS",
+            self.run_max_events,
+            10,
+            1_000_000,
+        )?;
+        check_secs("ROOMCAST_BACKTEST_RETENTION", self.run_retention.get())?;
         Ok(())
     }
 }

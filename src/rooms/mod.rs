@@ -22,7 +22,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use room::{Head, PublishReport, Remote, Retired, Room};
 
-use crate::catalog::{Retention, RoomName};
+use crate::catalog::{Retention, RoomKind, RoomName};
 use crate::close_code::CloseCode;
 use crate::delivery::outbox::Outbox;
 use crate::dialect::{DialectKind, Greeting, JoinError, Joined, Resume};
@@ -54,6 +54,11 @@ pub struct Rooms {
     /// How long a memberless ring or latest room outlives its last publish
     /// (`ROOMCAST_ROOM_IDLE_TTL`; run rooms have their own TTL).
     idle_ttl: Duration,
+    /// Events a run room retains: a whole run (`ROOMCAST_BACKTEST_MAX_EVENTS`).
+    run_max_events: usize,
+    /// How long a memberless run room outlives its last publish
+    /// (`ROOMCAST_BACKTEST_RETENTION`).
+    run_ttl: Duration,
     /// Fleet mode: rooms are fed by the bus, history lives in Redis, so a
     /// room goes as soon as its last local member leaves; each time a room
     /// gains its first member or loses its last, its name is sent here so
@@ -70,6 +75,8 @@ impl Rooms {
             max_rooms: limits.max_rooms,
             pinned: 0,
             idle_ttl: limits.idle_ttl.get(),
+            run_max_events: limits.run_max_events,
+            run_ttl: limits.run_retention.get(),
             fleet: None,
         };
         for name in RoomName::fixed() {
@@ -93,6 +100,8 @@ impl Rooms {
             max_rooms: limits.max_rooms,
             pinned: 0,
             idle_ttl: limits.idle_ttl.get(),
+            run_max_events: limits.run_max_events,
+            run_ttl: limits.run_retention.get(),
             fleet: Some(hints),
         }
     }
@@ -102,7 +111,7 @@ impl Rooms {
         match name.policy().retention {
             Retention::Ring => self.history_size,
             Retention::Latest => 1,
-            Retention::Run { max_events, .. } => max_events,
+            Retention::Run => self.run_max_events,
             Retention::Snapshot | Retention::None => 0,
         }
     }
@@ -229,7 +238,7 @@ impl Rooms {
             .iter()
             .filter_map(|entry| {
                 let ttl = match entry.key().policy().retention {
-                    Retention::Run { ttl, .. } => ttl,
+                    Retention::Run => self.run_ttl,
                     Retention::Ring | Retention::Latest | Retention::Snapshot | Retention::None => {
                         idle_ttl
                     }
@@ -395,6 +404,16 @@ impl Rooms {
         true
     }
 
+    /// Drops the room `name` with its history if nobody is in it (a run
+    /// the registry forgot); a room with members stays until they leave.
+    /// Returns whether it went.
+    pub fn discard(&self, name: &RoomName) -> bool {
+        let Some(room) = self.get(name) else {
+            return false;
+        };
+        self.remove_if(&room, |r| r.retire_if_unused(true))
+    }
+
     /// Number of rooms.
     pub fn len(&self) -> usize {
         self.map.len()
@@ -412,6 +431,27 @@ impl Rooms {
             .filter_map(|entry| {
                 let n = entry.value().member_count();
                 (n > 0).then(|| (entry.key().clone(), n))
+            })
+            .collect()
+    }
+
+    /// Every room of `room_kind` with members of dialect `kind`, with how many.
+    pub fn member_counts_of(
+        &self,
+        room_kind: RoomKind,
+        kind: DialectKind,
+    ) -> Vec<(RoomName, usize)> {
+        let rooms: Vec<Arc<Room>> = self
+            .map
+            .iter()
+            .filter(|entry| entry.key().kind() == room_kind && entry.value().member_count() > 0)
+            .map(|entry| Arc::clone(entry.value()))
+            .collect();
+        rooms
+            .into_iter()
+            .filter_map(|room| {
+                let n = room.member_count_of(kind);
+                (n > 0).then(|| (room.name().clone(), n))
             })
             .collect()
     }

@@ -156,6 +156,11 @@ impl Room {
         self.member_count.load(Ordering::Relaxed)
     }
 
+    /// Members of one dialect (status endpoints that count their own seed's).
+    pub fn member_count_of(&self, kind: DialectKind) -> usize {
+        self.state.lock().members[kind.index()].len()
+    }
+
     /// Sequence number of the last published event.
     pub fn seq(&self) -> u64 {
         self.state.lock().seq

@@ -7,3 +7,5 @@
 
 pub mod seed000;
 pub mod seed001;
+pub mod seed002;
+pub mod seed003;

@@ -6,6 +6,7 @@
 //! trading models otherwise. In a fleet, the seed 001 Redis ingest is one
 //! more. `lib::run` spawns them.
 
+pub mod backtest;
 pub mod ingest;
 pub mod market;
 pub mod modeldata;

@@ -115,6 +115,9 @@ pub struct RedisConfig {
     pub stream_len: usize,
     /// Idle time after which a room's keys expire.
     pub key_ttl: Duration,
+    /// How long a run room's keys outlive its last publish
+    /// (`ROOMCAST_BACKTEST_RETENTION`, capped by `key_ttl`).
+    pub run_ttl: Duration,
 }
 
 /// State shared by the publishing side and the subscriber task.
@@ -214,7 +217,7 @@ impl RedisBus {
     /// as on one node), `ROOMCAST_REDIS_KEY_TTL` otherwise.
     fn key_ttl_of(&self, room: &RoomName) -> Duration {
         match room.policy().retention {
-            Retention::Run { ttl, .. } => ttl.min(self.config.key_ttl),
+            Retention::Run => self.config.run_ttl.min(self.config.key_ttl),
             Retention::Ring | Retention::Latest | Retention::Snapshot | Retention::None => {
                 self.config.key_ttl
             }

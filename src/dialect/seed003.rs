@@ -1,0 +1,19 @@
+//! Seed 003's encoder (`/api/ws/stream/…`): every message is
+//! `{"type","timestamp","data"}`, which is a run event's canonical JSON
+//! itself, so a backtest run's events go out as the room encoded them, byte
+//! for byte, live and in replays. The session and endpoints are in
+//! `src/seeds/seed003/`.
+
+use bytes::Bytes;
+
+use super::Published;
+use crate::catalog::RoomKind;
+use crate::protocol::Event;
+
+/// Frames a run event as its canonical frame; seed 003 carries nothing else yet.
+pub fn encode(published: &Published<'_>) -> Option<Bytes> {
+    match (published.event, published.room.kind()) {
+        (Event::Neutral(_), RoomKind::Backtest) => Some(published.canonical_frame.clone()),
+        _ => None,
+    }
+}

@@ -1,0 +1,33 @@
+//! Seed 003's face: the backtest stream (`GET
+//! /api/ws/stream/backtest/{id}`, its [`session`]), the start
+//! (`POST /api/backtesting/start`, [`backtest`]) with cancel
+//! (`DELETE /api/backtesting/{id}`, `crate::http::backtest`), and the
+//! stream status (`GET /api/ws/stream/status`, [`status`]). Its encoder is
+//! `crate::dialect::seed003`; the runs are `crate::sources::backtest`.
+
+pub mod backtest;
+pub mod session;
+pub mod status;
+
+use std::sync::Arc;
+
+use hyper::Request;
+use hyper::body::Incoming;
+
+pub use session::Seed003Session;
+
+use crate::app::App;
+use crate::http::backtest::{bad_run_id, run_id};
+use crate::http::response::HttpResponse;
+
+/// `GET /api/ws/stream/backtest/{id}`: a malformed id gets 400 before the
+/// upgrade; an unknown one is upgraded, told, and closed with 4004.
+pub fn backtest_stream(app: &Arc<App>, req: Request<Incoming>, segment: &str) -> HttpResponse {
+    let id = match run_id(segment) {
+        Ok(id) => id,
+        Err(e) => return bad_run_id(e),
+    };
+    let known = app.backtests.get(&id).is_some();
+    let session = Seed003Session::backtest(id, known, Arc::clone(&app.backtests));
+    crate::ws::upgrade(app, req, session)
+}

@@ -1,0 +1,544 @@
+//! The messages a run publishes, in each seed's shapes and units, built
+//! once from the engine's steps and metrics: seed 002's topic events
+//! (`{type, data}` with the timestamp inside `data`, percent units) into
+//! `topic:backtest`, and seed 003's stream events (`{type, timestamp,
+//! data}`, fractions except where its example shows percent) into
+//! `backtest:<id>`. An [`Emitter`] collects a chunk's events per room, in
+//! order, for one publish each, and enforces the run room's event cap.
+//! Every number sent is finite and rounded the way it is shown.
+
+use serde::Serialize;
+use serde_json::json;
+
+use engine::calendar::rfc3339;
+use engine::metrics::{Metrics, cents};
+use engine::run::{Position, Trade};
+
+use super::log::{LogLine, python_level};
+use super::request::RunRequest;
+use crate::catalog::RoomName;
+use crate::protocol::{Event, Neutral};
+
+/// Why a run ended without completing (its terminal error, spec §6.6).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RunError {
+    /// The data does not cover the range.
+    #[error("Insufficient historical data")]
+    Insufficient {
+        /// The symbol.
+        symbol: String,
+        /// The range's start.
+        required_start: String,
+        /// The data's first bar, if any.
+        available_start: Option<String>,
+    },
+    /// The engine failed (a data file that does not parse, a panic).
+    #[error("Strategy execution failed")]
+    Engine(String),
+    /// `DELETE` of the run.
+    #[error("Backtest cancelled")]
+    Cancelled,
+    /// The node is draining.
+    #[error("Server shutting down")]
+    ShuttingDown,
+    /// The node running it died (fleet).
+    #[error("Backtest node lost")]
+    NodeLost,
+    /// The run would retain more events than its room keeps.
+    #[error("Backtest produced more than {0} events; narrow the date range")]
+    TooManyEvents(usize),
+}
+
+impl RunError {
+    /// Seed 003's `details` object.
+    pub fn details(&self) -> serde_json::Value {
+        match self {
+            RunError::Insufficient {
+                symbol,
+                required_start,
+                available_start,
+            } => json!({
+                "symbol": symbol,
+                "required_start": required_start,
+                "available_start": available_start,
+            }),
+            RunError::Engine(message) => json!({ "message": message }),
+            RunError::Cancelled => json!({ "reason": "cancelled" }),
+            RunError::ShuttingDown | RunError::NodeLost | RunError::TooManyEvents(_) => json!({}),
+        }
+    }
+
+    /// Seed 002's `error_details`: the details as one readable line.
+    pub fn error_details(&self) -> String {
+        match self {
+            RunError::Insufficient {
+                symbol,
+                required_start,
+                available_start,
+            } => format!(
+                "{symbol}: data required from {required_start}, available from {}",
+                available_start.as_deref().unwrap_or("nowhere")
+            ),
+            RunError::Engine(message) => message.clone(),
+            RunError::Cancelled => "cancelled".into(),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl From<engine::data::DataError> for RunError {
+    fn from(e: engine::data::DataError) -> Self {
+        match e {
+            engine::data::DataError::Insufficient {
+                symbol,
+                required_start,
+                available_start,
+            } => RunError::Insufficient {
+                symbol,
+                required_start,
+                available_start,
+            },
+            other => RunError::Engine(other.to_string()),
+        }
+    }
+}
+
+/// `value` rounded to `places` decimals; 0 for anything not finite (no NaN
+/// or infinity ever reaches the wire).
+pub fn round(value: f64, places: i32) -> f64 {
+    if !value.is_finite() {
+        return 0.0;
+    }
+    let scale = 10f64.powi(places);
+    let rounded = (value * scale).round() / scale;
+    if rounded == 0.0 { 0.0 } else { rounded }
+}
+
+/// A price as sent: 8 decimals, enough for any instrument, none of the
+/// binary noise.
+fn price(value: f64) -> f64 {
+    round(value, 8)
+}
+
+/// A run's running statistics, for progress events.
+#[derive(Debug, Clone, Default)]
+pub struct Tally {
+    /// Closed trades.
+    pub trades: usize,
+    /// Closed trades whose sent pnl is above zero.
+    pub winners: usize,
+    /// The highest equity so far (from the initial balance).
+    pub peak: f64,
+    /// The worst drawdown so far, a negative fraction.
+    pub max_drawdown: f64,
+}
+
+impl Tally {
+    /// A tally starting at `initial` equity.
+    pub fn new(initial: f64) -> Self {
+        Tally {
+            peak: initial,
+            ..Tally::default()
+        }
+    }
+
+    /// Counts a closed trade.
+    pub fn trade(&mut self, trade: &Trade) {
+        self.trades += 1;
+        if cents(trade.pnl) > 0.0 {
+            self.winners += 1;
+        }
+    }
+
+    /// Notes a bar's closing equity; returns its current drawdown.
+    pub fn equity(&mut self, equity: f64) -> f64 {
+        self.peak = self.peak.max(equity);
+        let drawdown = engine::metrics::drawdown(equity, self.peak);
+        self.max_drawdown = self.max_drawdown.min(drawdown);
+        drawdown
+    }
+
+    /// Winners over trades (0 without trades).
+    pub fn win_rate(&self) -> f64 {
+        if self.trades == 0 {
+            0.0
+        } else {
+            self.winners as f64 / self.trades as f64
+        }
+    }
+}
+
+/// Where a step of the run stands, for a progress event.
+#[derive(Debug, Clone, Copy)]
+pub struct Progress {
+    /// Percent, one decimal (exactly 100.0 only after the last bar).
+    pub percent: f64,
+    /// Bars stepped.
+    pub bars_processed: usize,
+    /// The last stepped bar's open time.
+    pub bar_time: i64,
+    /// Realised balance.
+    pub balance: f64,
+    /// Mark-to-market equity.
+    pub equity: f64,
+    /// Positions open.
+    pub open_positions: usize,
+}
+
+/// Collects a run's events for its two rooms, in publish order, and
+/// counts the run room's against its cap.
+#[derive(Debug)]
+pub struct Emitter {
+    /// The run's id.
+    id: String,
+    /// `topic:backtest`, when the run streams.
+    topic: Option<RoomName>,
+    /// `backtest:<id>`, when the run streams.
+    stream: Option<RoomName>,
+    /// Seed 002 events not yet published.
+    pub topic_events: Vec<Event>,
+    /// Seed 003 events not yet published.
+    pub stream_events: Vec<Event>,
+    /// Events the run room has been given so far.
+    stream_count: usize,
+    /// The run room's cap (`ROOMCAST_BACKTEST_MAX_EVENTS`).
+    max_events: usize,
+    /// The wall clock of this chunk's events.
+    now: String,
+}
+
+impl Emitter {
+    /// An emitter for `request`'s run, its room keeping `max_events`.
+    pub fn new(request: &RunRequest, max_events: usize) -> Self {
+        let (topic, stream) = if request.streaming {
+            (
+                Some(RoomName::topic("backtest").expect("a valid topic")),
+                Some(RoomName::backtest(&request.id).expect("the id was checked")),
+            )
+        } else {
+            (None, None)
+        };
+        Emitter {
+            id: request.id.clone(),
+            topic,
+            stream,
+            topic_events: Vec::new(),
+            stream_events: Vec::new(),
+            stream_count: 0,
+            max_events,
+            now: crate::protocol::time::now(),
+        }
+    }
+
+    /// The run's id (for [`super::log::run_log`]).
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Restamps the wall clock for the events that follow.
+    pub fn tick(&mut self) {
+        self.now = crate::protocol::time::now();
+    }
+
+    /// The current wall-clock timestamp.
+    pub fn now(&self) -> &str {
+        &self.now
+    }
+
+    /// Whether `more` run-room events still fit, one kept for the terminal event.
+    pub fn fits(&self, more: usize) -> bool {
+        self.stream.is_none() || self.stream_count + more < self.max_events
+    }
+
+    /// Events the run room holds so far.
+    pub fn stream_count(&self) -> usize {
+        self.stream_count
+    }
+
+    /// Queues a seed 002 event (`data` gets `backtest_id` and `timestamp`
+    /// from the caller's struct).
+    pub fn topic(&mut self, kind: &str, data: &impl Serialize) {
+        if let Some(room) = &self.topic {
+            let event = Neutral::new(room.clone(), kind, &self.now, data)
+                .expect("run events are objects of the backtest family");
+            self.topic_events.push(Event::Neutral(event));
+        }
+    }
+
+    /// Queues a seed 003 event.
+    pub fn stream(&mut self, kind: &str, data: &impl Serialize) {
+        if let Some(room) = &self.stream {
+            let event = Neutral::new(room.clone(), kind, &self.now, data)
+                .expect("run events are objects of the backtest family");
+            self.stream_events.push(Event::Neutral(event));
+            self.stream_count += 1;
+        }
+    }
+
+    /// Queues a log line as seed 002's `log_entry`.
+    pub fn log_line(&mut self, line: LogLine) {
+        let data = LogEntry {
+            backtest_id: &self.id,
+            timestamp: &self.now,
+            level: python_level(line.level),
+            message: &line.message,
+            module: line.module,
+            function: line.function,
+            line: line.line,
+            logger_name: format!("backtest.{}", self.id),
+        };
+        if let Some(room) = &self.topic {
+            let event = Neutral::new(room.clone(), "log_entry", &self.now, &data)
+                .expect("a log entry is an object");
+            self.topic_events.push(Event::Neutral(event));
+        }
+    }
+
+    /// Seed 002's `backtest_start`.
+    pub fn start(&mut self, request: &RunRequest) {
+        let data = json!({
+            "backtest_id": request.id,
+            "variant": request.variant,
+            "symbol": request.symbol,
+            "timeframe": request.timeframe_label,
+            "start_date": request.start_date(),
+            "end_date": request.end_date(),
+            "timestamp": self.now,
+        });
+        self.topic("backtest_start", &data);
+    }
+
+    /// Progress in both seeds' shapes, and seed 003's equity beside it.
+    pub fn progress(&mut self, request: &RunRequest, at: &Progress, tally: &Tally, drawdown: f64) {
+        let topic = json!({
+            "backtest_id": self.id,
+            "progress": at.percent,
+            "status": format!("Processing bar {}/{}", at.bars_processed, request.total_bars),
+            "bars_processed": at.bars_processed,
+            "total_bars": request.total_bars,
+            "current_date": super::request::date_of(at.bar_time),
+            "trades_count": tally.trades,
+            "current_pnl": round(at.equity - request.initial_balance, 2),
+            "timestamp": self.now,
+        });
+        self.topic("backtest_progress", &topic);
+        let stream = json!({
+            "backtest_id": self.id,
+            "progress": at.percent,
+            "current_time": rfc3339(at.bar_time),
+            "metrics": {
+                "balance": round(at.balance, 2),
+                "open_positions": at.open_positions,
+                "total_trades": tally.trades,
+                "winning_trades": tally.winners,
+                "win_rate": round(tally.win_rate(), 4),
+                "max_drawdown": round(tally.max_drawdown, 4),
+            },
+        });
+        self.stream("progress", &stream);
+        self.equity(at, drawdown);
+    }
+
+    /// Seed 003's `equity`.
+    pub fn equity(&mut self, at: &Progress, drawdown: f64) {
+        let data = json!({
+            "backtest_id": self.id,
+            "time": rfc3339(at.bar_time),
+            "equity": round(at.equity, 2),
+            "balance": round(at.balance, 2),
+            "drawdown": round(drawdown, 4),
+        });
+        self.stream("equity", &data);
+    }
+
+    /// Seed 003's `trade` entry.
+    pub fn entry(&mut self, symbol: &str, position: &Position) {
+        let direction = position.entry.direction.label();
+        let data = json!({
+            "event": "entry",
+            "trade_id": format!("trade_{}", position.id),
+            "symbol": symbol,
+            "direction": direction,
+            "entry_price": price(position.entry_price),
+            "entry_time": rfc3339(position.entry_time),
+            "quantity": round(position.quantity, 8),
+            "stop_loss": position.stop.map(price),
+            "take_profit_levels": position.targets.iter().map(|t| price(*t)).collect::<Vec<_>>(),
+            "reasoning": {
+                "decision": format!("enter_{direction}"),
+                "confidence": round(position.entry.confidence, 2),
+                "rationale": position.entry.rationale,
+            },
+        });
+        self.stream("trade", &data);
+    }
+
+    /// Seed 003's `trade` exit.
+    pub fn exit(&mut self, symbol: &str, trade: &Trade) {
+        let p = &trade.position;
+        let notional = p.entry_price * p.quantity;
+        let pnl = cents(trade.pnl);
+        let data = json!({
+            "event": "exit",
+            "trade_id": format!("trade_{}", p.id),
+            "symbol": symbol,
+            "direction": p.entry.direction.label(),
+            "entry_price": price(p.entry_price),
+            "entry_time": rfc3339(p.entry_time),
+            "exit_price": price(trade.exit_price),
+            "exit_time": rfc3339(trade.exit_time),
+            "exit_reason": trade.reason.label(),
+            "pnl": round(pnl, 2),
+            "pnl_percent": if notional > 0.0 { round(trade.pnl / notional * 100.0, 2) } else { 0.0 },
+            "mfe": round(p.mfe, 2),
+            "mae": round(p.mae, 2),
+        });
+        self.stream("trade", &data);
+    }
+
+    /// Seed 003's periodic `metrics`.
+    pub fn metrics(&mut self, m: &Metrics) {
+        let data = json!({
+            "backtest_id": self.id,
+            "total_trades": m.total_trades,
+            "winning_trades": m.winning_trades,
+            "win_rate": round(m.win_rate, 4),
+            "profit_factor": m.profit_factor.map(|pf| round(pf, 2)),
+            "sharpe_ratio": round(m.sharpe_ratio, 2),
+            "max_drawdown": round(m.max_drawdown, 4),
+        });
+        self.stream("metrics", &data);
+    }
+
+    /// The terminal success: seed 003's `complete`, seed 002's
+    /// `backtest_complete`; returns the latter's data (the run's result).
+    pub fn complete(
+        &mut self,
+        request: &RunRequest,
+        m: &Metrics,
+        bars: usize,
+        duration: f64,
+    ) -> serde_json::Value {
+        let results = complete_metrics(m);
+        self.stream(
+            "complete",
+            &json!({ "backtest_id": self.id, "metrics": results }),
+        );
+        let mut results = results;
+        results["initial_balance"] = json!(request.initial_balance);
+        results["bars_processed"] = json!(bars);
+        let data = json!({
+            "backtest_id": self.id,
+            "final_balance": round(m.final_equity, 2),
+            "total_trades": m.total_trades,
+            "win_rate": round(m.win_rate * 100.0, 2),
+            "sharpe_ratio": round(m.sharpe_ratio, 2),
+            "drawdown": round(-m.max_drawdown * 100.0, 2),
+            "return_pct": round(m.total_return * 100.0, 2),
+            "duration_seconds": round(duration, 3),
+            "timestamp": self.now,
+            "results": results,
+        });
+        self.topic("backtest_complete", &data);
+        data
+    }
+
+    /// The terminal failure: seed 003's `error`, seed 002's
+    /// `backtest_error`; returns the latter's data.
+    pub fn error(&mut self, error: &RunError) -> serde_json::Value {
+        self.stream(
+            "error",
+            &json!({ "error": error.to_string(), "details": error.details() }),
+        );
+        let data = json!({
+            "backtest_id": self.id,
+            "error": error.to_string(),
+            "error_details": error.error_details(),
+            "timestamp": self.now,
+        });
+        self.topic("backtest_error", &data);
+        data
+    }
+
+    /// Drops the queued events (a chunk that broke the cap: the run ends
+    /// with [`RunError::TooManyEvents`] instead).
+    pub fn discard(&mut self) {
+        self.stream_count -= self.stream_events.len();
+        self.topic_events.clear();
+        self.stream_events.clear();
+    }
+
+    /// Takes the queued events: (seed 002's, seed 003's).
+    pub fn take(&mut self) -> (Vec<Event>, Vec<Event>) {
+        (
+            std::mem::take(&mut self.topic_events),
+            std::mem::take(&mut self.stream_events),
+        )
+    }
+}
+
+/// Seed 003's `complete.metrics` (13 keys; percent where its example
+/// shows percent), also seed 002's `results`.
+pub fn complete_metrics(m: &Metrics) -> serde_json::Value {
+    json!({
+        "total_trades": m.total_trades,
+        "winning_trades": m.winning_trades,
+        "losing_trades": m.losing_trades,
+        "win_rate": round(m.win_rate, 4),
+        "profit_factor": m.profit_factor.map(|pf| round(pf, 2)),
+        "total_return": round(m.total_return * 100.0, 2),
+        "max_drawdown": round(m.max_drawdown * 100.0, 2),
+        "sharpe_ratio": round(m.sharpe_ratio, 2),
+        "average_win": round(m.average_win, 2),
+        "average_loss": round(m.average_loss, 2),
+        "largest_win": round(m.largest_win, 2),
+        "largest_loss": round(m.largest_loss, 2),
+        "total_commissions": round(m.total_commissions, 2),
+    })
+}
+
+/// Seed 002's `log_entry` data.
+#[derive(Serialize)]
+struct LogEntry<'a> {
+    backtest_id: &'a str,
+    timestamp: &'a str,
+    level: &'static str,
+    message: &'a str,
+    module: &'static str,
+    function: &'static str,
+    line: u32,
+    logger_name: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_never_sends_nan_infinity_or_negative_zero() {
+        assert_eq!(round(f64::NAN, 2), 0.0);
+        assert_eq!(round(f64::INFINITY, 2), 0.0);
+        assert!(round(-0.0001, 2).is_sign_positive());
+        assert_eq!(round(1.234_567, 2), 1.23);
+        assert_eq!(price(1.083_450_000_000_001), 1.08345);
+    }
+
+    #[test]
+    fn run_errors_carry_each_seeds_texts() {
+        let e = RunError::Insufficient {
+            symbol: "BTC-USD".into(),
+            required_start: "2019-01-01T00:00:00Z".into(),
+            available_start: Some("2020-01-01T00:00:00Z".into()),
+        };
+        assert_eq!(e.to_string(), "Insufficient historical data");
+        assert_eq!(e.details()["available_start"], "2020-01-01T00:00:00Z");
+        assert_eq!(
+            RunError::Cancelled.details(),
+            json!({"reason": "cancelled"})
+        );
+        assert_eq!(
+            RunError::TooManyEvents(20_000).to_string(),
+            "Backtest produced more than 20000 events; narrow the date range"
+        );
+    }
+}

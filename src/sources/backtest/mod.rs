@@ -1,0 +1,19 @@
+//! Backtest runs on the embedded engine (`engine/`), for seeds 002 and 003:
+//! the [`registry`] of runs (ids, slots, queue, retention, cancel, drain),
+//! each run's async [`driver`] (pacing, chunks, control), the [`events`] a
+//! run publishes in each seed's shapes, the run's own [`log`] (seed 002's
+//! `log_entry`), the checks every start [`request`] passes, and the
+//! [`settings`]. The seeds' HTTP faces (`crate::seeds::seed002`,
+//! `crate::seeds::seed003`) build requests and read the registry; runs
+//! publish through the [`crate::publisher::Publisher`] like every source.
+
+pub mod driver;
+pub mod events;
+pub mod log;
+pub mod registry;
+pub mod request;
+pub mod settings;
+
+pub use registry::{Backtests, ControlError, IdPolicy, RunEntry, RunState, RunStatus, StartError};
+pub use request::{Origin, RequestError, RunRequest};
+pub use settings::BacktestSettings;

@@ -1,0 +1,407 @@
+//! The run registry: every backtest run this node knows by id, pending,
+//! running or finished (kept `ROOMCAST_BACKTEST_RETENTION`, at most
+//! `ROOMCAST_BACKTEST_MAX_RUNS`, oldest evicted first), with the slots
+//! that cap how many execute at once and the queue behind them. Both seeds'
+//! POSTs start runs here, the stream endpoint asks it whether an id exists,
+//! `DELETE` cancels through it, and a drain ends every run with its
+//! terminal error before sessions close. Each run's driver is spawned on the
+//! registry's own tracker so the drain can wait for exactly those.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use serde_json::Value;
+use tokio::sync::{Semaphore, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::driver::Driver;
+use super::request::{Origin, RunRequest};
+use super::settings::BacktestSettings;
+use crate::catalog::RoomName;
+use crate::publisher::Publisher;
+use crate::rooms::Rooms;
+
+/// Where a run stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunStatus {
+    /// Waiting for a slot; nothing published yet.
+    Pending,
+    /// Executing.
+    Running,
+    /// Ended with its results.
+    Completed,
+    /// Ended with an error (data, engine, drain, node lost, event cap).
+    Failed,
+    /// Ended by `DELETE`.
+    Cancelled,
+}
+
+impl RunStatus {
+    /// `pending`, `running`, `completed`, `failed`, `cancelled`.
+    pub fn label(self) -> &'static str {
+        match self {
+            RunStatus::Pending => "pending",
+            RunStatus::Running => "running",
+            RunStatus::Completed => "completed",
+            RunStatus::Failed => "failed",
+            RunStatus::Cancelled => "cancelled",
+        }
+    }
+
+    /// Whether the run has ended.
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
+        )
+    }
+}
+
+/// What a run's watchers can read of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunState {
+    /// Where it stands.
+    pub status: RunStatus,
+    /// Percent of its bars stepped.
+    pub progress: f64,
+    /// Seed 002's `backtest_complete.data`, once completed.
+    pub result: Option<Value>,
+    /// Seed 002's `backtest_error.data`, once failed or cancelled.
+    pub error: Option<Value>,
+}
+
+/// Why a run is asked to stop early.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stop {
+    /// `DELETE` of the run.
+    Cancel,
+    /// The node is draining.
+    Drain,
+}
+
+/// What the run's owner asks of its driver.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Control {
+    /// Pacing suspended (seed 003's pause).
+    pub paused: bool,
+    /// End now, with this reason's error.
+    pub stop: Option<Stop>,
+}
+
+/// One run, as the registry holds it.
+#[derive(Debug)]
+pub struct RunEntry {
+    /// Its id.
+    pub id: String,
+    /// Which seed's POST started it.
+    pub origin: Origin,
+    /// Pause and stop requests, read by the driver.
+    control: watch::Sender<Control>,
+    /// Its state, written by the driver; `?wait=true` waits on it.
+    state: watch::Sender<RunState>,
+}
+
+impl RunEntry {
+    fn new(id: String, origin: Origin) -> Self {
+        RunEntry {
+            id,
+            origin,
+            control: watch::Sender::new(Control::default()),
+            state: watch::Sender::new(RunState {
+                status: RunStatus::Pending,
+                progress: 0.0,
+                result: None,
+                error: None,
+            }),
+        }
+    }
+
+    /// Its state now.
+    pub fn state(&self) -> RunState {
+        self.state.borrow().clone()
+    }
+
+    /// Waits until it has ended; its final state.
+    pub async fn finished(&self) -> RunState {
+        let mut state = self.state.subscribe();
+        let result = state.wait_for(|s| s.status.is_terminal()).await;
+        match result {
+            Ok(s) => s.clone(),
+            Err(_) => self.state(),
+        }
+    }
+
+    /// Watches its control requests (the driver).
+    pub(super) fn control(&self) -> watch::Receiver<Control> {
+        self.control.subscribe()
+    }
+
+    /// Updates its state (the driver).
+    pub(super) fn update(&self, f: impl FnOnce(&mut RunState)) {
+        self.state.send_modify(f);
+    }
+
+    fn request_stop(&self, stop: Stop) {
+        self.control.send_modify(|c| {
+            c.stop.get_or_insert(stop);
+        });
+    }
+}
+
+/// Why a run could not be started.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StartError {
+    /// The id is registered (running or retained): 409.
+    #[error("backtest_id already exists")]
+    Duplicate,
+    /// Every slot is busy and the queue is full: 503.
+    #[error("backtest queue full")]
+    QueueFull,
+    /// The node is draining: 503.
+    #[error("server shutting down")]
+    ShuttingDown,
+}
+
+/// Why a run could not be cancelled (or paused).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ControlError {
+    /// No run has this id (never, or no longer): 404.
+    #[error("backtest not found")]
+    NotFound,
+    /// The run has already ended: 409.
+    #[error("backtest already finished")]
+    Finished,
+}
+
+/// How a start's id is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdPolicy {
+    /// Exactly as given; a registered one is [`StartError::Duplicate`].
+    Exact,
+    /// As given, or with `_2`, `_3`, … appended until free (seed 003's
+    /// generated `backtest_<date>_<time>`, two starts in one second).
+    Suffixed,
+}
+
+/// The node's backtest runs.
+#[derive(Debug)]
+pub struct Backtests {
+    /// Pace, reporting, costs, caps.
+    settings: BacktestSettings,
+    /// Events a run room keeps (`ROOMCAST_BACKTEST_MAX_EVENTS`): the cap on a run's stream.
+    max_events: usize,
+    /// How long a finished run stays known (`ROOMCAST_BACKTEST_RETENTION`).
+    retention: Duration,
+    /// Where runs publish.
+    publisher: Publisher,
+    /// The node's rooms, to drop a run's room when the run is evicted.
+    rooms: Arc<Rooms>,
+    /// Runs by id.
+    runs: Mutex<HashMap<String, Arc<RunEntry>>>,
+    /// Finished runs, oldest first, with when they ended.
+    finished: Mutex<VecDeque<(Instant, String)>>,
+    /// One permit per run executing.
+    slots: Arc<Semaphore>,
+    /// Set when the drain begins: no new run starts.
+    closing: AtomicBool,
+    /// Every run's driver.
+    tracker: TaskTracker,
+}
+
+impl Backtests {
+    /// A registry running runs with `settings`, publishing through
+    /// `publisher`; run rooms keep `max_events` and stay `retention`.
+    pub fn new(
+        settings: BacktestSettings,
+        max_events: usize,
+        retention: Duration,
+        publisher: Publisher,
+        rooms: Arc<Rooms>,
+    ) -> Arc<Self> {
+        Arc::new(Backtests {
+            slots: Arc::new(Semaphore::new(settings.max_concurrent)),
+            settings,
+            max_events,
+            retention,
+            publisher,
+            rooms,
+            runs: Mutex::new(HashMap::new()),
+            finished: Mutex::new(VecDeque::new()),
+            closing: AtomicBool::new(false),
+            tracker: TaskTracker::new(),
+        })
+    }
+
+    /// The settings runs are made with (bar caps for request checks).
+    pub fn settings(&self) -> &BacktestSettings {
+        &self.settings
+    }
+
+    /// Registers `request` and spawns its run, which waits for a slot;
+    /// answers at once. With [`IdPolicy::Suffixed`] the run's id may differ
+    /// from the request's (read it from the entry).
+    pub fn start(
+        self: &Arc<Self>,
+        mut request: RunRequest,
+        ids: IdPolicy,
+    ) -> Result<Arc<RunEntry>, StartError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(StartError::ShuttingDown);
+        }
+        let entry = {
+            let mut runs = self.runs.lock();
+            let pending = runs
+                .values()
+                .filter(|r| r.state.borrow().status == RunStatus::Pending)
+                .count();
+            let running = runs
+                .values()
+                .filter(|r| r.state.borrow().status == RunStatus::Running)
+                .count();
+            if running + pending >= self.settings.max_concurrent + self.settings.max_queued {
+                return Err(StartError::QueueFull);
+            }
+            if runs.contains_key(&request.id) {
+                match ids {
+                    IdPolicy::Exact => return Err(StartError::Duplicate),
+                    IdPolicy::Suffixed => {
+                        let base = request.id.clone();
+                        request.id = (2..)
+                            .map(|n| format!("{base}_{n}"))
+                            .find(|id| !runs.contains_key(id))
+                            .expect("some suffix is free");
+                    }
+                }
+            }
+            let entry = Arc::new(RunEntry::new(request.id.clone(), request.origin));
+            runs.insert(request.id.clone(), Arc::clone(&entry));
+            entry
+        };
+        let driver = Driver {
+            entry: Arc::clone(&entry),
+            request,
+            publisher: self.publisher.clone(),
+            settings: self.settings.clone(),
+            max_events: self.max_events,
+            slots: Arc::clone(&self.slots),
+        };
+        let registry = Arc::clone(self);
+        let id = entry.id.clone();
+        self.tracker.spawn(async move {
+            driver.run().await;
+            registry.handle_finished(id);
+        });
+        Ok(entry)
+    }
+
+    /// The run `id`, if it is known (pending, running or retained).
+    pub fn get(&self, id: &str) -> Option<Arc<RunEntry>> {
+        self.runs.lock().get(id).cloned()
+    }
+
+    /// Ends the run `id` early with "Backtest cancelled".
+    pub fn cancel(&self, id: &str) -> Result<(), ControlError> {
+        let entry = self.get(id).ok_or(ControlError::NotFound)?;
+        if entry.state().status.is_terminal() {
+            return Err(ControlError::Finished);
+        }
+        entry.request_stop(Stop::Cancel);
+        Ok(())
+    }
+
+    /// Suspends (`true`) or resumes the pacing of the run `id`.
+    pub fn pause(&self, id: &str, paused: bool) -> Result<(), ControlError> {
+        let entry = self.get(id).ok_or(ControlError::NotFound)?;
+        if entry.state().status.is_terminal() {
+            return Err(ControlError::Finished);
+        }
+        entry.control.send_modify(|c| c.paused = paused);
+        Ok(())
+    }
+
+    /// Runs by status, for metrics and status: (pending, running, finished).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let runs = self.runs.lock();
+        let mut counts = (0, 0, 0);
+        for run in runs.values() {
+            match run.state.borrow().status {
+                RunStatus::Pending => counts.0 += 1,
+                RunStatus::Running => counts.1 += 1,
+                _ => counts.2 += 1,
+            }
+        }
+        counts
+    }
+
+    /// The drain: no new run starts, every unfinished run ends with "Server
+    /// shutting down" (published before sessions close), and this returns
+    /// when all of them have.
+    pub async fn shut_down(&self) {
+        self.closing.store(true, Ordering::Release);
+        let runs: Vec<Arc<RunEntry>> = self.runs.lock().values().cloned().collect();
+        for run in runs {
+            run.request_stop(Stop::Drain);
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// Forgets finished runs older than the retention, a sweep every
+    /// quarter of it (1–60 s), until `shutdown`.
+    pub async fn run_expiry(self: Arc<Self>, shutdown: CancellationToken) {
+        let period = (self.retention / 4).clamp(Duration::from_secs(1), Duration::from_secs(60));
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => self.expire(Instant::now()),
+            }
+        }
+    }
+
+    /// Forgets the finished runs that ended `retention` before `now`.
+    fn expire(&self, now: Instant) {
+        let expired: Vec<String> = {
+            let mut finished = self.finished.lock();
+            let mut expired = Vec::new();
+            while let Some((ended, _)) = finished.front() {
+                if now.duration_since(*ended) < self.retention {
+                    break;
+                }
+                expired.extend(finished.pop_front().map(|(_, id)| id));
+            }
+            expired
+        };
+        for id in expired {
+            self.forget(&id);
+        }
+    }
+
+    /// Notes a run's end; evicts the oldest finished runs beyond the cap.
+    fn handle_finished(&self, id: String) {
+        let evicted: Vec<String> = {
+            let mut finished = self.finished.lock();
+            finished.push_back((Instant::now(), id));
+            let excess = finished.len().saturating_sub(self.settings.max_runs);
+            finished.drain(..excess).map(|(_, id)| id).collect()
+        };
+        for id in evicted {
+            self.forget(&id);
+        }
+    }
+
+    /// Removes a finished run and its room (watchers still in it keep
+    /// what they have; a new viewer of the id gets 4004).
+    fn forget(&self, id: &str) {
+        self.runs.lock().remove(id);
+        if let Ok(room) = RoomName::backtest(id) {
+            self.rooms.discard(&room);
+        }
+        tracing::debug!(backtest_id = id, "finished backtest run forgotten");
+    }
+}
