@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::app::App;
 use crate::catalog::{CatalogError, RoomName};
 use crate::http::response::{self, HttpError, HttpResponse};
-use crate::sources::backtest::{ControlError, RequestError, StartError};
+use crate::sources::backtest::{ControlError, ProducerError, RequestError, StartError};
 
 /// A run id from a path segment: percent-decoded, then 1–128 of
 /// `[A-Za-z0-9_.:-]` (so never a `/`).
@@ -63,7 +63,9 @@ pub fn cancel(app: &Arc<App>, segment: &str) -> HttpResponse {
             &json!({ "backtest_id": id, "status": "cancelling" }),
         ),
         Err(e @ ControlError::NotFound) => response::error(StatusCode::NOT_FOUND, &e.to_string()),
-        Err(e @ ControlError::Finished) => response::error(StatusCode::CONFLICT, &e.to_string()),
+        Err(e @ (ControlError::Finished | ControlError::External)) => {
+            response::error(StatusCode::CONFLICT, &e.to_string())
+        }
     }
 }
 
@@ -91,6 +93,80 @@ pub fn status(app: &Arc<App>, segment: &str) -> HttpResponse {
         body["error"] = error;
     }
     response::json(StatusCode::OK, &body)
+}
+
+/// Most messages one producer request may carry.
+pub const MAX_MESSAGES: usize = 1_000;
+
+/// A producer's body: one message (a JSON object) or an array of up to
+/// [`MAX_MESSAGES`]; 400 for anything else.
+pub fn messages(body: &[u8]) -> Result<Vec<serde_json::Value>, HttpError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| HttpError::BadJson(e.to_string()))?;
+    let messages = match value {
+        serde_json::Value::Array(items) => items,
+        object @ serde_json::Value::Object(_) => vec![object],
+        _ => {
+            return Err(HttpError::BadJson(
+                "expected a message object or an array of them".into(),
+            ));
+        }
+    };
+    if messages.is_empty() || messages.len() > MAX_MESSAGES {
+        return Err(HttpError::field(
+            "(body)",
+            format!(
+                "expected 1 to {MAX_MESSAGES} messages, got {}",
+                messages.len()
+            ),
+        ));
+    }
+    Ok(messages)
+}
+
+/// The response to a producer's refused message `index` (which was not
+/// published; those before it were): 409 for the run's lifecycle, 422 for
+/// a backwards progress, 503 when full.
+pub fn produce_refused(index: usize, published: usize, e: ProducerError) -> HttpResponse {
+    let status = match e {
+        ProducerError::Backwards { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+        ProducerError::Full => StatusCode::SERVICE_UNAVAILABLE,
+        _ => StatusCode::CONFLICT,
+    };
+    response::json(
+        status,
+        &json!({ "error": e.to_string(), "field": format!("[{index}]"), "published": published }),
+    )
+}
+
+/// A producer's message `index` is malformed: 422 naming `[index].field`.
+pub fn bad_message(index: usize, field: &str, message: impl Into<String>) -> HttpError {
+    HttpError::field(&format!("[{index}].{field}"), message)
+}
+
+/// `200 {"status":"success","room","seq","recipients","published"}` after
+/// publishing `events` (one room's) in one batch; 503 when the bus failed.
+pub async fn publish_all(app: &App, events: &[crate::protocol::Event]) -> HttpResponse {
+    let Some(first) = events.first() else {
+        return response::json(
+            StatusCode::OK,
+            &json!({ "status": "success", "published": 0 }),
+        );
+    };
+    let room = first.room();
+    match app.publisher.publish_batch(events).await {
+        Ok(report) => response::json(
+            StatusCode::OK,
+            &json!({
+                "status": "success",
+                "room": room.as_str(),
+                "seq": report.seq,
+                "recipients": report.recipients,
+                "published": events.len(),
+            }),
+        ),
+        Err(e) => response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
 }
 
 #[cfg(test)]

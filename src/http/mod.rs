@@ -139,6 +139,12 @@ impl Router {
             get("/api/ws/stream/backtest/{id}", |app, req, params| {
                 Box::pin(async move { seed003::backtest_stream(&app, req, &params[0]) })
             }),
+            post("/api/v1/backtest/events", |app, req, _| {
+                Box::pin(async move { seed002::events::publish(&app, req).await })
+            }),
+            post("/api/ws/stream/backtest/{id}/events", |app, req, params| {
+                Box::pin(async move { seed003::events::publish(&app, req, &params[0]).await })
+            }),
             get("/api/ws/stream/status", |app, _, _| {
                 Box::pin(async move { seed003::status::stream_status(&app).await })
             }),

@@ -6,6 +6,7 @@
 //! `crate::sources::backtest`.
 
 pub mod backtest;
+pub mod events;
 pub mod session;
 
 use std::sync::Arc;

@@ -6,6 +6,7 @@
 //! `crate::dialect::seed003`; the runs are `crate::sources::backtest`.
 
 pub mod backtest;
+pub mod events;
 pub mod session;
 pub mod status;
 

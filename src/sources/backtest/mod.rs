@@ -14,6 +14,9 @@ pub mod registry;
 pub mod request;
 pub mod settings;
 
-pub use registry::{Backtests, ControlError, IdPolicy, RunEntry, RunState, RunStatus, StartError};
+pub use registry::{
+    Backtests, ControlError, IdPolicy, ProducedStep, ProducerError, RunEntry, RunState, RunStatus,
+    StartError,
+};
 pub use request::{Origin, RequestError, RunRequest};
 pub use settings::BacktestSettings;

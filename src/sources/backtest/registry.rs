@@ -103,6 +103,9 @@ pub struct RunEntry {
     control: watch::Sender<Control>,
     /// Its state, written by the driver; `?wait=true` waits on it.
     state: watch::Sender<RunState>,
+    /// For a run an external engine publishes (no driver here): when its
+    /// last event came, so an abandoned one is forgotten after the retention.
+    external: Option<Mutex<Instant>>,
 }
 
 impl RunEntry {
@@ -110,6 +113,7 @@ impl RunEntry {
         RunEntry {
             id,
             origin,
+            external: None,
             control: watch::Sender::new(Control::default()),
             state: watch::Sender::new(RunState {
                 status: RunStatus::Pending,
@@ -118,6 +122,11 @@ impl RunEntry {
                 error: None,
             }),
         }
+    }
+
+    /// Whether an external engine publishes it (rather than a driver here).
+    pub fn is_external(&self) -> bool {
+        self.external.is_some()
     }
 
     /// Its state now.
@@ -175,6 +184,57 @@ pub enum ControlError {
     /// The run has already ended: 409.
     #[error("backtest already finished")]
     Finished,
+    /// An external engine publishes the run; only it can end it: 409.
+    #[error("backtest is published by an external engine; end it there")]
+    External,
+}
+
+/// What an external producer's event does to its run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProducedStep {
+    /// Seed 002's `backtest_start`: registers the run.
+    Start,
+    /// Any event before the end; a progress must not go back.
+    Event {
+        /// The event's progress, if it is a progress event.
+        progress: Option<f64>,
+    },
+    /// The terminal event: completed (with seed 002's result data, if any)
+    /// or failed.
+    End {
+        /// Whether the run completed.
+        completed: bool,
+        /// The terminal event's data.
+        data: Value,
+    },
+}
+
+/// Why an external producer's event was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProducerError {
+    /// `backtest_start` for an id already registered: 409.
+    #[error("backtest_id already exists")]
+    Duplicate,
+    /// An event of a seed 002 run before its `backtest_start`: 409.
+    #[error("backtest_start must come first: no run has this backtest_id")]
+    NotStarted,
+    /// An event after the run's terminal event: 409.
+    #[error("the backtest has already ended: nothing may follow its terminal event")]
+    Finished,
+    /// The id belongs to a run roomcast executes itself: 409.
+    #[error("backtest_id belongs to a run this server executes")]
+    NotExternal,
+    /// A progress below the run's last: 422.
+    #[error("progress {got} is below the run's last progress {last}")]
+    Backwards {
+        /// The run's last progress.
+        last: f64,
+        /// The refused one.
+        got: f64,
+    },
+    /// Too many unfinished runs: 503.
+    #[error("backtest queue full")]
+    Full,
 }
 
 /// How a start's id is taken.
@@ -298,6 +358,89 @@ impl Backtests {
         Ok(entry)
     }
 
+    /// Applies an external producer's event to its run `id` (seed 002's
+    /// runs begin with [`ProducedStep::Start`]; with `registers`, seed 003's
+    /// first event registers the run). The run is then known like an
+    /// embedded one: ids stay unique across seeds, a stream of it is not
+    /// refused, and its end starts its retention.
+    pub fn produce(
+        &self,
+        id: &str,
+        origin: Origin,
+        step: ProducedStep,
+        registers: bool,
+    ) -> Result<(), ProducerError> {
+        let entry = {
+            let mut runs = self.runs.lock();
+            match runs.get(id) {
+                Some(_) if step == ProducedStep::Start => return Err(ProducerError::Duplicate),
+                Some(entry) => Arc::clone(entry),
+                None if step == ProducedStep::Start || registers => {
+                    let active = runs
+                        .values()
+                        .filter(|r| !r.state.borrow().status.is_terminal())
+                        .count();
+                    if active >= self.settings.max_concurrent + self.settings.max_queued {
+                        return Err(ProducerError::Full);
+                    }
+                    let mut entry = RunEntry::new(id.to_string(), origin);
+                    entry.external = Some(Mutex::new(Instant::now()));
+                    entry.state.send_modify(|s| s.status = RunStatus::Running);
+                    let entry = Arc::new(entry);
+                    runs.insert(id.to_string(), Arc::clone(&entry));
+                    entry
+                }
+                None => return Err(ProducerError::NotStarted),
+            }
+        };
+        let Some(last_event) = &entry.external else {
+            return Err(ProducerError::NotExternal);
+        };
+        *last_event.lock() = Instant::now();
+        let mut refused = None;
+        let mut ended = false;
+        entry.state.send_if_modified(|state| {
+            if state.status.is_terminal() {
+                refused = Some(ProducerError::Finished);
+                return false;
+            }
+            match &step {
+                ProducedStep::Start => false,
+                ProducedStep::Event { progress: None } => false,
+                ProducedStep::Event { progress: Some(p) } if *p < state.progress => {
+                    refused = Some(ProducerError::Backwards {
+                        last: state.progress,
+                        got: *p,
+                    });
+                    false
+                }
+                ProducedStep::Event { progress: Some(p) } => {
+                    state.progress = *p;
+                    true
+                }
+                ProducedStep::End { completed, data } => {
+                    ended = true;
+                    if *completed {
+                        state.status = RunStatus::Completed;
+                        state.progress = 100.0;
+                        state.result = Some(data.clone());
+                    } else {
+                        state.status = RunStatus::Failed;
+                        state.error = Some(data.clone());
+                    }
+                    true
+                }
+            }
+        });
+        if let Some(e) = refused {
+            return Err(e);
+        }
+        if ended {
+            self.handle_finished(id.to_string());
+        }
+        Ok(())
+    }
+
     /// The run `id`, if it is known (pending, running or retained).
     pub fn get(&self, id: &str) -> Option<Arc<RunEntry>> {
         self.runs.lock().get(id).cloned()
@@ -309,6 +452,9 @@ impl Backtests {
         if entry.state().status.is_terminal() {
             return Err(ControlError::Finished);
         }
+        if entry.is_external() {
+            return Err(ControlError::External);
+        }
         entry.request_stop(Stop::Cancel);
         Ok(())
     }
@@ -318,6 +464,9 @@ impl Backtests {
         let entry = self.get(id).ok_or(ControlError::NotFound)?;
         if entry.state().status.is_terminal() {
             return Err(ControlError::Finished);
+        }
+        if entry.is_external() {
+            return Err(ControlError::External);
         }
         entry.control.send_modify(|c| c.paused = paused);
         Ok(())
@@ -377,7 +526,20 @@ impl Backtests {
             }
             expired
         };
-        for id in expired {
+        // External runs whose engine went quiet without ending them.
+        let abandoned: Vec<String> = self
+            .runs
+            .lock()
+            .values()
+            .filter(|r| {
+                r.external.as_ref().is_some_and(|last| {
+                    now.duration_since(*last.lock()) >= self.retention
+                        && !r.state.borrow().status.is_terminal()
+                })
+            })
+            .map(|r| r.id.clone())
+            .collect();
+        for id in expired.into_iter().chain(abandoned) {
             self.forget(&id);
         }
     }
