@@ -16,6 +16,7 @@ use crate::delivery::flusher::Flusher;
 use crate::publisher::Publisher;
 use crate::rooms::Rooms;
 use crate::sources::backtest::Backtests;
+use crate::sources::backtest::fleet::FleetRuns;
 use crate::sources::modeldata::{ModelData, ModelDataConfig};
 use crate::ws::sessions::{Heartbeat, Sessions};
 
@@ -87,6 +88,16 @@ impl App {
         };
         let bus = Arc::new(bus);
         let publisher = Publisher::new(Arc::clone(&bus), Arc::new(alerts));
+        let fleet_runs = match &*bus {
+            Bus::Fleet(fleet) => Some(FleetRuns::new(
+                fleet.redis.commands(),
+                &config.fleet.redis_prefix,
+                node.clone(),
+                config.fleet.lease_ttl.get(),
+                config.rooms.run_retention.get(),
+            )),
+            Bus::Local(_) => None,
+        };
         Ok(Arc::new(App {
             node,
             backtests: Backtests::new(
@@ -95,6 +106,7 @@ impl App {
                 config.rooms.run_retention.get(),
                 publisher.clone(),
                 Arc::clone(&rooms),
+                fleet_runs,
             ),
             publisher,
             bus,

@@ -96,6 +96,7 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     tracker.spawn(Arc::clone(&app.flusher).run(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.rooms).run_retirement(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.backtests).run_expiry(shutdown.clone()));
+    tracker.spawn(Arc::clone(&app.backtests).run_fleet(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(shutdown.clone()));
     let upkeep_shutdown = shutdown.clone();
     tracker.spawn(async move {

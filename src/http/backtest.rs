@@ -43,7 +43,7 @@ pub fn start_refused(e: StartError) -> HttpResponse {
             StatusCode::CONFLICT,
             &json!({ "error": e.to_string(), "field": "backtest_id" }),
         ),
-        StartError::QueueFull | StartError::ShuttingDown => {
+        StartError::QueueFull | StartError::ShuttingDown | StartError::Unavailable(_) => {
             response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
         }
     }
@@ -52,12 +52,12 @@ pub fn start_refused(e: StartError) -> HttpResponse {
 /// `DELETE …/{id}`: 202 while the run is pending or running (it ends with
 /// "Backtest cancelled" for every watcher), 409 once it has ended, 404 for
 /// an unknown id.
-pub fn cancel(app: &Arc<App>, segment: &str) -> HttpResponse {
+pub async fn cancel(app: &Arc<App>, segment: &str) -> HttpResponse {
     let id = match run_id(segment) {
         Ok(id) => id,
         Err(e) => return bad_run_id(e),
     };
-    match app.backtests.cancel(&id) {
+    match app.backtests.cancel(&id).await {
         Ok(()) => response::json(
             StatusCode::ACCEPTED,
             &json!({ "backtest_id": id, "status": "cancelling" }),
@@ -66,31 +66,38 @@ pub fn cancel(app: &Arc<App>, segment: &str) -> HttpResponse {
         Err(e @ (ControlError::Finished | ControlError::External)) => {
             response::error(StatusCode::CONFLICT, &e.to_string())
         }
+        Err(e @ ControlError::Unavailable(_)) => {
+            response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
     }
 }
 
 /// `GET …/{id}`: `{backtest_id, status, progress, result?, error?}`, so a
 /// UI that missed the live events can recover the outcome.
-pub fn status(app: &Arc<App>, segment: &str) -> HttpResponse {
+pub async fn status(app: &Arc<App>, segment: &str) -> HttpResponse {
     let id = match run_id(segment) {
         Ok(id) => id,
         Err(e) => return bad_run_id(e),
     };
-    let Some(run) = app.backtests.get(&id) else {
-        return response::error(StatusCode::NOT_FOUND, "backtest not found");
+    let run = match app.backtests.lookup(&id).await {
+        Ok(Some(run)) => run,
+        Ok(None) => return response::error(StatusCode::NOT_FOUND, "backtest not found"),
+        Err(e) => return response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     };
-    let state = run.state();
     let mut body = json!({
         "backtest_id": id,
-        "status": state.status.label(),
-        "progress": state.progress,
-        "origin": run.origin.label(),
+        "status": run.status,
+        "progress": run.progress,
+        "origin": run.origin,
     });
-    if let Some(result) = state.result {
+    if let Some(result) = run.result {
         body["result"] = result;
     }
-    if let Some(error) = state.error {
+    if let Some(error) = run.error {
         body["error"] = error;
+    }
+    if let Some(node) = run.node {
+        body["node"] = json!(node);
     }
     response::json(StatusCode::OK, &body)
 }
@@ -130,7 +137,7 @@ pub fn messages(body: &[u8]) -> Result<Vec<serde_json::Value>, HttpError> {
 pub fn produce_refused(index: usize, published: usize, e: ProducerError) -> HttpResponse {
     let status = match e {
         ProducerError::Backwards { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        ProducerError::Full => StatusCode::SERVICE_UNAVAILABLE,
+        ProducerError::Full | ProducerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::CONFLICT,
     };
     response::json(

@@ -125,19 +125,19 @@ impl Router {
                 Box::pin(async move { seed002::backtest::run(&app, req).await })
             }),
             get("/api/v1/backtest/{id}", |app, _, params| {
-                Box::pin(async move { backtest::status(&app, &params[0]) })
+                Box::pin(async move { backtest::status(&app, &params[0]).await })
             }),
             route(Method::DELETE, "/api/v1/backtest/{id}", |app, _, params| {
-                Box::pin(async move { backtest::cancel(&app, &params[0]) })
+                Box::pin(async move { backtest::cancel(&app, &params[0]).await })
             }),
             post("/api/backtesting/start", |app, req, _| {
                 Box::pin(async move { seed003::backtest::start(&app, req).await })
             }),
             route(Method::DELETE, "/api/backtesting/{id}", |app, _, params| {
-                Box::pin(async move { backtest::cancel(&app, &params[0]) })
+                Box::pin(async move { backtest::cancel(&app, &params[0]).await })
             }),
             get("/api/ws/stream/backtest/{id}", |app, req, params| {
-                Box::pin(async move { seed003::backtest_stream(&app, req, &params[0]) })
+                Box::pin(async move { seed003::backtest_stream(&app, req, &params[0]).await })
             }),
             post("/api/v1/backtest/events", |app, req, _| {
                 Box::pin(async move { seed002::events::publish(&app, req).await })

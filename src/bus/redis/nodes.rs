@@ -10,6 +10,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::{PING_INTERVAL, RedisBus, with_timeout};
 use crate::bus::BusError;
+use crate::catalog::RoomKind;
+use crate::dialect::DialectKind;
 
 /// Health of the command connection and this node's heartbeat: every
 /// [`PING_INTERVAL`] the node writes its figures into the fleet's node
@@ -57,6 +59,12 @@ impl<F: Fn() -> usize> NodeHealth<F> {
                 connections: connections(),
                 rooms: bus.rooms.len(),
                 subscriptions: bus.rooms.member_counts().iter().map(|(_, n)| n).sum(),
+                streams: bus
+                    .rooms
+                    .member_counts_of(RoomKind::Backtest, DialectKind::Seed003)
+                    .into_iter()
+                    .map(|(room, n)| (room.as_str().to_string(), n))
+                    .collect(),
                 at_ms: chrono::Utc::now().timestamp_millis(),
             };
             let json = serde_json::to_string(&heartbeat).unwrap_or_default();
@@ -85,6 +93,10 @@ pub struct NodeStatus {
     pub rooms: usize,
     /// Room memberships on the node.
     pub subscriptions: usize,
+    /// Seed 003 backtest streams watched on the node: run room and
+    /// viewers (the fleet-wide `GET /api/ws/stream/status`).
+    #[serde(default)]
+    pub streams: Vec<(String, usize)>,
     /// When it was written (Unix ms).
     pub at_ms: i64,
 }

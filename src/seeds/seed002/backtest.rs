@@ -125,7 +125,7 @@ pub async fn run(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
         Ok(request) => request,
         Err(e) => return refused(e),
     };
-    let run = match app.backtests.start(request, IdPolicy::Exact) {
+    let run = match app.backtests.start(request, IdPolicy::Exact).await {
         Ok(run) => run,
         Err(e) => return start_refused(e),
     };

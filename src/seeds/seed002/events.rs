@@ -133,7 +133,11 @@ pub async fn publish(app: &App, req: Request<Incoming>) -> HttpResponse {
     }
     let mut events = Vec::with_capacity(checked.len());
     for (index, c) in checked.into_iter().enumerate() {
-        if let Err(e) = app.backtests.produce(&c.id, Origin::Seed002, c.step, false) {
+        if let Err(e) = app
+            .backtests
+            .produce(&c.id, Origin::Seed002, c.step, false)
+            .await
+        {
             let published = publish_all(app, &events).await;
             if published.status() != StatusCode::OK {
                 return published;

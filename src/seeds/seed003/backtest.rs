@@ -136,7 +136,7 @@ pub async fn start(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
         Ok(request) => request,
         Err(e) => return refused(e),
     };
-    let run = match app.backtests.start(request, IdPolicy::Suffixed) {
+    let run = match app.backtests.start(request, IdPolicy::Suffixed).await {
         Ok(run) => run,
         Err(e) => return start_refused(e),
     };

@@ -103,7 +103,11 @@ pub async fn publish(app: &App, req: Request<Incoming>, segment: &str) -> HttpRe
     }
     let mut events = Vec::with_capacity(checked.len());
     for (index, (step, event)) in checked.into_iter().enumerate() {
-        if let Err(e) = app.backtests.produce(&id, Origin::Seed003, step, true) {
+        if let Err(e) = app
+            .backtests
+            .produce(&id, Origin::Seed003, step, true)
+            .await
+        {
             let published = publish_all(app, &events).await;
             if published.status() != StatusCode::OK {
                 return published;

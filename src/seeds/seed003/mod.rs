@@ -19,16 +19,25 @@ pub use session::Seed003Session;
 
 use crate::app::App;
 use crate::http::backtest::{bad_run_id, run_id};
-use crate::http::response::HttpResponse;
+use crate::http::response::{self, HttpResponse};
 
 /// `GET /api/ws/stream/backtest/{id}`: a malformed id gets 400 before the
 /// upgrade; an unknown one is upgraded, told, and closed with 4004.
-pub fn backtest_stream(app: &Arc<App>, req: Request<Incoming>, segment: &str) -> HttpResponse {
+pub async fn backtest_stream(
+    app: &Arc<App>,
+    req: Request<Incoming>,
+    segment: &str,
+) -> HttpResponse {
     let id = match run_id(segment) {
         Ok(id) => id,
         Err(e) => return bad_run_id(e),
     };
-    let known = app.backtests.get(&id).is_some();
+    let known = match app.backtests.lookup(&id).await {
+        Ok(run) => run.is_some(),
+        Err(e) => {
+            return response::error(hyper::StatusCode::SERVICE_UNAVAILABLE, &e.to_string());
+        }
+    };
     let session = Seed003Session::backtest(id, known, Arc::clone(&app.backtests));
     crate::ws::upgrade(app, req, session)
 }

@@ -1,14 +1,17 @@
 //! Seed 003's status endpoint, `GET /api/ws/stream/status`: its exact keys
 //! (`timestamp`, `active_connections` by stream type with their `total`,
 //! and every stream with at least one connection, sorted by type, then
-//! id), counting this node's seed 003 connections only; then roomcast's
-//! own (`backtests`: runs by state; `cluster` in a fleet).
+//! id), fleet-wide (other nodes' counts as of their last heartbeat, a
+//! second or so old); then roomcast's own (`backtests`: this node's runs by
+//! state; `cluster` in a fleet).
 
 use hyper::StatusCode;
 use serde_json::json;
 
 use crate::app::App;
-use crate::catalog::RoomKind;
+use std::collections::BTreeMap;
+
+use crate::catalog::{RoomKind, RoomName};
 use crate::dialect::DialectKind;
 use crate::http::response::{self, HttpResponse};
 use crate::http::status::cluster;
@@ -16,14 +19,33 @@ use crate::protocol::time;
 
 /// `GET /api/ws/stream/status`.
 pub async fn stream_status(app: &App) -> HttpResponse {
-    let mut backtests = app
+    // Viewers by run: this node's live counts, plus every other live node's
+    // from its last heartbeat (fleet mode).
+    let mut viewers: BTreeMap<String, usize> = BTreeMap::new();
+    for (room, n) in app
         .rooms
-        .member_counts_of(RoomKind::Backtest, DialectKind::Seed003);
-    backtests.sort();
-    let backtest: usize = backtests.iter().map(|(_, n)| n).sum();
-    let streams: Vec<_> = backtests
+        .member_counts_of(RoomKind::Backtest, DialectKind::Seed003)
+    {
+        *viewers
+            .entry(room.backtest_id().unwrap_or_default().to_string())
+            .or_default() += n;
+    }
+    if let Some(Ok(nodes)) = app.bus.cluster().await {
+        for node in nodes.iter().filter(|n| n.node != app.node) {
+            for (room, n) in &node.streams {
+                if let Some(id) = RoomName::from_wire(room)
+                    .as_ref()
+                    .and_then(RoomName::backtest_id)
+                {
+                    *viewers.entry(id.to_string()).or_default() += n;
+                }
+            }
+        }
+    }
+    let backtest: usize = viewers.values().sum();
+    let streams: Vec<_> = viewers
         .iter()
-        .map(|(room, n)| json!({ "type": "backtest", "id": room.backtest_id(), "connections": n }))
+        .map(|(id, n)| json!({ "type": "backtest", "id": id, "connections": n }))
         .collect();
     let (pending, running, finished) = app.backtests.counts();
     response::json(

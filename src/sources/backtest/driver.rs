@@ -348,6 +348,19 @@ impl Driver {
                     s.result = Some(result);
                 });
             }
+            Err(RunError::NodeLost) => {
+                // Another node declared this run lost and published its end:
+                // nothing may follow that.
+                emit.discard();
+                tracing::warn!(backtest_id = %request.id, "backtest declared lost by another node; stopped");
+                self.entry.update(|s| {
+                    s.status = RunStatus::Failed;
+                    s.error = Some(serde_json::json!({
+                        "backtest_id": request.id,
+                        "error": RunError::NodeLost.to_string(),
+                    }));
+                });
+            }
             Err(error) => {
                 let level_is_error = !matches!(error, RunError::Cancelled | RunError::ShuttingDown);
                 if level_is_error {
@@ -408,6 +421,7 @@ fn stop_error(stop: Stop) -> RunError {
     match stop {
         Stop::Cancel => RunError::Cancelled,
         Stop::Drain => RunError::ShuttingDown,
+        Stop::Lost => RunError::NodeLost,
     }
 }
 

@@ -230,6 +230,21 @@ impl Emitter {
         }
     }
 
+    /// An emitter for a run known only by its id (another node's, ended
+    /// here): both rooms, as a streaming run has.
+    pub fn for_run(id: &str, max_events: usize) -> Self {
+        Emitter {
+            id: id.to_string(),
+            topic: Some(RoomName::topic("backtest").expect("a valid topic")),
+            stream: RoomName::backtest(id).ok(),
+            topic_events: Vec::new(),
+            stream_events: Vec::new(),
+            stream_count: 0,
+            max_events,
+            now: crate::protocol::time::now(),
+        }
+    }
+
     /// The run's id (for [`super::log::run_log`]).
     pub fn id(&self) -> &str {
         &self.id

@@ -9,6 +9,7 @@
 
 pub mod driver;
 pub mod events;
+pub mod fleet;
 pub mod log;
 pub mod registry;
 pub mod request;

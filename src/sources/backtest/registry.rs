@@ -19,6 +19,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::driver::Driver;
+use super::events::{Emitter, RunError};
+use super::fleet::{FleetRuns, RemoteCancel, Renewal};
 use super::request::{Origin, RunRequest};
 use super::settings::BacktestSettings;
 use crate::catalog::RoomName;
@@ -81,6 +83,9 @@ pub enum Stop {
     Cancel,
     /// The node is draining.
     Drain,
+    /// Another node declared the run lost (this node stalled past its
+    /// lease) and published its end: stop without a word.
+    Lost,
 }
 
 /// What the run's owner asks of its driver.
@@ -173,6 +178,9 @@ pub enum StartError {
     /// The node is draining: 503.
     #[error("server shutting down")]
     ShuttingDown,
+    /// The fleet registry (Redis) did not answer: 503.
+    #[error("backtest registry unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// Why a run could not be cancelled (or paused).
@@ -187,6 +195,26 @@ pub enum ControlError {
     /// An external engine publishes the run; only it can end it: 409.
     #[error("backtest is published by an external engine; end it there")]
     External,
+    /// The fleet registry (Redis) did not answer: 503.
+    #[error("backtest registry unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A run as the status endpoint shows it, wherever in the fleet it runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunView {
+    /// `pending`, `running`, `completed`, `failed` or `cancelled`.
+    pub status: String,
+    /// Percent done (at the last heartbeat, for another node's run).
+    pub progress: f64,
+    /// `seed002` or `seed003`.
+    pub origin: String,
+    /// Seed 002's `backtest_complete.data`, once completed.
+    pub result: Option<Value>,
+    /// Seed 002's `backtest_error.data`, once failed or cancelled.
+    pub error: Option<Value>,
+    /// The node running it (fleet mode).
+    pub node: Option<String>,
 }
 
 /// What an external producer's event does to its run.
@@ -235,6 +263,9 @@ pub enum ProducerError {
     /// Too many unfinished runs: 503.
     #[error("backtest queue full")]
     Full,
+    /// The fleet registry (Redis) did not answer: 503.
+    #[error("backtest registry unavailable: {0}")]
+    Unavailable(String),
 }
 
 /// How a start's id is taken.
@@ -270,6 +301,8 @@ pub struct Backtests {
     closing: AtomicBool,
     /// Every run's driver.
     tracker: TaskTracker,
+    /// The fleet registry on Redis (fleet mode).
+    fleet: Option<FleetRuns>,
 }
 
 impl Backtests {
@@ -281,6 +314,7 @@ impl Backtests {
         retention: Duration,
         publisher: Publisher,
         rooms: Arc<Rooms>,
+        fleet: Option<FleetRuns>,
     ) -> Arc<Self> {
         Arc::new(Backtests {
             slots: Arc::new(Semaphore::new(settings.max_concurrent)),
@@ -293,6 +327,7 @@ impl Backtests {
             finished: Mutex::new(VecDeque::new()),
             closing: AtomicBool::new(false),
             tracker: TaskTracker::new(),
+            fleet,
         })
     }
 
@@ -304,13 +339,16 @@ impl Backtests {
     /// Registers `request` and spawns its run, which waits for a slot;
     /// answers at once. With [`IdPolicy::Suffixed`] the run's id may differ
     /// from the request's (read it from the entry).
-    pub fn start(
+    pub async fn start(
         self: &Arc<Self>,
         mut request: RunRequest,
         ids: IdPolicy,
     ) -> Result<Arc<RunEntry>, StartError> {
         if self.closing.load(Ordering::Acquire) {
             return Err(StartError::ShuttingDown);
+        }
+        if let Some(fleet) = &self.fleet {
+            request.id = self.claim(fleet, &request.id, request.origin, ids).await?;
         }
         let entry = {
             let mut runs = self.runs.lock();
@@ -350,12 +388,37 @@ impl Backtests {
             slots: Arc::clone(&self.slots),
         };
         let registry = Arc::clone(self);
-        let id = entry.id.clone();
+        let finished = Arc::clone(&entry);
         self.tracker.spawn(async move {
             driver.run().await;
-            registry.handle_finished(id);
+            registry.handle_finished(&finished).await;
         });
         Ok(entry)
+    }
+
+    /// Claims a free id in the fleet: `id` itself or, with
+    /// [`IdPolicy::Suffixed`], the first free of `id_2`, `id_3`, …
+    async fn claim(
+        &self,
+        fleet: &FleetRuns,
+        id: &str,
+        origin: Origin,
+        ids: IdPolicy,
+    ) -> Result<String, StartError> {
+        for n in 1..=100 {
+            let candidate = if n == 1 {
+                id.to_string()
+            } else {
+                format!("{id}_{n}")
+            };
+            match fleet.claim(&candidate, origin.label()).await {
+                Ok(true) => return Ok(candidate),
+                Ok(false) if ids == IdPolicy::Exact => return Err(StartError::Duplicate),
+                Ok(false) => continue,
+                Err(e) => return Err(StartError::Unavailable(e.to_string())),
+            }
+        }
+        Err(StartError::Duplicate)
     }
 
     /// Applies an external producer's event to its run `id` (seed 002's
@@ -363,13 +426,24 @@ impl Backtests {
     /// first event registers the run). The run is then known like an
     /// embedded one: ids stay unique across seeds, a stream of it is not
     /// refused, and its end starts its retention.
-    pub fn produce(
+    pub async fn produce(
         &self,
         id: &str,
         origin: Origin,
         step: ProducedStep,
         registers: bool,
     ) -> Result<(), ProducerError> {
+        let known = self.runs.lock().contains_key(id);
+        if !known
+            && (step == ProducedStep::Start || registers)
+            && let Some(fleet) = &self.fleet
+        {
+            match fleet.claim(id, origin.label()).await {
+                Ok(true) => {}
+                Ok(false) => return Err(ProducerError::Duplicate),
+                Err(e) => return Err(ProducerError::Unavailable(e.to_string())),
+            }
+        }
         let entry = {
             let mut runs = self.runs.lock();
             match runs.get(id) {
@@ -436,9 +510,43 @@ impl Backtests {
             return Err(e);
         }
         if ended {
-            self.handle_finished(id.to_string());
+            self.handle_finished(&entry).await;
         }
         Ok(())
+    }
+
+    /// The run `id` wherever it runs: this node's, or (fleet mode) another
+    /// node's from the fleet registry. `None` when unknown or expired.
+    pub async fn lookup(&self, id: &str) -> Result<Option<RunView>, ControlError> {
+        if let Some(entry) = self.get(id) {
+            let state = entry.state();
+            return Ok(Some(RunView {
+                status: state.status.label().to_string(),
+                progress: state.progress,
+                origin: entry.origin.label().to_string(),
+                result: state.result,
+                error: state.error,
+                node: self.fleet.as_ref().map(|f| f.node().to_string()),
+            }));
+        }
+        let Some(fleet) = &self.fleet else {
+            return Ok(None);
+        };
+        let remote = fleet
+            .lookup(id)
+            .await
+            .map_err(|e| ControlError::Unavailable(e.to_string()))?;
+        Ok(remote.map(|r| {
+            let completed = r.status == "completed";
+            RunView {
+                result: r.result.clone().filter(|_| completed),
+                error: r.result.filter(|_| !completed),
+                status: r.status,
+                progress: r.progress,
+                origin: r.origin,
+                node: Some(r.owner),
+            }
+        }))
     }
 
     /// The run `id`, if it is known (pending, running or retained).
@@ -447,8 +555,19 @@ impl Backtests {
     }
 
     /// Ends the run `id` early with "Backtest cancelled".
-    pub fn cancel(&self, id: &str) -> Result<(), ControlError> {
-        let entry = self.get(id).ok_or(ControlError::NotFound)?;
+    pub async fn cancel(&self, id: &str) -> Result<(), ControlError> {
+        let Some(entry) = self.get(id) else {
+            // Another node's run: its owner reads the flag when it renews.
+            let Some(fleet) = &self.fleet else {
+                return Err(ControlError::NotFound);
+            };
+            return match fleet.cancel(id).await {
+                Ok(RemoteCancel::Asked) => Ok(()),
+                Ok(RemoteCancel::Ended) => Err(ControlError::Finished),
+                Ok(RemoteCancel::Unknown) => Err(ControlError::NotFound),
+                Err(e) => Err(ControlError::Unavailable(e.to_string())),
+            };
+        };
         if entry.state().status.is_terminal() {
             return Err(ControlError::Finished);
         }
@@ -499,6 +618,73 @@ impl Backtests {
         self.tracker.wait().await;
     }
 
+    /// Fleet mode: every third of the lease, renews this node's unfinished
+    /// runs (and obeys a cancel asked on another node), then ends the runs
+    /// whose owner stopped renewing: one node wins each by script and
+    /// publishes its terminal error, "Backtest node lost". Until `shutdown`.
+    pub async fn run_fleet(self: Arc<Self>, shutdown: CancellationToken) {
+        let Some(fleet) = self.fleet.clone() else {
+            return;
+        };
+        let mut tick = tokio::time::interval((fleet.lease / 3).max(Duration::from_millis(100)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                _ = tick.tick() => {}
+            }
+            let mine: Vec<Arc<RunEntry>> = self
+                .runs
+                .lock()
+                .values()
+                .filter(|r| !r.state.borrow().status.is_terminal())
+                .cloned()
+                .collect();
+            for run in &mine {
+                let state = run.state();
+                match fleet
+                    .renew(&run.id, state.status.label(), state.progress)
+                    .await
+                {
+                    Renewal::Cancel if !run.is_external() => run.request_stop(Stop::Cancel),
+                    Renewal::Lost => run.request_stop(Stop::Lost),
+                    Renewal::Cancel | Renewal::Held | Renewal::Unknown => {}
+                }
+            }
+            let Ok(active) = fleet.active().await else {
+                continue;
+            };
+            for id in active {
+                if self.runs.lock().contains_key(&id) {
+                    continue;
+                }
+                self.end_lost(&fleet, &id).await;
+            }
+        }
+    }
+
+    /// Ends another node's run if its owner stopped renewing it.
+    async fn end_lost(&self, fleet: &FleetRuns, id: &str) {
+        let mut emit = Emitter::for_run(id, self.max_events);
+        let error = RunError::NodeLost;
+        let data = emit.error(&error);
+        match fleet.mark_lost(id, &data).await {
+            Ok(true) => {}
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(backtest_id = id, error = %e, "lost-run check failed");
+                return;
+            }
+        }
+        tracing::warn!(backtest_id = id, "backtest node lost: run ended here");
+        let (topic, stream) = emit.take();
+        for events in [topic, stream] {
+            if let Err(e) = self.publisher.publish_batch(&events).await {
+                tracing::warn!(backtest_id = id, error = %e, "node-lost end not published");
+            }
+        }
+    }
+
     /// Forgets finished runs older than the retention, a sweep every
     /// quarter of it (1–60 s), until `shutdown`.
     pub async fn run_expiry(self: Arc<Self>, shutdown: CancellationToken) {
@@ -544,11 +730,19 @@ impl Backtests {
         }
     }
 
-    /// Notes a run's end; evicts the oldest finished runs beyond the cap.
-    fn handle_finished(&self, id: String) {
+    /// Notes a run's end (in the fleet registry too); evicts the oldest
+    /// finished runs beyond the cap.
+    async fn handle_finished(&self, entry: &RunEntry) {
+        if let Some(fleet) = &self.fleet {
+            let state = entry.state();
+            let data = state.result.or(state.error).unwrap_or(Value::Null);
+            fleet
+                .finish(&entry.id, state.status.label(), state.progress, &data)
+                .await;
+        }
         let evicted: Vec<String> = {
             let mut finished = self.finished.lock();
-            finished.push_back((Instant::now(), id));
+            finished.push_back((Instant::now(), entry.id.clone()));
             let excess = finished.len().saturating_sub(self.settings.max_runs);
             finished.drain(..excess).map(|(_, id)| id).collect()
         };

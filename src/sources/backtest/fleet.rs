@@ -1,0 +1,309 @@
+//! The run registry's fleet half: in fleet mode every run is also a Redis
+//! hash `P:bt:<id>` (owner node, origin, status, progress, heartbeat,
+//! result), so any node can answer for any run: whether an id exists (a
+//! stream of a run started elsewhere is served, with its full replay, from
+//! the run room's Redis stream), its status, and a cancel (a flag the owner
+//! reads when it renews). Ids are claimed atomically, so they are unique
+//! across both seeds and every node. The owner renews each run's heartbeat
+//! every third of the lease; when a heartbeat is older than the lease, any
+//! node marks the run failed (one wins, by script) and publishes its
+//! terminal error, "Backtest node lost". Hashes expire with the retention.
+
+use std::time::Duration;
+
+use redis::Script;
+use redis::aio::ConnectionManager;
+use serde_json::Value;
+
+use crate::bus::redis::with_timeout;
+
+/// Claim a new run. KEYS: run, active set. ARGV: node, origin, now ms, TTL ms, id.
+const CLAIM_LUA: &str = r#"
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'origin', ARGV[2], 'status', 'pending',
+  'progress', '0', 'heartbeat', ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('SADD', KEYS[2], ARGV[5])
+return 1
+"#;
+
+/// Renew a run's heartbeat. KEYS: run. ARGV: node, status, progress, now ms, TTL ms.
+/// Returns -1 when the run is no longer this node's to run (marked lost),
+/// 1 when a cancel was asked, else 0.
+const RENEW_LUA: &str = r#"
+local owner = redis.call('HGET', KEYS[1], 'owner')
+local status = redis.call('HGET', KEYS[1], 'status')
+if owner ~= ARGV[1] or status == 'failed' or status == 'completed' or status == 'cancelled' then
+  return -1
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'progress', ARGV[3], 'heartbeat', ARGV[4])
+redis.call('PEXPIRE', KEYS[1], ARGV[5])
+if redis.call('HGET', KEYS[1], 'cancel') == '1' then return 1 end
+return 0
+"#;
+
+/// Record a run's end. KEYS: run, active set. ARGV: status, result JSON, retention ms, id, progress.
+const FINISH_LUA: &str = r#"
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'progress', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SREM', KEYS[2], ARGV[4])
+return 1
+"#;
+
+/// Ask a run's owner to cancel it. KEYS: run. Returns 0 unknown, 2 ended, 1 asked.
+const CANCEL_LUA: &str = r#"
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status then return 0 end
+if status == 'failed' or status == 'completed' or status == 'cancelled' then return 2 end
+redis.call('HSET', KEYS[1], 'cancel', '1')
+return 1
+"#;
+
+/// Mark a run lost if its heartbeat is older than the lease. KEYS: run,
+/// active set. ARGV: now ms, lease ms, retention ms, id, node, error JSON.
+/// Returns 1 when this call marked it (the caller publishes its end).
+const ORPHAN_LUA: &str = r#"
+local status = redis.call('HGET', KEYS[1], 'status')
+if not status or status == 'failed' or status == 'completed' or status == 'cancelled' then
+  redis.call('SREM', KEYS[2], ARGV[4])
+  return 0
+end
+local heartbeat = tonumber(redis.call('HGET', KEYS[1], 'heartbeat') or '0')
+if tonumber(ARGV[1]) - heartbeat < tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], 'status', 'failed', 'lost_by', ARGV[5], 'result', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SREM', KEYS[2], ARGV[4])
+return 1
+"#;
+
+/// A run as the fleet registry describes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteRun {
+    /// `pending`, `running`, `completed`, `failed` or `cancelled`.
+    pub status: String,
+    /// Percent done at the last heartbeat.
+    pub progress: f64,
+    /// `seed002` or `seed003`.
+    pub origin: String,
+    /// The node running it.
+    pub owner: String,
+    /// Seed 002's terminal data, once ended.
+    pub result: Option<Value>,
+}
+
+/// What asking another node's run to cancel did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RemoteCancel {
+    /// No such run.
+    Unknown,
+    /// It has ended.
+    Ended,
+    /// Its owner will end it at its next renewal.
+    Asked,
+}
+
+/// What a renewal learned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Renewal {
+    /// Carry on.
+    Held,
+    /// A cancel was asked on some node.
+    Cancel,
+    /// Another node marked the run lost: stop without a word.
+    Lost,
+    /// Redis did not answer; try again at the next renewal.
+    Unknown,
+}
+
+/// The fleet registry on Redis.
+#[derive(Debug, Clone)]
+pub struct FleetRuns {
+    /// Commands (cheap clone of the multiplexed connection).
+    conn: ConnectionManager,
+    /// `<prefix>:bt:`, before a run id.
+    run_prefix: String,
+    /// The set of unfinished runs' ids, swept for lost owners.
+    active_key: String,
+    /// This node's name (the owner field of its runs).
+    node: String,
+    /// How long a run outlives its owner's last heartbeat (`ROOMCAST_LEASE_TTL`).
+    pub lease: Duration,
+    /// How long a finished run's hash stays (`ROOMCAST_BACKTEST_RETENTION`).
+    retention: Duration,
+}
+
+impl FleetRuns {
+    /// The registry under key prefix `prefix`, as node `node`.
+    pub fn new(
+        conn: ConnectionManager,
+        prefix: &str,
+        node: String,
+        lease: Duration,
+        retention: Duration,
+    ) -> Self {
+        FleetRuns {
+            conn,
+            run_prefix: format!("{prefix}:bt:"),
+            active_key: format!("{prefix}:bts:active"),
+            node,
+            lease,
+            retention,
+        }
+    }
+
+    /// This node's name.
+    pub fn node(&self) -> &str {
+        &self.node
+    }
+
+    /// How long an unfinished run's hash outlives its last heartbeat: well
+    /// past the lease, so a dead owner's run is still there to be marked
+    /// lost (and its end published); at most the retention after that.
+    fn active_ttl_ms(&self) -> u64 {
+        (self.lease + self.retention).as_millis() as u64
+    }
+
+    fn key(&self, id: &str) -> String {
+        format!("{}{id}", self.run_prefix)
+    }
+
+    /// Claims `id` for a new run on this node; false when it exists.
+    pub async fn claim(&self, id: &str, origin: &str) -> redis::RedisResult<bool> {
+        let mut conn = self.conn.clone();
+        let claimed: i64 = with_timeout(
+            Script::new(CLAIM_LUA)
+                .key(self.key(id))
+                .key(&self.active_key)
+                .arg(&self.node)
+                .arg(origin)
+                .arg(now_ms())
+                .arg(self.active_ttl_ms())
+                .arg(id)
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(claimed == 1)
+    }
+
+    /// Renews one of this node's runs.
+    pub async fn renew(&self, id: &str, status: &str, progress: f64) -> Renewal {
+        let mut conn = self.conn.clone();
+        let renewed: redis::RedisResult<i64> = with_timeout(
+            Script::new(RENEW_LUA)
+                .key(self.key(id))
+                .arg(&self.node)
+                .arg(status)
+                .arg(progress)
+                .arg(now_ms())
+                .arg(self.active_ttl_ms())
+                .invoke_async(&mut conn),
+        )
+        .await;
+        match renewed {
+            Ok(-1) => Renewal::Lost,
+            Ok(1) => Renewal::Cancel,
+            Ok(_) => Renewal::Held,
+            Err(e) => {
+                tracing::warn!(backtest_id = id, error = %e, "backtest heartbeat not renewed");
+                Renewal::Unknown
+            }
+        }
+    }
+
+    /// Records a run's end with its terminal data.
+    pub async fn finish(&self, id: &str, status: &str, progress: f64, result: &Value) {
+        let mut conn = self.conn.clone();
+        let done: redis::RedisResult<i64> = with_timeout(
+            Script::new(FINISH_LUA)
+                .key(self.key(id))
+                .key(&self.active_key)
+                .arg(status)
+                .arg(result.to_string())
+                .arg(self.retention.as_millis() as u64)
+                .arg(id)
+                .arg(progress)
+                .invoke_async(&mut conn),
+        )
+        .await;
+        if let Err(e) = done {
+            tracing::warn!(backtest_id = id, error = %e, "backtest end not recorded in redis");
+        }
+    }
+
+    /// The run `id` anywhere in the fleet.
+    pub async fn lookup(&self, id: &str) -> redis::RedisResult<Option<RemoteRun>> {
+        let mut conn = self.conn.clone();
+        let fields: std::collections::HashMap<String, String> = with_timeout(
+            redis::cmd("HGETALL")
+                .arg(self.key(id))
+                .query_async(&mut conn),
+        )
+        .await?;
+        let Some(status) = fields.get("status") else {
+            return Ok(None);
+        };
+        Ok(Some(RemoteRun {
+            status: status.clone(),
+            progress: fields
+                .get("progress")
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(0.0),
+            origin: fields.get("origin").cloned().unwrap_or_default(),
+            owner: fields.get("owner").cloned().unwrap_or_default(),
+            result: fields
+                .get("result")
+                .and_then(|r| serde_json::from_str(r).ok()),
+        }))
+    }
+
+    /// Asks the owner of `id` to cancel it.
+    pub async fn cancel(&self, id: &str) -> redis::RedisResult<RemoteCancel> {
+        let mut conn = self.conn.clone();
+        let asked: i64 = with_timeout(
+            Script::new(CANCEL_LUA)
+                .key(self.key(id))
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(match asked {
+            0 => RemoteCancel::Unknown,
+            2 => RemoteCancel::Ended,
+            _ => RemoteCancel::Asked,
+        })
+    }
+
+    /// The unfinished runs of the fleet, for the lost-owner sweep.
+    pub async fn active(&self) -> redis::RedisResult<Vec<String>> {
+        let mut conn = self.conn.clone();
+        with_timeout(
+            redis::cmd("SMEMBERS")
+                .arg(&self.active_key)
+                .query_async(&mut conn),
+        )
+        .await
+    }
+
+    /// Marks `id` lost if its owner stopped renewing; true when this node
+    /// marked it (and must publish its end), with `error` as its result.
+    pub async fn mark_lost(&self, id: &str, error: &Value) -> redis::RedisResult<bool> {
+        let mut conn = self.conn.clone();
+        let marked: i64 = with_timeout(
+            Script::new(ORPHAN_LUA)
+                .key(self.key(id))
+                .key(&self.active_key)
+                .arg(now_ms())
+                .arg(self.lease.as_millis() as u64)
+                .arg(self.retention.as_millis() as u64)
+                .arg(id)
+                .arg(&self.node)
+                .arg(error.to_string())
+                .invoke_async(&mut conn),
+        )
+        .await?;
+        Ok(marked == 1)
+    }
+}
+
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}
