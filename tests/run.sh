@@ -59,6 +59,20 @@ ensure_python_backtesting() {
     || { log "could not install backtesting; the engine's cross-check cannot run"; exit 1; }
 }
 
+# The Python package for existing engines must install as documented
+# (`pip install ./clients/python`); tests/python_publisher.rs imports it from
+# the repository, so this checks the packaging, into a scratch directory.
+check_python_package() {
+  local scratch
+  scratch="$(mktemp -d)"
+  if ! python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$scratch" ./clients/python; then
+    rm -rf "$scratch"
+    log "pip install ./clients/python failed"
+    exit 1
+  fi
+  rm -rf "$scratch" clients/python/build clients/python/*.egg-info
+}
+
 ensure_kosoku() {
   if command -v kosoku >/dev/null 2>&1; then
     return
@@ -119,6 +133,7 @@ ensure_redis() {
 
 ensure_python_websockets
 ensure_python_backtesting
+check_python_package
 ensure_kosoku
 ensure_postgres
 ensure_redis

@@ -761,3 +761,161 @@ impl Backtests {
         tracing::debug!(backtest_id = id, "finished backtest run forgotten");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alerts::{AlertBook, Alerts};
+    use crate::bus::Bus;
+    use crate::rooms::limits::RoomLimits;
+
+    fn registry(max_runs: usize) -> (Arc<Backtests>, Arc<Rooms>) {
+        let rooms = Arc::new(Rooms::new(&RoomLimits::default()));
+        let publisher = Publisher::new(
+            Arc::new(Bus::local(Arc::clone(&rooms))),
+            Arc::new(Alerts::Local(AlertBook::new(10))),
+        );
+        let settings = BacktestSettings {
+            bars_per_sec: 0.0,
+            max_runs,
+            ..BacktestSettings::default()
+        };
+        let registry = Backtests::new(
+            settings,
+            1_000,
+            Duration::from_secs(60),
+            publisher,
+            Arc::clone(&rooms),
+            None,
+        );
+        (registry, rooms)
+    }
+
+    fn request(id: &str) -> RunRequest {
+        let from = engine::calendar::parse_date("2024-01-01").unwrap();
+        RunRequest {
+            id: id.to_string(),
+            origin: Origin::Seed003,
+            name: "test".into(),
+            variant: "sma_crossover".into(),
+            strategy: "sma_crossover".into(),
+            symbol: "BTC-USD".into(),
+            timeframe_label: "1H".into(),
+            timeframe: engine::Timeframe::H1,
+            higher: Vec::new(),
+            from,
+            to: from + 2 * 86_400,
+            total_bars: 48,
+            initial_balance: 10_000.0,
+            risk_per_trade: 0.01,
+            streaming: true,
+        }
+    }
+
+    #[tokio::test]
+    async fn finished_runs_beyond_the_cap_are_forgotten_oldest_first_with_their_rooms() {
+        let (registry, rooms) = registry(2);
+        for id in ["run-1", "run-2", "run-3"] {
+            let run = registry.start(request(id), IdPolicy::Exact).await.unwrap();
+            assert_eq!(run.finished().await.status, RunStatus::Completed);
+        }
+        // Every driver has returned and been recorded.
+        registry.shut_down().await;
+        assert!(registry.get("run-1").is_none());
+        assert!(rooms.get(&RoomName::backtest("run-1").unwrap()).is_none());
+        for id in ["run-2", "run-3"] {
+            assert!(registry.get(id).is_some(), "{id}");
+            let room = rooms
+                .get(&RoomName::backtest(id).unwrap())
+                .expect("its room");
+            assert!(room.seq() > 5, "{id} published its run");
+        }
+        // The retention ends what the cap left.
+        registry.expire(Instant::now() + Duration::from_secs(61));
+        assert_eq!(registry.counts(), (0, 0, 0));
+        assert!(rooms.get(&RoomName::backtest("run-3").unwrap()).is_none());
+    }
+
+    #[tokio::test]
+    async fn ids_are_unique_suffixed_on_demand_and_nothing_starts_while_draining() {
+        let (registry, _) = registry(8);
+        let first = registry
+            .start(request("bt"), IdPolicy::Exact)
+            .await
+            .unwrap();
+        assert_eq!(
+            registry
+                .start(request("bt"), IdPolicy::Exact)
+                .await
+                .unwrap_err(),
+            StartError::Duplicate
+        );
+        let second = registry
+            .start(request("bt"), IdPolicy::Suffixed)
+            .await
+            .unwrap();
+        assert_eq!(second.id, "bt_2");
+        first.finished().await;
+        second.finished().await;
+        assert_eq!(registry.cancel("bt").await, Err(ControlError::Finished));
+        assert_eq!(registry.cancel("nope").await, Err(ControlError::NotFound));
+        registry.shut_down().await;
+        assert_eq!(
+            registry
+                .start(request("late"), IdPolicy::Exact)
+                .await
+                .unwrap_err(),
+            StartError::ShuttingDown
+        );
+    }
+
+    #[tokio::test]
+    async fn an_external_run_keeps_its_lifecycle_in_order() {
+        let (registry, _) = registry(8);
+        let event = |progress| ProducedStep::Event { progress };
+        assert_eq!(
+            registry
+                .produce("ext", Origin::Seed002, event(None), false)
+                .await,
+            Err(ProducerError::NotStarted)
+        );
+        registry
+            .produce("ext", Origin::Seed002, ProducedStep::Start, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            registry
+                .produce("ext", Origin::Seed002, ProducedStep::Start, false)
+                .await,
+            Err(ProducerError::Duplicate)
+        );
+        registry
+            .produce("ext", Origin::Seed002, event(Some(40.0)), false)
+            .await
+            .unwrap();
+        assert!(matches!(
+            registry
+                .produce("ext", Origin::Seed002, event(Some(20.0)), false)
+                .await,
+            Err(ProducerError::Backwards { .. })
+        ));
+        assert_eq!(registry.cancel("ext").await, Err(ControlError::External));
+        let end = ProducedStep::End {
+            completed: true,
+            data: serde_json::json!({"final_balance": 1.0}),
+        };
+        registry
+            .produce("ext", Origin::Seed002, end, false)
+            .await
+            .unwrap();
+        assert_eq!(
+            registry
+                .produce("ext", Origin::Seed002, event(None), false)
+                .await,
+            Err(ProducerError::Finished)
+        );
+        let state = registry.get("ext").unwrap().state();
+        assert_eq!(state.status, RunStatus::Completed);
+        assert_eq!(state.result.unwrap()["final_balance"], 1.0);
+    }
+}
