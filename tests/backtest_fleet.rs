@@ -40,13 +40,7 @@ async fn request(
 }
 
 async fn connect(node: &Node, path: &str) -> Ws {
-    let (ws, _) = within(
-        "websocket connect",
-        tokio_tungstenite::connect_async(node.ws_url(path)),
-    )
-    .await
-    .expect("connect");
-    ws
+    node.ws_connect(path).await
 }
 
 /// Starts seed 003's example run on `node`; its id.

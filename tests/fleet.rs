@@ -22,13 +22,7 @@ async fn fleet(redis: &RedisServer, n: usize) -> Vec<Node> {
 }
 
 async fn connect(node: &Node, path: &str) -> Ws {
-    let (ws, _) = within(
-        "websocket connect",
-        tokio_tungstenite::connect_async(node.ws_url(path)),
-    )
-    .await
-    .expect("connect");
-    ws
+    node.ws_connect(path).await
 }
 
 /// A native client subscribed to `rooms` (plain subscribe), after `welcome`

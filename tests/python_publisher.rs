@@ -8,48 +8,9 @@
 
 mod common;
 
-use std::path::PathBuf;
-
 use common::*;
 use hyper::StatusCode;
 use serde_json::{Value, json};
-use tokio::process::Command;
-
-/// Runs `script` with the package importable, `args` after it; its stdout.
-async fn python(script: &str, args: &[&str]) -> String {
-    let path = std::env::temp_dir().join(format!(
-        "roomcast_publisher_{}_{}.py",
-        std::process::id(),
-        rand_suffix()
-    ));
-    std::fs::write(&path, script).expect("write script");
-    let package = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("clients/python");
-    let output = within(
-        "the python publisher",
-        Command::new("python3")
-            .arg(&path)
-            .args(args)
-            .env("PYTHONPATH", package)
-            .output(),
-    )
-    .await
-    .expect("run python3");
-    let _ = std::fs::remove_file(&path);
-    assert!(
-        output.status.success(),
-        "python failed: {}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).expect("utf-8")
-}
-
-fn rand_suffix() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64
-}
 
 /// Every message of a seed 003 stream after `connected`, up to its terminal one.
 async fn read_stream(server: &TestServer, id: &str) -> Vec<Value> {
@@ -125,10 +86,14 @@ async fn a_python_engines_seed003_run_looks_on_the_wire_exactly_like_an_embedded
         "the run traded"
     );
 
-    let recorded = std::env::temp_dir().join(format!("roomcast_recorded_{}.json", rand_suffix()));
+    let recorded = std::env::temp_dir().join(format!(
+        "roomcast_recorded_{}_{}.json",
+        std::process::id(),
+        line!()
+    ));
     std::fs::write(&recorded, serde_json::to_vec(&embedded).unwrap()).unwrap();
     let base = format!("http://{}", server.addr);
-    let out = python(
+    let out = python::run(
         SEED003_PUBLISHER,
         &[&base, "py-run-1", recorded.to_str().unwrap()],
     )
@@ -237,10 +202,14 @@ async fn a_python_engines_seed002_run_and_its_log_records_reach_topic_subscriber
     let embedded = read_topic(&mut ws, "embedded-002").await;
     assert!(embedded.iter().any(|m| m["type"] == "log_entry"));
 
-    let recorded = std::env::temp_dir().join(format!("roomcast_recorded_{}.json", rand_suffix()));
+    let recorded = std::env::temp_dir().join(format!(
+        "roomcast_recorded_{}_{}.json",
+        std::process::id(),
+        line!()
+    ));
     std::fs::write(&recorded, serde_json::to_vec(&embedded).unwrap()).unwrap();
     let base = format!("http://{}", server.addr);
-    let out = python(
+    let out = python::run(
         SEED002_PUBLISHER,
         &[&base, "python-002", recorded.to_str().unwrap()],
     )

@@ -37,19 +37,9 @@ async def main(url):
 asyncio.run(main(sys.argv[1]))
 "#;
 
-async fn python_has_websockets() -> bool {
-    Command::new("python3")
-        .args(["-c", "import websockets"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success())
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_python_client_receives_curl_published_price() {
-    if !python_has_websockets().await {
+    if !python::has_websockets().await {
         eprintln!(
             "note: skipping seed_python_client_receives_curl_published_price: \
              `python3 -c \"import websockets\"` failed (pip install websockets)"
@@ -151,7 +141,7 @@ const SEED003_START_BODY: &str = r#"{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seed_003s_python_client_verbatim_streams_the_seeds_example_backtest_to_its_metrics() {
-    if !python_has_websockets().await {
+    if !python::has_websockets().await {
         eprintln!(
             "note: skipping the seed 003 client test: `python3 -c \"import websockets\"` failed"
         );
@@ -168,22 +158,7 @@ async fn seed_003s_python_client_verbatim_streams_the_seeds_example_backtest_to_
     let client = SEED003_CLIENT
         .replace("localhost:8000", &server.addr.to_string())
         .replace("backtest_20240211_123456", id);
-    let script =
-        std::env::temp_dir().join(format!("roomcast_seed003_client_{}.py", std::process::id()));
-    std::fs::write(&script, client).expect("write client script");
-    let output = within(
-        "the seed 003 client",
-        Command::new("python3").arg(&script).output(),
-    )
-    .await
-    .expect("run python3");
-    let _ = std::fs::remove_file(&script);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = python::run(&client, &[]).await;
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.first(), Some(&"Progress: 0.0%"), "{stdout}");
     assert!(lines.contains(&"Trade entry: trade_1"), "{stdout}");
@@ -250,32 +225,14 @@ asyncio.run(main(sys.argv[1]))
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_seed_002_ui_subscribes_posts_a_run_and_follows_it_to_backtest_complete() {
-    if !python_has_websockets().await {
+    if !python::has_websockets().await {
         eprintln!(
             "note: skipping the seed 002 client test: `python3 -c \"import websockets\"` failed"
         );
         return;
     }
     let server = TestServer::start(|_| {}).await;
-    let script =
-        std::env::temp_dir().join(format!("roomcast_seed002_client_{}.py", std::process::id()));
-    std::fs::write(&script, SEED002_CLIENT).expect("write client script");
-    let output = within(
-        "the seed 002 client",
-        Command::new("python3")
-            .arg(&script)
-            .arg(server.addr.to_string())
-            .output(),
-    )
-    .await
-    .expect("run python3");
-    let _ = std::fs::remove_file(&script);
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = python::run(SEED002_CLIENT, &[&server.addr.to_string()]).await;
     let lines: Vec<Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))

@@ -5,13 +5,17 @@
 
 use std::sync::Arc;
 
-use hyper::StatusCode;
-use serde_json::json;
+use hyper::body::Incoming;
+use hyper::{Request, StatusCode};
+use serde_json::{Value, json};
 
 use crate::app::App;
 use crate::catalog::{CatalogError, RoomName};
 use crate::http::response::{self, HttpError, HttpResponse};
-use crate::sources::backtest::{ControlError, ProducerError, RequestError, StartError};
+use crate::protocol::{Event, time};
+use crate::sources::backtest::{
+    ControlError, Origin, ProducedStep, ProducerError, RequestError, StartError,
+};
 
 /// A run id from a path segment: percent-decoded, then 1–128 of
 /// `[A-Za-z0-9_.:-]` (so never a `/`).
@@ -107,7 +111,7 @@ pub const MAX_MESSAGES: usize = 1_000;
 
 /// A producer's body: one message (a JSON object) or an array of up to
 /// [`MAX_MESSAGES`]; 400 for anything else.
-pub fn messages(body: &[u8]) -> Result<Vec<serde_json::Value>, HttpError> {
+fn messages(body: &[u8]) -> Result<Vec<Value>, HttpError> {
     let value: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| HttpError::BadJson(e.to_string()))?;
     let messages = match value {
@@ -134,7 +138,7 @@ pub fn messages(body: &[u8]) -> Result<Vec<serde_json::Value>, HttpError> {
 /// The response to a producer's refused message `index` (which was not
 /// published; those before it were): 409 for the run's lifecycle, 422 for
 /// a backwards progress, 503 when full.
-pub fn produce_refused(index: usize, published: usize, e: ProducerError) -> HttpResponse {
+fn produce_refused(index: usize, published: usize, e: ProducerError) -> HttpResponse {
     let status = match e {
         ProducerError::Backwards { .. } => StatusCode::UNPROCESSABLE_ENTITY,
         ProducerError::Full | ProducerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -151,9 +155,90 @@ pub fn bad_message(index: usize, field: &str, message: impl Into<String>) -> Htt
     HttpError::field(&format!("[{index}].{field}"), message)
 }
 
+/// One producer message, checked: its run, what it does to the run's
+/// lifecycle, and the event to publish.
+pub struct Produced {
+    /// The run's id.
+    pub id: String,
+    /// Its lifecycle step.
+    pub step: ProducedStep,
+    /// The event, in its room.
+    pub event: Event,
+}
+
+/// Message `index`'s `type`, one of `types`; else 422 naming it.
+pub fn type_of<'a>(index: usize, message: &'a Value, types: &[&str]) -> Result<&'a str, HttpError> {
+    message
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|k| types.contains(k))
+        .ok_or_else(|| {
+            bad_message(
+                index,
+                "type",
+                format!("expected one of {}", types.join(", ")),
+            )
+        })
+}
+
+/// A producer's `data.progress`: a number in [0, 100], else 422 naming it.
+pub fn progress_of(index: usize, data: &serde_json::Map<String, Value>) -> Result<f64, HttpError> {
+    data.get("progress")
+        .and_then(Value::as_f64)
+        .filter(|p| (0.0..=100.0).contains(p))
+        .ok_or_else(|| bad_message(index, "data.progress", "expected a number in [0, 100]"))
+}
+
+/// A producer endpoint's whole request: reads the body (one message or an
+/// array), checks every message with `check` (a malformed one: 422 naming
+/// it, nothing published), applies each to its run's lifecycle in order
+/// (`registers`: a first event registers its run), and publishes the
+/// accepted ones in one batch. A refused step publishes the messages before
+/// it and answers with the refusal.
+pub async fn produce(
+    app: &App,
+    req: Request<Incoming>,
+    origin: Origin,
+    registers: bool,
+    check: impl Fn(usize, Value, &str) -> Result<Produced, HttpError>,
+) -> HttpResponse {
+    let body = match response::read_body(req, &app.config.http).await {
+        Ok(body) => body,
+        Err(e) => return e.into_response(),
+    };
+    let messages = match messages(&body) {
+        Ok(messages) => messages,
+        Err(e) => return e.into_response(),
+    };
+    let now = time::now();
+    let mut checked = Vec::with_capacity(messages.len());
+    for (index, message) in messages.into_iter().enumerate() {
+        match check(index, message, &now) {
+            Ok(c) => checked.push(c),
+            Err(e) => return e.into_response(),
+        }
+    }
+    let mut events = Vec::with_capacity(checked.len());
+    for (index, c) in checked.into_iter().enumerate() {
+        if let Err(e) = app
+            .backtests
+            .produce(&c.id, origin, c.step, registers)
+            .await
+        {
+            let published = publish_all(app, &events).await;
+            if published.status() != StatusCode::OK {
+                return published;
+            }
+            return produce_refused(index, events.len(), e);
+        }
+        events.push(c.event);
+    }
+    publish_all(app, &events).await
+}
+
 /// `200 {"status":"success","room","seq","recipients","published"}` after
 /// publishing `events` (one room's) in one batch; 503 when the bus failed.
-pub async fn publish_all(app: &App, events: &[crate::protocol::Event]) -> HttpResponse {
+async fn publish_all(app: &App, events: &[Event]) -> HttpResponse {
     let Some(first) = events.first() else {
         return response::json(
             StatusCode::OK,

@@ -189,6 +189,17 @@ impl Node {
         format!("ws://{}{}", self.addr, path)
     }
 
+    /// Opens a WebSocket to `path` on this node.
+    pub async fn ws_connect(&self, path: &str) -> super::Ws {
+        let (ws, _) = super::within(
+            "websocket connect",
+            tokio_tungstenite::connect_async(self.ws_url(path)),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("websocket connect to {} {path} failed: {e}", self.id));
+        ws
+    }
+
     /// Kills the node with SIGKILL (no drain).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

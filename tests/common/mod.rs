@@ -10,6 +10,7 @@
 pub mod fleet;
 pub mod postgres;
 pub mod process;
+pub mod python;
 
 use std::future::Future;
 use std::net::SocketAddr;

@@ -8,17 +8,17 @@
 //! the lifecycle honest: `backtest_start` registers the run (ids are unique
 //! across both seeds), the terminal event ends it, and anything of a run
 //! before its start or after its end is refused (409). Messages before a
-//! refused one are published; none after it.
+//! refused one are published; none after it (`crate::http::backtest::produce`).
 
+use hyper::Request;
 use hyper::body::Incoming;
-use hyper::{Request, StatusCode};
 use serde_json::Value;
 
 use crate::app::App;
 use crate::catalog::RoomName;
-use crate::http::backtest::{bad_message, messages, produce_refused, publish_all};
+use crate::http::backtest::{Produced, bad_message, produce, progress_of, type_of};
 use crate::http::response::{self, HttpError, HttpResponse};
-use crate::protocol::{Envelope, Event, Neutral, time};
+use crate::protocol::{Envelope, Event, Neutral};
 use crate::sources::backtest::{Origin, ProducedStep};
 
 /// The seed's message types.
@@ -30,31 +30,14 @@ const TYPES: [&str; 5] = [
     "backtest_error",
 ];
 
-/// One checked message: its run, its lifecycle step, its event.
-struct Checked {
-    id: String,
-    step: ProducedStep,
-    event: Event,
-}
-
+/// Checks message `index` for `room`; `now` fills a missing `data.timestamp`.
 fn check(
     index: usize,
     mut message: Value,
     room: &RoomName,
     now: &str,
-) -> Result<Checked, HttpError> {
-    let kind = message
-        .get("type")
-        .and_then(Value::as_str)
-        .filter(|k| TYPES.contains(k))
-        .ok_or_else(|| {
-            bad_message(
-                index,
-                "type",
-                format!("expected one of {}", TYPES.join(", ")),
-            )
-        })?
-        .to_string();
+) -> Result<Produced, HttpError> {
+    let kind = type_of(index, &message, &TYPES)?.to_string();
     let data = message
         .get_mut("data")
         .and_then(Value::as_object_mut)
@@ -80,18 +63,9 @@ fn check(
     }
     let step = match kind.as_str() {
         "backtest_start" => ProducedStep::Start,
-        "backtest_progress" => {
-            let progress = data
-                .get("progress")
-                .and_then(Value::as_f64)
-                .filter(|p| (0.0..=100.0).contains(p))
-                .ok_or_else(|| {
-                    bad_message(index, "data.progress", "expected a number in [0, 100]")
-                })?;
-            ProducedStep::Event {
-                progress: Some(progress),
-            }
-        }
+        "backtest_progress" => ProducedStep::Event {
+            progress: Some(progress_of(index, data)?),
+        },
         "backtest_complete" | "backtest_error" => ProducedStep::End {
             completed: kind == "backtest_complete",
             data: Value::Object(data.clone()),
@@ -101,7 +75,7 @@ fn check(
     let json = serde_json::to_vec(&message).expect("a JSON value serialises");
     let event = Neutral::parse(room.clone(), &json, Envelope::Data, now)
         .map_err(|e| bad_message(index, "data", e.to_string()))?;
-    Ok(Checked {
+    Ok(Produced {
         id,
         step,
         event: Event::Neutral(event),
@@ -115,36 +89,8 @@ pub async fn publish(app: &App, req: Request<Incoming>) -> HttpResponse {
         Ok(room) => room,
         Err(e) => return HttpError::field("topic", e.to_string()).into_response(),
     };
-    let body = match response::read_body(req, &app.config.http).await {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
-    let messages = match messages(&body) {
-        Ok(messages) => messages,
-        Err(e) => return e.into_response(),
-    };
-    let now = time::now();
-    let mut checked = Vec::with_capacity(messages.len());
-    for (index, message) in messages.into_iter().enumerate() {
-        match check(index, message, &room, &now) {
-            Ok(c) => checked.push(c),
-            Err(e) => return e.into_response(),
-        }
-    }
-    let mut events = Vec::with_capacity(checked.len());
-    for (index, c) in checked.into_iter().enumerate() {
-        if let Err(e) = app
-            .backtests
-            .produce(&c.id, Origin::Seed002, c.step, false)
-            .await
-        {
-            let published = publish_all(app, &events).await;
-            if published.status() != StatusCode::OK {
-                return published;
-            }
-            return produce_refused(index, events.len(), e);
-        }
-        events.push(c.event);
-    }
-    publish_all(app, &events).await
+    produce(app, req, Origin::Seed002, false, |index, message, now| {
+        check(index, message, &room, now)
+    })
+    .await
 }
