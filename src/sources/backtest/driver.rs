@@ -19,8 +19,8 @@ use engine::strategy::Strategy;
 
 use super::events::{Emitter, Progress, RunError, Tally};
 use super::log::run_log;
-use super::registry::{Control, RunEntry, RunStatus, Stop};
 use super::request::RunRequest;
+use super::run::{Control, RunEntry, RunStatus, Stop};
 use super::settings::BacktestSettings;
 use crate::publisher::Publisher;
 

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -22,149 +22,11 @@ use super::driver::Driver;
 use super::events::{Emitter, RunError};
 use super::fleet::{FleetRuns, RemoteCancel, Renewal};
 use super::request::{Origin, RunRequest};
+use super::run::{RunEntry, RunStatus, Stop};
 use super::settings::BacktestSettings;
 use crate::catalog::RoomName;
 use crate::publisher::Publisher;
 use crate::rooms::Rooms;
-
-/// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RunStatus {
-    /// Waiting for a slot; nothing published yet.
-    Pending,
-    /// Executing.
-    Running,
-    /// Ended with its results.
-    Completed,
-    /// Ended with an error (data, engine, drain, node lost, event cap).
-    Failed,
-    /// Ended by `DELETE`.
-    Cancelled,
-}
-
-impl RunStatus {
-    /// `pending`, `running`, `completed`, `failed`, `cancelled`.
-    pub fn label(self) -> &'static str {
-        match self {
-            RunStatus::Pending => "pending",
-            RunStatus::Running => "running",
-            RunStatus::Completed => "completed",
-            RunStatus::Failed => "failed",
-            RunStatus::Cancelled => "cancelled",
-        }
-    }
-
-    /// Whether the run has ended.
-    pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            RunStatus::Completed | RunStatus::Failed | RunStatus::Cancelled
-        )
-    }
-}
-
-/// What a run's watchers can read of it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunState {
-    /// Where it stands.
-    pub status: RunStatus,
-    /// Percent of its bars stepped.
-    pub progress: f64,
-    /// Seed 002's `backtest_complete.data`, once completed.
-    pub result: Option<Value>,
-    /// Seed 002's `backtest_error.data`, once failed or cancelled.
-    pub error: Option<Value>,
-}
-
-/// Why a run is asked to stop early.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Stop {
-    /// `DELETE` of the run.
-    Cancel,
-    /// The node is draining.
-    Drain,
-    /// Another node declared the run lost (this node stalled past its
-    /// lease) and published its end: stop without a word.
-    Lost,
-}
-
-/// What the run's owner asks of its driver.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Control {
-    /// Pacing suspended (seed 003's pause).
-    pub paused: bool,
-    /// End now, with this reason's error.
-    pub stop: Option<Stop>,
-}
-
-/// One run, as the registry holds it.
-#[derive(Debug)]
-pub struct RunEntry {
-    /// Its id.
-    pub id: String,
-    /// Which seed's POST started it.
-    pub origin: Origin,
-    /// Pause and stop requests, read by the driver.
-    control: watch::Sender<Control>,
-    /// Its state, written by the driver; `?wait=true` waits on it.
-    state: watch::Sender<RunState>,
-    /// For a run an external engine publishes (no driver here): when its
-    /// last event came, so an abandoned one is forgotten after the retention.
-    external: Option<Mutex<Instant>>,
-}
-
-impl RunEntry {
-    fn new(id: String, origin: Origin) -> Self {
-        RunEntry {
-            id,
-            origin,
-            external: None,
-            control: watch::Sender::new(Control::default()),
-            state: watch::Sender::new(RunState {
-                status: RunStatus::Pending,
-                progress: 0.0,
-                result: None,
-                error: None,
-            }),
-        }
-    }
-
-    /// Whether an external engine publishes it (rather than a driver here).
-    pub fn is_external(&self) -> bool {
-        self.external.is_some()
-    }
-
-    /// Its state now.
-    pub fn state(&self) -> RunState {
-        self.state.borrow().clone()
-    }
-
-    /// Waits until it has ended; its final state.
-    pub async fn finished(&self) -> RunState {
-        let mut state = self.state.subscribe();
-        let result = state.wait_for(|s| s.status.is_terminal()).await;
-        match result {
-            Ok(s) => s.clone(),
-            Err(_) => self.state(),
-        }
-    }
-
-    /// Watches its control requests (the driver).
-    pub(super) fn control(&self) -> watch::Receiver<Control> {
-        self.control.subscribe()
-    }
-
-    /// Updates its state (the driver).
-    pub(super) fn update(&self, f: impl FnOnce(&mut RunState)) {
-        self.state.send_modify(f);
-    }
-
-    fn request_stop(&self, stop: Stop) {
-        self.control.send_modify(|c| {
-            c.stop.get_or_insert(stop);
-        });
-    }
-}
 
 /// Why a run could not be started.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -354,11 +216,11 @@ impl Backtests {
             let mut runs = self.runs.lock();
             let pending = runs
                 .values()
-                .filter(|r| r.state.borrow().status == RunStatus::Pending)
+                .filter(|r| r.status() == RunStatus::Pending)
                 .count();
             let running = runs
                 .values()
-                .filter(|r| r.state.borrow().status == RunStatus::Running)
+                .filter(|r| r.status() == RunStatus::Running)
                 .count();
             if running + pending >= self.settings.max_concurrent + self.settings.max_queued {
                 return Err(StartError::QueueFull);
@@ -450,30 +312,23 @@ impl Backtests {
                 Some(_) if step == ProducedStep::Start => return Err(ProducerError::Duplicate),
                 Some(entry) => Arc::clone(entry),
                 None if step == ProducedStep::Start || registers => {
-                    let active = runs
-                        .values()
-                        .filter(|r| !r.state.borrow().status.is_terminal())
-                        .count();
+                    let active = runs.values().filter(|r| !r.status().is_terminal()).count();
                     if active >= self.settings.max_concurrent + self.settings.max_queued {
                         return Err(ProducerError::Full);
                     }
-                    let mut entry = RunEntry::new(id.to_string(), origin);
-                    entry.external = Some(Mutex::new(Instant::now()));
-                    entry.state.send_modify(|s| s.status = RunStatus::Running);
-                    let entry = Arc::new(entry);
+                    let entry = Arc::new(RunEntry::external(id.to_string(), origin));
                     runs.insert(id.to_string(), Arc::clone(&entry));
                     entry
                 }
                 None => return Err(ProducerError::NotStarted),
             }
         };
-        let Some(last_event) = &entry.external else {
+        if !entry.touch() {
             return Err(ProducerError::NotExternal);
-        };
-        *last_event.lock() = Instant::now();
+        }
         let mut refused = None;
         let mut ended = false;
-        entry.state.send_if_modified(|state| {
+        entry.update_if(|state| {
             if state.status.is_terminal() {
                 refused = Some(ProducerError::Finished);
                 return false;
@@ -587,7 +442,7 @@ impl Backtests {
         if entry.is_external() {
             return Err(ControlError::External);
         }
-        entry.control.send_modify(|c| c.paused = paused);
+        entry.set_paused(paused);
         Ok(())
     }
 
@@ -596,7 +451,7 @@ impl Backtests {
         let runs = self.runs.lock();
         let mut counts = (0, 0, 0);
         for run in runs.values() {
-            match run.state.borrow().status {
+            match run.status() {
                 RunStatus::Pending => counts.0 += 1,
                 RunStatus::Running => counts.1 += 1,
                 _ => counts.2 += 1,
@@ -637,7 +492,7 @@ impl Backtests {
                 .runs
                 .lock()
                 .values()
-                .filter(|r| !r.state.borrow().status.is_terminal())
+                .filter(|r| !r.status().is_terminal())
                 .cloned()
                 .collect();
             for run in &mine {
@@ -718,9 +573,9 @@ impl Backtests {
             .lock()
             .values()
             .filter(|r| {
-                r.external.as_ref().is_some_and(|last| {
-                    now.duration_since(*last.lock()) >= self.retention
-                        && !r.state.borrow().status.is_terminal()
+                r.last_event().is_some_and(|last| {
+                    now.saturating_duration_since(last) >= self.retention
+                        && !r.status().is_terminal()
                 })
             })
             .map(|r| r.id.clone())
