@@ -121,7 +121,12 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     if let bus::Bus::Fleet(fleet) = &*app.bus {
         let (ingest_tx, ingested) = sources::ingest::queue();
         tracker.spawn(
-            sources::ingest::Ingest::new(app.publisher.clone(), ingested).run(shutdown.clone()),
+            sources::ingest::Ingest::new(
+                app.publisher.clone(),
+                Arc::clone(&app.backtests),
+                ingested,
+            )
+            .run(shutdown.clone()),
         );
         let subscriber =
             bus::redis::Subscriber::new(Arc::clone(&fleet.redis), fleet.ingest_lease(), ingest_tx);

@@ -185,3 +185,107 @@ async fn when_the_node_running_a_run_dies_another_node_ends_it_within_the_lease(
     let (_, run) = request(&b, Method::GET, &format!("/api/v1/backtest/{id}"), None).await;
     assert_eq!(run["status"], "failed", "{run}");
 }
+
+const REDIS_PUBLISHER: &str = r#"
+import asyncio, logging, sys
+from roomcast_client import BacktestStreamPublisher, RedisTransport, setup_backtest_logging
+
+url = sys.argv[1]
+transport = RedisTransport(url)
+
+run = BacktestStreamPublisher("py-redis-003", transport=transport)
+metrics = {"balance": 10000.0, "open_positions": 0, "total_trades": 0, "winning_trades": 0,
+           "win_rate": 0.0, "max_drawdown": 0.0}
+run.progress(0.0, "2024-01-01T00:00:00Z", metrics)
+run.trade_entry("trade_1", "BTC-USD", "long", 42000.0, "2024-01-01T01:00:00Z", 0.1, 41500.0,
+                [42500.0, 43000.0, 43500.0], {"decision": "enter_long", "confidence": 0.7, "rationale": "test"})
+run.trade_exit("trade_1", "BTC-USD", "long", 42000.0, "2024-01-01T01:00:00Z", 42500.0,
+               "2024-01-01T03:00:00Z", "take_profit_1", 49.66, 1.18, 60.0, -10.0)
+run.progress(100.0, "2024-01-01T04:00:00Z", metrics)
+assert run.complete({"total_trades": 1, "winning_trades": 1}), "complete not delivered"
+assert run.sink.last_error is None, run.sink.last_error
+
+async def seed002():
+    logger, streamer = setup_backtest_logging("py-redis-002", transport=transport)
+    await streamer.start("vanilla", "EURUSD", "H1", "2023-01-01", "2023-01-31")
+    logger.warning("Data gap")
+    await streamer.update_progress(100.0, "Processing bar 10/10", 10, 10, "2023-01-31", 0, 0.0)
+    await streamer.complete(10000.0, 0, 0.0, 0.0, 0.0, 0.0)
+    assert streamer.sink.last_error is None, streamer.sink.last_error
+
+asyncio.run(seed002())
+print("published")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_python_engine_publishing_through_the_fleets_redis_reaches_viewers_on_every_node() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "bt-g", "4000").await;
+    let b = node(&redis, "bt-h", "4000").await;
+    // One node holds the ingest lease and listens on the backtest channels.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let subs: Vec<redis::Value> = redis
+            .cmd(&["PUBSUB", "NUMSUB", "backtest_stream_events"])
+            .unwrap();
+        if subs.get(1) == Some(&redis::Value::Int(1)) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no node ingests");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let mut topic = connect(&a, "/ws").await;
+    send_json(
+        &mut topic,
+        &json!({"action": "subscribe", "topic": "backtest"}),
+    )
+    .await;
+    assert_eq!(
+        recv_json(&mut topic).await["type"],
+        "subscription_confirmed"
+    );
+
+    let out = python::run(REDIS_PUBLISHER, &[&redis.url()]).await;
+    assert!(out.contains("published"), "{out}");
+
+    // Seed 003: a viewer on either node gets the run, replayed in order.
+    for node in [&a, &b] {
+        let mut viewer = connect(node, "/api/ws/stream/backtest/py-redis-003").await;
+        let run = to_the_end(&mut viewer).await;
+        let kinds: Vec<&str> = run.iter().map(|m| m["type"].as_str().unwrap()).collect();
+        assert_eq!(
+            kinds,
+            ["progress", "trade", "trade", "progress", "complete"]
+        );
+        assert_eq!(run[2]["data"]["pnl"], 49.66);
+        assert_eq!(run[4]["data"]["backtest_id"], "py-redis-003");
+        // The routing member stays out of the seed's message.
+        assert!(run[1].get("backtest_id").is_none(), "{}", run[1]);
+    }
+    // Seed 002: the subscriber gets the run's events in order, `{type,data}` only.
+    let mut kinds = Vec::new();
+    loop {
+        let m = recv_json(&mut topic).await;
+        assert_eq!(m["data"]["backtest_id"], "py-redis-002", "{m}");
+        assert_eq!(m.as_object().unwrap().len(), 2, "{m}");
+        kinds.push(m["type"].as_str().unwrap().to_string());
+        if m["type"] == "backtest_complete" {
+            break;
+        }
+        if m["type"] == "log_entry" {
+            assert_eq!(m["data"]["level"], "WARNING");
+            assert_eq!(m["data"]["logger_name"], "backtest.py-redis-002");
+        }
+    }
+    assert_eq!(
+        kinds,
+        [
+            "backtest_start",
+            "log_entry",
+            "backtest_progress",
+            "backtest_complete"
+        ]
+    );
+    let (_, run) = request(&b, Method::GET, "/api/v1/backtest/py-redis-002", None).await;
+    assert_eq!(run["status"], "completed", "{run}");
+}

@@ -12,10 +12,8 @@ use serde_json::{Value, json};
 use crate::app::App;
 use crate::catalog::{CatalogError, RoomName};
 use crate::http::response::{self, HttpError, HttpResponse};
-use crate::protocol::{Event, time};
-use crate::sources::backtest::{
-    ControlError, Origin, ProducedStep, ProducerError, RequestError, StartError,
-};
+use crate::sources::backtest::external::{self, ExternalError, Target};
+use crate::sources::backtest::{ControlError, ProducerError, RequestError, StartError};
 
 /// A run id from a path segment: percent-decoded, then 1–128 of
 /// `[A-Za-z0-9_.:-]` (so never a `/`).
@@ -106,158 +104,59 @@ pub async fn status(app: &Arc<App>, segment: &str) -> HttpResponse {
     response::json(StatusCode::OK, &body)
 }
 
-/// Most messages one producer request may carry.
-pub const MAX_MESSAGES: usize = 1_000;
-
-/// A producer's body: one message (a JSON object) or an array of up to
-/// [`MAX_MESSAGES`]; 400 for anything else.
-fn messages(body: &[u8]) -> Result<Vec<Value>, HttpError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| HttpError::BadJson(e.to_string()))?;
-    let messages = match value {
-        serde_json::Value::Array(items) => items,
-        object @ serde_json::Value::Object(_) => vec![object],
-        _ => {
-            return Err(HttpError::BadJson(
-                "expected a message object or an array of them".into(),
-            ));
-        }
-    };
-    if messages.is_empty() || messages.len() > MAX_MESSAGES {
-        return Err(HttpError::field(
-            "(body)",
-            format!(
-                "expected 1 to {MAX_MESSAGES} messages, got {}",
-                messages.len()
-            ),
-        ));
-    }
-    Ok(messages)
-}
-
-/// The response to a producer's refused message `index` (which was not
-/// published; those before it were): 409 for the run's lifecycle, 422 for
-/// a backwards progress, 503 when full.
-fn produce_refused(index: usize, published: usize, e: ProducerError) -> HttpResponse {
-    let status = match e {
-        ProducerError::Backwards { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        ProducerError::Full | ProducerError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-        _ => StatusCode::CONFLICT,
-    };
-    response::json(
-        status,
-        &json!({ "error": e.to_string(), "field": format!("[{index}]"), "published": published }),
-    )
-}
-
-/// A producer's message `index` is malformed: 422 naming `[index].field`.
-pub fn bad_message(index: usize, field: &str, message: impl Into<String>) -> HttpError {
-    HttpError::field(&format!("[{index}].{field}"), message)
-}
-
-/// One producer message, checked: its run, what it does to the run's
-/// lifecycle, and the event to publish.
-pub struct Produced {
-    /// The run's id.
-    pub id: String,
-    /// Its lifecycle step.
-    pub step: ProducedStep,
-    /// The event, in its room.
-    pub event: Event,
-}
-
-/// Message `index`'s `type`, one of `types`; else 422 naming it.
-pub fn type_of<'a>(index: usize, message: &'a Value, types: &[&str]) -> Result<&'a str, HttpError> {
-    message
-        .get("type")
-        .and_then(Value::as_str)
-        .filter(|k| types.contains(k))
-        .ok_or_else(|| {
-            bad_message(
-                index,
-                "type",
-                format!("expected one of {}", types.join(", ")),
-            )
-        })
-}
-
-/// A producer's `data.progress`: a number in [0, 100], else 422 naming it.
-pub fn progress_of(index: usize, data: &serde_json::Map<String, Value>) -> Result<f64, HttpError> {
-    data.get("progress")
-        .and_then(Value::as_f64)
-        .filter(|p| (0.0..=100.0).contains(p))
-        .ok_or_else(|| bad_message(index, "data.progress", "expected a number in [0, 100]"))
-}
-
 /// A producer endpoint's whole request: reads the body (one message or an
-/// array), checks every message with `check` (a malformed one: 422 naming
-/// it, nothing published), applies each to its run's lifecycle in order
-/// (`registers`: a first event registers its run), and publishes the
-/// accepted ones in one batch. A refused step publishes the messages before
-/// it and answers with the refusal.
-pub async fn produce(
-    app: &App,
-    req: Request<Incoming>,
-    origin: Origin,
-    registers: bool,
-    check: impl Fn(usize, Value, &str) -> Result<Produced, HttpError>,
-) -> HttpResponse {
+/// array of up to 1,000) and publishes it to `target` through the run
+/// registry (`sources::backtest::external`). `200
+/// {"status":"success","room","seq","recipients","published"}`; 400 for a
+/// body that is not JSON; 422 naming `[i].field` for a malformed message
+/// (nothing published); 409 (lifecycle) or 422 (progress going back) naming
+/// `[i]` for a refused one, with how many before it were `published`; 503
+/// when the registry is full or the bus failed.
+pub async fn produce(app: &App, req: Request<Incoming>, target: Target) -> HttpResponse {
     let body = match response::read_body(req, &app.config.http).await {
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };
-    let messages = match messages(&body) {
+    let value: Value = match serde_json::from_slice(&body) {
+        Ok(value) => value,
+        Err(e) => return HttpError::BadJson(e.to_string()).into_response(),
+    };
+    let messages = match external::messages(value) {
         Ok(messages) => messages,
-        Err(e) => return e.into_response(),
+        Err(e) => return HttpError::field(&e.field, e.message).into_response(),
     };
-    let now = time::now();
-    let mut checked = Vec::with_capacity(messages.len());
-    for (index, message) in messages.into_iter().enumerate() {
-        match check(index, message, &now) {
-            Ok(c) => checked.push(c),
-            Err(e) => return e.into_response(),
-        }
-    }
-    let mut events = Vec::with_capacity(checked.len());
-    for (index, c) in checked.into_iter().enumerate() {
-        if let Err(e) = app
-            .backtests
-            .produce(&c.id, origin, c.step, registers)
-            .await
-        {
-            let published = publish_all(app, &events).await;
-            if published.status() != StatusCode::OK {
-                return published;
-            }
-            return produce_refused(index, events.len(), e);
-        }
-        events.push(c.event);
-    }
-    publish_all(app, &events).await
-}
-
-/// `200 {"status":"success","room","seq","recipients","published"}` after
-/// publishing `events` (one room's) in one batch; 503 when the bus failed.
-async fn publish_all(app: &App, events: &[Event]) -> HttpResponse {
-    let Some(first) = events.first() else {
-        return response::json(
-            StatusCode::OK,
-            &json!({ "status": "success", "published": 0 }),
-        );
-    };
-    let room = first.room();
-    match app.publisher.publish_batch(events).await {
-        Ok(report) => response::json(
+    match app.backtests.publish_external(&target, messages).await {
+        Ok(published) => response::json(
             StatusCode::OK,
             &json!({
                 "status": "success",
-                "room": room.as_str(),
-                "seq": report.seq,
-                "recipients": report.recipients,
-                "published": events.len(),
+                "room": published.room.as_ref().map(|r| r.as_str()),
+                "seq": published.seq,
+                "recipients": published.recipients,
+                "published": published.count,
             }),
         ),
-        Err(e) => response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+        Err(ExternalError::Message(e)) => HttpError::field(&e.field, e.message).into_response(),
+        Err(ExternalError::Refused {
+            index,
+            published,
+            error,
+        }) => {
+            let status = match error {
+                ProducerError::Backwards { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+                ProducerError::Full | ProducerError::Unavailable(_) => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                _ => StatusCode::CONFLICT,
+            };
+            response::json(
+                status,
+                &json!({ "error": error.to_string(), "field": format!("[{index}]"), "published": published }),
+            )
+        }
+        Err(ExternalError::Bus(e)) => {
+            response::error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string())
+        }
     }
 }
 

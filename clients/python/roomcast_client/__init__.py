@@ -6,6 +6,8 @@ its embedded engine's runs. The engine keeps running in Python; only
 `manager.broadcast(message, topic)` becomes a POST of the same message.
 
 * :class:`HttpTransport` - where roomcast is, and the API key.
+* :class:`RedisTransport` - the fleet's Redis instead (roomcast's ingest
+  channels ``backtest_events`` and ``backtest_stream_events``).
 * :class:`EventSink` - ordered, batched, non-blocking delivery to one
   producer endpoint.
 * :class:`WebSocketLogHandler` - a ``logging.Handler`` turning records into
@@ -18,7 +20,7 @@ its embedded engine's runs. The engine keeps running in Python; only
   003's ``StreamingBacktestEngine`` emits.
 """
 
-from .transport import HttpTransport, PublishError
+from .transport import HttpTransport, PublishError, RedisTransport
 from .sink import EventSink
 from .seed002 import BacktestProgressStreamer, WebSocketLogHandler, setup_backtest_logging
 from .seed003 import BacktestStreamPublisher
@@ -26,6 +28,7 @@ from .seed003 import BacktestStreamPublisher
 __all__ = [
     "HttpTransport",
     "PublishError",
+    "RedisTransport",
     "EventSink",
     "WebSocketLogHandler",
     "BacktestProgressStreamer",

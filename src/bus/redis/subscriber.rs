@@ -22,13 +22,17 @@ use crate::catalog::RoomName;
 use crate::protocol::json;
 use crate::telemetry::metrics;
 
-/// Seed 001's Redis channels: JSON in the shape of the WebSocket messages,
-/// published by existing producers; the ingest lease holder feeds them in.
-pub const INGEST_CHANNELS: [&str; 4] = [
+/// The Redis channels existing producers publish on, read by the ingest
+/// lease holder (`crate::sources::ingest`): seed 001's (JSON in the shape of
+/// its WebSocket messages), and external backtest engines' (seed 002's and
+/// seed 003's messages, with their topic or run id beside them).
+pub const INGEST_CHANNELS: [&str; 6] = [
     "price_updates",
     "pattern_alerts",
     "alert_triggers",
     "market_status",
+    "backtest_events",
+    "backtest_stream_events",
 ];
 
 /// What travels on a room channel: one event, `seq:epoch:json`, or a batch

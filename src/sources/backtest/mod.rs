@@ -10,6 +10,7 @@
 
 pub mod driver;
 pub mod events;
+pub mod external;
 pub mod fleet;
 pub mod log;
 pub mod registry;

@@ -193,6 +193,11 @@ impl Backtests {
         })
     }
 
+    /// Where runs publish (external engines' messages too).
+    pub(super) fn publisher(&self) -> &Publisher {
+        &self.publisher
+    }
+
     /// The settings runs are made with (bar caps for request checks).
     pub fn settings(&self) -> &BacktestSettings {
         &self.settings
