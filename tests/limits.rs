@@ -402,3 +402,49 @@ async fn message_size_and_rate_limits_are_counted() {
     assert_eq!(recv_close(&mut ws).await.0, 1009);
     assert!(server.limit_hits("message_size").await > size);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_at_its_connection_cap_refuses_the_next_viewer_with_503() {
+    let server = TestServer::start(|c| {
+        c.ws.stream_max_connections = 2;
+        // Slow, so the run is still going while viewers come and go.
+        c.backtest.bars_per_sec = 20.0;
+    })
+    .await;
+    let (status, started) = server
+        .http_post(
+            "/api/backtesting/start",
+            r#"{"name":"cap","symbol":"BTC-USD","start_date":"2024-01-01","end_date":"2024-01-31","strategy_ids":["strategy1"]}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    let path = format!(
+        "/api/ws/stream/backtest/{}",
+        started["backtest_id"].as_str().unwrap()
+    );
+    let mut first = server.ws_connect(&path).await;
+    assert_eq!(recv_json(&mut first).await["type"], "connected");
+    let mut second = server.ws_connect(&path).await;
+    assert_eq!(recv_json(&mut second).await["type"], "connected");
+    // Both are members once their replay has begun arriving.
+    recv_until(&mut second, |m| m["type"] == "progress").await;
+    let (status, body) = server.ws_upgrade_refused(&path).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert_eq!(body["max_connections"], 2, "{body}");
+    // The cap is per stream: another run's viewers are unaffected.
+    let (_, other) = server
+        .http_post(
+            "/api/backtesting/start",
+            r#"{"name":"other","symbol":"BTC-USD","start_date":"2024-01-01","end_date":"2024-01-31","strategy_ids":["strategy1"]}"#,
+        )
+        .await;
+    let mut elsewhere = server
+        .ws_connect(&format!(
+            "/api/ws/stream/backtest/{}",
+            other["backtest_id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(recv_json(&mut elsewhere).await["type"], "connected");
+    // The two admitted viewers are still served.
+    recv_until(&mut first, |m| m["type"] == "progress").await;
+}

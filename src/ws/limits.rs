@@ -63,6 +63,12 @@ pub struct SessionLimits {
     /// Frames a session may have queued before its room's slow-consumer policy applies.
     #[arg(long, env = "ROOMCAST_OUTBOX_CAPACITY", default_value_t = crate::delivery::outbox::DEFAULT_CAPACITY)]
     pub outbox_capacity: usize,
+
+    /// Connections one seed 003 stream (one backtest run) may have on this
+    /// node; beyond it the upgrade gets 503. 0 = unlimited (the seed's
+    /// default: only `WEBSOCKET_MAX_CONNECTIONS` applies).
+    #[arg(long, env = "ROOMCAST_STREAM_MAX_CONNECTIONS", default_value_t = 0)]
+    pub stream_max_connections: usize,
 }
 
 impl SessionLimits {

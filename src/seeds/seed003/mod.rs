@@ -22,7 +22,8 @@ use crate::http::backtest::{bad_run_id, run_id};
 use crate::http::response::{self, HttpResponse};
 
 /// `GET /api/ws/stream/backtest/{id}`: a malformed id gets 400 before the
-/// upgrade; an unknown one is upgraded, told, and closed with 4004.
+/// upgrade, a stream at `ROOMCAST_STREAM_MAX_CONNECTIONS` 503; an unknown
+/// id is upgraded, told, and closed with 4004.
 pub async fn backtest_stream(
     app: &Arc<App>,
     req: Request<Incoming>,
@@ -32,6 +33,22 @@ pub async fn backtest_stream(
         Ok(id) => id,
         Err(e) => return bad_run_id(e),
     };
+    let cap = app.config.ws.stream_max_connections;
+    if cap > 0 {
+        let room = crate::catalog::RoomName::backtest(&id).expect("run_id checked the id");
+        let watching = app.rooms.get(&room).map_or(0, |r| {
+            r.member_count_of(crate::dialect::DialectKind::Seed003)
+        });
+        if watching >= cap {
+            return response::json(
+                hyper::StatusCode::SERVICE_UNAVAILABLE,
+                &serde_json::json!({
+                    "error": "stream connection limit reached",
+                    "max_connections": cap,
+                }),
+            );
+        }
+    }
     let known = match app.backtests.lookup(&id).await {
         Ok(run) => run.is_some(),
         Err(e) => {
