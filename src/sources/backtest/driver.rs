@@ -10,18 +10,19 @@ use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::watch;
 
 use engine::calendar::Calendar;
 use engine::metrics;
-use engine::run::{Account, FinalFill, Run, Sizing};
+use engine::run::{Account, FinalFill, Position, Run, Sizing, Trade};
 use engine::strategy::Strategy;
 
-use super::events::{Emitter, Progress, RunError, Tally};
+use super::events::{Emitter, Progress, RunError, Tally, round};
 use super::log::run_log;
 use super::request::RunRequest;
 use super::run::{Control, RunEntry, RunStatus, Stop};
 use super::settings::BacktestSettings;
+use super::slots::Ticket;
 use crate::publisher::Publisher;
 
 /// Progress intervals between two seed 003 `metrics` events.
@@ -42,20 +43,19 @@ pub(super) struct Driver {
     pub settings: BacktestSettings,
     /// The run room's event cap.
     pub max_events: usize,
-    /// Execution slots shared by every run.
-    pub slots: Arc<Semaphore>,
 }
 
 /// A run that has begun executing.
 type Engine = Run<Box<dyn Strategy + Send>>;
 
 impl Driver {
-    /// Drives the run to its end; returns once its terminal event is out.
-    pub async fn run(self) {
+    /// Drives the run to its end, once `ticket` comes to a slot; returns
+    /// once its terminal event is out.
+    pub async fn run(self, ticket: Ticket) {
         let mut control = self.entry.control();
         let mut emit = Emitter::new(&self.request, self.max_events);
         let slot = tokio::select! {
-            permit = Arc::clone(&self.slots).acquire_owned() => permit.ok(),
+            slot = ticket.slot() => slot,
             stop = stopped(&mut control) => {
                 emit.start(&self.request);
                 self.end(&mut emit, Err(stop)).await;
@@ -178,35 +178,22 @@ impl Driver {
         let every = self.settings.progress_bars;
         while engine.bars_processed() < end {
             let Some(step) = engine.step() else { break };
-            for trade in &step.exits {
-                tally.trade(trade);
-                emit.exit(&request.symbol, trade);
-                run_log!(
-                    emit,
-                    INFO,
-                    "Position closed: {} {} {} @ {} ({}), PnL {:.2}",
-                    trade.position.entry.direction.label(),
-                    lots(request, trade.position.quantity),
-                    request.symbol,
-                    trade.exit_price,
-                    trade.reason.label(),
-                    trade.pnl
-                );
+            // A bar closes earlier positions at its open, may open one, and
+            // may close that one too (stopped out on its entry bar): each
+            // trade's entry goes out before its exit.
+            let opened = step.entry.as_ref().map(|p| p.id);
+            let (same_bar, earlier): (Vec<&Trade>, Vec<&Trade>) = step
+                .exits
+                .iter()
+                .partition(|t| Some(t.position.id) == opened);
+            for trade in earlier {
+                self.handle_exit(emit, tally, trade);
             }
             if let Some(position) = &step.entry {
-                emit.entry(&request.symbol, position);
-                let side = match position.entry.direction {
-                    engine::strategy::Direction::Long => "BUY",
-                    engine::strategy::Direction::Short => "SELL",
-                };
-                run_log!(
-                    emit,
-                    INFO,
-                    "Trade executed: {side} {} {} @ {}",
-                    lots(request, position.quantity),
-                    request.symbol,
-                    position.entry_price
-                );
+                self.handle_entry(emit, position);
+            }
+            for trade in same_bar {
+                self.handle_exit(emit, tally, trade);
             }
             let drawdown = tally.equity(step.equity);
             let processed = step.index + 1;
@@ -226,6 +213,42 @@ impl Driver {
                 }
             }
         }
+    }
+
+    /// Queues a closed trade: seed 003's exit, seed 002's log line.
+    fn handle_exit(&self, emit: &mut Emitter, tally: &mut Tally, trade: &Trade) {
+        let request = &self.request;
+        tally.trade(trade);
+        emit.exit(&request.symbol, trade);
+        run_log!(
+            emit,
+            INFO,
+            "Position closed: {} {} {} @ {} ({}), PnL {:.2}",
+            trade.position.entry.direction.label(),
+            lots(request, trade.position.quantity),
+            request.symbol,
+            round(trade.exit_price, 8),
+            trade.reason.label(),
+            trade.pnl
+        );
+    }
+
+    /// Queues an opened position: seed 003's entry, seed 002's log line.
+    fn handle_entry(&self, emit: &mut Emitter, position: &Position) {
+        let request = &self.request;
+        emit.entry(&request.symbol, position);
+        let side = match position.entry.direction {
+            engine::strategy::Direction::Long => "BUY",
+            engine::strategy::Direction::Short => "SELL",
+        };
+        run_log!(
+            emit,
+            INFO,
+            "Trade executed: {side} {} {} @ {}",
+            lots(request, position.quantity),
+            request.symbol,
+            round(position.entry_price, 8)
+        );
     }
 
     /// Reads the run's bars (off the runtime: a CSV file or a long
@@ -287,7 +310,15 @@ impl Driver {
                 continue;
             }
             let due = due?;
-            if Instant::now() >= due {
+            let now = Instant::now();
+            if now >= due {
+                // Behind the pace (a busy node): catch up, but never more
+                // than a second's worth in a burst, and let the writers run
+                // between chunks, or the run's own viewers fall behind it.
+                if now - due > Duration::from_secs(1) {
+                    *mark = (now, processed);
+                }
+                tokio::task::yield_now().await;
                 return None;
             }
             tokio::select! {
@@ -341,12 +372,14 @@ impl Driver {
                     m.final_equity
                 );
                 let result = emit.complete(request, &m, engine.total_bars(), took.as_secs_f64());
-                self.publish(emit).await;
+                // Ended before anyone can see its end: a client reacting to
+                // `complete` finds the run completed (a cancel gets 409).
                 self.entry.update(|s| {
                     s.status = RunStatus::Completed;
                     s.progress = 100.0;
                     s.result = Some(result);
                 });
+                self.publish(emit).await;
             }
             Err(RunError::NodeLost) => {
                 // Another node declared this run lost and published its end:
@@ -374,7 +407,6 @@ impl Driver {
                     run_log!(emit, WARN, "Backtest stopped: {error}");
                 }
                 let data = emit.error(&error);
-                self.publish(emit).await;
                 let status = if error == RunError::Cancelled {
                     RunStatus::Cancelled
                 } else {
@@ -384,6 +416,7 @@ impl Driver {
                     s.status = status;
                     s.error = Some(data);
                 });
+                self.publish(emit).await;
             }
         }
     }

@@ -17,6 +17,7 @@ pub mod registry;
 pub mod request;
 pub mod run;
 pub mod settings;
+pub mod slots;
 
 pub use registry::{
     Backtests, ControlError, IdPolicy, ProducedStep, ProducerError, RunView, StartError,

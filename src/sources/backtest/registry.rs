@@ -14,7 +14,6 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -24,6 +23,7 @@ use super::fleet::{FleetRuns, RemoteCancel, Renewal};
 use super::request::{Origin, RunRequest};
 use super::run::{RunEntry, RunStatus, Stop};
 use super::settings::BacktestSettings;
+use super::slots::Slots;
 use crate::catalog::RoomName;
 use crate::publisher::Publisher;
 use crate::rooms::Rooms;
@@ -157,8 +157,8 @@ pub struct Backtests {
     runs: Mutex<HashMap<String, Arc<RunEntry>>>,
     /// Finished runs, oldest first, with when they ended.
     finished: Mutex<VecDeque<(Instant, String)>>,
-    /// One permit per run executing.
-    slots: Arc<Semaphore>,
+    /// One slot per run executing, handed out in start order.
+    slots: Arc<Slots>,
     /// Set when the drain begins: no new run starts.
     closing: AtomicBool,
     /// Every run's driver.
@@ -179,7 +179,7 @@ impl Backtests {
         fleet: Option<FleetRuns>,
     ) -> Arc<Self> {
         Arc::new(Backtests {
-            slots: Arc::new(Semaphore::new(settings.max_concurrent)),
+            slots: Slots::new(settings.max_concurrent),
             settings,
             max_events,
             retention,
@@ -244,20 +244,21 @@ impl Backtests {
             }
             let entry = Arc::new(RunEntry::new(request.id.clone(), request.origin));
             runs.insert(request.id.clone(), Arc::clone(&entry));
-            entry
+            // In line now, under the lock: runs execute in start order.
+            (entry, self.slots.queue())
         };
+        let (entry, ticket) = entry;
         let driver = Driver {
             entry: Arc::clone(&entry),
             request,
             publisher: self.publisher.clone(),
             settings: self.settings.clone(),
             max_events: self.max_events,
-            slots: Arc::clone(&self.slots),
         };
         let registry = Arc::clone(self);
         let finished = Arc::clone(&entry);
         self.tracker.spawn(async move {
-            driver.run().await;
+            driver.run(ticket).await;
             registry.handle_finished(&finished).await;
         });
         Ok(entry)
