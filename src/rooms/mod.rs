@@ -404,14 +404,14 @@ impl Rooms {
         true
     }
 
-    /// Drops the room `name` with its history if nobody is in it (a run
-    /// the registry forgot); a room with members stays until they leave.
-    /// Returns whether it went.
+    /// Drops the room `name` with its history (a run the registry forgot):
+    /// members still in it keep what they got and get nothing more; a new
+    /// run of the same id gets a new room. Returns whether it went.
     pub fn discard(&self, name: &RoomName) -> bool {
         let Some(room) = self.get(name) else {
             return false;
         };
-        self.remove_if(&room, |r| r.retire_if_unused(true))
+        self.remove_if(&room, Room::retire_now)
     }
 
     /// Number of rooms.

@@ -268,6 +268,16 @@ impl Room {
         self.retire_if(|state| observe(state, now) <= cutoff)
     }
 
+    /// Marks the room retired whatever its members (a forgotten run: its
+    /// viewers keep what they got; a new run of the id gets a new room).
+    pub fn retire_now(&self) -> bool {
+        if self.pinned {
+            return false;
+        }
+        self.state.lock().retired = true;
+        true
+    }
+
     fn retire_if(&self, unused: impl FnOnce(&mut RoomState) -> bool) -> bool {
         if self.pinned {
             return false;

@@ -41,7 +41,7 @@ pub fn queue() -> (mpsc::Sender<Ingested>, mpsc::Receiver<Ingested>) {
     mpsc::channel(INGEST_QUEUE)
 }
 
-/// Publishes what arrives on seed 001's channels.
+/// Publishes what arrives on the ingest channels.
 #[derive(Debug)]
 pub struct Ingest {
     /// Where ingested events go.
@@ -79,7 +79,8 @@ impl Ingest {
         }
     }
 
-    /// Feeds one message from a seed 001 Redis channel into the fleet: the
+    /// Feeds one message from an ingest channel into the fleet: a backtest
+    /// channel's through the run registry; a seed 001 channel's as the
     /// JSON of a WebSocket message (its `type` optional: the channel implies it).
     async fn handle_message(&self, channel: &str, payload: &[u8]) {
         if matches!(channel, "backtest_events" | "backtest_stream_events") {

@@ -24,10 +24,11 @@ from .transport import HttpTransport
 
 def _now():
     """RFC 3339 UTC with milliseconds and ``Z``, like roomcast's own."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return _timestamp(time.time())
 
 
 def _timestamp(created):
+    """``created`` (Unix seconds) as :func:`_now` writes it."""
     return (
         datetime.fromtimestamp(created, timezone.utc)
         .isoformat(timespec="milliseconds")
@@ -37,6 +38,29 @@ def _timestamp(created):
 
 def events_path(topic):
     return f"/api/v1/backtest/events?topic={topic}"
+
+
+#: The default transport, and one sink per (transport, topic): a handler and
+#: a streamer of one run built separately, as the seed builds them, still
+#: share one ordered queue.
+_default_transport = None
+_sinks = {}
+_sinks_lock = __import__("threading").Lock()
+
+
+def shared_sink(transport, topic):
+    """The sink every object of this module built without one uses for
+    ``transport`` (the default one when ``None``) and ``topic``."""
+    global _default_transport
+    with _sinks_lock:
+        if transport is None:
+            if _default_transport is None:
+                _default_transport = HttpTransport()
+            transport = _default_transport
+        key = (id(transport), topic)
+        if key not in _sinks:
+            _sinks[key] = (transport, EventSink(transport, events_path(topic)))
+        return _sinks[key][1]
 
 
 class WebSocketLogHandler(logging.Handler):
@@ -51,7 +75,7 @@ class WebSocketLogHandler(logging.Handler):
         super().__init__()
         self.topic = topic
         self.backtest_id = backtest_id
-        self.sink = sink or EventSink(transport or HttpTransport(), events_path(topic))
+        self.sink = sink or shared_sink(transport, topic)
 
     def emit(self, record):
         if record.name.startswith("roomcast_client"):
@@ -88,7 +112,7 @@ class BacktestProgressStreamer:
     def __init__(self, backtest_id=None, topic="backtest", sink=None, transport=None):
         self.backtest_id = backtest_id or str(uuid.uuid4())
         self.topic = topic
-        self.sink = sink or EventSink(transport or HttpTransport(), events_path(topic))
+        self.sink = sink or shared_sink(transport, topic)
         self._started = None
 
     def _send(self, kind, data):
@@ -167,7 +191,7 @@ def setup_backtest_logging(backtest_id=None, topic="backtest", transport=None, l
     ``log_entry`` events, and the run's streamer, sharing one ordered sink.
     Returns ``(logger, streamer)``."""
     backtest_id = backtest_id or str(uuid.uuid4())
-    sink = EventSink(transport or HttpTransport(), events_path(topic))
+    sink = shared_sink(transport, topic)
     logger = logging.getLogger(f"backtest.{backtest_id}")
     logger.setLevel(level)
     logger.addHandler(WebSocketLogHandler(topic, backtest_id, sink=sink))

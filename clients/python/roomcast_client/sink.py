@@ -9,7 +9,9 @@ crashes the engine (seed 002). ``flush`` waits until everything queued has
 been handled: the terminal event is delivered before ``complete`` returns.
 """
 
+import json
 import logging
+import math
 import threading
 import time
 from collections import deque
@@ -20,6 +22,25 @@ from .transport import PublishError
 MAX_BATCH = 1000
 
 log = logging.getLogger("roomcast_client")
+
+
+def jsonable(value):
+    """``value`` as plain JSON: numpy and other scalars with ``.item()``
+    become Python numbers, and NaN or infinity (which JSON has no word for,
+    and roomcast never sends) becomes ``None``."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if hasattr(value, "item"):
+        return jsonable(value.item())
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 class EventSink:
@@ -42,7 +63,10 @@ class EventSink:
         self._thread.start()
 
     def put(self, message):
-        """Queues one message (a dict in the seed's shape); never blocks on I/O."""
+        """Queues one message (a dict in the seed's shape); never blocks on
+        I/O. Values JSON cannot carry are converted (:func:`jsonable`)."""
+        message = jsonable(message)
+        json.dumps(message, allow_nan=False)  # fails here, in the caller, if at all
         with self._cond:
             if self._closed:
                 raise RuntimeError("EventSink is closed")
@@ -77,22 +101,29 @@ class EventSink:
                 if not self._queue and self._closed:
                     return
                 batch = [self._queue.popleft() for _ in range(min(len(self._queue), MAX_BATCH))]
-            self._deliver(batch)
+            try:
+                self._deliver(batch)
+            except Exception:  # the thread must outlive any one batch
+                log.exception("roomcast dropped %d message(s)", len(batch))
             with self._cond:
                 self._pending -= len(batch)
                 self._cond.notify_all()
 
     def _deliver(self, batch):
-        body = batch[0] if len(batch) == 1 else batch
         for attempt in range(self.retries + 1):
+            body = batch[0] if len(batch) == 1 else batch
             try:
                 self.transport.post(self.path, body)
                 self.last_error = None
                 return
             except PublishError as e:
                 self.last_error = e
+                published = e.body.get("published", 0) if isinstance(e.body, dict) else 0
                 if not e.retryable or attempt == self.retries:
-                    published = (e.body or {}).get("published", 0) if isinstance(e.body, dict) else 0
                     log.warning("roomcast dropped %d message(s): %s", len(batch) - published, e)
+                    return
+                # Those roomcast took before refusing are not sent again.
+                batch = batch[published:]
+                if not batch:
                     return
                 time.sleep(self.backoff * (2 ** attempt))

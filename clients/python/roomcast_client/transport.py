@@ -72,8 +72,10 @@ class RedisTransport:
     endpoints do. Pub/sub has no answer: a message roomcast refuses (an event
     after a run's end) is logged by roomcast, not raised here. A publish no
     roomcast node received (no ingest running) raises a retryable
-    :class:`PublishError`. Standard library only: it speaks just enough of
-    the Redis protocol (``AUTH``, ``PUBLISH``).
+    :class:`PublishError`. A publish whose reply was lost is sent again, so
+    delivery is at least once: roomcast refuses a repeated start or end of a
+    run, but a repeated log line or trade would show twice. Standard library
+    only: it speaks just enough of the Redis protocol (``AUTH``, ``PUBLISH``).
     """
 
     def __init__(self, url="redis://127.0.0.1:6379", timeout=10.0):
@@ -140,7 +142,11 @@ class RedisTransport:
         if self.password is not None:
             auth = ("AUTH", self.username, self.password) if self.username else ("AUTH", self.password)
             self._send(auth)
-            self._reply()
+            try:
+                self._reply()
+            except PublishError:
+                self._disconnect()  # never reuse an unauthenticated connection
+                raise
 
     def _disconnect(self):
         for closable in (self._file, self._sock):
@@ -164,7 +170,8 @@ class RedisTransport:
             raise ConnectionError("connection closed")
         kind, rest = line[:1], line[1:].rstrip(b"\r\n")
         if kind == b"-":
-            raise PublishError(f"redis error: {rest.decode(errors='replace')}", status=None)
+            # Redis refused the command (auth, permissions): sending it again will not help.
+            raise PublishError(f"redis error: {rest.decode(errors='replace')}", status=400)
         if kind == b":":
             return int(rest)
         if kind == b"+":

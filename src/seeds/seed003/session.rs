@@ -7,7 +7,8 @@
 //!
 //! Client messages: `ping` (→ `pong`); and the seed's future enhancements:
 //! `pause` / `resume` (→ `pause_ack` / `resume_ack`; they suspend the run's
-//! pacing for every watcher) and `stop` (→ `stop_ack`, then close 1000 for
+//! pacing for every watcher, and a connection that paused the run resumes
+//! it when it closes) and `stop` (→ `stop_ack`, then close 1000 for
 //! this connection only). Anything else gets `error` "Invalid message"; the
 //! connection stays open.
 
@@ -35,6 +36,9 @@ pub struct Seed003Session {
     known: bool,
     /// The run registry, for pause and resume.
     runs: Arc<Backtests>,
+    /// Whether this connection paused the run: it resumes it when it goes,
+    /// so a vanished viewer cannot hold a run (and its slot) forever.
+    paused: bool,
 }
 
 /// Every seed 003 message: `{"type","timestamp","data"}`.
@@ -63,16 +67,32 @@ pub fn error_frame(error: &str, details: serde_json::Value) -> Bytes {
 impl Seed003Session {
     /// A session watching run `id`, `known` to the registry or not.
     pub fn backtest(id: String, known: bool, runs: Arc<Backtests>) -> Self {
-        Seed003Session { id, known, runs }
+        Seed003Session {
+            id,
+            known,
+            runs,
+            paused: false,
+        }
     }
 
     fn control(&mut self, link: &mut impl Link, paused: bool, ack: &str) {
         match self.runs.pause(&self.id, paused) {
-            Ok(()) => link.send(message_frame(ack, json!({ "backtest_id": self.id }))),
+            Ok(()) => {
+                self.paused = paused;
+                link.send(message_frame(ack, json!({ "backtest_id": self.id })))
+            }
             Err(e) => link.send(error_frame(
                 &format!("Cannot {}: {e}", if paused { "pause" } else { "resume" }),
                 json!({ "backtest_id": self.id }),
             )),
+        }
+    }
+}
+
+impl Drop for Seed003Session {
+    fn drop(&mut self) {
+        if self.paused {
+            let _ = self.runs.pause(&self.id, false);
         }
     }
 }

@@ -98,7 +98,12 @@ impl From<engine::data::DataError> for RunError {
                 required_start,
                 available_start,
             },
-            other => RunError::Engine(other.to_string()),
+            // Clients see `<SYMBOL>/<TF>.csv`, never the server's directory.
+            engine::data::DataError::Csv { path, message } => {
+                let mut parts: Vec<&str> = path.rsplit(['/', '\\']).take(2).collect();
+                parts.reverse();
+                RunError::Engine(format!("{}: {message}", parts.join("/")))
+            }
         }
     }
 }
@@ -230,13 +235,15 @@ impl Emitter {
         }
     }
 
-    /// An emitter for a run known only by its id (another node's, ended
-    /// here): both rooms, as a streaming run has.
-    pub fn for_run(id: &str, max_events: usize) -> Self {
+    /// An emitter for a run known only by its id and its rooms (another
+    /// node's, ended here): its seed 002 topic and its seed 003 stream,
+    /// whichever `rooms` names.
+    pub fn for_rooms(id: &str, rooms: &[RoomName], max_events: usize) -> Self {
+        let of = |kind| rooms.iter().find(|r| r.kind() == kind).cloned();
         Emitter {
             id: id.to_string(),
-            topic: Some(RoomName::topic("backtest").expect("a valid topic")),
-            stream: RoomName::backtest(id).ok(),
+            topic: of(crate::catalog::RoomKind::Topic),
+            stream: of(crate::catalog::RoomKind::Backtest),
             topic_events: Vec::new(),
             stream_events: Vec::new(),
             stream_count: 0,

@@ -10,8 +10,11 @@
 
 use serde_json::{Map, Value};
 
-use super::registry::{Backtests, ProducedStep, ProducerError};
+use std::collections::HashMap;
+
+use super::registry::Backtests;
 use super::request::Origin;
+use super::run::RunStatus;
 use crate::bus::BusError;
 use crate::catalog::RoomName;
 use crate::protocol::{Envelope, Event, Neutral, NeutralError};
@@ -32,6 +35,60 @@ const SEED002_TYPES: [&str; 5] = [
 const SEED003_TYPES: [&str; 6] = [
     "progress", "trade", "equity", "metrics", "complete", "error",
 ];
+
+/// What an external producer's event does to its run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProducedStep {
+    /// Seed 002's `backtest_start`: registers the run.
+    Start,
+    /// Any event before the end; a progress must not go back.
+    Event {
+        /// The event's progress, if it is a progress event.
+        progress: Option<f64>,
+    },
+    /// The terminal event: completed (with seed 002's result data, if any)
+    /// or failed.
+    End {
+        /// Whether the run completed.
+        completed: bool,
+        /// The terminal event's data.
+        data: Value,
+    },
+}
+
+/// Why an external producer's event was refused.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ProducerError {
+    /// `backtest_start` for an id already registered: 409.
+    #[error("backtest_id already exists")]
+    Duplicate,
+    /// An event of a seed 002 run before its `backtest_start`: 409.
+    #[error("backtest_start must come first: no run has this backtest_id")]
+    NotStarted,
+    /// An event after the run's terminal event: 409.
+    #[error("the backtest has already ended: nothing may follow its terminal event")]
+    Finished,
+    /// The id belongs to a run roomcast executes itself: 409.
+    #[error("backtest_id belongs to a run this server executes")]
+    NotExternal,
+    /// The run takes the other seed's messages: 409.
+    #[error("backtest_id belongs to a run of the other seed's messages")]
+    OtherSeed,
+    /// A progress below the run's last: 422.
+    #[error("progress {got} is below the run's last progress {last}")]
+    Backwards {
+        /// The run's last progress.
+        last: f64,
+        /// The refused one.
+        got: f64,
+    },
+    /// Too many unfinished runs: 503.
+    #[error("backtest queue full")]
+    Full,
+    /// The fleet registry (Redis) did not answer: 503.
+    #[error("backtest registry unavailable: {0}")]
+    Unavailable(String),
+}
 
 /// Where an external engine's messages go.
 #[derive(Debug, Clone, PartialEq)]
@@ -128,15 +185,103 @@ pub fn messages(value: Value) -> Result<Vec<Value>, MessageError> {
     Ok(messages)
 }
 
-/// One checked message: its run, its lifecycle step, its event.
+/// One checked message.
 struct Produced {
+    /// The run it belongs to.
     id: String,
+    /// What it does to the run's lifecycle.
     step: ProducedStep,
+    /// What is published.
     event: Event,
 }
 
+/// A run's lifecycle as an external engine's messages see it: advanced
+/// message by message before anything is published or recorded.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Lifecycle {
+    /// Whether the registry knows the run (or a message before registered it).
+    pub registered: bool,
+    /// Whether an external engine publishes it (not a driver here).
+    pub external: bool,
+    /// Which seed's messages it takes.
+    pub origin: Option<Origin>,
+    /// Where it stands.
+    pub status: RunStatus,
+    /// Its last progress.
+    pub progress: f64,
+    /// Its completion's data.
+    pub result: Option<Value>,
+    /// Its failure's data.
+    pub error: Option<Value>,
+}
+
+impl Lifecycle {
+    /// Applies one message's `step` (of an `origin` engine; with
+    /// `registers`, a first event registers the run), or says why not.
+    fn advance(
+        &mut self,
+        step: &ProducedStep,
+        origin: Origin,
+        registers: bool,
+    ) -> Result<(), ProducerError> {
+        if !self.registered {
+            if *step != ProducedStep::Start && !registers {
+                return Err(ProducerError::NotStarted);
+            }
+            *self = Lifecycle {
+                registered: true,
+                external: true,
+                origin: Some(origin),
+                status: RunStatus::Running,
+                ..Lifecycle::default()
+            };
+            if *step == ProducedStep::Start {
+                return Ok(());
+            }
+        } else if *step == ProducedStep::Start {
+            return Err(ProducerError::Duplicate);
+        } else if !self.external {
+            return Err(ProducerError::NotExternal);
+        } else if self.origin != Some(origin) {
+            return Err(ProducerError::OtherSeed);
+        }
+        if self.status.is_terminal() {
+            return Err(ProducerError::Finished);
+        }
+        match step {
+            ProducedStep::Start | ProducedStep::Event { progress: None } => {}
+            ProducedStep::Event { progress: Some(p) } if *p < self.progress => {
+                return Err(ProducerError::Backwards {
+                    last: self.progress,
+                    got: *p,
+                });
+            }
+            ProducedStep::Event { progress: Some(p) } => self.progress = *p,
+            ProducedStep::End {
+                completed: true,
+                data,
+            } => {
+                self.status = RunStatus::Completed;
+                self.progress = 100.0;
+                self.result = Some(data.clone());
+            }
+            ProducedStep::End {
+                completed: false,
+                data,
+            } => {
+                self.status = RunStatus::Failed;
+                self.error = Some(data.clone());
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Backtests {
-    /// Publishes an external engine's `messages` to `target` (see the module docs).
+    /// Publishes an external engine's `messages` to `target` (see the
+    /// module docs). One request at a time on this node, so two requests
+    /// for one run cannot interleave, and nothing is recorded unless it was
+    /// published: a request the bus failed can be sent again as it was.
     pub async fn publish_external(
         &self,
         target: &Target,
@@ -151,20 +296,88 @@ impl Backtests {
             };
             checked.push(produced.map_err(ExternalError::Message)?);
         }
+        let _one_at_a_time = self.external_lock().lock().await;
         let (origin, registers) = (target.origin(), matches!(target, Target::Run(_)));
-        let mut events = Vec::with_capacity(checked.len());
-        for (index, c) in checked.into_iter().enumerate() {
-            if let Err(error) = self.produce(&c.id, origin, c.step, registers).await {
-                let published = self.publish_events(&events).await?;
-                return Err(ExternalError::Refused {
-                    index,
-                    published: published.count,
-                    error,
-                });
+
+        // Each message's step against its run's lifecycle, in order; the
+        // first refused one ends the request there.
+        let mut lives: HashMap<String, Lifecycle> = HashMap::new();
+        let mut new_runs: Vec<String> = Vec::new();
+        let mut refused = None;
+        let mut accepted = 0;
+        for (index, c) in checked.iter().enumerate() {
+            let life = lives
+                .entry(c.id.clone())
+                .or_insert_with(|| self.lifecycle_of(&c.id));
+            let mut next = life.clone();
+            let was_registered = next.registered;
+            let mut step = next.advance(&c.step, origin, registers);
+            if step.is_ok() && !was_registered {
+                step = self.admit(&c.id, origin, target, new_runs.len()).await;
+                if step.is_ok() {
+                    new_runs.push(c.id.clone());
+                }
             }
-            events.push(c.event);
+            match step {
+                Ok(()) => {
+                    *life = next;
+                    accepted = index + 1;
+                }
+                Err(error) => {
+                    refused = Some((index, error));
+                    break;
+                }
+            }
         }
-        self.publish_events(&events).await
+        let events: Vec<Event> = checked[..accepted]
+            .iter()
+            .map(|c| c.event.clone())
+            .collect();
+        let published = match self.publish_events(&events).await {
+            Ok(published) => published,
+            Err(e) => {
+                self.release_claims(&new_runs).await;
+                return Err(e);
+            }
+        };
+        // Recorded once out, each run at its last accepted message.
+        let mut recorded = std::collections::HashSet::new();
+        for c in &checked[..accepted] {
+            if recorded.insert(c.id.as_str()) {
+                self.commit_external(&c.id, origin, &lives[&c.id]).await;
+            }
+        }
+        match refused {
+            None => Ok(published),
+            Some((index, error)) => Err(ExternalError::Refused {
+                index,
+                published: published.count,
+                error,
+            }),
+        }
+    }
+
+    /// Admits a new external run: within the node's cap (counting the
+    /// `pending` ones this request registers) and claimed fleet-wide.
+    async fn admit(
+        &self,
+        id: &str,
+        origin: Origin,
+        target: &Target,
+        pending: usize,
+    ) -> Result<(), ProducerError> {
+        if self.active() + pending >= self.capacity() {
+            return Err(ProducerError::Full);
+        }
+        let ends = match target {
+            Target::Topic(room) => vec![room.clone()],
+            Target::Run(_) => RoomName::backtest(id).into_iter().collect(),
+        };
+        match self.claim_external(id, origin, &ends).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ProducerError::Duplicate),
+            Err(e) => Err(ProducerError::Unavailable(e)),
+        }
     }
 
     async fn publish_events(&self, events: &[Event]) -> Result<Published, ExternalError> {

@@ -16,18 +16,35 @@ use redis::aio::ConnectionManager;
 use serde_json::Value;
 
 use crate::bus::redis::with_timeout;
+use crate::catalog::RoomName;
 
-/// Claim a new run. KEYS: run, active set. ARGV: node, origin, now ms, TTL ms, id.
+/// Redis's own clock in ms, so heartbeats compare across nodes whatever
+/// their clocks say.
+const NOW_LUA: &str =
+    "local t = redis.call('TIME') local now = t[1] * 1000 + math.floor(t[2] / 1000)\n";
+
+/// Claim a new run. KEYS: run, active set. ARGV: node, origin, TTL ms, id,
+/// the rooms its end goes to if it is lost (comma-separated), external (`1`/`0`).
 const CLAIM_LUA: &str = r#"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'owner', ARGV[1], 'origin', ARGV[2], 'status', 'pending',
-  'progress', '0', 'heartbeat', ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-redis.call('SADD', KEYS[2], ARGV[5])
+  'progress', '0', 'heartbeat', now, 'ends', ARGV[5], 'external', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[3])
+redis.call('SADD', KEYS[2], ARGV[4])
 return 1
 "#;
 
-/// Renew a run's heartbeat. KEYS: run. ARGV: node, status, progress, now ms, TTL ms.
+/// Give back a claim no run came of. KEYS: run, active set. ARGV: node, id.
+const RELEASE_LUA: &str = r#"
+if redis.call('HGET', KEYS[1], 'owner') == ARGV[1] and redis.call('HGET', KEYS[1], 'status') == 'pending' then
+  redis.call('DEL', KEYS[1])
+  redis.call('SREM', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+/// Renew a run's heartbeat. KEYS: run. ARGV: node, status, progress, TTL ms.
 /// Returns -1 when the run is no longer this node's to run (marked lost),
 /// 1 when a cancel was asked, else 0.
 const RENEW_LUA: &str = r#"
@@ -36,45 +53,60 @@ local status = redis.call('HGET', KEYS[1], 'status')
 if owner ~= ARGV[1] or status == 'failed' or status == 'completed' or status == 'cancelled' then
   return -1
 end
-redis.call('HSET', KEYS[1], 'status', ARGV[2], 'progress', ARGV[3], 'heartbeat', ARGV[4])
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'progress', ARGV[3], 'heartbeat', now)
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
 if redis.call('HGET', KEYS[1], 'cancel') == '1' then return 1 end
 return 0
 "#;
 
-/// Record a run's end. KEYS: run, active set. ARGV: status, result JSON, retention ms, id, progress.
+/// Record a run's end, if it is still this node's. KEYS: run, active set.
+/// ARGV: node, status, result JSON, retention ms, id, progress. Returns 1
+/// when recorded, 0 when another node had ended it (lost).
 const FINISH_LUA: &str = r#"
-redis.call('HSET', KEYS[1], 'status', ARGV[1], 'result', ARGV[2], 'progress', ARGV[5])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('SREM', KEYS[2], ARGV[4])
+local status = redis.call('HGET', KEYS[1], 'status')
+if redis.call('HGET', KEYS[1], 'owner') ~= ARGV[1] or status == 'failed' or status == 'completed' or status == 'cancelled' then
+  redis.call('SREM', KEYS[2], ARGV[5])
+  return 0
+end
+redis.call('HSET', KEYS[1], 'status', ARGV[2], 'result', ARGV[3], 'progress', ARGV[6])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('SREM', KEYS[2], ARGV[5])
 return 1
 "#;
 
-/// Ask a run's owner to cancel it. KEYS: run. Returns 0 unknown, 2 ended, 1 asked.
+/// Ask a run's owner to cancel it. KEYS: run. Returns 0 unknown, 2 ended,
+/// 3 published by an external engine, 1 asked.
 const CANCEL_LUA: &str = r#"
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status then return 0 end
 if status == 'failed' or status == 'completed' or status == 'cancelled' then return 2 end
+if redis.call('HGET', KEYS[1], 'external') == '1' then return 3 end
 redis.call('HSET', KEYS[1], 'cancel', '1')
 return 1
 "#;
 
 /// Mark a run lost if its heartbeat is older than the lease. KEYS: run,
-/// active set. ARGV: now ms, lease ms, retention ms, id, node, error JSON.
-/// Returns 1 when this call marked it (the caller publishes its end).
+/// active set. ARGV: lease ms, retention ms, id, node, error JSON.
+/// Returns the rooms its end goes to (`ends`) when this call marked it (the
+/// caller publishes its end), else false.
 const ORPHAN_LUA: &str = r#"
 local status = redis.call('HGET', KEYS[1], 'status')
 if not status or status == 'failed' or status == 'completed' or status == 'cancelled' then
-  redis.call('SREM', KEYS[2], ARGV[4])
-  return 0
+  redis.call('SREM', KEYS[2], ARGV[3])
+  return false
 end
 local heartbeat = tonumber(redis.call('HGET', KEYS[1], 'heartbeat') or '0')
-if tonumber(ARGV[1]) - heartbeat < tonumber(ARGV[2]) then return 0 end
-redis.call('HSET', KEYS[1], 'status', 'failed', 'lost_by', ARGV[5], 'result', ARGV[6])
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-redis.call('SREM', KEYS[2], ARGV[4])
-return 1
+if now - heartbeat < tonumber(ARGV[1]) then return false end
+redis.call('HSET', KEYS[1], 'status', 'failed', 'lost_by', ARGV[4], 'result', ARGV[5])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+redis.call('SREM', KEYS[2], ARGV[3])
+return redis.call('HGET', KEYS[1], 'ends') or ''
 "#;
+
+/// A script that reads Redis's clock first.
+fn timed(body: &str) -> Script {
+    Script::new(&format!("{NOW_LUA}{body}"))
+}
 
 /// A run as the fleet registry describes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -98,6 +130,8 @@ pub enum RemoteCancel {
     Unknown,
     /// It has ended.
     Ended,
+    /// An external engine publishes it; only it can end it.
+    External,
     /// Its owner will end it at its next renewal.
     Asked,
 }
@@ -168,33 +202,59 @@ impl FleetRuns {
     }
 
     /// Claims `id` for a new run on this node; false when it exists.
-    pub async fn claim(&self, id: &str, origin: &str) -> redis::RedisResult<bool> {
+    /// `ends` are the rooms its end goes to should another node have to end
+    /// it; `external` when an external engine publishes it.
+    pub async fn claim(
+        &self,
+        id: &str,
+        origin: &str,
+        ends: &[RoomName],
+        external: bool,
+    ) -> redis::RedisResult<bool> {
         let mut conn = self.conn.clone();
+        let ends: Vec<&str> = ends.iter().map(RoomName::as_str).collect();
         let claimed: i64 = with_timeout(
-            Script::new(CLAIM_LUA)
+            timed(CLAIM_LUA)
                 .key(self.key(id))
                 .key(&self.active_key)
                 .arg(&self.node)
                 .arg(origin)
-                .arg(now_ms())
                 .arg(self.active_ttl_ms())
                 .arg(id)
+                .arg(ends.join(","))
+                .arg(if external { "1" } else { "0" })
                 .invoke_async(&mut conn),
         )
         .await?;
         Ok(claimed == 1)
     }
 
+    /// Gives back a claim of this node's that no run came of.
+    pub async fn release(&self, id: &str) {
+        let mut conn = self.conn.clone();
+        let released: redis::RedisResult<i64> = with_timeout(
+            Script::new(RELEASE_LUA)
+                .key(self.key(id))
+                .key(&self.active_key)
+                .arg(&self.node)
+                .arg(id)
+                .invoke_async(&mut conn),
+        )
+        .await;
+        if let Err(e) = released {
+            tracing::warn!(backtest_id = id, error = %e, "unused backtest id not released; it expires with the lease");
+        }
+    }
+
     /// Renews one of this node's runs.
     pub async fn renew(&self, id: &str, status: &str, progress: f64) -> Renewal {
         let mut conn = self.conn.clone();
         let renewed: redis::RedisResult<i64> = with_timeout(
-            Script::new(RENEW_LUA)
+            timed(RENEW_LUA)
                 .key(self.key(id))
                 .arg(&self.node)
                 .arg(status)
                 .arg(progress)
-                .arg(now_ms())
                 .arg(self.active_ttl_ms())
                 .invoke_async(&mut conn),
         )
@@ -210,13 +270,22 @@ impl FleetRuns {
         }
     }
 
-    /// Records a run's end with its terminal data.
-    pub async fn finish(&self, id: &str, status: &str, progress: f64, result: &Value) {
+    /// Records a run's end with its terminal data: `Ok(false)` when another
+    /// node had already ended it (lost), an error when Redis did not answer
+    /// (try again: until recorded, the run could be declared lost).
+    pub async fn finish(
+        &self,
+        id: &str,
+        status: &str,
+        progress: f64,
+        result: &Value,
+    ) -> redis::RedisResult<bool> {
         let mut conn = self.conn.clone();
-        let done: redis::RedisResult<i64> = with_timeout(
+        let done: i64 = with_timeout(
             Script::new(FINISH_LUA)
                 .key(self.key(id))
                 .key(&self.active_key)
+                .arg(&self.node)
                 .arg(status)
                 .arg(result.to_string())
                 .arg(self.retention.as_millis() as u64)
@@ -224,10 +293,8 @@ impl FleetRuns {
                 .arg(progress)
                 .invoke_async(&mut conn),
         )
-        .await;
-        if let Err(e) = done {
-            tracing::warn!(backtest_id = id, error = %e, "backtest end not recorded in redis");
-        }
+        .await?;
+        Ok(done == 1)
     }
 
     /// The run `id` anywhere in the fleet.
@@ -268,6 +335,7 @@ impl FleetRuns {
         Ok(match asked {
             0 => RemoteCancel::Unknown,
             2 => RemoteCancel::Ended,
+            3 => RemoteCancel::External,
             _ => RemoteCancel::Asked,
         })
     }
@@ -283,15 +351,19 @@ impl FleetRuns {
         .await
     }
 
-    /// Marks `id` lost if its owner stopped renewing; true when this node
-    /// marked it (and must publish its end), with `error` as its result.
-    pub async fn mark_lost(&self, id: &str, error: &Value) -> redis::RedisResult<bool> {
+    /// Marks `id` lost if its owner stopped renewing; when this node marked
+    /// it, the rooms its end goes to (this node publishes it), with `error`
+    /// as its result.
+    pub async fn mark_lost(
+        &self,
+        id: &str,
+        error: &Value,
+    ) -> redis::RedisResult<Option<Vec<RoomName>>> {
         let mut conn = self.conn.clone();
-        let marked: i64 = with_timeout(
-            Script::new(ORPHAN_LUA)
+        let marked: Option<String> = with_timeout(
+            timed(ORPHAN_LUA)
                 .key(self.key(id))
                 .key(&self.active_key)
-                .arg(now_ms())
                 .arg(self.lease.as_millis() as u64)
                 .arg(self.retention.as_millis() as u64)
                 .arg(id)
@@ -300,10 +372,6 @@ impl FleetRuns {
                 .invoke_async(&mut conn),
         )
         .await?;
-        Ok(marked == 1)
+        Ok(marked.map(|ends| ends.split(',').filter_map(RoomName::from_wire).collect()))
     }
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
 }

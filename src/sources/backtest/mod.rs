@@ -19,9 +19,8 @@ pub mod run;
 pub mod settings;
 pub mod slots;
 
-pub use registry::{
-    Backtests, ControlError, IdPolicy, ProducedStep, ProducerError, RunView, StartError,
-};
+pub use external::{ProducedStep, ProducerError};
+pub use registry::{Backtests, ControlError, IdPolicy, RunView, StartError};
 pub use request::{Origin, RequestError, RunRequest};
 pub use run::{RunEntry, RunState, RunStatus};
 pub use settings::BacktestSettings;

@@ -19,6 +19,7 @@ use tokio_util::task::TaskTracker;
 
 use super::driver::Driver;
 use super::events::{Emitter, RunError};
+use super::external::Lifecycle;
 use super::fleet::{FleetRuns, RemoteCancel, Renewal};
 use super::request::{Origin, RunRequest};
 use super::run::{RunEntry, RunStatus, Stop};
@@ -79,57 +80,6 @@ pub struct RunView {
     pub node: Option<String>,
 }
 
-/// What an external producer's event does to its run.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ProducedStep {
-    /// Seed 002's `backtest_start`: registers the run.
-    Start,
-    /// Any event before the end; a progress must not go back.
-    Event {
-        /// The event's progress, if it is a progress event.
-        progress: Option<f64>,
-    },
-    /// The terminal event: completed (with seed 002's result data, if any)
-    /// or failed.
-    End {
-        /// Whether the run completed.
-        completed: bool,
-        /// The terminal event's data.
-        data: Value,
-    },
-}
-
-/// Why an external producer's event was refused.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ProducerError {
-    /// `backtest_start` for an id already registered: 409.
-    #[error("backtest_id already exists")]
-    Duplicate,
-    /// An event of a seed 002 run before its `backtest_start`: 409.
-    #[error("backtest_start must come first: no run has this backtest_id")]
-    NotStarted,
-    /// An event after the run's terminal event: 409.
-    #[error("the backtest has already ended: nothing may follow its terminal event")]
-    Finished,
-    /// The id belongs to a run roomcast executes itself: 409.
-    #[error("backtest_id belongs to a run this server executes")]
-    NotExternal,
-    /// A progress below the run's last: 422.
-    #[error("progress {got} is below the run's last progress {last}")]
-    Backwards {
-        /// The run's last progress.
-        last: f64,
-        /// The refused one.
-        got: f64,
-    },
-    /// Too many unfinished runs: 503.
-    #[error("backtest queue full")]
-    Full,
-    /// The fleet registry (Redis) did not answer: 503.
-    #[error("backtest registry unavailable: {0}")]
-    Unavailable(String),
-}
-
 /// How a start's id is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IdPolicy {
@@ -138,6 +88,19 @@ pub enum IdPolicy {
     /// As given, or with `_2`, `_3`, … appended until free (seed 003's
     /// generated `backtest_<date>_<time>`, two starts in one second).
     Suffixed,
+}
+
+/// A run's end, to record in the fleet registry.
+#[derive(Debug, Clone)]
+struct Ended {
+    /// The run.
+    id: String,
+    /// How it ended.
+    status: RunStatus,
+    /// Its last progress.
+    progress: f64,
+    /// Seed 002's terminal data.
+    data: Value,
 }
 
 /// The node's backtest runs.
@@ -165,6 +128,12 @@ pub struct Backtests {
     tracker: TaskTracker,
     /// The fleet registry on Redis (fleet mode).
     fleet: Option<FleetRuns>,
+    /// Ends the fleet registry has not recorded yet (Redis did not
+    /// answer), retried every renewal round.
+    unrecorded: Mutex<Vec<Ended>>,
+    /// Held while an external engine's request is checked, published and
+    /// recorded, so two requests for one run cannot interleave.
+    external: tokio::sync::Mutex<()>,
 }
 
 impl Backtests {
@@ -190,7 +159,14 @@ impl Backtests {
             closing: AtomicBool::new(false),
             tracker: TaskTracker::new(),
             fleet,
+            unrecorded: Mutex::new(Vec::new()),
+            external: tokio::sync::Mutex::new(()),
         })
+    }
+
+    /// The lock external engines' requests take turns on.
+    pub(super) fn external_lock(&self) -> &tokio::sync::Mutex<()> {
+        &self.external
     }
 
     /// Where runs publish (external engines' messages too).
@@ -211,43 +187,52 @@ impl Backtests {
         mut request: RunRequest,
         ids: IdPolicy,
     ) -> Result<Arc<RunEntry>, StartError> {
-        if self.closing.load(Ordering::Acquire) {
-            return Err(StartError::ShuttingDown);
-        }
-        if let Some(fleet) = &self.fleet {
-            request.id = self.claim(fleet, &request.id, request.origin, ids).await?;
-        }
-        let entry = {
-            let mut runs = self.runs.lock();
-            let pending = runs
-                .values()
-                .filter(|r| r.status() == RunStatus::Pending)
-                .count();
-            let running = runs
-                .values()
-                .filter(|r| r.status() == RunStatus::Running)
-                .count();
-            if running + pending >= self.settings.max_concurrent + self.settings.max_queued {
-                return Err(StartError::QueueFull);
+        // What this node can refuse by itself, before claiming anything.
+        {
+            let runs = self.runs.lock();
+            self.admits(&runs)?;
+            if runs.contains_key(&request.id) && ids == IdPolicy::Exact {
+                return Err(StartError::Duplicate);
             }
-            if runs.contains_key(&request.id) {
-                match ids {
-                    IdPolicy::Exact => return Err(StartError::Duplicate),
-                    IdPolicy::Suffixed => {
-                        let base = request.id.clone();
-                        request.id = (2..)
-                            .map(|n| format!("{base}_{n}"))
-                            .find(|id| !runs.contains_key(id))
-                            .expect("some suffix is free");
-                    }
-                }
+        }
+        let claimed = match &self.fleet {
+            Some(fleet) => {
+                request.id = self.claim(fleet, &request, ids).await?;
+                true
             }
-            let entry = Arc::new(RunEntry::new(request.id.clone(), request.origin));
-            runs.insert(request.id.clone(), Arc::clone(&entry));
-            // In line now, under the lock: runs execute in start order.
-            (entry, self.slots.queue())
+            None => false,
         };
-        let (entry, ticket) = entry;
+        let admitted = {
+            let mut runs = self.runs.lock();
+            let free = match self.admits(&runs) {
+                Err(e) => Err(e),
+                Ok(()) if !runs.contains_key(&request.id) => Ok(()),
+                Ok(()) if ids == IdPolicy::Exact || claimed => Err(StartError::Duplicate),
+                Ok(()) => {
+                    let base = request.id.clone();
+                    request.id = (2..)
+                        .map(|n| format!("{base}_{n}"))
+                        .find(|id| !runs.contains_key(id))
+                        .expect("some suffix is free");
+                    Ok(())
+                }
+            };
+            free.map(|()| {
+                let entry = Arc::new(RunEntry::new(request.id.clone(), request.origin));
+                runs.insert(request.id.clone(), Arc::clone(&entry));
+                // In line now, under the lock: runs execute in start order.
+                (entry, self.slots.queue())
+            })
+        };
+        let (entry, ticket) = match admitted {
+            Ok(admitted) => admitted,
+            Err(e) => {
+                if claimed {
+                    self.release_claims(std::slice::from_ref(&request.id)).await;
+                }
+                return Err(e);
+            }
+        };
         let driver = Driver {
             entry: Arc::clone(&entry),
             request,
@@ -264,24 +249,54 @@ impl Backtests {
         Ok(entry)
     }
 
-    /// Claims a free id in the fleet: `id` itself or, with
-    /// [`IdPolicy::Suffixed`], the first free of `id_2`, `id_3`, …
+    /// Whether a new run may be registered now: not while draining, nor
+    /// beyond the slots and the queue. Checked under the runs' lock, which
+    /// the drain takes too.
+    fn admits(&self, runs: &HashMap<String, Arc<RunEntry>>) -> Result<(), StartError> {
+        if self.closing.load(Ordering::Acquire) {
+            return Err(StartError::ShuttingDown);
+        }
+        let active = runs.values().filter(|r| !r.status().is_terminal()).count();
+        if active >= self.capacity() {
+            return Err(StartError::QueueFull);
+        }
+        Ok(())
+    }
+
+    /// Claims a free id in the fleet for `request`: its id itself or, with
+    /// [`IdPolicy::Suffixed`], the first free of `id_2`, `id_3`, … that this
+    /// node does not hold either.
     async fn claim(
         &self,
         fleet: &FleetRuns,
-        id: &str,
-        origin: Origin,
+        request: &RunRequest,
         ids: IdPolicy,
     ) -> Result<String, StartError> {
+        let suffixed = ids == IdPolicy::Suffixed;
         for n in 1..=100 {
             let candidate = if n == 1 {
-                id.to_string()
+                request.id.clone()
             } else {
-                format!("{id}_{n}")
+                format!("{}_{n}", request.id)
             };
-            match fleet.claim(&candidate, origin.label()).await {
+            if n > 1 && self.runs.lock().contains_key(&candidate) {
+                continue;
+            }
+            // Where its end goes should another node have to publish it.
+            let ends: Vec<RoomName> = if request.streaming {
+                [RoomName::topic("backtest"), RoomName::backtest(&candidate)]
+                    .into_iter()
+                    .flatten()
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            match fleet
+                .claim(&candidate, request.origin.label(), &ends, false)
+                .await
+            {
                 Ok(true) => return Ok(candidate),
-                Ok(false) if ids == IdPolicy::Exact => return Err(StartError::Duplicate),
+                Ok(false) if !suffixed => return Err(StartError::Duplicate),
                 Ok(false) => continue,
                 Err(e) => return Err(StartError::Unavailable(e.to_string())),
             }
@@ -289,91 +304,98 @@ impl Backtests {
         Err(StartError::Duplicate)
     }
 
-    /// Applies an external producer's event to its run `id` (seed 002's
-    /// runs begin with [`ProducedStep::Start`]; with `registers`, seed 003's
-    /// first event registers the run). The run is then known like an
-    /// embedded one: ids stay unique across seeds, a stream of it is not
-    /// refused, and its end starts its retention.
-    pub async fn produce(
+    /// The lifecycle of run `id` as an external producer's messages see it.
+    pub(super) fn lifecycle_of(&self, id: &str) -> Lifecycle {
+        match self.get(id) {
+            None => Lifecycle::default(),
+            Some(entry) => {
+                let state = entry.state();
+                Lifecycle {
+                    registered: true,
+                    external: entry.is_external(),
+                    origin: Some(entry.origin),
+                    status: state.status,
+                    progress: state.progress,
+                    result: None,
+                    error: None,
+                }
+            }
+        }
+    }
+
+    /// Unfinished runs this node holds, against the cap of runs executing
+    /// and waiting (external engines' runs count too).
+    pub(super) fn active(&self) -> usize {
+        self.runs
+            .lock()
+            .values()
+            .filter(|r| !r.status().is_terminal())
+            .count()
+    }
+
+    /// The cap [`Backtests::active`] is held to.
+    pub(super) fn capacity(&self) -> usize {
+        self.settings.max_concurrent + self.settings.max_queued
+    }
+
+    /// Claims `id` fleet-wide for an external engine's run (no-op
+    /// embedded): `Ok(false)` when it is taken.
+    pub(super) async fn claim_external(
         &self,
         id: &str,
         origin: Origin,
-        step: ProducedStep,
-        registers: bool,
-    ) -> Result<(), ProducerError> {
-        let known = self.runs.lock().contains_key(id);
-        if !known
-            && (step == ProducedStep::Start || registers)
-            && let Some(fleet) = &self.fleet
-        {
-            match fleet.claim(id, origin.label()).await {
-                Ok(true) => {}
-                Ok(false) => return Err(ProducerError::Duplicate),
-                Err(e) => return Err(ProducerError::Unavailable(e.to_string())),
+        ends: &[RoomName],
+    ) -> Result<bool, String> {
+        match &self.fleet {
+            None => Ok(true),
+            Some(fleet) => fleet
+                .claim(id, origin.label(), ends, true)
+                .await
+                .map_err(|e| e.to_string()),
+        }
+    }
+
+    /// Gives back claims that no run came of.
+    pub(super) async fn release_claims(&self, ids: &[String]) {
+        if let Some(fleet) = &self.fleet {
+            for id in ids {
+                fleet.release(id).await;
             }
         }
+    }
+
+    /// Records an external engine's run at `life` (registering it if new),
+    /// after its messages were published; its end starts its retention.
+    pub(super) async fn commit_external(&self, id: &str, origin: Origin, life: &Lifecycle) {
         let entry = {
             let mut runs = self.runs.lock();
-            match runs.get(id) {
-                Some(_) if step == ProducedStep::Start => return Err(ProducerError::Duplicate),
-                Some(entry) => Arc::clone(entry),
-                None if step == ProducedStep::Start || registers => {
-                    let active = runs.values().filter(|r| !r.status().is_terminal()).count();
-                    if active >= self.settings.max_concurrent + self.settings.max_queued {
-                        return Err(ProducerError::Full);
-                    }
-                    let entry = Arc::new(RunEntry::external(id.to_string(), origin));
-                    runs.insert(id.to_string(), Arc::clone(&entry));
-                    entry
-                }
-                None => return Err(ProducerError::NotStarted),
-            }
+            let entry = runs
+                .entry(id.to_string())
+                .or_insert_with(|| Arc::new(RunEntry::external(id.to_string(), origin)));
+            Arc::clone(entry)
         };
         if !entry.touch() {
-            return Err(ProducerError::NotExternal);
+            tracing::warn!(
+                backtest_id = id,
+                "an external engine's run collided with an embedded one; not recorded"
+            );
+            return;
         }
-        let mut refused = None;
         let mut ended = false;
         entry.update_if(|state| {
             if state.status.is_terminal() {
-                refused = Some(ProducerError::Finished);
                 return false;
             }
-            match &step {
-                ProducedStep::Start => false,
-                ProducedStep::Event { progress: None } => false,
-                ProducedStep::Event { progress: Some(p) } if *p < state.progress => {
-                    refused = Some(ProducerError::Backwards {
-                        last: state.progress,
-                        got: *p,
-                    });
-                    false
-                }
-                ProducedStep::Event { progress: Some(p) } => {
-                    state.progress = *p;
-                    true
-                }
-                ProducedStep::End { completed, data } => {
-                    ended = true;
-                    if *completed {
-                        state.status = RunStatus::Completed;
-                        state.progress = 100.0;
-                        state.result = Some(data.clone());
-                    } else {
-                        state.status = RunStatus::Failed;
-                        state.error = Some(data.clone());
-                    }
-                    true
-                }
-            }
+            state.status = life.status;
+            state.progress = life.progress;
+            state.result.clone_from(&life.result);
+            state.error.clone_from(&life.error);
+            ended = life.status.is_terminal();
+            true
         });
-        if let Some(e) = refused {
-            return Err(e);
-        }
         if ended {
             self.handle_finished(&entry).await;
         }
-        Ok(())
     }
 
     /// The run `id` wherever it runs: this node's, or (fleet mode) another
@@ -425,6 +447,7 @@ impl Backtests {
             return match fleet.cancel(id).await {
                 Ok(RemoteCancel::Asked) => Ok(()),
                 Ok(RemoteCancel::Ended) => Err(ControlError::Finished),
+                Ok(RemoteCancel::External) => Err(ControlError::External),
                 Ok(RemoteCancel::Unknown) => Err(ControlError::NotFound),
                 Err(e) => Err(ControlError::Unavailable(e.to_string())),
             };
@@ -470,8 +493,12 @@ impl Backtests {
     /// shutting down" (published before sessions close), and this returns
     /// when all of them have.
     pub async fn shut_down(&self) {
-        self.closing.store(true, Ordering::Release);
-        let runs: Vec<Arc<RunEntry>> = self.runs.lock().values().cloned().collect();
+        let runs: Vec<Arc<RunEntry>> = {
+            // Under the lock starts check it under: none slips past.
+            let runs = self.runs.lock();
+            self.closing.store(true, Ordering::Release);
+            runs.values().cloned().collect()
+        };
         for run in runs {
             run.request_stop(Stop::Drain);
         }
@@ -508,9 +535,15 @@ impl Backtests {
                     .await
                 {
                     Renewal::Cancel if !run.is_external() => run.request_stop(Stop::Cancel),
+                    Renewal::Lost if run.is_external() => self.lose_external(run),
                     Renewal::Lost => run.request_stop(Stop::Lost),
                     Renewal::Cancel | Renewal::Held | Renewal::Unknown => {}
                 }
+            }
+            // Ends Redis missed: until recorded, a run could be declared lost.
+            let unrecorded = std::mem::take(&mut *self.unrecorded.lock());
+            for run in unrecorded {
+                self.record_end(&fleet, &run).await;
             }
             let Ok(active) = fleet.active().await else {
                 continue;
@@ -524,20 +557,43 @@ impl Backtests {
         }
     }
 
-    /// Ends another node's run if its owner stopped renewing it.
+    /// An external engine's run another node declared lost (this node
+    /// stalled): it takes no more events.
+    fn lose_external(&self, run: &RunEntry) {
+        run.update_if(|state| {
+            if state.status.is_terminal() {
+                return false;
+            }
+            state.status = RunStatus::Failed;
+            state.error = Some(serde_json::json!({
+                "backtest_id": run.id,
+                "error": RunError::NodeLost.to_string(),
+            }));
+            true
+        });
+    }
+
+    /// Ends another node's run if its owner stopped renewing it, in the
+    /// rooms its owner named when it claimed the run.
     async fn end_lost(&self, fleet: &FleetRuns, id: &str) {
-        let mut emit = Emitter::for_run(id, self.max_events);
         let error = RunError::NodeLost;
-        let data = emit.error(&error);
-        match fleet.mark_lost(id, &data).await {
-            Ok(true) => {}
-            Ok(false) => return,
+        let data = serde_json::json!({
+            "backtest_id": id,
+            "error": error.to_string(),
+            "error_details": error.error_details(),
+            "timestamp": crate::protocol::time::now(),
+        });
+        let ends = match fleet.mark_lost(id, &data).await {
+            Ok(Some(ends)) => ends,
+            Ok(None) => return,
             Err(e) => {
                 tracing::warn!(backtest_id = id, error = %e, "lost-run check failed");
                 return;
             }
-        }
+        };
         tracing::warn!(backtest_id = id, "backtest node lost: run ended here");
+        let mut emit = Emitter::for_rooms(id, &ends, self.max_events);
+        emit.error(&error);
         let (topic, stream) = emit.take();
         for events in [topic, stream] {
             if let Err(e) = self.publisher.publish_batch(&events).await {
@@ -596,10 +652,13 @@ impl Backtests {
     async fn handle_finished(&self, entry: &RunEntry) {
         if let Some(fleet) = &self.fleet {
             let state = entry.state();
-            let data = state.result.or(state.error).unwrap_or(Value::Null);
-            fleet
-                .finish(&entry.id, state.status.label(), state.progress, &data)
-                .await;
+            let end = Ended {
+                id: entry.id.clone(),
+                status: state.status,
+                progress: state.progress,
+                data: state.result.or(state.error).unwrap_or(Value::Null),
+            };
+            self.record_end(fleet, &end).await;
         }
         let evicted: Vec<String> = {
             let mut finished = self.finished.lock();
@@ -609,6 +668,24 @@ impl Backtests {
         };
         for id in evicted {
             self.forget(&id);
+        }
+    }
+
+    /// Records a run's end in the fleet registry; kept for the next
+    /// renewal round when Redis does not answer.
+    async fn record_end(&self, fleet: &FleetRuns, end: &Ended) {
+        match fleet
+            .finish(&end.id, end.status.label(), end.progress, &end.data)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!(backtest_id = %end.id, "backtest had been declared lost by another node");
+            }
+            Err(e) => {
+                tracing::warn!(backtest_id = %end.id, error = %e, "backtest end not recorded in redis; retrying");
+                self.unrecorded.lock().push(end.clone());
+            }
         }
     }
 
@@ -732,51 +809,60 @@ mod tests {
 
     #[tokio::test]
     async fn an_external_run_keeps_its_lifecycle_in_order() {
-        let (registry, _) = registry(8);
-        let event = |progress| ProducedStep::Event { progress };
-        assert_eq!(
-            registry
-                .produce("ext", Origin::Seed002, event(None), false)
-                .await,
-            Err(ProducerError::NotStarted)
-        );
-        registry
-            .produce("ext", Origin::Seed002, ProducedStep::Start, false)
-            .await
-            .unwrap();
-        assert_eq!(
-            registry
-                .produce("ext", Origin::Seed002, ProducedStep::Start, false)
-                .await,
-            Err(ProducerError::Duplicate)
-        );
-        registry
-            .produce("ext", Origin::Seed002, event(Some(40.0)), false)
-            .await
-            .unwrap();
-        assert!(matches!(
-            registry
-                .produce("ext", Origin::Seed002, event(Some(20.0)), false)
-                .await,
-            Err(ProducerError::Backwards { .. })
-        ));
-        assert_eq!(registry.cancel("ext").await, Err(ControlError::External));
-        let end = ProducedStep::End {
-            completed: true,
-            data: serde_json::json!({"final_balance": 1.0}),
+        use super::super::external::{ExternalError, ProducerError, Target};
+        let (registry, rooms) = registry(8);
+        let topic = Target::Topic(RoomName::topic("backtest").unwrap());
+        let message =
+            |kind: &str, data: serde_json::Value| serde_json::json!({"type": kind, "data": data});
+        let refused = |r: Result<_, ExternalError>| match r {
+            Err(ExternalError::Refused {
+                index,
+                published,
+                error,
+            }) => (index, published, error),
+            other => panic!("not refused: {other:?}"),
         };
-        registry
-            .produce("ext", Origin::Seed002, end, false)
-            .await
-            .unwrap();
-        assert_eq!(
+        let log = message("log_entry", serde_json::json!({"backtest_id": "ext"}));
+        let (_, _, e) = refused(registry.publish_external(&topic, vec![log.clone()]).await);
+        assert_eq!(e, ProducerError::NotStarted);
+        let start = message("backtest_start", serde_json::json!({"backtest_id": "ext"}));
+        let progress = |p: f64| {
+            message(
+                "backtest_progress",
+                serde_json::json!({"backtest_id": "ext", "progress": p}),
+            )
+        };
+        // A refused message: those before it are published and recorded.
+        let (index, published, e) = refused(
             registry
-                .produce("ext", Origin::Seed002, event(None), false)
+                .publish_external(
+                    &topic,
+                    vec![start.clone(), progress(40.0), progress(20.0), log.clone()],
+                )
                 .await,
-            Err(ProducerError::Finished)
         );
+        assert_eq!((index, published), (2, 2));
+        assert!(matches!(e, ProducerError::Backwards { .. }));
+        assert_eq!(registry.get("ext").unwrap().state().progress, 40.0);
+        let (_, _, e) = refused(registry.publish_external(&topic, vec![start]).await);
+        assert_eq!(e, ProducerError::Duplicate);
+        assert_eq!(registry.cancel("ext").await, Err(ControlError::External));
+        // Seed 003's messages cannot end a seed 002 run.
+        let stream = Target::Run("ext".into());
+        let done = serde_json::json!({"type": "complete", "data": {"metrics": {}}});
+        let (_, _, e) = refused(registry.publish_external(&stream, vec![done]).await);
+        assert_eq!(e, ProducerError::OtherSeed);
+        let end = message(
+            "backtest_complete",
+            serde_json::json!({"backtest_id": "ext", "final_balance": 1.0}),
+        );
+        let published = registry.publish_external(&topic, vec![end]).await.unwrap();
+        assert_eq!(published.count, 1);
+        let (_, _, e) = refused(registry.publish_external(&topic, vec![log]).await);
+        assert_eq!(e, ProducerError::Finished);
         let state = registry.get("ext").unwrap().state();
         assert_eq!(state.status, RunStatus::Completed);
         assert_eq!(state.result.unwrap()["final_balance"], 1.0);
+        drop(rooms);
     }
 }

@@ -145,7 +145,16 @@ pub fn check_strategy(field: &'static str, id: &str) -> Result<String, RequestEr
 
 /// A symbol by roomcast's ticker rules, normalised.
 pub fn check_symbol(symbol: &str) -> Result<String, RequestError> {
-    normalize_ticker(symbol).map_err(|e| bad("symbol", format!("invalid symbol: {e}")))
+    let symbol =
+        normalize_ticker(symbol).map_err(|e| bad("symbol", format!("invalid symbol: {e}")))?;
+    // The symbol names a directory of CSV data: never a path.
+    if symbol.contains('/') || symbol.starts_with('.') {
+        return Err(bad(
+            "symbol",
+            "invalid symbol: '/' and a leading '.' are not allowed here",
+        ));
+    }
+    Ok(symbol)
 }
 
 /// A timeframe in either seed's notation (`H1`, `1H`, `15M`).
@@ -169,6 +178,9 @@ pub fn check_range(start: &str, end: &str, now: i64) -> Result<(i64, i64), Reque
         .ok_or_else(|| bad("start_date", "expected YYYY-MM-DD or an RFC 3339 date-time"))?;
     let to = parse_instant(end, true)
         .ok_or_else(|| bad("end_date", "expected YYYY-MM-DD or an RFC 3339 date-time"))?;
+    if from < EARLIEST {
+        return Err(bad("start_date", "start_date must be 1970-01-01 or later"));
+    }
     if from >= to {
         return Err(bad("end_date", "end_date must be after start_date"));
     }
@@ -178,6 +190,10 @@ pub fn check_range(start: &str, end: &str, now: i64) -> Result<(i64, i64), Reque
     Ok((from, to))
 }
 
+/// The earliest instant a range may start (the Unix epoch): bounds the work
+/// of counting a range's bars before it is refused.
+const EARLIEST: i64 = 0;
+
 /// Checks the bars a range holds against the cap, and that it holds any.
 pub fn check_bars(
     symbol: &str,
@@ -186,6 +202,19 @@ pub fn check_bars(
     to: i64,
     max_bars: usize,
 ) -> Result<usize, RequestError> {
+    // Every calendar is open at least a sixth of the time (NYSE: 32.5 of 168
+    // hours a week), so a range this long holds more bars than the cap
+    // whatever its calendar: refused without counting.
+    let slots = ((to - from) / timeframe.seconds()).max(0) as usize;
+    if slots / 6 > max_bars {
+        return Err(bad(
+            "end_date",
+            format!(
+                "the range holds more than {max_bars} bars of {} (ROOMCAST_BACKTEST_MAX_BARS); narrow it or use a longer timeframe",
+                timeframe.label()
+            ),
+        ));
+    }
     let bars = Calendar::for_symbol(symbol).bar_count(timeframe, from, to);
     if bars > max_bars {
         return Err(bad(
@@ -283,6 +312,17 @@ mod tests {
         // A Saturday on the NYSE.
         let (from, to) = check_range("2024-01-06", "2024-01-06", NOW).unwrap();
         assert!(check_bars("AAPL", Timeframe::H1, from, to, 10_000).is_err());
+        // Absurd ranges are refused before any counting.
+        assert_eq!(
+            check_range("-262000-01-01", "2024-01-01", NOW)
+                .unwrap_err()
+                .field,
+            "start_date"
+        );
+        let (from, to) = check_range("1970-01-01", "2024-01-01", NOW).unwrap();
+        assert!(check_bars("AAPL", Timeframe::M1, from, to, 500_000).is_err());
+        assert!(check_symbol("../../etc").is_err());
+        assert!(check_symbol("BRK.B").is_ok());
     }
 
     #[test]

@@ -13,9 +13,10 @@ use tokio::sync::watch;
 use super::request::Origin;
 
 /// Where a run stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum RunStatus {
     /// Waiting for a slot; nothing published yet.
+    #[default]
     Pending,
     /// Executing.
     Running,
