@@ -1420,3 +1420,80 @@ async fn a_run_beyond_the_event_cap_ends_with_an_error_and_its_replay_stays_with
     );
     ping_pong(&mut ws).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_paused_a_run_resumes_it_when_it_leaves() {
+    let server = TestServer::start(|c| c.backtest.bars_per_sec = 2_000.0).await;
+    let id = start_003(&server, "", SEED003_EXAMPLE).await;
+    let mut pauser = open_stream(&server, &id).await;
+    let mut seen = Vec::new();
+    send_json(&mut pauser, &json!({"type": "pause"})).await;
+    read_003_until(&mut pauser, &mut seen, Some("pause_ack"), |_| false).await;
+    // The run is held; its pauser vanishes without resuming it.
+    drop(pauser);
+    let mut watcher = open_stream(&server, &id).await;
+    let run = check_run_003(&read_run_003(&mut watcher).await, &id);
+    check_completed_003(&run);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_runs_id_starts_afresh_and_its_lingering_viewer_gets_nothing_of_the_new_run() {
+    let server = TestServer::start(|c| {
+        c.backtest.bars_per_sec = 0.0;
+        c.backtest.max_runs = 1;
+    })
+    .await;
+    let body = body_002("reused", "EURUSD", "H4", "2023-01-01", "2023-01-31");
+    let (status, first) = server
+        .http_post("/api/v1/backtest/run?wait=true", &body)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{first}");
+    // A viewer stays on the finished run, as seed 003's clients do.
+    let mut lingering = open_stream(&server, "reused").await;
+    let first_run = read_run_003(&mut lingering).await;
+    // Another run pushes it out of the registry (one finished run kept)...
+    let other = body_002("other", "EURUSD", "H4", "2023-01-01", "2023-01-31");
+    let (status, _) = server
+        .http_post("/api/v1/backtest/run?wait=true", &other)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = server.http_get("/api/v1/backtest/reused").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // ...so its id is free, and a new run of it is a new stream.
+    let again = body_002("reused", "EURUSD", "H4", "2023-02-01", "2023-02-28");
+    let (status, second) = server
+        .http_post("/api/v1/backtest/run?wait=true", &again)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{second}");
+    let mut fresh = open_stream(&server, "reused").await;
+    let second_run = read_run_003(&mut fresh).await;
+    assert_ne!(second_run, first_run);
+    check_completed_003(&check_run_003(&second_run, "reused"));
+    // The lingering viewer saw the end of its run and nothing since.
+    send_json(&mut lingering, &json!({"type": "ping"})).await;
+    assert_eq!(type_of(&recv_text(&mut lingering).await), "pong");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn absurd_date_ranges_are_refused_at_once_naming_the_field() {
+    let server = TestServer::start(|_| {}).await;
+    for (start, field) in [
+        ("-262000-01-01", "start_date"),
+        ("1969-12-31", "start_date"),
+    ] {
+        let body = body_003("AAPL", &["1H"], start, "2024-01-01");
+        let (status, refused) = server.http_post("/api/backtesting/start", &body).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        assert_eq!(refused["field"], field, "{refused}");
+    }
+    // 54 years of minutes: refused by the cap without counting them.
+    let body = body_003("AAPL", &["1M"], "1970-01-01", "2024-01-01");
+    let (status, refused) = server.http_post("/api/backtesting/start", &body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["field"], "end_date", "{refused}");
+    // A symbol that would be a path into the data directory.
+    let body = body_003("../../etc", &["1H"], "2024-01-01", "2024-01-31");
+    let (status, refused) = server.http_post("/api/backtesting/start", &body).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+    assert_eq!(refused["field"], "symbol", "{refused}");
+}

@@ -250,3 +250,34 @@ async fn a_python_engines_seed002_run_and_its_log_records_reach_topic_subscriber
     }
     server.shutdown().await.unwrap();
 }
+
+const ODD_VALUES: &str = r#"
+import sys
+from roomcast_client import BacktestStreamPublisher, HttpTransport
+
+run = BacktestStreamPublisher("py-odd-values", transport=HttpTransport(sys.argv[1]))
+try:
+    import numpy
+    trades = numpy.int64(3)
+except ImportError:
+    trades = 3
+run.metrics(trades, 2, 0.6667, float("inf"), float("nan"), -0.05)
+assert run.complete({"total_trades": trades, "sharpe_ratio": float("nan")}), "complete not delivered"
+assert run.sink.last_error is None, run.sink.last_error
+print("published")
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn values_json_cannot_carry_reach_viewers_as_null_and_the_run_still_ends() {
+    let server = TestServer::start(|_| {}).await;
+    let out = python::run(ODD_VALUES, &[&format!("http://{}", server.addr)]).await;
+    assert!(out.contains("published"), "{out}");
+    let run = read_stream(&server, "py-odd-values").await;
+    assert_eq!(run.len(), 2, "{run:?}");
+    let metrics = &run[0]["data"];
+    assert_eq!(metrics["total_trades"], 3);
+    assert_eq!(metrics["profit_factor"], Value::Null);
+    assert_eq!(metrics["sharpe_ratio"], Value::Null);
+    assert_eq!(run[1]["type"], "complete");
+    assert_eq!(run[1]["data"]["metrics"]["sharpe_ratio"], Value::Null);
+}

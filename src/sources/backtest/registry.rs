@@ -669,6 +669,7 @@ impl Backtests {
         for id in evicted {
             self.forget(&id);
         }
+        entry.update(|s| s.settled = true);
     }
 
     /// Records a run's end in the fleet registry; kept for the next

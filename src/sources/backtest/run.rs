@@ -60,6 +60,9 @@ pub struct RunState {
     pub result: Option<Value>,
     /// Seed 002's `backtest_error.data`, once failed or cancelled.
     pub error: Option<Value>,
+    /// Its end has been recorded (retention, the fleet registry): what
+    /// anyone asks of it from now on, on any node, says it ended.
+    pub settled: bool,
 }
 
 /// Why a run is asked to stop early.
@@ -112,6 +115,7 @@ impl RunEntry {
                 progress: 0.0,
                 result: None,
                 error: None,
+                settled: false,
             }),
         }
     }
@@ -126,10 +130,12 @@ impl RunEntry {
         self.state.borrow().clone()
     }
 
-    /// Waits until it has ended; its final state.
+    /// Waits until it has ended and its end is recorded; its final state.
     pub async fn finished(&self) -> RunState {
         let mut state = self.state.subscribe();
-        let result = state.wait_for(|s| s.status.is_terminal()).await;
+        let result = state
+            .wait_for(|s| s.status.is_terminal() && s.settled)
+            .await;
         match result {
             Ok(s) => s.clone(),
             Err(_) => self.state(),
