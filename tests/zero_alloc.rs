@@ -282,6 +282,41 @@ fn publishing_a_neutral_event_allocates_nothing_per_member() {
 }
 
 #[test]
+fn a_backtest_runs_seed003_viewers_cost_no_allocation_at_all() {
+    // Seed 003's frame is the event's canonical frame, made by its producer:
+    // the room shares it with every viewer and keeps a slice of it.
+    let run = RoomName::backtest("bt-viewers").unwrap();
+    let data = serde_json::json!({"backtest_id": "bt-viewers", "progress": 45.2});
+    let event = Event::from(
+        Neutral::new(run.clone(), "progress", "2026-01-01T00:00:00.000Z", &data).unwrap(),
+    );
+    assert_publish_cost_is_independent_of_members(run, DialectKind::Seed003, &event, 0);
+}
+
+#[test]
+fn a_seed002_topics_subscribers_cost_one_envelope_per_event() {
+    // `{type,data}` is sliced out of the canonical JSON once per publish:
+    // one frame buffer and its shared header, whatever the subscribers.
+    let topic = RoomName::topic("backtest").unwrap();
+    let data = serde_json::json!({"backtest_id": "bt", "progress": 45.2, "timestamp": "2026-01-01T00:00:00.000Z"});
+    let event = Event::from(
+        Neutral::new(
+            topic.clone(),
+            "backtest_progress",
+            "2026-01-01T00:00:00.000Z",
+            &data,
+        )
+        .unwrap(),
+    );
+    assert_publish_cost_is_independent_of_members(
+        topic,
+        DialectKind::Ws,
+        &event,
+        ALLOCATIONS_PER_PUBLISH,
+    );
+}
+
+#[test]
 fn every_member_receives_the_same_allocation() {
     let (room, outboxes) =
         room_with_members(RoomName::ticker("BTC-USD"), 1_000, DialectKind::Seed001);
