@@ -289,3 +289,44 @@ async fn a_python_engine_publishing_through_the_fleets_redis_reaches_viewers_on_
     let (_, run) = request(&b, Method::GET, "/api/v1/backtest/py-redis-002", None).await;
     assert_eq!(run["status"], "completed", "{run}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_redis_stalls_past_the_lease_ends_exactly_once_and_nothing_follows() {
+    let redis = RedisServer::start();
+    let a = node(&redis, "bt-i", "50").await;
+    let b = node(&redis, "bt-j", "50").await;
+    let id = start_003(&a, "2024-01-05").await;
+    let mut on_b = connect(&b, &format!("/api/ws/stream/backtest/{id}")).await;
+    assert_eq!(recv_json(&mut on_b).await["type"], "connected");
+    recv_until(&mut on_b, |m| m["type"] == "progress").await;
+    // Redis stops answering long enough for the owner's heartbeat to lapse:
+    // the owner's readiness says so once its health check has failed.
+    redis.freeze();
+    a.wait_for("/ready", StatusCode::SERVICE_UNAVAILABLE).await;
+    b.wait_for("/ready", StatusCode::SERVICE_UNAVAILABLE).await;
+    redis.thaw();
+    // Either the owner renews first and the run completes, or another node
+    // declares it lost first and the owner stops without a word: one end.
+    let mut last_progress = 0.0;
+    let end = loop {
+        let m = recv_json(&mut on_b).await;
+        match m["type"].as_str() {
+            Some("complete" | "error") => break m,
+            Some("progress") => {
+                let p = m["data"]["progress"].as_f64().unwrap();
+                assert!(p >= last_progress, "progress went back: {m}");
+                last_progress = p;
+            }
+            _ => {}
+        }
+    };
+    if end["type"] == "error" {
+        assert_eq!(end["data"]["error"], "Backtest node lost", "{end}");
+    }
+    eprintln!("the stalled run ended with {}", end["type"]);
+    // Nothing follows the end, from either node: the next frame is our pong,
+    // also after the owner's next renewal round.
+    a.wait_for("/ready", StatusCode::OK).await;
+    send_json(&mut on_b, &json!({"type": "ping"})).await;
+    assert_eq!(recv_json(&mut on_b).await["type"], "pong");
+}

@@ -18,15 +18,20 @@ use engine::run::{Account, FinalFill, Position, Run, Sizing, Trade};
 use engine::strategy::Strategy;
 
 use super::events::{Emitter, Progress, RunError, Tally, round};
+use super::fleet::Fence;
 use super::log::run_log;
 use super::request::RunRequest;
 use super::run::{Control, RunEntry, RunStatus, Stop};
 use super::settings::BacktestSettings;
 use super::slots::Ticket;
+use crate::protocol::Event;
 use crate::publisher::Publisher;
 
 /// Progress intervals between two seed 003 `metrics` events.
 const METRICS_EVERY: usize = 10;
+
+/// How often a driver held at a closed fence looks again.
+const FENCE_POLL: Duration = Duration::from_millis(100);
 
 /// Bars stepped per chunk when unpaced (the task yields between chunks).
 const UNPACED_CHUNK: usize = 2_000;
@@ -43,6 +48,9 @@ pub(super) struct Driver {
     pub settings: BacktestSettings,
     /// The run room's event cap.
     pub max_events: usize,
+    /// Closed while this node's renewals go unanswered (fleet): nothing is
+    /// published then.
+    pub fence: Arc<Fence>,
 }
 
 /// A run that has begun executing.
@@ -58,7 +66,7 @@ impl Driver {
             slot = ticket.slot() => slot,
             stop = stopped(&mut control) => {
                 emit.start(&self.request);
-                self.end(&mut emit, Err(stop)).await;
+                self.end(&mut emit, &mut control, Err(stop)).await;
                 return;
             }
         };
@@ -67,7 +75,7 @@ impl Driver {
         emit.start(&self.request);
         let result = self.execute(&mut emit, &mut control).await;
         let outcome = result.map(|(engine, tally)| (engine, tally, started.elapsed()));
-        self.end(&mut emit, outcome).await;
+        self.end(&mut emit, &mut control, outcome).await;
         drop(slot);
     }
 
@@ -110,7 +118,10 @@ impl Driver {
             open_positions: 0,
         };
         emit.progress(request, &opening, &tally, 0.0);
-        self.publish(emit).await;
+        if let Some(stop) = self.fenced(control).await {
+            return Err(stop);
+        }
+        self.publish(emit, control).await;
 
         let paced = self.settings.bars_per_sec > 0.0;
         let chunk = if paced {
@@ -135,7 +146,11 @@ impl Driver {
                 emit.discard();
                 return Err(RunError::TooManyEvents(self.max_events));
             }
-            self.publish(emit).await;
+            if let Some(stop) = self.fenced(control).await {
+                emit.discard();
+                return Err(stop);
+            }
+            self.publish(emit, control).await;
             self.entry
                 .update(|s| s.progress = engine.progress().min(99.9));
             if engine.bars_processed() == total {
@@ -340,7 +355,18 @@ impl Driver {
 
     /// Publishes the run's end: the closing progress, equity, metrics and
     /// completion, or its error; then records it in the registry.
-    async fn end(&self, emit: &mut Emitter, outcome: Result<(Engine, Tally, Duration), RunError>) {
+    async fn end(
+        &self,
+        emit: &mut Emitter,
+        control: &mut watch::Receiver<Control>,
+        outcome: Result<(Engine, Tally, Duration), RunError>,
+    ) {
+        // The end is published by its owner only: past the fence, or not
+        // at all when another node has ended the run.
+        let outcome = match self.fenced(control).await {
+            Some(RunError::NodeLost) => Err(RunError::NodeLost),
+            _ => outcome,
+        };
         emit.tick();
         let request = &self.request;
         match outcome {
@@ -379,7 +405,7 @@ impl Driver {
                     s.progress = 100.0;
                     s.result = Some(result);
                 });
-                self.publish(emit).await;
+                self.publish(emit, control).await;
             }
             Err(RunError::NodeLost) => {
                 // Another node declared this run lost and published its end:
@@ -416,22 +442,57 @@ impl Driver {
                     s.status = status;
                     s.error = Some(data);
                 });
-                self.publish(emit).await;
+                self.publish(emit, control).await;
             }
         }
+    }
+
+    /// Waits while the fence is closed (this node's renewals unanswered:
+    /// another node may be declaring its runs lost); a stop asked meanwhile.
+    async fn fenced(&self, control: &mut watch::Receiver<Control>) -> Option<RunError> {
+        while !self.fence.is_open() {
+            if let Some(stop) = control.borrow_and_update().stop {
+                return Some(stop_error(stop));
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(FENCE_POLL) => {}
+                _ = control.changed() => {}
+            }
+        }
+        None
     }
 
     /// Publishes the queued events: seed 002's, then seed 003's (each room
     /// keeps its own order). A failed publish does not stop the run (seed
     /// 002: "a failed broadcast never crashes a run"); it is logged.
-    async fn publish(&self, emit: &mut Emitter) {
+    async fn publish(&self, emit: &mut Emitter, control: &mut watch::Receiver<Control>) {
         let (topic, stream) = emit.take();
         for events in [topic, stream] {
-            if events.is_empty() {
-                continue;
+            for batch in events.chunks(crate::bus::redis::MAX_BATCH) {
+                self.publish_batch(batch, control).await;
             }
-            if let Err(e) = self.publisher.publish_batch(&events).await {
-                tracing::warn!(backtest_id = %self.request.id, error = %e, events = events.len(), "backtest events not published");
+        }
+    }
+
+    /// Publishes one batch (the bus takes it whole or not at all), trying
+    /// again while the bus refuses it, so a run's stream never has a hole:
+    /// a run whose bus is down waits for it, behind the fence. Only another
+    /// node ending the run (lost) gives up.
+    async fn publish_batch(&self, batch: &[Event], control: &mut watch::Receiver<Control>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.publisher.publish_batch(batch).await {
+                Ok(_) => return,
+                Err(e) => {
+                    tracing::warn!(backtest_id = %self.request.id, error = %e, events = batch.len(), "backtest events not published; trying again");
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(2));
+            let lost = matches!(self.fenced(control).await, Some(RunError::NodeLost))
+                || control.borrow().stop == Some(Stop::Lost);
+            if lost {
+                return;
             }
         }
     }

@@ -9,7 +9,9 @@
 //! node marks the run failed (one wins, by script) and publishes its
 //! terminal error, "Backtest node lost". Hashes expire with the retention.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -106,6 +108,62 @@ return redis.call('HGET', KEYS[1], 'ends') or ''
 /// A script that reads Redis's clock first.
 fn timed(body: &str) -> Script {
     Script::new(&format!("{NOW_LUA}{body}"))
+}
+
+/// Whether this node may still act as the owner of its runs: in a fleet,
+/// only while its last renewal round (as sent) is younger than two thirds
+/// of the lease, so no other node can have declared its runs lost; a
+/// stalled node's drivers wait at the fence instead of publishing after
+/// another node ended their runs. Always open on an embedded node.
+#[derive(Debug)]
+pub struct Fence {
+    /// Reference point of `renewed_ms`.
+    base: Instant,
+    /// When the last fully answered renewal round was sent (ms after `base`).
+    renewed_ms: AtomicU64,
+    /// How long a renewal keeps the fence open (`None`: always open).
+    window: Option<Duration>,
+}
+
+impl Fence {
+    /// A fence that never closes (embedded mode).
+    pub fn open() -> Arc<Self> {
+        Arc::new(Fence {
+            base: Instant::now(),
+            renewed_ms: AtomicU64::new(0),
+            window: None,
+        })
+    }
+
+    /// A fence for `lease`, open as if just renewed.
+    pub fn for_lease(lease: Duration) -> Arc<Self> {
+        Arc::new(Fence {
+            base: Instant::now(),
+            renewed_ms: AtomicU64::new(0),
+            window: Some(lease * 2 / 3),
+        })
+    }
+
+    /// A renewal round sent at `sent` was answered.
+    pub fn renewed(&self, sent: Instant) {
+        let ms = sent.saturating_duration_since(self.base).as_millis() as u64;
+        self.renewed_ms.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Whether this node may publish as its runs' owner now.
+    pub fn is_open(&self) -> bool {
+        self.is_open_at(Instant::now())
+    }
+
+    /// Whether it may at `now`.
+    fn is_open_at(&self, now: Instant) -> bool {
+        self.window.is_none_or(|window| {
+            let renewed = Duration::from_millis(self.renewed_ms.load(Ordering::Relaxed));
+            now.saturating_duration_since(self.base)
+                .saturating_sub(renewed)
+                < window
+        })
+    }
 }
 
 /// A run as the fleet registry describes it.
@@ -373,5 +431,28 @@ impl FleetRuns {
         )
         .await?;
         Ok(marked.map(|ends| ends.split(',').filter_map(RoomName::from_wire).collect()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fence_closes_two_thirds_of_a_lease_after_the_last_answered_renewal() {
+        let fence = Fence::for_lease(Duration::from_secs(3));
+        let at = |ms| fence.base + Duration::from_millis(ms);
+        assert!(fence.is_open_at(at(1_999)));
+        assert!(
+            !fence.is_open_at(at(2_000)),
+            "no renewal for 2/3 of the lease"
+        );
+        fence.renewed(at(1_500));
+        assert!(fence.is_open_at(at(3_499)));
+        assert!(!fence.is_open_at(at(3_500)));
+        // An older round answered late does not reopen it.
+        fence.renewed(at(1_000));
+        assert!(!fence.is_open_at(at(3_500)));
+        assert!(Fence::open().is_open_at(at(1_000_000)));
     }
 }

@@ -20,7 +20,7 @@ use tokio_util::task::TaskTracker;
 use super::driver::Driver;
 use super::events::{Emitter, RunError};
 use super::external::Lifecycle;
-use super::fleet::{FleetRuns, RemoteCancel, Renewal};
+use super::fleet::{Fence, FleetRuns, RemoteCancel, Renewal};
 use super::request::{Origin, RunRequest};
 use super::run::{RunEntry, RunStatus, Stop};
 use super::settings::BacktestSettings;
@@ -128,6 +128,9 @@ pub struct Backtests {
     tracker: TaskTracker,
     /// The fleet registry on Redis (fleet mode).
     fleet: Option<FleetRuns>,
+    /// Open while this node's renewals are answered: its drivers publish
+    /// only then (always open embedded).
+    fence: Arc<Fence>,
     /// Ends the fleet registry has not recorded yet (Redis did not
     /// answer), retried every renewal round.
     unrecorded: Mutex<Vec<Ended>>,
@@ -158,6 +161,10 @@ impl Backtests {
             finished: Mutex::new(VecDeque::new()),
             closing: AtomicBool::new(false),
             tracker: TaskTracker::new(),
+            fence: match &fleet {
+                Some(fleet) => Fence::for_lease(fleet.lease),
+                None => Fence::open(),
+            },
             fleet,
             unrecorded: Mutex::new(Vec::new()),
             external: tokio::sync::Mutex::new(()),
@@ -239,6 +246,7 @@ impl Backtests {
             publisher: self.publisher.clone(),
             settings: self.settings.clone(),
             max_events: self.max_events,
+            fence: Arc::clone(&self.fence),
         };
         let registry = Arc::clone(self);
         let finished = Arc::clone(&entry);
@@ -528,16 +536,27 @@ impl Backtests {
                 .filter(|r| !r.status().is_terminal())
                 .cloned()
                 .collect();
-            for run in &mine {
+            // All at once: the connection pipelines them, so a round takes
+            // one round trip however many runs this node has.
+            let sent = Instant::now();
+            let renewals = futures_util::future::join_all(mine.iter().map(|run| {
                 let state = run.state();
-                match fleet
-                    .renew(&run.id, state.status.label(), state.progress)
-                    .await
-                {
+                let fleet = &fleet;
+                async move {
+                    fleet
+                        .renew(&run.id, state.status.label(), state.progress)
+                        .await
+                }
+            }))
+            .await;
+            let mut answered = true;
+            for (run, renewal) in mine.iter().zip(renewals) {
+                match renewal {
                     Renewal::Cancel if !run.is_external() => run.request_stop(Stop::Cancel),
                     Renewal::Lost if run.is_external() => self.lose_external(run),
                     Renewal::Lost => run.request_stop(Stop::Lost),
-                    Renewal::Cancel | Renewal::Held | Renewal::Unknown => {}
+                    Renewal::Unknown => answered = false,
+                    Renewal::Cancel | Renewal::Held => {}
                 }
             }
             // Ends Redis missed: until recorded, a run could be declared lost.
@@ -548,6 +567,9 @@ impl Backtests {
             let Ok(active) = fleet.active().await else {
                 continue;
             };
+            if answered {
+                self.fence.renewed(sent);
+            }
             for id in active {
                 if self.runs.lock().contains_key(&id) {
                     continue;
