@@ -57,6 +57,16 @@ async fn start_003(node: &Node, end_date: &str) -> String {
     started["backtest_id"].as_str().unwrap().to_string()
 }
 
+/// A run started on `owner` (seed 003's example, to `end_date`), watched
+/// from `watcher` until it is under way: the run's id and the viewer.
+async fn watched_run(owner: &Node, watcher: &Node, end_date: &str) -> (String, Ws) {
+    let id = start_003(owner, end_date).await;
+    let mut viewer = connect(watcher, &format!("/api/ws/stream/backtest/{id}")).await;
+    assert_eq!(recv_json(&mut viewer).await["type"], "connected");
+    recv_until(&mut viewer, |m| m["type"] == "progress").await;
+    (id, viewer)
+}
+
 /// Reads a seed 003 stream to its terminal message; every message after `connected`.
 async fn to_the_end(ws: &mut Ws) -> Vec<Value> {
     let connected = recv_json(ws).await;
@@ -114,11 +124,8 @@ async fn a_cancel_on_any_node_ends_the_run_for_every_viewer_and_viewers_count_fl
     let redis = RedisServer::start();
     let a = node(&redis, "bt-c", "50").await;
     let b = node(&redis, "bt-d", "50").await;
-    let id = start_003(&a, "2024-01-31").await;
-    let mut on_b = connect(&b, &format!("/api/ws/stream/backtest/{id}")).await;
-    assert_eq!(recv_json(&mut on_b).await["type"], "connected");
     // The run is under way on A, watched on B.
-    recv_until(&mut on_b, |m| m["type"] == "progress").await;
+    let (id, mut on_b) = watched_run(&a, &b, "2024-01-31").await;
     // A's status counts B's viewer (from B's heartbeat).
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     loop {
@@ -157,10 +164,8 @@ async fn when_the_node_running_a_run_dies_another_node_ends_it_within_the_lease(
     let redis = RedisServer::start();
     let mut a = node(&redis, "bt-e", "50").await;
     let b = node(&redis, "bt-f", "50").await;
-    let id = start_003(&a, "2024-01-31").await;
-    let mut on_b = connect(&b, &format!("/api/ws/stream/backtest/{id}")).await;
-    assert_eq!(recv_json(&mut on_b).await["type"], "connected");
-    recv_until(&mut on_b, |m| m["type"] == "progress").await;
+    // The run is under way on A, watched on B.
+    let (id, mut on_b) = watched_run(&a, &b, "2024-01-31").await;
     let mut topic = connect(&b, "/ws").await;
     send_json(
         &mut topic,
@@ -295,10 +300,8 @@ async fn a_run_whose_redis_stalls_past_the_lease_ends_exactly_once_and_nothing_f
     let redis = RedisServer::start();
     let a = node(&redis, "bt-i", "50").await;
     let b = node(&redis, "bt-j", "50").await;
-    let id = start_003(&a, "2024-01-05").await;
-    let mut on_b = connect(&b, &format!("/api/ws/stream/backtest/{id}")).await;
-    assert_eq!(recv_json(&mut on_b).await["type"], "connected");
-    recv_until(&mut on_b, |m| m["type"] == "progress").await;
+    // The run is under way on A, watched on B.
+    let (_, mut on_b) = watched_run(&a, &b, "2024-01-05").await;
     // Redis stops answering long enough for the owner's heartbeat to lapse:
     // the owner's readiness says so once its health check has failed.
     redis.freeze();

@@ -57,23 +57,6 @@ const RUN_TYPES_002: [&str; 5] = [
     "backtest_error",
 ];
 
-/// The 13 keys of seed 003's `complete.metrics`.
-const COMPLETE_METRICS_KEYS: [&str; 13] = [
-    "total_trades",
-    "winning_trades",
-    "losing_trades",
-    "win_rate",
-    "profit_factor",
-    "total_return",
-    "max_drawdown",
-    "sharpe_ratio",
-    "average_win",
-    "average_loss",
-    "largest_win",
-    "largest_loss",
-    "total_commissions",
-];
-
 fn is_rfc3339(v: &Value) -> bool {
     v.as_str()
         .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok())
@@ -1060,18 +1043,27 @@ async fn a_range_before_the_data_fails_with_insufficient_historical_data_on_both
 // Cancel, queue, drain, slow viewers, the event cap
 // ---------------------------------------------------------------------------
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn cancelling_a_running_run_ends_it_with_backtest_cancelled_for_every_watcher() {
+/// A server running seed 003's example slowly (50 bars/s, progress every 5
+/// bars), watched by a seed 002 subscriber and a seed 003 viewer that has
+/// seen it under way: the server, the subscriber, the run's id, the viewer
+/// and the run messages it has read.
+async fn slow_run_watched_by_both_seeds() -> (TestServer, Ws, String, Ws, Vec<String>) {
     let server = TestServer::start(|c| {
         c.backtest.bars_per_sec = 50.0;
         c.backtest.progress_bars = 5;
     })
     .await;
-    let mut subscriber = subscriber_002(&server).await;
+    let subscriber = subscriber_002(&server).await;
     let id = start_003(&server, "", SEED003_EXAMPLE).await;
     let mut viewer = open_stream(&server, &id).await;
     let mut seen = Vec::new();
     read_003_until(&mut viewer, &mut seen, None, |t| type_of(t) == "progress").await;
+    (server, subscriber, id, viewer, seen)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancelling_a_running_run_ends_it_with_backtest_cancelled_for_every_watcher() {
+    let (server, mut subscriber, id, mut viewer, mut seen) = slow_run_watched_by_both_seeds().await;
 
     let (status, body) = server.http_delete(&format!("/api/backtesting/{id}")).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
@@ -1222,16 +1214,7 @@ async fn a_queued_run_stays_silent_until_cancelled_and_a_full_queue_answers_503(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_drain_ends_a_running_run_with_server_shutting_down_before_closing_1001() {
-    let server = TestServer::start(|c| {
-        c.backtest.bars_per_sec = 50.0;
-        c.backtest.progress_bars = 5;
-    })
-    .await;
-    let mut subscriber = subscriber_002(&server).await;
-    let id = start_003(&server, "", SEED003_EXAMPLE).await;
-    let mut viewer = open_stream(&server, &id).await;
-    let mut seen = Vec::new();
-    read_003_until(&mut viewer, &mut seen, None, |t| type_of(t) == "progress").await;
+    let (server, mut subscriber, id, mut viewer, mut seen) = slow_run_watched_by_both_seeds().await;
     recv_until(&mut subscriber, |v| v["type"] == "backtest_progress").await;
 
     let drain = tokio::spawn(server.shutdown());

@@ -179,20 +179,7 @@ async fn seed_003s_python_client_verbatim_streams_the_seeds_example_backtest_to_
         exits >= 1,
         "the seed's example request yields at least one closed trade"
     );
-    for key in [
-        "winning_trades",
-        "losing_trades",
-        "win_rate",
-        "profit_factor",
-        "total_return",
-        "max_drawdown",
-        "sharpe_ratio",
-        "average_win",
-        "average_loss",
-        "largest_win",
-        "largest_loss",
-        "total_commissions",
-    ] {
+    for key in COMPLETE_METRICS_KEYS {
         assert!(metrics.get(key).is_some(), "{key} missing: {metrics}");
     }
 }

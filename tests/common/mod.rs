@@ -38,6 +38,23 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// A tokio-tungstenite client connected with [`TestServer::ws_connect`].
 pub type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// The 13 keys of seed 003's `complete.metrics` (also seed 002's `results`).
+pub const COMPLETE_METRICS_KEYS: [&str; 13] = [
+    "total_trades",
+    "winning_trades",
+    "losing_trades",
+    "win_rate",
+    "profit_factor",
+    "total_return",
+    "max_drawdown",
+    "sharpe_ratio",
+    "average_win",
+    "average_loss",
+    "largest_win",
+    "largest_loss",
+    "total_commissions",
+];
+
 /// Awaits `fut`, failing the test with `what` if it takes longer than [`TIMEOUT`].
 pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
     match tokio::time::timeout(TIMEOUT, fut).await {
