@@ -318,118 +318,166 @@ impl Emitter {
 
     /// Seed 002's `backtest_start`.
     pub fn start(&mut self, request: &RunRequest) {
-        let data = json!({
-            "backtest_id": request.id,
-            "variant": request.variant,
-            "symbol": request.symbol,
-            "timeframe": request.timeframe_label,
-            "start_date": request.start_date(),
-            "end_date": request.end_date(),
-            "timestamp": self.now,
-        });
-        self.topic("backtest_start", &data);
+        let data = Start {
+            backtest_id: &self.id,
+            variant: &request.variant,
+            symbol: &request.symbol,
+            timeframe: &request.timeframe_label,
+            start_date: request.start_date(),
+            end_date: request.end_date(),
+            timestamp: &self.now,
+        };
+        queue(
+            &self.topic,
+            &mut self.topic_events,
+            &self.now,
+            "backtest_start",
+            &data,
+        );
     }
 
     /// Progress in both seeds' shapes, and seed 003's equity beside it.
     pub fn progress(&mut self, request: &RunRequest, at: &Progress, tally: &Tally, drawdown: f64) {
-        let topic = json!({
-            "backtest_id": self.id,
-            "progress": at.percent,
-            "status": format!("Processing bar {}/{}", at.bars_processed, request.total_bars),
-            "bars_processed": at.bars_processed,
-            "total_bars": request.total_bars,
-            "current_date": super::request::date_of(at.bar_time),
-            "trades_count": tally.trades,
-            "current_pnl": round(at.equity - request.initial_balance, 2),
-            "timestamp": self.now,
-        });
-        self.topic("backtest_progress", &topic);
-        let stream = json!({
-            "backtest_id": self.id,
-            "progress": at.percent,
-            "current_time": rfc3339(at.bar_time),
-            "metrics": {
-                "balance": round(at.balance, 2),
-                "open_positions": at.open_positions,
-                "total_trades": tally.trades,
-                "winning_trades": tally.winners,
-                "win_rate": round(tally.win_rate(), 4),
-                "max_drawdown": round(tally.max_drawdown, 4),
+        let topic = TopicProgress {
+            backtest_id: &self.id,
+            progress: at.percent,
+            status: format!(
+                "Processing bar {}/{}",
+                at.bars_processed, request.total_bars
+            ),
+            bars_processed: at.bars_processed,
+            total_bars: request.total_bars,
+            current_date: super::request::date_of(at.bar_time),
+            trades_count: tally.trades,
+            current_pnl: round(at.equity - request.initial_balance, 2),
+            timestamp: &self.now,
+        };
+        queue(
+            &self.topic,
+            &mut self.topic_events,
+            &self.now,
+            "backtest_progress",
+            &topic,
+        );
+        let stream = StreamProgress {
+            backtest_id: &self.id,
+            progress: at.percent,
+            current_time: rfc3339(at.bar_time),
+            metrics: ProgressMetrics {
+                balance: round(at.balance, 2),
+                open_positions: at.open_positions,
+                total_trades: tally.trades,
+                winning_trades: tally.winners,
+                win_rate: round(tally.win_rate(), 4),
+                max_drawdown: round(tally.max_drawdown, 4),
             },
-        });
-        self.stream("progress", &stream);
+        };
+        self.stream_count += usize::from(queue(
+            &self.stream,
+            &mut self.stream_events,
+            &self.now,
+            "progress",
+            &stream,
+        ));
         self.equity(at, drawdown);
     }
 
     /// Seed 003's `equity`.
     pub fn equity(&mut self, at: &Progress, drawdown: f64) {
-        let data = json!({
-            "backtest_id": self.id,
-            "time": rfc3339(at.bar_time),
-            "equity": round(at.equity, 2),
-            "balance": round(at.balance, 2),
-            "drawdown": round(drawdown, 4),
-        });
-        self.stream("equity", &data);
+        let data = Equity {
+            backtest_id: &self.id,
+            time: rfc3339(at.bar_time),
+            equity: round(at.equity, 2),
+            balance: round(at.balance, 2),
+            drawdown: round(drawdown, 4),
+        };
+        self.stream_count += usize::from(queue(
+            &self.stream,
+            &mut self.stream_events,
+            &self.now,
+            "equity",
+            &data,
+        ));
     }
 
     /// Seed 003's `trade` entry.
     pub fn entry(&mut self, symbol: &str, position: &Position) {
         let direction = position.entry.direction.label();
-        let data = json!({
-            "event": "entry",
-            "trade_id": format!("trade_{}", position.id),
-            "symbol": symbol,
-            "direction": direction,
-            "entry_price": price(position.entry_price),
-            "entry_time": rfc3339(position.entry_time),
-            "quantity": round(position.quantity, 8),
-            "stop_loss": position.stop.map(price),
-            "take_profit_levels": position.targets.iter().map(|t| price(*t)).collect::<Vec<_>>(),
-            "reasoning": {
-                "decision": format!("enter_{direction}"),
-                "confidence": round(position.entry.confidence, 2),
-                "rationale": position.entry.rationale,
+        let data = TradeEntry {
+            event: "entry",
+            trade_id: format!("trade_{}", position.id),
+            symbol,
+            direction,
+            entry_price: price(position.entry_price),
+            entry_time: rfc3339(position.entry_time),
+            quantity: round(position.quantity, 8),
+            stop_loss: position.stop.map(price),
+            take_profit_levels: position.targets.iter().map(|t| price(*t)).collect(),
+            reasoning: Reasoning {
+                decision: format!("enter_{direction}"),
+                confidence: round(position.entry.confidence, 2),
+                rationale: &position.entry.rationale,
             },
-        });
-        self.stream("trade", &data);
+        };
+        self.stream_count += usize::from(queue(
+            &self.stream,
+            &mut self.stream_events,
+            &self.now,
+            "trade",
+            &data,
+        ));
     }
 
     /// Seed 003's `trade` exit.
     pub fn exit(&mut self, symbol: &str, trade: &Trade) {
         let p = &trade.position;
         let notional = p.entry_price * p.quantity;
-        let pnl = cents(trade.pnl);
-        let data = json!({
-            "event": "exit",
-            "trade_id": format!("trade_{}", p.id),
-            "symbol": symbol,
-            "direction": p.entry.direction.label(),
-            "entry_price": price(p.entry_price),
-            "entry_time": rfc3339(p.entry_time),
-            "exit_price": price(trade.exit_price),
-            "exit_time": rfc3339(trade.exit_time),
-            "exit_reason": trade.reason.label(),
-            "pnl": round(pnl, 2),
-            "pnl_percent": if notional > 0.0 { round(trade.pnl / notional * 100.0, 2) } else { 0.0 },
-            "mfe": round(p.mfe, 2),
-            "mae": round(p.mae, 2),
-        });
-        self.stream("trade", &data);
+        let data = TradeExit {
+            event: "exit",
+            trade_id: format!("trade_{}", p.id),
+            symbol,
+            direction: p.entry.direction.label(),
+            entry_price: price(p.entry_price),
+            entry_time: rfc3339(p.entry_time),
+            exit_price: price(trade.exit_price),
+            exit_time: rfc3339(trade.exit_time),
+            exit_reason: trade.reason.label(),
+            pnl: round(cents(trade.pnl), 2),
+            pnl_percent: if notional > 0.0 {
+                round(trade.pnl / notional * 100.0, 2)
+            } else {
+                0.0
+            },
+            mfe: round(p.mfe, 2),
+            mae: round(p.mae, 2),
+        };
+        self.stream_count += usize::from(queue(
+            &self.stream,
+            &mut self.stream_events,
+            &self.now,
+            "trade",
+            &data,
+        ));
     }
 
     /// Seed 003's periodic `metrics`.
     pub fn metrics(&mut self, m: &Metrics) {
-        let data = json!({
-            "backtest_id": self.id,
-            "total_trades": m.total_trades,
-            "winning_trades": m.winning_trades,
-            "win_rate": round(m.win_rate, 4),
-            "profit_factor": m.profit_factor.map(|pf| round(pf, 2)),
-            "sharpe_ratio": round(m.sharpe_ratio, 2),
-            "max_drawdown": round(m.max_drawdown, 4),
-        });
-        self.stream("metrics", &data);
+        let data = RunningMetrics {
+            backtest_id: &self.id,
+            total_trades: m.total_trades,
+            winning_trades: m.winning_trades,
+            win_rate: round(m.win_rate, 4),
+            profit_factor: m.profit_factor.map(|pf| round(pf, 2)),
+            sharpe_ratio: round(m.sharpe_ratio, 2),
+            max_drawdown: round(m.max_drawdown, 4),
+        };
+        self.stream_count += usize::from(queue(
+            &self.stream,
+            &mut self.stream_events,
+            &self.now,
+            "metrics",
+            &data,
+        ));
     }
 
     /// The terminal success: seed 003's `complete`, seed 002's
@@ -441,28 +489,42 @@ impl Emitter {
         bars: usize,
         duration: f64,
     ) -> serde_json::Value {
-        let results = complete_metrics(m);
-        self.stream(
+        let metrics = complete_metrics(m);
+        let complete = Complete {
+            backtest_id: &self.id,
+            metrics: &metrics,
+        };
+        self.stream_count += usize::from(queue(
+            &self.stream,
+            &mut self.stream_events,
+            &self.now,
             "complete",
-            &json!({ "backtest_id": self.id, "metrics": results }),
+            &complete,
+        ));
+        let data = TopicComplete {
+            backtest_id: &self.id,
+            final_balance: round(m.final_equity, 2),
+            total_trades: m.total_trades,
+            win_rate: round(m.win_rate * 100.0, 2),
+            sharpe_ratio: round(m.sharpe_ratio, 2),
+            drawdown: round(-m.max_drawdown * 100.0, 2),
+            return_pct: round(m.total_return * 100.0, 2),
+            duration_seconds: round(duration, 3),
+            timestamp: &self.now,
+            results: Results {
+                metrics: &metrics,
+                initial_balance: request.initial_balance,
+                bars_processed: bars,
+            },
+        };
+        queue(
+            &self.topic,
+            &mut self.topic_events,
+            &self.now,
+            "backtest_complete",
+            &data,
         );
-        let mut results = results;
-        results["initial_balance"] = json!(request.initial_balance);
-        results["bars_processed"] = json!(bars);
-        let data = json!({
-            "backtest_id": self.id,
-            "final_balance": round(m.final_equity, 2),
-            "total_trades": m.total_trades,
-            "win_rate": round(m.win_rate * 100.0, 2),
-            "sharpe_ratio": round(m.sharpe_ratio, 2),
-            "drawdown": round(-m.max_drawdown * 100.0, 2),
-            "return_pct": round(m.total_return * 100.0, 2),
-            "duration_seconds": round(duration, 3),
-            "timestamp": self.now,
-            "results": results,
-        });
-        self.topic("backtest_complete", &data);
-        data
+        serde_json::to_value(&data).expect("plain data serialises")
     }
 
     /// The terminal failure: seed 003's `error`, seed 002's
@@ -499,24 +561,203 @@ impl Emitter {
     }
 }
 
+/// Queues an event of `kind` with `data` to `room`, if the run streams;
+/// whether it did. (Fields of the emitter borrowed apart, so `data` may
+/// borrow its id and clock.)
+fn queue(
+    room: &Option<RoomName>,
+    events: &mut Vec<Event>,
+    now: &str,
+    kind: &str,
+    data: &impl Serialize,
+) -> bool {
+    let Some(room) = room else {
+        return false;
+    };
+    let event = Neutral::new(room.clone(), kind, now, data)
+        .expect("run events are objects of the backtest family");
+    events.push(Event::Neutral(event));
+    true
+}
+
 /// Seed 003's `complete.metrics` (13 keys; percent where its example
 /// shows percent), also seed 002's `results`.
-pub fn complete_metrics(m: &Metrics) -> serde_json::Value {
-    json!({
-        "total_trades": m.total_trades,
-        "winning_trades": m.winning_trades,
-        "losing_trades": m.losing_trades,
-        "win_rate": round(m.win_rate, 4),
-        "profit_factor": m.profit_factor.map(|pf| round(pf, 2)),
-        "total_return": round(m.total_return * 100.0, 2),
-        "max_drawdown": round(m.max_drawdown * 100.0, 2),
-        "sharpe_ratio": round(m.sharpe_ratio, 2),
-        "average_win": round(m.average_win, 2),
-        "average_loss": round(m.average_loss, 2),
-        "largest_win": round(m.largest_win, 2),
-        "largest_loss": round(m.largest_loss, 2),
-        "total_commissions": round(m.total_commissions, 2),
-    })
+pub fn complete_metrics(m: &Metrics) -> CompleteMetrics {
+    CompleteMetrics {
+        total_trades: m.total_trades,
+        winning_trades: m.winning_trades,
+        losing_trades: m.losing_trades,
+        win_rate: round(m.win_rate, 4),
+        profit_factor: m.profit_factor.map(|pf| round(pf, 2)),
+        total_return: round(m.total_return * 100.0, 2),
+        max_drawdown: round(m.max_drawdown * 100.0, 2),
+        sharpe_ratio: round(m.sharpe_ratio, 2),
+        average_win: round(m.average_win, 2),
+        average_loss: round(m.average_loss, 2),
+        largest_win: round(m.largest_win, 2),
+        largest_loss: round(m.largest_loss, 2),
+        total_commissions: round(m.total_commissions, 2),
+    }
+}
+
+// The messages' data, each member in the order the seeds' examples show.
+
+/// Seed 002's `backtest_start` data.
+#[derive(Serialize)]
+struct Start<'a> {
+    backtest_id: &'a str,
+    variant: &'a str,
+    symbol: &'a str,
+    timeframe: &'a str,
+    start_date: String,
+    end_date: String,
+    timestamp: &'a str,
+}
+
+/// Seed 002's `backtest_progress` data.
+#[derive(Serialize)]
+struct TopicProgress<'a> {
+    backtest_id: &'a str,
+    progress: f64,
+    status: String,
+    bars_processed: usize,
+    total_bars: usize,
+    current_date: String,
+    trades_count: usize,
+    current_pnl: f64,
+    timestamp: &'a str,
+}
+
+/// Seed 003's `progress` data.
+#[derive(Serialize)]
+struct StreamProgress<'a> {
+    backtest_id: &'a str,
+    progress: f64,
+    current_time: String,
+    metrics: ProgressMetrics,
+}
+
+/// Seed 003's `progress.metrics`.
+#[derive(Serialize)]
+struct ProgressMetrics {
+    balance: f64,
+    open_positions: usize,
+    total_trades: usize,
+    winning_trades: usize,
+    win_rate: f64,
+    max_drawdown: f64,
+}
+
+/// Seed 003's `equity` data.
+#[derive(Serialize)]
+struct Equity<'a> {
+    backtest_id: &'a str,
+    time: String,
+    equity: f64,
+    balance: f64,
+    drawdown: f64,
+}
+
+/// Seed 003's `trade` entry data (no `backtest_id`, as the seed shows).
+#[derive(Serialize)]
+struct TradeEntry<'a> {
+    event: &'static str,
+    trade_id: String,
+    symbol: &'a str,
+    direction: &'static str,
+    entry_price: f64,
+    entry_time: String,
+    quantity: f64,
+    stop_loss: Option<f64>,
+    take_profit_levels: Vec<f64>,
+    reasoning: Reasoning<'a>,
+}
+
+/// Why an entry was taken.
+#[derive(Serialize)]
+struct Reasoning<'a> {
+    decision: String,
+    confidence: f64,
+    rationale: &'a str,
+}
+
+/// Seed 003's `trade` exit data.
+#[derive(Serialize)]
+struct TradeExit<'a> {
+    event: &'static str,
+    trade_id: String,
+    symbol: &'a str,
+    direction: &'static str,
+    entry_price: f64,
+    entry_time: String,
+    exit_price: f64,
+    exit_time: String,
+    exit_reason: String,
+    pnl: f64,
+    pnl_percent: f64,
+    mfe: f64,
+    mae: f64,
+}
+
+/// Seed 003's periodic `metrics` data.
+#[derive(Serialize)]
+struct RunningMetrics<'a> {
+    backtest_id: &'a str,
+    total_trades: usize,
+    winning_trades: usize,
+    win_rate: f64,
+    profit_factor: Option<f64>,
+    sharpe_ratio: f64,
+    max_drawdown: f64,
+}
+
+/// Seed 003's `complete.metrics`; seed 002's `results` holds them too.
+#[derive(Debug, Clone, Serialize)]
+pub struct CompleteMetrics {
+    total_trades: usize,
+    winning_trades: usize,
+    losing_trades: usize,
+    win_rate: f64,
+    profit_factor: Option<f64>,
+    total_return: f64,
+    max_drawdown: f64,
+    sharpe_ratio: f64,
+    average_win: f64,
+    average_loss: f64,
+    largest_win: f64,
+    largest_loss: f64,
+    total_commissions: f64,
+}
+
+/// Seed 003's `complete` data.
+#[derive(Serialize)]
+struct Complete<'a> {
+    backtest_id: &'a str,
+    metrics: &'a CompleteMetrics,
+}
+
+/// Seed 002's `backtest_complete` data.
+#[derive(Serialize)]
+struct TopicComplete<'a> {
+    backtest_id: &'a str,
+    final_balance: f64,
+    total_trades: usize,
+    win_rate: f64,
+    sharpe_ratio: f64,
+    drawdown: f64,
+    return_pct: f64,
+    duration_seconds: f64,
+    timestamp: &'a str,
+    results: Results<'a>,
+}
+
+/// Seed 002's `results`: seed 003's 13 metrics, then the run's size.
+#[derive(Serialize)]
+struct Results<'a> {
+    #[serde(flatten)]
+    metrics: &'a CompleteMetrics,
+    initial_balance: f64,
+    bars_processed: usize,
 }
 
 /// Seed 002's `log_entry` data.
