@@ -113,7 +113,7 @@ impl App {
             sessions: Arc::new(Sessions::new(
                 config.ws.max_connections,
                 Heartbeat {
-                    ping_after: config.ws.ping_interval.get(),
+                    ping_after: config.ws.ping_interval(),
                     timeout: config.ws.heartbeat_timeout.get(),
                 },
             )),

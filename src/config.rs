@@ -162,9 +162,22 @@ mod tests {
         c.market.update_interval = Seconds::from_secs(2 * 86_400);
         assert_eq!(c.validate().unwrap_err().name, "REALTIME_UPDATE_INTERVAL");
         c.market.update_interval = Seconds::from_secs(5);
-        c.ws.ping_interval = Seconds::from_secs(90);
+        c.ws.ping_interval = Some(Seconds::from_secs(90));
         assert_eq!(c.validate().unwrap_err().name, "ROOMCAST_PING_INTERVAL");
-        c.ws.ping_interval = Seconds::from_secs(20);
+        c.ws.ping_interval = Some(Seconds::from_secs(20));
+        c.ws.websocket_ping_interval = Some(Seconds::from_secs(30));
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.name, "ROOMCAST_PING_INTERVAL");
+        assert!(e.message.contains("WEBSOCKET_PING_INTERVAL"), "{e}");
+        c.ws.ping_interval = None;
+        assert_eq!(
+            c.ws.ping_interval(),
+            Duration::from_secs(30),
+            "the seed's name alone"
+        );
+        c.validate().unwrap();
+        c.ws.websocket_ping_interval = None;
+        assert_eq!(c.ws.ping_interval(), Duration::from_secs(20), "the default");
         c.market.symbols = vec!["BAD SYMBOL".into()];
         assert_eq!(c.validate().unwrap_err().name, "ROOMCAST_SYMBOLS");
         c.market.symbols = vec!["AAPL".into()];
@@ -197,7 +210,7 @@ mod tests {
         assert!(Config::try_parse_from(["roomcast", "--bind", "nope"]).is_err());
         // Durations are seconds, fractions allowed; zero or junk is refused at parse time.
         let c = Config::try_parse_from(["roomcast", "--ping-interval", "0.5"]).unwrap();
-        assert_eq!(c.ws.ping_interval.get(), Duration::from_millis(500));
+        assert_eq!(c.ws.ping_interval(), Duration::from_millis(500));
         for bad in ["0", "-1", "soon", "NaN"] {
             assert!(
                 Config::try_parse_from(["roomcast", "--ping-interval", bad]).is_err(),

@@ -1480,3 +1480,21 @@ async fn absurd_date_ranges_are_refused_at_once_naming_the_field() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
     assert_eq!(refused["field"], "symbol", "{refused}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ws_takes_seed_004s_client_id_and_refuses_a_malformed_one_naming_it() {
+    let server = TestServer::start(|_| {}).await;
+    for bad in ["a%20b", "x%2Fy", &"c".repeat(129)] {
+        let (status, body) = server
+            .ws_upgrade_refused(&format!("/ws?client_id={bad}"))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["field"], "client_id", "{body}");
+    }
+    // A good one is accepted, and the connection speaks both families.
+    let mut ws = server.ws_connect("/ws?client_id=my-client.1@desk:2").await;
+    send_json(&mut ws, &json!({"type": "ping"})).await;
+    assert_eq!(recv_text(&mut ws).await, r#"{"type":"pong"}"#);
+    send_json(&mut ws, &json!({"action": "ping"})).await;
+    assert_eq!(recv_text(&mut ws).await, r#"{"type":"pong"}"#);
+}

@@ -157,7 +157,7 @@ async fn upgrade_over_connection_cap_is_refused_with_503_json() {
 
 fn heartbeat(c: &mut roomcast::Config) {
     c.ws.heartbeat_timeout = Seconds::from_secs_f64(0.5);
-    c.ws.ping_interval = Seconds::from_secs_f64(0.2);
+    c.ws.ping_interval = Some(Seconds::from_secs_f64(0.2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -211,7 +211,7 @@ async fn client_answering_pings_stays_connected_past_several_timeouts() {
 async fn silent_client_is_pinged_once_per_interval_not_every_sweep() {
     let server = TestServer::start(|c| {
         c.ws.heartbeat_timeout = Seconds::from_secs(1);
-        c.ws.ping_interval = Seconds::from_secs_f64(0.2);
+        c.ws.ping_interval = Some(Seconds::from_secs_f64(0.2));
     })
     .await;
     let mut raw = RawWs::connect(server.addr, "/api/ws").await;

@@ -5,6 +5,8 @@
 //! fall behind before its rooms' slow-consumer policy applies
 //! (`docs/limits.md`).
 
+use std::time::Duration;
+
 use crate::config_error::{ConfigError, check_range, check_secs, invalid};
 use crate::seconds::Seconds;
 
@@ -19,13 +21,16 @@ pub struct SessionLimits {
     )]
     pub heartbeat_timeout: Seconds,
 
-    /// Seconds of client silence after which the server pings the session.
-    #[arg(
-        long = "ping-interval",
-        env = "ROOMCAST_PING_INTERVAL",
-        default_value_t = Seconds::from_secs(20)
-    )]
-    pub ping_interval: Seconds,
+    /// Seconds of client silence after which the server pings the session
+    /// (default 20; see [`SessionLimits::ping_interval`]).
+    #[arg(long = "ping-interval", env = "ROOMCAST_PING_INTERVAL")]
+    pub ping_interval: Option<Seconds>,
+
+    /// Seed 004's name for the ping interval, read when
+    /// `ROOMCAST_PING_INTERVAL` is unset; both set to different values
+    /// refuse to start.
+    #[arg(long = "websocket-ping-interval", env = "WEBSOCKET_PING_INTERVAL")]
+    pub websocket_ping_interval: Option<Seconds>,
 
     /// Client messages per second a connection may send (sustained).
     #[arg(long, env = "ROOMCAST_CLIENT_MSG_RATE", default_value_t = 10)]
@@ -71,12 +76,36 @@ pub struct SessionLimits {
     pub stream_max_connections: usize,
 }
 
+/// The ping interval when neither name sets it.
+pub const DEFAULT_PING_INTERVAL: Seconds = Seconds::from_secs(20);
+
 impl SessionLimits {
+    /// The effective ping interval: `ROOMCAST_PING_INTERVAL`, else seed
+    /// 004's `WEBSOCKET_PING_INTERVAL`, else 20 s.
+    pub fn ping_interval(&self) -> Duration {
+        self.ping_interval
+            .or(self.websocket_ping_interval)
+            .unwrap_or(DEFAULT_PING_INTERVAL)
+            .get()
+    }
+
     /// Rejects values the sessions cannot run with, naming the variable.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_secs("ROOMCAST_HEARTBEAT_TIMEOUT", self.heartbeat_timeout.get())?;
-        check_secs("ROOMCAST_PING_INTERVAL", self.ping_interval.get())?;
-        if self.ping_interval >= self.heartbeat_timeout {
+        if let (Some(ours), Some(seeds)) = (self.ping_interval, self.websocket_ping_interval)
+            && ours != seeds
+        {
+            return Err(invalid(
+                "ROOMCAST_PING_INTERVAL",
+                format!(
+                    "{} s conflicts with WEBSOCKET_PING_INTERVAL ({} s): they name one setting; set one, or both alike",
+                    ours.get().as_secs_f64(),
+                    seeds.get().as_secs_f64()
+                ),
+            ));
+        }
+        check_secs("ROOMCAST_PING_INTERVAL", self.ping_interval())?;
+        if self.ping_interval() >= self.heartbeat_timeout.get() {
             return Err(invalid(
                 "ROOMCAST_PING_INTERVAL",
                 "must be shorter than ROOMCAST_HEARTBEAT_TIMEOUT, or idle clients are closed before being pinged",

@@ -17,9 +17,35 @@ use hyper::body::Incoming;
 pub use session::WsRootSession;
 
 use crate::app::App;
-use crate::http::response::HttpResponse;
+use crate::http::response::{self, HttpResponse};
 
-/// `GET /ws`: the shared root stream.
+/// Longest seed 004 `client_id`.
+pub const MAX_CLIENT_ID_LEN: usize = 128;
+
+/// `GET /ws[?client_id=…]`: the shared root stream. Seed 004's optional
+/// `client_id` (1–128 of letters, digits, `_ - . @ :`) is checked before
+/// the upgrade (400 naming it); it never reaches the wire.
 pub fn stream(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
+    if let Some(id) = response::query_param(&req, "client_id")
+        && let Err(e) = validate_client_id(&id)
+    {
+        return response::json(
+            hyper::StatusCode::BAD_REQUEST,
+            &serde_json::json!({ "error": e, "field": "client_id" }),
+        );
+    }
     crate::ws::upgrade(app, req, WsRootSession::new())
+}
+
+/// Checks a seed 004 `client_id`.
+pub fn validate_client_id(id: &str) -> Result<(), &'static str> {
+    let valid = (1..=MAX_CLIENT_ID_LEN).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b'@' | b':'));
+    if valid {
+        Ok(())
+    } else {
+        Err("client_id must be 1 to 128 characters of letters, digits and _ - . @ :")
+    }
 }
