@@ -12,6 +12,20 @@ use common::*;
 use hyper::StatusCode;
 use serde_json::{Value, json};
 
+/// Has the Python publisher `script` publish the `recorded` messages as
+/// run `id` to `server` (it prints `published` once all are delivered).
+async fn replay_in_python(server: &TestServer, script: &str, id: &str, recorded: &[Value]) {
+    let path = std::env::temp_dir().join(format!(
+        "roomcast_recorded_{}_{id}.json",
+        std::process::id()
+    ));
+    std::fs::write(&path, serde_json::to_vec(recorded).unwrap()).unwrap();
+    let base = format!("http://{}", server.addr);
+    let out = python::run(script, &[&base, id, path.to_str().unwrap()]).await;
+    let _ = std::fs::remove_file(&path);
+    assert!(out.contains("published"), "{out}");
+}
+
 /// Every message of a seed 003 stream after `connected`, up to its terminal one.
 async fn read_stream(server: &TestServer, id: &str) -> Vec<Value> {
     let mut ws = server
@@ -86,20 +100,7 @@ async fn a_python_engines_seed003_run_looks_on_the_wire_exactly_like_an_embedded
         "the run traded"
     );
 
-    let recorded = std::env::temp_dir().join(format!(
-        "roomcast_recorded_{}_{}.json",
-        std::process::id(),
-        line!()
-    ));
-    std::fs::write(&recorded, serde_json::to_vec(&embedded).unwrap()).unwrap();
-    let base = format!("http://{}", server.addr);
-    let out = python::run(
-        SEED003_PUBLISHER,
-        &[&base, "py-run-1", recorded.to_str().unwrap()],
-    )
-    .await;
-    let _ = std::fs::remove_file(&recorded);
-    assert!(out.contains("published"), "{out}");
+    replay_in_python(&server, SEED003_PUBLISHER, "py-run-1", &embedded).await;
 
     // A viewer of the Python run gets the same messages: same types, same
     // data, member for member (only the run's id and wall clocks differ).
@@ -202,20 +203,7 @@ async fn a_python_engines_seed002_run_and_its_log_records_reach_topic_subscriber
     let embedded = read_topic(&mut ws, "embedded-002").await;
     assert!(embedded.iter().any(|m| m["type"] == "log_entry"));
 
-    let recorded = std::env::temp_dir().join(format!(
-        "roomcast_recorded_{}_{}.json",
-        std::process::id(),
-        line!()
-    ));
-    std::fs::write(&recorded, serde_json::to_vec(&embedded).unwrap()).unwrap();
-    let base = format!("http://{}", server.addr);
-    let out = python::run(
-        SEED002_PUBLISHER,
-        &[&base, "python-002", recorded.to_str().unwrap()],
-    )
-    .await;
-    let _ = std::fs::remove_file(&recorded);
-    assert!(out.contains("published"), "{out}");
+    replay_in_python(&server, SEED002_PUBLISHER, "python-002", &embedded).await;
 
     let published = read_topic(&mut ws, "python-002").await;
     assert_eq!(published.len(), embedded.len());

@@ -153,6 +153,15 @@ pub async fn read_body(req: Request<Incoming>, limits: &HttpLimits) -> Result<By
     }
 }
 
+/// Reads a JSON request body ([`read_body`]) and parses it as `T`
+/// ([`parse_json`]).
+pub async fn read_json<T: DeserializeOwned>(
+    req: Request<Incoming>,
+    limits: &HttpLimits,
+) -> Result<T, HttpError> {
+    parse_json(&read_body(req, limits).await?)
+}
+
 /// Parses a JSON body: 400 unless the body is JSON (UTF-8, one value,
 /// nothing after it, strings without lone surrogates, also in fields `T`
 /// ignores), 422 naming the field when it is JSON that does not fit `T`. A

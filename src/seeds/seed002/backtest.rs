@@ -113,11 +113,7 @@ fn uuid_v4() -> String {
 /// `POST /api/v1/backtest/run`.
 pub async fn run(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
     let wait = response::query_param(&req, "wait").is_some_and(|v| v == "true" || v == "1");
-    let body = match response::read_body(req, &app.config.http).await {
-        Ok(body) => body,
-        Err(e) => return e.into_response(),
-    };
-    let body: RunBody = match response::parse_json(&body) {
+    let body: RunBody = match response::read_json(req, &app.config.http).await {
         Ok(body) => body,
         Err(e) => return e.into_response(),
     };

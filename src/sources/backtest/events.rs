@@ -196,16 +196,10 @@ pub struct Progress {
 pub struct Emitter {
     /// The run's id.
     id: String,
-    /// `topic:backtest`, when the run streams.
-    topic: Option<RoomName>,
-    /// `backtest:<id>`, when the run streams.
-    stream: Option<RoomName>,
-    /// Seed 002 events not yet published.
-    pub topic_events: Vec<Event>,
-    /// Seed 003 events not yet published.
-    pub stream_events: Vec<Event>,
-    /// Events the run room has been given so far.
-    stream_count: usize,
+    /// Seed 002's events, for `topic:backtest`.
+    topic: Outlet,
+    /// Seed 003's events, for `backtest:<id>` (counted against the cap).
+    stream: Outlet,
     /// The run room's cap (`ROOMCAST_BACKTEST_MAX_EVENTS`).
     max_events: usize,
     /// The wall clock of this chunk's events.
@@ -225,11 +219,8 @@ impl Emitter {
         };
         Emitter {
             id: request.id.clone(),
-            topic,
-            stream,
-            topic_events: Vec::new(),
-            stream_events: Vec::new(),
-            stream_count: 0,
+            topic: Outlet::new(topic),
+            stream: Outlet::new(stream),
             max_events,
             now: crate::protocol::time::now(),
         }
@@ -242,11 +233,8 @@ impl Emitter {
         let of = |kind| rooms.iter().find(|r| r.kind() == kind).cloned();
         Emitter {
             id: id.to_string(),
-            topic: of(crate::catalog::RoomKind::Topic),
-            stream: of(crate::catalog::RoomKind::Backtest),
-            topic_events: Vec::new(),
-            stream_events: Vec::new(),
-            stream_count: 0,
+            topic: Outlet::new(of(crate::catalog::RoomKind::Topic)),
+            stream: Outlet::new(of(crate::catalog::RoomKind::Backtest)),
             max_events,
             now: crate::protocol::time::now(),
         }
@@ -269,32 +257,7 @@ impl Emitter {
 
     /// Whether `more` run-room events still fit, one kept for the terminal event.
     pub fn fits(&self, more: usize) -> bool {
-        self.stream.is_none() || self.stream_count + more < self.max_events
-    }
-
-    /// Events the run room holds so far.
-    pub fn stream_count(&self) -> usize {
-        self.stream_count
-    }
-
-    /// Queues a seed 002 event (`data` gets `backtest_id` and `timestamp`
-    /// from the caller's struct).
-    pub fn topic(&mut self, kind: &str, data: &impl Serialize) {
-        if let Some(room) = &self.topic {
-            let event = Neutral::new(room.clone(), kind, &self.now, data)
-                .expect("run events are objects of the backtest family");
-            self.topic_events.push(Event::Neutral(event));
-        }
-    }
-
-    /// Queues a seed 003 event.
-    pub fn stream(&mut self, kind: &str, data: &impl Serialize) {
-        if let Some(room) = &self.stream {
-            let event = Neutral::new(room.clone(), kind, &self.now, data)
-                .expect("run events are objects of the backtest family");
-            self.stream_events.push(Event::Neutral(event));
-            self.stream_count += 1;
-        }
+        self.stream.room.is_none() || self.stream.count + more < self.max_events
     }
 
     /// Queues a log line as seed 002's `log_entry`.
@@ -309,11 +272,7 @@ impl Emitter {
             line: line.line,
             logger_name: format!("backtest.{}", self.id),
         };
-        if let Some(room) = &self.topic {
-            let event = Neutral::new(room.clone(), "log_entry", &self.now, &data)
-                .expect("a log entry is an object");
-            self.topic_events.push(Event::Neutral(event));
-        }
+        self.topic.push(&self.now, "log_entry", &data);
     }
 
     /// Seed 002's `backtest_start`.
@@ -327,13 +286,7 @@ impl Emitter {
             end_date: request.end_date(),
             timestamp: &self.now,
         };
-        queue(
-            &self.topic,
-            &mut self.topic_events,
-            &self.now,
-            "backtest_start",
-            &data,
-        );
+        self.topic.push(&self.now, "backtest_start", &data);
     }
 
     /// Progress in both seeds' shapes, and seed 003's equity beside it.
@@ -352,13 +305,7 @@ impl Emitter {
             current_pnl: round(at.equity - request.initial_balance, 2),
             timestamp: &self.now,
         };
-        queue(
-            &self.topic,
-            &mut self.topic_events,
-            &self.now,
-            "backtest_progress",
-            &topic,
-        );
+        self.topic.push(&self.now, "backtest_progress", &topic);
         let stream = StreamProgress {
             backtest_id: &self.id,
             progress: at.percent,
@@ -372,13 +319,7 @@ impl Emitter {
                 max_drawdown: round(tally.max_drawdown, 4),
             },
         };
-        self.stream_count += usize::from(queue(
-            &self.stream,
-            &mut self.stream_events,
-            &self.now,
-            "progress",
-            &stream,
-        ));
+        self.stream.push(&self.now, "progress", &stream);
         self.equity(at, drawdown);
     }
 
@@ -391,13 +332,7 @@ impl Emitter {
             balance: round(at.balance, 2),
             drawdown: round(drawdown, 4),
         };
-        self.stream_count += usize::from(queue(
-            &self.stream,
-            &mut self.stream_events,
-            &self.now,
-            "equity",
-            &data,
-        ));
+        self.stream.push(&self.now, "equity", &data);
     }
 
     /// Seed 003's `trade` entry.
@@ -419,13 +354,7 @@ impl Emitter {
                 rationale: &position.entry.rationale,
             },
         };
-        self.stream_count += usize::from(queue(
-            &self.stream,
-            &mut self.stream_events,
-            &self.now,
-            "trade",
-            &data,
-        ));
+        self.stream.push(&self.now, "trade", &data);
     }
 
     /// Seed 003's `trade` exit.
@@ -451,13 +380,7 @@ impl Emitter {
             mfe: round(p.mfe, 2),
             mae: round(p.mae, 2),
         };
-        self.stream_count += usize::from(queue(
-            &self.stream,
-            &mut self.stream_events,
-            &self.now,
-            "trade",
-            &data,
-        ));
+        self.stream.push(&self.now, "trade", &data);
     }
 
     /// Seed 003's periodic `metrics`.
@@ -471,13 +394,7 @@ impl Emitter {
             sharpe_ratio: round(m.sharpe_ratio, 2),
             max_drawdown: round(m.max_drawdown, 4),
         };
-        self.stream_count += usize::from(queue(
-            &self.stream,
-            &mut self.stream_events,
-            &self.now,
-            "metrics",
-            &data,
-        ));
+        self.stream.push(&self.now, "metrics", &data);
     }
 
     /// The terminal success: seed 003's `complete`, seed 002's
@@ -494,13 +411,7 @@ impl Emitter {
             backtest_id: &self.id,
             metrics: &metrics,
         };
-        self.stream_count += usize::from(queue(
-            &self.stream,
-            &mut self.stream_events,
-            &self.now,
-            "complete",
-            &complete,
-        ));
+        self.stream.push(&self.now, "complete", &complete);
         let data = TopicComplete {
             backtest_id: &self.id,
             final_balance: round(m.final_equity, 2),
@@ -517,67 +428,77 @@ impl Emitter {
                 bars_processed: bars,
             },
         };
-        queue(
-            &self.topic,
-            &mut self.topic_events,
-            &self.now,
-            "backtest_complete",
-            &data,
-        );
+        self.topic.push(&self.now, "backtest_complete", &data);
         serde_json::to_value(&data).expect("plain data serialises")
     }
 
     /// The terminal failure: seed 003's `error`, seed 002's
     /// `backtest_error`; returns the latter's data.
     pub fn error(&mut self, error: &RunError) -> serde_json::Value {
-        self.stream(
-            "error",
-            &json!({ "error": error.to_string(), "details": error.details() }),
-        );
+        let details = json!({ "error": error.to_string(), "details": error.details() });
+        self.stream.push(&self.now, "error", &details);
         let data = json!({
             "backtest_id": self.id,
             "error": error.to_string(),
             "error_details": error.error_details(),
             "timestamp": self.now,
         });
-        self.topic("backtest_error", &data);
+        self.topic.push(&self.now, "backtest_error", &data);
         data
     }
 
     /// Drops the queued events (a chunk that broke the cap: the run ends
     /// with [`RunError::TooManyEvents`] instead).
     pub fn discard(&mut self) {
-        self.stream_count -= self.stream_events.len();
-        self.topic_events.clear();
-        self.stream_events.clear();
+        self.topic.discard();
+        self.stream.discard();
     }
 
     /// Takes the queued events: (seed 002's, seed 003's).
     pub fn take(&mut self) -> (Vec<Event>, Vec<Event>) {
         (
-            std::mem::take(&mut self.topic_events),
-            std::mem::take(&mut self.stream_events),
+            std::mem::take(&mut self.topic.events),
+            std::mem::take(&mut self.stream.events),
         )
     }
 }
 
-/// Queues an event of `kind` with `data` to `room`, if the run streams;
-/// whether it did. (Fields of the emitter borrowed apart, so `data` may
-/// borrow its id and clock.)
-fn queue(
-    room: &Option<RoomName>,
-    events: &mut Vec<Event>,
-    now: &str,
-    kind: &str,
-    data: &impl Serialize,
-) -> bool {
-    let Some(room) = room else {
-        return false;
-    };
-    let event = Neutral::new(room.clone(), kind, now, data)
-        .expect("run events are objects of the backtest family");
-    events.push(Event::Neutral(event));
-    true
+/// One room's side of an emitter: its events not yet published, and how
+/// many it has been given in all (the run room's cap counts them).
+#[derive(Debug)]
+struct Outlet {
+    /// The room, when the run streams.
+    room: Option<RoomName>,
+    /// Events not yet published, in order.
+    events: Vec<Event>,
+    /// Events given so far, published or not (less those discarded).
+    count: usize,
+}
+
+impl Outlet {
+    fn new(room: Option<RoomName>) -> Self {
+        Outlet {
+            room,
+            events: Vec::new(),
+            count: 0,
+        }
+    }
+
+    /// Queues an event of `kind` with `data`, stamped `now`, if the run streams.
+    fn push(&mut self, now: &str, kind: &str, data: &impl Serialize) {
+        if let Some(room) = &self.room {
+            let event = Neutral::new(room.clone(), kind, now, data)
+                .expect("run events are objects of the backtest family");
+            self.events.push(Event::Neutral(event));
+            self.count += 1;
+        }
+    }
+
+    /// Drops the queued events.
+    fn discard(&mut self) {
+        self.count -= self.events.len();
+        self.events.clear();
+    }
 }
 
 /// Seed 003's `complete.metrics` (13 keys; percent where its example
