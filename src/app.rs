@@ -18,6 +18,8 @@ use crate::rooms::Rooms;
 use crate::sources::backtest::Backtests;
 use crate::sources::backtest::fleet::FleetRuns;
 use crate::sources::modeldata::{ModelData, ModelDataConfig};
+use crate::sources::trading::Trading;
+use crate::sources::trading::quotes::QuoteBook;
 use crate::ws::sessions::{Heartbeat, Sessions};
 
 /// Everything a request handler, session or source needs.
@@ -41,6 +43,8 @@ pub struct App {
     pub modeldata: Arc<ModelData>,
     /// Backtest runs (seeds 002 and 003).
     pub backtests: Arc<Backtests>,
+    /// Seed 004's producers, as its sessions and endpoints see them.
+    pub trading: Arc<Trading>,
     /// Process start, for `uptime`.
     pub started: Instant,
     /// Cancelled when the node starts draining.
@@ -87,7 +91,8 @@ impl App {
             }
         };
         let bus = Arc::new(bus);
-        let publisher = Publisher::new(Arc::clone(&bus), Arc::new(alerts));
+        let quotes = Arc::new(QuoteBook::new());
+        let publisher = Publisher::new(Arc::clone(&bus), Arc::new(alerts), Arc::clone(&quotes));
         let fleet_runs = match &*bus {
             Bus::Fleet(fleet) => Some(FleetRuns::new(
                 fleet.redis.commands(),
@@ -108,6 +113,7 @@ impl App {
                 Arc::clone(&rooms),
                 fleet_runs,
             ),
+            trading: Arc::new(Trading::new(config.trading.clone(), quotes)),
             publisher,
             bus,
             sessions: Arc::new(Sessions::new(

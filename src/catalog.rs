@@ -33,6 +33,15 @@ pub enum RoomKind {
     /// `backtest:<id>`: one backtest run (seed 003), replayed whole to late
     /// joiners.
     Backtest,
+    /// `s004:prices` or `s004:prices?<SYM,SYM>`: seed 004's price batches
+    /// for every quoted symbol, or for one distinct symbol set.
+    S004Prices,
+    /// `s004:signals` or `s004:signals:<SYM>`: seed 004's trading signals.
+    S004Signals,
+    /// `s004:trades` or `s004:trades:<SYM>`: seed 004's executions.
+    S004Trades,
+    /// `s004:portfolio`: seed 004's portfolio of the one account.
+    S004Portfolio,
 }
 
 /// The event family a room's events belong to: how an event's canonical
@@ -146,8 +155,30 @@ const MARKET_STREAM: RoomPolicy = RoomPolicy {
     native: true,
 };
 
+/// Seed 004's rooms of events that must all arrive (signals, executions):
+/// live only.
+const TRADING_STREAM: RoomPolicy = RoomPolicy {
+    family: Family::Trading,
+    delivery: DeliveryPolicy::Ordered,
+    retention: Retention::None,
+    greeting: GreetingPolicy::History,
+    fleet_stream: FleetStream::Ring,
+    pinned: false,
+    native: true,
+};
+
+/// Seed 004's rooms of state sampled at intervals (price batches, the
+/// portfolio): the latest one greets a joiner, a slow member gets the
+/// newest.
+const TRADING_STATE: RoomPolicy = RoomPolicy {
+    delivery: DeliveryPolicy::ConflateToLatest,
+    retention: Retention::Latest,
+    fleet_stream: FleetStream::Latest,
+    ..TRADING_STREAM
+};
+
 /// Every room kind roomcast serves, in [`RoomKind`] order.
-pub const CATALOG: [CatalogRow; 7] = [
+pub const CATALOG: [CatalogRow; 11] = [
     CatalogRow {
         kind: RoomKind::Ticker,
         pattern: "ticker:<SYMBOL>",
@@ -214,6 +245,26 @@ pub const CATALOG: [CatalogRow; 7] = [
             native: true,
         },
     },
+    CatalogRow {
+        kind: RoomKind::S004Prices,
+        pattern: "s004:prices[?<SYM,SYM>]",
+        policy: TRADING_STATE,
+    },
+    CatalogRow {
+        kind: RoomKind::S004Signals,
+        pattern: "s004:signals[:<SYMBOL>]",
+        policy: TRADING_STREAM,
+    },
+    CatalogRow {
+        kind: RoomKind::S004Trades,
+        pattern: "s004:trades[:<SYMBOL>]",
+        policy: TRADING_STREAM,
+    },
+    CatalogRow {
+        kind: RoomKind::S004Portfolio,
+        pattern: "s004:portfolio",
+        policy: TRADING_STATE,
+    },
 ];
 
 impl RoomKind {
@@ -247,6 +298,9 @@ pub enum CatalogError {
     /// A `ticker:` room whose symbol is not a ticker.
     #[error("invalid ticker: {0}")]
     BadTicker(&'static str),
+    /// A seed 004 room whose symbols are not tickers, or too many.
+    #[error("invalid symbol: {0}")]
+    BadSymbol(String),
     /// A `topic:` or `backtest:` room whose name is not 1–`max` characters
     /// of `A-Z a-z 0-9 _ . : -`.
     #[error("invalid {what}: expected 1-{max} characters of letters, digits, '_', '.', ':' or '-'")]
@@ -269,13 +323,21 @@ pub fn name_patterns(open: impl Fn(&RoomPolicy) -> bool) -> String {
     names.join(", ")
 }
 
-const TICKER_PREFIX: &str = "ticker:";
+/// How every ticker room's name starts.
+pub const TICKER_PREFIX: &str = "ticker:";
 const PATTERNS: &str = "patterns";
 const ALERTS: &str = "alerts";
 const MARKET_STATUS: &str = "market_status";
 const MODELDATA: &str = "modeldata";
 const TOPIC_PREFIX: &str = "topic:";
 const BACKTEST_PREFIX: &str = "backtest:";
+const S004_PRICES: &str = "s004:prices";
+const S004_SIGNALS: &str = "s004:signals";
+const S004_TRADES: &str = "s004:trades";
+const S004_PORTFOLIO: &str = "s004:portfolio";
+
+/// Most symbols in one seed 004 price set (`s004:prices?…`).
+pub const MAX_SET_SYMBOLS: usize = 256;
 
 /// Longest seed 002 topic name.
 pub const MAX_TOPIC_LEN: usize = 64;
@@ -341,6 +403,65 @@ impl RoomName {
         ))
     }
 
+    /// Seed 004's price batches: every quoted symbol (`symbols` = `None`),
+    /// or one set (`s004:prices?AAPL,MSFT`: upper case, sorted, distinct, so
+    /// equal sets share one room). An empty set is refused.
+    pub fn s004_prices(symbols: Option<&[String]>) -> Result<Self, CatalogError> {
+        let Some(symbols) = symbols else {
+            return Ok(RoomName::new(S004_PRICES, RoomKind::S004Prices));
+        };
+        let set = symbol_set(symbols.iter().map(String::as_str))?;
+        if set.is_empty() {
+            return Err(CatalogError::BadSymbol("empty symbol set".into()));
+        }
+        Ok(RoomName::new(
+            format!("{S004_PRICES}?{}", set.join(",")),
+            RoomKind::S004Prices,
+        ))
+    }
+
+    /// Seed 004's signals: every symbol's, or one symbol's.
+    pub fn s004_signals(symbol: Option<&str>) -> Result<Self, CatalogError> {
+        Self::per_symbol(S004_SIGNALS, RoomKind::S004Signals, symbol)
+    }
+
+    /// Seed 004's executions: every symbol's, or one symbol's.
+    pub fn s004_trades(symbol: Option<&str>) -> Result<Self, CatalogError> {
+        Self::per_symbol(S004_TRADES, RoomKind::S004Trades, symbol)
+    }
+
+    /// Seed 004's portfolio.
+    pub fn s004_portfolio() -> Self {
+        RoomName::new(S004_PORTFOLIO, RoomKind::S004Portfolio)
+    }
+
+    fn per_symbol(
+        base: &'static str,
+        kind: RoomKind,
+        symbol: Option<&str>,
+    ) -> Result<Self, CatalogError> {
+        Ok(match symbol {
+            None => RoomName::new(base, kind),
+            Some(symbol) => {
+                let symbol =
+                    normalize_ticker(symbol).map_err(|e| CatalogError::BadSymbol(e.to_string()))?;
+                RoomName::new(format!("{base}:{symbol}"), kind)
+            }
+        })
+    }
+
+    /// The symbols of a seed 004 room: the set of a narrowed price room, the
+    /// symbol of a per-symbol room; empty for the "all" rooms.
+    pub fn s004_symbols(&self) -> Vec<&str> {
+        let rest = match self.kind {
+            RoomKind::S004Prices => self.text.strip_prefix("s004:prices?"),
+            RoomKind::S004Signals => self.text.strip_prefix("s004:signals:"),
+            RoomKind::S004Trades => self.text.strip_prefix("s004:trades:"),
+            _ => None,
+        };
+        rest.map_or_else(Vec::new, |rest| rest.split(',').collect())
+    }
+
     /// Every room whose name is fixed (one per kind at most), e.g. `alerts`.
     pub fn fixed() -> [RoomName; 3] {
         [
@@ -363,6 +484,10 @@ impl RoomName {
         if let Some(id) = name.strip_prefix(BACKTEST_PREFIX) {
             return RoomName::backtest(id);
         }
+        if name.starts_with("s004:") {
+            return Self::parse_s004(name)
+                .ok_or_else(|| CatalogError::Unknown(name.chars().take(64).collect()))?;
+        }
         Self::fixed_or_feed(name)
             .ok_or_else(|| CatalogError::Unknown(name.chars().take(64).collect()))
     }
@@ -380,7 +505,46 @@ impl RoomName {
             // Spelled exactly as parsed: nothing is normalised.
             return RoomName::parse(name).ok();
         }
+        if name.starts_with("s004:") {
+            return Self::parse_s004(name)?
+                .ok()
+                .filter(|room| room.as_str() == name);
+        }
         Self::fixed_or_feed(name)
+    }
+
+    /// A seed 004 room's name: `None` when no seed 004 row spells it, an
+    /// error when its symbols are bad.
+    fn parse_s004(name: &str) -> Option<Result<Self, CatalogError>> {
+        if name == S004_PORTFOLIO {
+            return Some(Ok(RoomName::s004_portfolio()));
+        }
+        if let Some(rest) = name.strip_prefix(S004_PRICES) {
+            return match rest.strip_prefix('?') {
+                _ if rest.is_empty() => Some(RoomName::s004_prices(None)),
+                Some(set) => {
+                    let symbols: Vec<String> = set.split(',').map(str::to_string).collect();
+                    Some(RoomName::s004_prices(Some(&symbols)))
+                }
+                None => None,
+            };
+        }
+        for (base, build) in [
+            (
+                S004_SIGNALS,
+                RoomName::s004_signals as fn(Option<&str>) -> Result<RoomName, CatalogError>,
+            ),
+            (S004_TRADES, RoomName::s004_trades),
+        ] {
+            if let Some(rest) = name.strip_prefix(base) {
+                return match rest.strip_prefix(':') {
+                    _ if rest.is_empty() => Some(build(None)),
+                    Some(symbol) => Some(build(Some(symbol))),
+                    None => None,
+                };
+            }
+        }
+        None
     }
 
     fn fixed_or_feed(name: &str) -> Option<Self> {
@@ -450,6 +614,32 @@ fn check_name(name: &str, what: &'static str, max: usize) -> Result<(), CatalogE
     }
 }
 
+/// A set of ticker symbols, normalised, sorted and distinct; refused when
+/// one is not a ticker or there are more than [`MAX_SET_SYMBOLS`].
+pub fn symbol_set<'a>(
+    symbols: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, CatalogError> {
+    let mut set = symbols
+        .into_iter()
+        .map(|s| {
+            normalize_ticker(s).map_err(|e| {
+                CatalogError::BadSymbol(format!(
+                    "{}: {e}",
+                    s.chars().take(MAX_TICKER_LEN + 4).collect::<String>()
+                ))
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    set.sort_unstable();
+    set.dedup();
+    if set.len() > MAX_SET_SYMBOLS {
+        return Err(CatalogError::BadSymbol(format!(
+            "at most {MAX_SET_SYMBOLS} symbols"
+        )));
+    }
+    Ok(set)
+}
+
 /// Longest accepted ticker symbol.
 pub const MAX_TICKER_LEN: usize = 16;
 
@@ -494,6 +684,13 @@ mod tests {
             RoomName::modeldata(Some("points=10")),
             RoomName::topic("backtest").unwrap(),
             RoomName::backtest("bt-1.2:3_x").unwrap(),
+            RoomName::s004_prices(None).unwrap(),
+            RoomName::s004_prices(Some(&["msft".into(), "AAPL".into(), "MSFT".into()])).unwrap(),
+            RoomName::s004_signals(None).unwrap(),
+            RoomName::s004_signals(Some("btc-usd")).unwrap(),
+            RoomName::s004_trades(Some("AAPL")).unwrap(),
+            RoomName::s004_trades(None).unwrap(),
+            RoomName::s004_portfolio(),
         ] {
             assert_eq!(RoomName::from_wire(room.as_str()).as_ref(), Some(&room));
             assert_eq!(RoomName::parse(room.as_str()).as_ref(), Ok(&room));
@@ -524,6 +721,53 @@ mod tests {
         let unknown = RoomName::parse("whatever").unwrap_err().to_string();
         assert!(unknown.contains("unknown room 'whatever'"), "{unknown}");
         assert!(unknown.contains("ticker:<SYMBOL>"), "{unknown}");
+    }
+
+    #[test]
+    fn seed_004_names_are_canonical_so_equal_sets_share_a_room() {
+        let set = |s: &[&str]| {
+            let owned: Vec<String> = s.iter().map(|s| s.to_string()).collect();
+            RoomName::s004_prices(Some(&owned))
+        };
+        assert_eq!(
+            set(&["msft", "AAPL", "MSFT"]).unwrap().as_str(),
+            "s004:prices?AAPL,MSFT"
+        );
+        assert_eq!(set(&["AAPL", "MSFT"]), set(&["MSFT", "aapl"]));
+        assert!(set(&[]).is_err());
+        assert!(set(&["A B"]).is_err());
+        let many: Vec<String> = (0..=MAX_SET_SYMBOLS).map(|i| format!("S{i}")).collect();
+        assert!(RoomName::s004_prices(Some(&many)).is_err());
+        assert_eq!(set(&["B", "A"]).unwrap().s004_symbols(), ["A", "B"]);
+        assert_eq!(
+            RoomName::s004_trades(Some("aapl")).unwrap().s004_symbols(),
+            ["AAPL"]
+        );
+        assert!(
+            RoomName::s004_signals(None)
+                .unwrap()
+                .s004_symbols()
+                .is_empty()
+        );
+        // The wire takes only canonical spellings; clients' are normalised.
+        assert_eq!(RoomName::from_wire("s004:prices?MSFT,AAPL"), None);
+        assert_eq!(RoomName::from_wire("s004:signals:aapl"), None);
+        assert_eq!(RoomName::from_wire("s004:pricesx"), None);
+        assert_eq!(
+            RoomName::parse("s004:prices?MSFT,aapl").unwrap().as_str(),
+            "s004:prices?AAPL,MSFT"
+        );
+        assert!(RoomName::parse("s004:elsewhere").is_err());
+        assert!(RoomName::parse("s004:trades:").is_err());
+        assert_eq!(
+            RoomName::s004_portfolio().policy().delivery,
+            DeliveryPolicy::ConflateToLatest
+        );
+        assert_eq!(
+            RoomName::s004_trades(None).unwrap().policy().delivery,
+            DeliveryPolicy::Ordered
+        );
+        assert_eq!(RoomName::s004_portfolio().policy().family, Family::Trading);
     }
 
     #[test]

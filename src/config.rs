@@ -21,6 +21,7 @@ use crate::seconds::Seconds;
 use crate::sources::backtest::BacktestSettings;
 use crate::sources::market::MarketSettings;
 use crate::sources::modeldata::settings::ModelDataSettings;
+use crate::sources::trading::TradingSettings;
 use crate::ws::limits::SessionLimits;
 
 /// roomcast: a real-time WebSocket streaming gateway for trading platforms.
@@ -85,6 +86,10 @@ pub struct Config {
     #[command(flatten)]
     pub backtest: BacktestSettings,
 
+    /// Seed 004's streams on `/ws`, the price batcher and the paper account.
+    #[command(flatten)]
+    pub trading: TradingSettings,
+
     /// Scheme and authority clients reach this node at, behind a proxy
     /// (`wss://stream.example.com`): replaces the request's own in the
     /// `stream_url`s handed out. Unset: from the request (`Host`,
@@ -115,6 +120,7 @@ impl Config {
         self.market.validate()?;
         self.modeldata.validate()?;
         self.backtest.validate()?;
+        self.trading.validate()?;
         if let Some(url) = &self.public_url {
             crate::http::public_url::PublicUrl::parse(url)
                 .map_err(|e| crate::config_error::invalid("ROOMCAST_PUBLIC_URL", e))?;

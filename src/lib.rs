@@ -118,6 +118,8 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
             sources::market::MarketSimulator::new(&app.config.market, app.publisher.clone());
         tracker.spawn(simulator.run(shutdown.clone()));
     }
+    app.trading
+        .spawn_producers(&app.publisher, &app.bus, &app.node, tracker, shutdown);
     if let bus::Bus::Fleet(fleet) = &*app.bus {
         let (ingest_tx, ingested) = sources::ingest::queue();
         tracker.spawn(

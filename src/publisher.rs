@@ -14,6 +14,7 @@ use crate::bus::{Bus, BusError, Producer};
 use crate::catalog::RoomName;
 use crate::protocol::{Event, MarketEvent};
 use crate::rooms::PublishReport;
+use crate::sources::trading::quotes::QuoteBook;
 
 /// A handle on the node's publish pipeline.
 #[derive(Debug, Clone)]
@@ -22,12 +23,19 @@ pub struct Publisher {
     bus: Arc<Bus>,
     /// The price alerts checked on every price.
     alerts: Arc<Alerts>,
+    /// Every price's latest quote, for seed 004's batches and paper account.
+    quotes: Arc<QuoteBook>,
 }
 
 impl Publisher {
-    /// A publisher over `bus`, checking `alerts` on every price.
-    pub fn new(bus: Arc<Bus>, alerts: Arc<Alerts>) -> Self {
-        Publisher { bus, alerts }
+    /// A publisher over `bus`, checking `alerts` on every price and
+    /// recording it in `quotes`.
+    pub fn new(bus: Arc<Bus>, alerts: Arc<Alerts>, quotes: Arc<QuoteBook>) -> Self {
+        Publisher {
+            bus,
+            alerts,
+            quotes,
+        }
     }
 
     /// A publisher of its own: an in-process bus over empty rooms, an alert
@@ -39,6 +47,7 @@ impl Publisher {
         Publisher::new(
             Arc::new(Bus::local(rooms)),
             Arc::new(Alerts::Local(crate::alerts::AlertBook::new(max_alerts))),
+            Arc::new(QuoteBook::new()),
         )
     }
 
@@ -67,7 +76,12 @@ impl Publisher {
         self.bus.resign(room).await
     }
 
-    /// Publishes an event; a price update then fires the alerts it crosses,
+    /// The latest quotes of the prices published through this node.
+    pub fn quotes(&self) -> &Arc<QuoteBook> {
+        &self.quotes
+    }
+
+    /// Publishes an event; a price update then records its quote and fires the alerts it crosses,
     /// whose triggers are published to the `alerts` room together, right
     /// after the price. An error means nothing was published. Once the price
     /// is out, the outcome says what became of its alerts: triggers that
@@ -81,6 +95,7 @@ impl Publisher {
                 alerts: None,
             });
         };
+        self.quotes.record(price);
         let fired = match self.alerts.on_price(&price.ticker, price.price).await {
             Ok(fired) if fired.is_empty() => {
                 return Ok(PublishOutcome {

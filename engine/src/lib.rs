@@ -2,7 +2,8 @@
 //! 003's backtests. Bars and timeframes ([`bar`]), trading calendars
 //! ([`calendar`], the NYSE's in [`nyse`]), deterministic generated series
 //! and CSV files ([`data`]), strategies ([`strategy`]), the run itself with
-//! its fills, stops, targets and costs ([`run`]), and the metrics ([`metrics`]).
+//! its fills, stops, targets and costs ([`run`]), and the metrics ([`metrics`]);
+//! and the live paper-trading account behind seed 004 ([`paper`]).
 //!
 //! It has no async runtime and no roomcast types, so it cannot reach up into
 //! the gateway. A run is a value the caller steps one bar at a time
@@ -18,6 +19,7 @@ pub mod calendar;
 pub mod data;
 pub mod metrics;
 pub mod nyse;
+pub mod paper;
 pub mod rng;
 pub mod run;
 pub mod strategy;

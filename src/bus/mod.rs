@@ -41,6 +41,8 @@ pub enum Producer {
     Simulator,
     /// Ingestion of seed 001's Redis channels.
     Ingest,
+    /// Seed 004's price batcher and the paper-trading account.
+    Trading,
 }
 
 /// The fleet bus and this node's leases.
@@ -52,14 +54,16 @@ pub struct Fleet {
     simulator: Arc<Lease>,
     /// The ingest lease.
     ingest: Arc<Lease>,
+    /// The lease of the price batcher and the paper account.
+    trading: Arc<Lease>,
     /// This node's name (the value of the leases it holds).
     node: String,
 }
 
 impl Fleet {
     /// The leases this node keeps renewing (or trying to take).
-    pub fn leases(&self) -> [&Arc<Lease>; 2] {
-        [&self.simulator, &self.ingest]
+    pub fn leases(&self) -> [&Arc<Lease>; 3] {
+        [&self.simulator, &self.ingest, &self.trading]
     }
 
     /// The ingest lease: while held, this node ingests seed 001's channels.
@@ -97,6 +101,7 @@ impl Bus {
         Bus::Fleet(Fleet {
             simulator: lease("simulator"),
             ingest: lease("ingest"),
+            trading: lease("trading"),
             node: node.to_string(),
             redis: Arc::new(redis),
         })
@@ -178,6 +183,7 @@ impl Bus {
             Bus::Fleet(fleet) => match producer {
                 Producer::Simulator => fleet.simulator.is_held(),
                 Producer::Ingest => fleet.ingest.is_held(),
+                Producer::Trading => fleet.trading.is_held(),
             },
         }
     }

@@ -25,7 +25,7 @@ use crate::app::App;
 use crate::config::Config;
 use crate::dialect::echo::EchoSession;
 use crate::seeds::seed001::{alerts, publish};
-use crate::seeds::{seed000, seed001, seed002, seed003};
+use crate::seeds::{seed000, seed001, seed002, seed003, seed004};
 use response::HttpResponse;
 
 /// The path parameters of a matched route, in pattern order.
@@ -147,6 +147,17 @@ impl Router {
             }),
             get("/api/ws/stream/status", |app, _, _| {
                 Box::pin(async move { seed003::status::stream_status(&app).await })
+            }),
+            get("/websocket/status", |app, _, _| {
+                Box::pin(async move { seed004::status::websocket_status(&app) })
+            }),
+            post("/websocket/broadcast/{kind}", |app, req, params| {
+                Box::pin(async move {
+                    match seed004::broadcast::Kind::from_path(&params[0]) {
+                        Some(kind) => seed004::broadcast::publish(&app, req, kind).await,
+                        None => not_found(req.uri().path()),
+                    }
+                })
             }),
         ];
         if config.echo {

@@ -70,7 +70,7 @@ pub enum MarketEvent {
 
 /// Writes a float that holds a whole number as a JSON integer (volumes read
 /// `75000000`, as in the seeds, not `75000000.0`).
-fn number<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
+pub fn number<S: Serializer>(value: &f64, serializer: S) -> Result<S::Ok, S::Error> {
     if value.fract() == 0.0 && value.abs() < 9.0e15 {
         serializer.serialize_i64(*value as i64)
     } else {

@@ -106,6 +106,31 @@ impl Neutral {
         Self::from_parts(room, kind.as_bytes(), timestamp.as_bytes(), &data)
     }
 
+    /// Encodes an event whose `data` is already a JSON object (assembled
+    /// from parts encoded once, like a price batch's quotes).
+    pub fn from_data_json(
+        room: RoomName,
+        kind: &str,
+        timestamp: &str,
+        data: &[u8],
+    ) -> Result<Self, NeutralError> {
+        check_family(&room)?;
+        check_type(kind)?;
+        let kind = serde_json::to_string(kind).expect("a string serialises");
+        let timestamp = serde_json::to_string(timestamp).expect("a string serialises");
+        Self::from_parts(room, kind.as_bytes(), timestamp.as_bytes(), data)
+    }
+
+    /// The same event in another room of its family (a symbol's room
+    /// beside the "all" room): the encoded bytes are shared, not copied.
+    pub fn in_room(&self, room: RoomName) -> Self {
+        debug_assert_eq!(room.policy().family, self.room.policy().family);
+        Neutral {
+            room,
+            ..self.clone()
+        }
+    }
+
     /// Reads a producer's message in a seed's `envelope`. A missing
     /// `timestamp` is `now`; a present one must be RFC 3339 and is kept as
     /// sent. Members besides the envelope's are ignored, except in the flat

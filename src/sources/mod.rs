@@ -4,13 +4,15 @@
 //! evaluated on every price update whatever its source. The modeldata source
 //! (seed 000) reads PostgreSQL when `DATABASE_URL` is set and simulated AI
 //! trading models otherwise. In a fleet, the seed 001 Redis ingest is one
-//! more. `lib::run` spawns them.
+//! more. Seed 004's price batcher and paper-trading account
+//! ([`trading`]) feed the `/ws` trading stream. `lib::run` spawns them.
 
 pub mod backtest;
 pub mod ingest;
 pub mod market;
 pub mod modeldata;
 pub mod patterns;
+pub mod trading;
 
 use modeldata::memory::{MemoryConfig, MemoryStore};
 use modeldata::postgres::PgStore;

@@ -24,6 +24,7 @@
 //! the fleet's node table.
 
 mod catch_up;
+mod latest;
 mod nodes;
 mod subscriber;
 
@@ -183,7 +184,8 @@ impl RedisBus {
         })
     }
 
-    fn key(&self, kind: &str, room: &str) -> String {
+    /// The key `P:<kind>:<name>`.
+    pub(crate) fn key(&self, kind: &str, room: &str) -> String {
         format!("{}:{kind}:{room}", self.config.prefix)
     }
 

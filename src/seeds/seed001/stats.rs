@@ -61,7 +61,13 @@ pub async fn stats(app: &App) -> HttpResponse {
             RoomKind::Patterns => stats.pattern_subscribers = members,
             RoomKind::Alerts => stats.alert_subscribers = members,
             RoomKind::MarketStatus => stats.market_status_subscribers = members,
-            RoomKind::ModelData | RoomKind::Topic | RoomKind::Backtest => {}
+            RoomKind::ModelData
+            | RoomKind::Topic
+            | RoomKind::Backtest
+            | RoomKind::S004Prices
+            | RoomKind::S004Signals
+            | RoomKind::S004Trades
+            | RoomKind::S004Portfolio => {}
         }
     }
     let totals = &metrics().totals;

@@ -14,10 +14,11 @@ use std::sync::Arc;
 use hyper::Request;
 use hyper::body::Incoming;
 
-pub use session::WsRootSession;
+pub use session::{AutoStart, WsRootSession};
 
 use crate::app::App;
 use crate::http::response::{self, HttpResponse};
+use crate::sources::trading::WsProtocol;
 
 /// Longest seed 004 `client_id`.
 pub const MAX_CLIENT_ID_LEN: usize = 128;
@@ -34,7 +35,16 @@ pub fn stream(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
             &serde_json::json!({ "error": e, "field": "client_id" }),
         );
     }
-    crate::ws::upgrade(app, req, WsRootSession::new())
+    let settings = &app.trading.settings;
+    let start = match settings.ws_protocol {
+        WsProtocol::Seed002 => AutoStart::Never,
+        WsProtocol::Seed004 => AutoStart::Now,
+        WsProtocol::Auto if response::query_param(&req, "client_id").is_some() => AutoStart::Now,
+        WsProtocol::Auto if settings.auto_subscribe_delay == 0.0 => AutoStart::Now,
+        WsProtocol::Auto => AutoStart::After(settings.auto_subscribe_delay()),
+    };
+    let session = WsRootSession::new(Arc::clone(&app.trading), start);
+    crate::ws::upgrade(app, req, session)
 }
 
 /// Checks a seed 004 `client_id`.

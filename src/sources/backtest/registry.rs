@@ -735,6 +735,7 @@ mod tests {
         let publisher = Publisher::new(
             Arc::new(Bus::local(Arc::clone(&rooms))),
             Arc::new(Alerts::Local(AlertBook::new(10))),
+            Arc::default(),
         );
         let settings = BacktestSettings {
             bars_per_sec: 0.0,

@@ -1,0 +1,233 @@
+//! The paper trader: runs the embedded paper-trading account
+//! ([`engine::paper`]) on every new price of the [`QuoteBook`], and
+//! publishes what it does as seed 004 events: the `signal`, then its
+//! `trade_executed`, then the `portfolio_update` that reflects it; and a
+//! `portfolio_update` every `WEBSOCKET_PORTFOLIO_UPDATE_INTERVAL` seconds
+//! (the first at start, so a new subscriber is greeted with one at once).
+//!
+//! In a fleet one node trades (the `trading` lease). The account's state
+//! lives in Redis: a fill is stored, fenced by the lease, before anything
+//! of it is published, so a leader that dies mid-fill leaves either the
+//! whole fill or none of it, and the next leader continues the same
+//! account (order and position ids go on; nothing executes twice).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use redis::Script;
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+
+use super::events;
+use super::health::{Stream, TradingHealth};
+use super::quotes::QuoteBook;
+use crate::bus::{BusError, Producer, RedisBus};
+use crate::protocol::{Event, Neutral, PriceUpdate, time};
+use crate::publisher::Publisher;
+use engine::paper::{AccountState, PaperAccount, PaperSettings};
+
+/// Store the account only while this node holds the lease.
+/// KEYS: lease, account. ARGV: node, state.
+const STORE_LUA: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[2], ARGV[2])
+  return 1
+end
+return 0
+"#;
+
+/// Where a fleet keeps the account.
+pub struct AccountStore {
+    /// The fleet bus's command connection.
+    pub redis: Arc<RedisBus>,
+    /// This node's name (the lease's value while it holds it).
+    pub node: String,
+    /// The `trading` lease's key.
+    pub lease_key: String,
+    /// The account's key.
+    pub key: String,
+}
+
+impl AccountStore {
+    async fn load(&self) -> Result<Option<AccountState>, BusError> {
+        let mut conn = self.redis.commands();
+        let json: Option<String> = crate::bus::redis::with_timeout(
+            redis::cmd("GET").arg(&self.key).query_async(&mut conn),
+        )
+        .await
+        .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        Ok(json.and_then(|json| match serde_json::from_str(&json) {
+            Ok(state) => Some(state),
+            Err(e) => {
+                tracing::error!(error = %e, "stored paper account unreadable; starting afresh");
+                None
+            }
+        }))
+    }
+
+    async fn store(&self, state: &AccountState) -> Result<bool, BusError> {
+        let json = serde_json::to_string(state).expect("plain data serialises");
+        let mut conn = self.redis.commands();
+        let stored: i64 = crate::bus::redis::with_timeout(
+            Script::new(STORE_LUA)
+                .key(&self.lease_key)
+                .key(&self.key)
+                .arg(&self.node)
+                .arg(json)
+                .invoke_async(&mut conn),
+        )
+        .await
+        .map_err(|e| BusError::Unavailable(e.to_string()))?;
+        Ok(stored == 1)
+    }
+}
+
+/// The paper trader (see the module docs).
+pub struct PaperTrader {
+    /// Where events go; whether this node holds the `trading` lease.
+    pub publisher: Publisher,
+    /// Prices, heard as ticks.
+    pub quotes: Arc<QuoteBook>,
+    /// `stream_health` of signals, trades and the portfolio.
+    pub health: Arc<TradingHealth>,
+    /// The account's settings.
+    pub settings: PaperSettings,
+    /// Between portfolio updates.
+    pub portfolio_interval: Duration,
+    /// In a fleet: where the account lives.
+    pub store: Option<AccountStore>,
+}
+
+/// Seed 004's streams the account feeds.
+const STREAMS: [Stream; 3] = [Stream::Signals, Stream::Trades, Stream::Portfolio];
+
+impl PaperTrader {
+    /// Trades while this node holds the lease, until `shutdown`.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let mut ticks = self.quotes.ticks();
+        let mut portfolio = tokio::time::interval(self.portfolio_interval);
+        portfolio.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut account: Option<PaperAccount> = None;
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = portfolio.tick() => {
+                    account = self.follow_lease(account).await;
+                    if let Some(account) = &account {
+                        self.publish_portfolio(account).await;
+                    }
+                }
+                tick = ticks.recv() => match tick {
+                    Ok(price) => {
+                        if account.is_some() && !self.publisher.holds(Producer::Trading) {
+                            account = self.follow_lease(account).await;
+                        }
+                        if let Some(account) = &mut account {
+                            self.handle_tick(account, &price).await;
+                        }
+                    }
+                    Err(RecvError::Lagged(skipped)) => {
+                        tracing::warn!(skipped, "paper account fell behind the prices; ticks skipped");
+                    }
+                    Err(RecvError::Closed) => break,
+                },
+            }
+        }
+        for stream in STREAMS {
+            self.health.stopped(stream);
+        }
+    }
+
+    /// The account while this node holds the lease: opened (from Redis in
+    /// a fleet) when the lease is taken, dropped when it is lost.
+    async fn follow_lease(&self, account: Option<PaperAccount>) -> Option<PaperAccount> {
+        let holds = self.publisher.holds(Producer::Trading);
+        match (account, holds) {
+            (Some(account), true) => Some(account),
+            (Some(_), false) => {
+                tracing::info!("paper account handed over: trading lease lost");
+                for stream in STREAMS {
+                    self.health.stopped(stream);
+                }
+                None
+            }
+            (None, false) => None,
+            (None, true) => {
+                let now = chrono::Utc::now().timestamp_millis();
+                let state = match &self.store {
+                    None => AccountState::new(self.settings.cash, now),
+                    Some(store) => match store.load().await {
+                        Ok(Some(mut state)) => {
+                            // No fill happened while nobody traded.
+                            state.last_fill_ms = now;
+                            state
+                        }
+                        Ok(None) => AccountState::new(self.settings.cash, now),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "paper account not loaded; retrying");
+                            return None;
+                        }
+                    },
+                };
+                tracing::info!(
+                    positions = state.positions.len(),
+                    cash = state.cash,
+                    "paper account trading"
+                );
+                for stream in STREAMS {
+                    self.health.started(stream);
+                }
+                Some(PaperAccount::new(self.settings, state))
+            }
+        }
+    }
+
+    /// One price: maybe a signal, maybe its fill.
+    async fn handle_tick(&self, account: &mut PaperAccount, price: &PriceUpdate) {
+        let before = self.store.as_ref().map(|_| account.state().clone());
+        let now = chrono::Utc::now().timestamp_millis();
+        let fractional = price.ticker.ends_with("-USD");
+        let Some((signal, fill)) = account.on_tick(&price.ticker, price.price, fractional, now)
+        else {
+            return;
+        };
+        if let (Some(fill), Some(store), Some(before)) = (&fill, &self.store, before) {
+            match store.store(account.state()).await {
+                Ok(true) => {}
+                Ok(false) | Err(_) => {
+                    // Not ours to trade (lease lost) or not stored: the fill
+                    // never happened, and nothing of it is published.
+                    tracing::warn!(order = fill.order_id, "paper fill not stored; discarded");
+                    account.restore(before);
+                    self.health.failed(Stream::Trades);
+                    return;
+                }
+            }
+        }
+        let timestamp = time::now();
+        self.publish(Stream::Signals, events::signal(&signal, &timestamp))
+            .await;
+        if let Some(fill) = &fill {
+            tracing::debug!(order = fill.order_id, symbol = %signal.symbol, side = signal.side.label(), "paper fill");
+            self.publish(Stream::Trades, events::trade_executed(fill, &timestamp))
+                .await;
+            self.publish_portfolio(account).await;
+        }
+    }
+
+    async fn publish_portfolio(&self, account: &PaperAccount) {
+        let event = events::portfolio_update(&account.portfolio(), &time::now());
+        self.publish(Stream::Portfolio, [event]).await;
+    }
+
+    async fn publish<const N: usize>(&self, stream: Stream, events: [Neutral; N]) {
+        for event in events {
+            if let Err(e) = self.publisher.publish(Event::Neutral(event)).await {
+                self.health.failed(stream);
+                tracing::warn!(stream = stream.label(), error = %e, "paper account event not published");
+                return;
+            }
+        }
+        self.health.published(stream);
+    }
+}
