@@ -1483,7 +1483,9 @@ async fn absurd_date_ranges_are_refused_at_once_naming_the_field() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ws_takes_seed_004s_client_id_and_refuses_a_malformed_one_naming_it() {
-    let server = TestServer::start(|_| {}).await;
+    // No paper account: a client_id auto-subscribes at once, and nothing
+    // (no portfolio) greets it before the pongs.
+    let server = TestServer::start(|c| c.trading.paper_trading = false).await;
     for bad in ["a%20b", "x%2Fy", &"c".repeat(129)] {
         let (status, body) = server
             .ws_upgrade_refused(&format!("/ws?client_id={bad}"))

@@ -331,7 +331,12 @@ async fn at_the_room_cap_idle_rooms_make_way_and_only_a_fully_watched_node_refus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memberless_room_is_retired_with_its_history_after_the_idle_ttl() {
-    let server = TestServer::start(|c| c.rooms.idle_ttl = "0.5".parse().unwrap()).await;
+    // Seed 004's producers off: the only idle rooms are this test's.
+    let server = TestServer::start(|c| {
+        c.rooms.idle_ttl = "0.5".parse().unwrap();
+        c.trading.enabled = false;
+    })
+    .await;
     let idle =
         |text: &str| prometheus_value(text, r#"roomcast_rooms_retired_total{reason="idle"}"#);
     let (_, text) = server.http_get_text("/metrics").await;

@@ -12,6 +12,10 @@
 //!   to native clients, and a `ticker:` room holds a normalised ticker;
 //! * `topic:<name>` and `backtest:<id>` are accepted exactly when the name
 //!   is 1–64 (the id 1–128) characters of `A-Z a-z 0-9 _ . : -`, as written;
+//! * seed 004's rooms (`s004:prices[?<SYM,…>]`, `s004:signals[:<SYM>]`,
+//!   `s004:trades[:<SYM>]`, `s004:portfolio`) are accepted exactly when
+//!   every symbol is a ticker (at most 256 distinct in a set), and parse to
+//!   their canonical spelling (upper case; a set sorted and distinct);
 //! * `validate_user_id` accepts exactly 1–64 characters of letters, digits
 //!   and `_ - . @`;
 //! * feed options stay within their documented bounds, name a modeldata
@@ -23,7 +27,8 @@
 use chrono::{DateTime, Datelike};
 use libfuzzer_sys::fuzz_target;
 use roomcast::catalog::{
-    MAX_BACKTEST_ID_LEN, MAX_TICKER_LEN, MAX_TOPIC_LEN, RoomKind, RoomName, normalize_ticker,
+    MAX_BACKTEST_ID_LEN, MAX_SET_SYMBOLS, MAX_TICKER_LEN, MAX_TOPIC_LEN, RoomKind, RoomName,
+    normalize_ticker,
 };
 use roomcast::native::parse_room;
 use roomcast::seeds::seed001::{MAX_USER_ID_LEN, validate_user_id};
@@ -82,9 +87,41 @@ fn stream_room_valid(name: &str) -> Option<bool> {
         .map(|id| is_stream_name(id, MAX_BACKTEST_ID_LEN))
 }
 
+/// The documented grammar of a seed 004 room, if `name` starts `s004:`:
+/// its canonical spelling when valid.
+fn s004_room(name: &str) -> Option<Option<String>> {
+    let rest = name.strip_prefix("s004:")?;
+    let ticker = |t: &str| normalize_ticker(t).ok();
+    Some(match rest {
+        "portfolio" | "prices" | "signals" | "trades" => Some(name.to_string()),
+        _ => {
+            if let Some(set) = rest.strip_prefix("prices?") {
+                let mut symbols: Vec<String> = set.split(',').map(ticker).collect::<Option<_>>()?;
+                symbols.sort();
+                symbols.dedup();
+                (symbols.len() <= MAX_SET_SYMBOLS)
+                    .then(|| format!("s004:prices?{}", symbols.join(",")))
+            } else if let Some(symbol) = rest.strip_prefix("signals:") {
+                ticker(symbol).map(|t| format!("s004:signals:{t}"))
+            } else if let Some(symbol) = rest.strip_prefix("trades:") {
+                ticker(symbol).map(|t| format!("s004:trades:{t}"))
+            } else {
+                None
+            }
+        }
+    })
+}
+
 fn check_room(name: &str) {
     if let Some(valid) = stream_room_valid(name) {
         assert_eq!(parse_room(name).is_ok(), valid, "parse_room({name:?})");
+    }
+    if let Some(canonical) = s004_room(name) {
+        assert_eq!(
+            parse_room(name).ok().map(|r| r.as_str().to_string()),
+            canonical,
+            "parse_room({name:?})"
+        );
     }
     let Ok(room) = parse_room(name) else {
         return;
@@ -113,7 +150,14 @@ fn check_room(name: &str) {
             ]
             .contains(&room)
                 || (matches!(room.kind(), RoomKind::Topic | RoomKind::Backtest)
-                    && stream_room_valid(room.as_str()) == Some(true)),
+                    && stream_room_valid(room.as_str()) == Some(true))
+                || (matches!(
+                    room.kind(),
+                    RoomKind::S004Prices
+                        | RoomKind::S004Signals
+                        | RoomKind::S004Trades
+                        | RoomKind::S004Portfolio
+                ) && s004_room(room.as_str()) == Some(Some(room.as_str().to_string()))),
             "parsed an unknown room kind {room}"
         ),
     }
