@@ -42,6 +42,16 @@ pub enum RoomKind {
     S004Trades,
     /// `s004:portfolio`: seed 004's portfolio of the one account.
     S004Portfolio,
+    /// `s003:live` or `s003:live:<SYM>`: seed 003's positions and orders,
+    /// of every symbol or of one; greeted with the open positions.
+    S003Live,
+    /// `s003:account`: seed 003's account-wide `pnl` and `risk`; greeted
+    /// with the latest of each.
+    S003Account,
+    /// `s003:market:<SYM>`: seed 003's market data of one symbol (candles,
+    /// patterns, structure, confluence); greeted with its forming candles,
+    /// structure and confluence.
+    S003Market,
 }
 
 /// The event family a room's events belong to: how an event's canonical
@@ -85,6 +95,10 @@ pub enum Retention {
     /// No events: only the snapshot events replace. The room goes with its
     /// last member.
     Snapshot,
+    /// No events, but the snapshot the last one left (a stream's current
+    /// state: open positions, forming candles) is kept after the last member
+    /// leaves, and the room is retired like [`Retention::Ring`].
+    State,
     /// Nothing: live events only. The room goes with its last member.
     None,
 }
@@ -177,8 +191,18 @@ const TRADING_STATE: RoomPolicy = RoomPolicy {
     ..TRADING_STREAM
 };
 
+/// Seed 003's live streams: every event must arrive, in order; the state
+/// the last one left (open positions, the account, forming candles) greets
+/// a joiner, also after every member left.
+const LIVE_STATE: RoomPolicy = RoomPolicy {
+    retention: Retention::State,
+    greeting: GreetingPolicy::Snapshot,
+    fleet_stream: FleetStream::Latest,
+    ..TRADING_STREAM
+};
+
 /// Every room kind roomcast serves, in [`RoomKind`] order.
-pub const CATALOG: [CatalogRow; 11] = [
+pub const CATALOG: [CatalogRow; 14] = [
     CatalogRow {
         kind: RoomKind::Ticker,
         pattern: "ticker:<SYMBOL>",
@@ -265,6 +289,21 @@ pub const CATALOG: [CatalogRow; 11] = [
         pattern: "s004:portfolio",
         policy: TRADING_STATE,
     },
+    CatalogRow {
+        kind: RoomKind::S003Live,
+        pattern: "s003:live[:<SYMBOL>]",
+        policy: LIVE_STATE,
+    },
+    CatalogRow {
+        kind: RoomKind::S003Account,
+        pattern: "s003:account",
+        policy: LIVE_STATE,
+    },
+    CatalogRow {
+        kind: RoomKind::S003Market,
+        pattern: "s003:market:<SYMBOL>",
+        policy: LIVE_STATE,
+    },
 ];
 
 impl RoomKind {
@@ -335,6 +374,9 @@ const S004_PRICES: &str = "s004:prices";
 const S004_SIGNALS: &str = "s004:signals";
 const S004_TRADES: &str = "s004:trades";
 const S004_PORTFOLIO: &str = "s004:portfolio";
+const S003_LIVE: &str = "s003:live";
+const S003_ACCOUNT: &str = "s003:account";
+const S003_MARKET: &str = "s003:market";
 
 /// Most symbols in one seed 004 price set (`s004:prices?…`).
 pub const MAX_SET_SYMBOLS: usize = 256;
@@ -435,6 +477,21 @@ impl RoomName {
         RoomName::new(S004_PORTFOLIO, RoomKind::S004Portfolio)
     }
 
+    /// Seed 003's positions and orders: every symbol's, or one symbol's.
+    pub fn s003_live(symbol: Option<&str>) -> Result<Self, CatalogError> {
+        Self::per_symbol(S003_LIVE, RoomKind::S003Live, symbol)
+    }
+
+    /// Seed 003's account-wide `pnl` and `risk`.
+    pub fn s003_account() -> Self {
+        RoomName::new(S003_ACCOUNT, RoomKind::S003Account)
+    }
+
+    /// Seed 003's market data of one symbol.
+    pub fn s003_market(symbol: &str) -> Result<Self, CatalogError> {
+        Self::per_symbol(S003_MARKET, RoomKind::S003Market, Some(symbol))
+    }
+
     fn per_symbol(
         base: &'static str,
         kind: RoomKind,
@@ -450,13 +507,15 @@ impl RoomName {
         })
     }
 
-    /// The symbols of a seed 004 room: the set of a narrowed price room, the
-    /// symbol of a per-symbol room; empty for the "all" rooms.
-    pub fn s004_symbols(&self) -> Vec<&str> {
+    /// The symbols of a seed 003 or 004 room: the set of a narrowed price
+    /// room, the symbol of a per-symbol room; empty for the "all" rooms.
+    pub fn symbols(&self) -> Vec<&str> {
         let rest = match self.kind {
             RoomKind::S004Prices => self.text.strip_prefix("s004:prices?"),
             RoomKind::S004Signals => self.text.strip_prefix("s004:signals:"),
             RoomKind::S004Trades => self.text.strip_prefix("s004:trades:"),
+            RoomKind::S003Live => self.text.strip_prefix("s003:live:"),
+            RoomKind::S003Market => self.text.strip_prefix("s003:market:"),
             _ => None,
         };
         rest.map_or_else(Vec::new, |rest| rest.split(',').collect())
@@ -484,8 +543,8 @@ impl RoomName {
         if let Some(id) = name.strip_prefix(BACKTEST_PREFIX) {
             return RoomName::backtest(id);
         }
-        if name.starts_with("s004:") {
-            return Self::parse_s004(name)
+        if name.starts_with("s004:") || name.starts_with("s003:") {
+            return Self::parse_trading(name)
                 .ok_or_else(|| CatalogError::Unknown(name.chars().take(64).collect()))?;
         }
         Self::fixed_or_feed(name)
@@ -505,19 +564,27 @@ impl RoomName {
             // Spelled exactly as parsed: nothing is normalised.
             return RoomName::parse(name).ok();
         }
-        if name.starts_with("s004:") {
-            return Self::parse_s004(name)?
+        if name.starts_with("s004:") || name.starts_with("s003:") {
+            return Self::parse_trading(name)?
                 .ok()
                 .filter(|room| room.as_str() == name);
         }
         Self::fixed_or_feed(name)
     }
 
-    /// A seed 004 room's name: `None` when no seed 004 row spells it, an
-    /// error when its symbols are bad.
-    fn parse_s004(name: &str) -> Option<Result<Self, CatalogError>> {
-        if name == S004_PORTFOLIO {
-            return Some(Ok(RoomName::s004_portfolio()));
+    /// A seed 003 or 004 trading room's name: `None` when no row spells
+    /// it, an error when its symbols are bad.
+    fn parse_trading(name: &str) -> Option<Result<Self, CatalogError>> {
+        match name {
+            S004_PORTFOLIO => return Some(Ok(RoomName::s004_portfolio())),
+            S003_ACCOUNT => return Some(Ok(RoomName::s003_account())),
+            _ => {}
+        }
+        if let Some(symbol) = name
+            .strip_prefix(S003_MARKET)
+            .and_then(|rest| rest.strip_prefix(':'))
+        {
+            return Some(RoomName::s003_market(symbol));
         }
         if let Some(rest) = name.strip_prefix(S004_PRICES) {
             return match rest.strip_prefix('?') {
@@ -535,6 +602,7 @@ impl RoomName {
                 RoomName::s004_signals as fn(Option<&str>) -> Result<RoomName, CatalogError>,
             ),
             (S004_TRADES, RoomName::s004_trades),
+            (S003_LIVE, RoomName::s003_live),
         ] {
             if let Some(rest) = name.strip_prefix(base) {
                 return match rest.strip_prefix(':') {
@@ -691,6 +759,10 @@ mod tests {
             RoomName::s004_trades(Some("AAPL")).unwrap(),
             RoomName::s004_trades(None).unwrap(),
             RoomName::s004_portfolio(),
+            RoomName::s003_live(None).unwrap(),
+            RoomName::s003_live(Some("eth-usd")).unwrap(),
+            RoomName::s003_account(),
+            RoomName::s003_market("BTC-USD").unwrap(),
         ] {
             assert_eq!(RoomName::from_wire(room.as_str()).as_ref(), Some(&room));
             assert_eq!(RoomName::parse(room.as_str()).as_ref(), Ok(&room));
@@ -738,17 +810,12 @@ mod tests {
         assert!(set(&["A B"]).is_err());
         let many: Vec<String> = (0..=MAX_SET_SYMBOLS).map(|i| format!("S{i}")).collect();
         assert!(RoomName::s004_prices(Some(&many)).is_err());
-        assert_eq!(set(&["B", "A"]).unwrap().s004_symbols(), ["A", "B"]);
+        assert_eq!(set(&["B", "A"]).unwrap().symbols(), ["A", "B"]);
         assert_eq!(
-            RoomName::s004_trades(Some("aapl")).unwrap().s004_symbols(),
+            RoomName::s004_trades(Some("aapl")).unwrap().symbols(),
             ["AAPL"]
         );
-        assert!(
-            RoomName::s004_signals(None)
-                .unwrap()
-                .s004_symbols()
-                .is_empty()
-        );
+        assert!(RoomName::s004_signals(None).unwrap().symbols().is_empty());
         // The wire takes only canonical spellings; clients' are normalised.
         assert_eq!(RoomName::from_wire("s004:prices?MSFT,AAPL"), None);
         assert_eq!(RoomName::from_wire("s004:signals:aapl"), None);

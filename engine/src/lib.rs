@@ -16,6 +16,7 @@
 
 pub mod bar;
 pub mod calendar;
+pub mod chart;
 pub mod data;
 pub mod metrics;
 pub mod nyse;

@@ -20,6 +20,11 @@ impl LocalBus {
         LocalBus { rooms }
     }
 
+    /// The node's rooms.
+    pub fn rooms(&self) -> &Rooms {
+        &self.rooms
+    }
+
     /// Publishes into the local room.
     pub fn publish(&self, event: &Event) -> Result<PublishReport, BusError> {
         Ok(self.rooms.publish(event)?)

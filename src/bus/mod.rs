@@ -188,6 +188,20 @@ impl Bus {
         }
     }
 
+    /// Whether `room` was published to: it exists here, or (in a fleet)
+    /// its stream exists in Redis.
+    pub async fn has_room(&self, room: &RoomName) -> Result<bool, BusError> {
+        match self {
+            Bus::Local(local) => Ok(local.rooms().get(room).is_some()),
+            Bus::Fleet(fleet) => {
+                if fleet.redis.rooms().get(room).is_some() {
+                    return Ok(true);
+                }
+                fleet.redis.has_stream(room).await
+            }
+        }
+    }
+
     /// Whether the bus can deliver right now (`/ready`).
     pub fn is_ready(&self) -> bool {
         match self {

@@ -1,7 +1,8 @@
 //! Seed 003's encoder (`/api/ws/stream/…`): every message is
-//! `{"type","timestamp","data"}`, which is a run event's canonical JSON
-//! itself, so a backtest run's events go out as the room encoded them, byte
-//! for byte, live and in replays. The session and endpoints are in
+//! `{"type","timestamp","data"}`, which is a neutral event's canonical JSON
+//! itself, so a backtest run's events, and the live-trading and
+//! market-data streams', go out as the room encoded them, byte for byte,
+//! live and in replays. The session and endpoints are in
 //! `src/seeds/seed003/`.
 
 use bytes::Bytes;
@@ -10,10 +11,13 @@ use super::Published;
 use crate::catalog::RoomKind;
 use crate::protocol::Event;
 
-/// Frames a run event as its canonical frame; seed 003 carries nothing else yet.
+/// Frames a seed 003 stream's event as its canonical frame.
 pub fn encode(published: &Published<'_>) -> Option<Bytes> {
     match (published.event, published.room.kind()) {
-        (Event::Neutral(_), RoomKind::Backtest) => Some(published.canonical_frame.clone()),
+        (
+            Event::Neutral(_),
+            RoomKind::Backtest | RoomKind::S003Live | RoomKind::S003Account | RoomKind::S003Market,
+        ) => Some(published.canonical_frame.clone()),
         _ => None,
     }
 }

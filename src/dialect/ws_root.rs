@@ -29,6 +29,9 @@ pub fn encode(published: &Published<'_>) -> Option<Bytes> {
         | RoomKind::Alerts
         | RoomKind::MarketStatus
         | RoomKind::ModelData
-        | RoomKind::Backtest => None,
+        | RoomKind::Backtest
+        | RoomKind::S003Live
+        | RoomKind::S003Account
+        | RoomKind::S003Market => None,
     }
 }

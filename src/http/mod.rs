@@ -136,6 +136,12 @@ impl Router {
             route(Method::DELETE, "/api/backtesting/{id}", |app, _, params| {
                 Box::pin(async move { backtest::cancel(&app, &params[0]).await })
             }),
+            get("/api/ws/stream/live-trading", |app, req, _| {
+                Box::pin(async move { seed003::live_trading_stream(&app, req) })
+            }),
+            get("/api/ws/stream/market-data/{symbol}", |app, req, params| {
+                Box::pin(async move { seed003::market_data_stream(&app, req, &params[0]).await })
+            }),
             get("/api/ws/stream/backtest/{id}", |app, req, params| {
                 Box::pin(async move { seed003::backtest_stream(&app, req, &params[0]).await })
             }),

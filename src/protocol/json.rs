@@ -143,6 +143,18 @@ pub fn elements(json: &[u8]) -> Option<Vec<&[u8]>> {
     Some(top_level(json, b'[')?.into_iter().map(|(_, v)| v).collect())
 }
 
+/// `value` rounded to `places` decimals, as messages carry numbers: 0 for
+/// anything not finite (no NaN or infinity ever reaches the wire), and
+/// never `-0.0`.
+pub fn round(value: f64, places: i32) -> f64 {
+    if !value.is_finite() {
+        return 0.0;
+    }
+    let scale = 10f64.powi(places);
+    let rounded = (value * scale).round() / scale;
+    if rounded == 0.0 { 0.0 } else { rounded }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -112,7 +112,7 @@ impl Rooms {
             Retention::Ring => self.history_size,
             Retention::Latest => 1,
             Retention::Run => self.run_max_events,
-            Retention::Snapshot | Retention::None => 0,
+            Retention::Snapshot | Retention::State | Retention::None => 0,
         }
     }
 
@@ -239,9 +239,11 @@ impl Rooms {
             .filter_map(|entry| {
                 let ttl = match entry.key().policy().retention {
                     Retention::Run => self.run_ttl,
-                    Retention::Ring | Retention::Latest | Retention::Snapshot | Retention::None => {
-                        idle_ttl
-                    }
+                    Retention::Ring
+                    | Retention::Latest
+                    | Retention::Snapshot
+                    | Retention::State
+                    | Retention::None => idle_ttl,
                 };
                 let cutoff = now.checked_sub(ttl)?;
                 let since = entry.value().idle_since(now)?;
@@ -319,10 +321,10 @@ impl Rooms {
     }
 
     /// The room a publish to `name` goes to: created if its retention keeps
-    /// events; `None` for a room that keeps none and does not exist (nobody
-    /// would receive the event).
+    /// events or state; `None` for a room that keeps neither and does not
+    /// exist (nobody would receive the event).
     fn room_for(&self, name: &RoomName) -> Result<Option<Arc<Room>>, RoomsError> {
-        if self.history_size_of(name) == 0 {
+        if self.history_size_of(name) == 0 && name.policy().retention != Retention::State {
             return Ok(self.get(name));
         }
         self.get_or_create(name).map(Some)

@@ -255,10 +255,15 @@ impl Room {
     }
 
     /// Marks the room retired if it is not pinned, has no members and
-    /// (unless `ignore_history`) no history; the registry calls this under
-    /// its map lock before removing the room.
+    /// (unless `ignore_history`) no history, nor a snapshot its retention
+    /// keeps; the registry calls this under its map lock before removing
+    /// the room.
     pub fn retire_if_unused(&self, ignore_history: bool) -> bool {
-        self.retire_if(|state| ignore_history || state.history.is_empty())
+        let keeps_snapshot = self.name.policy().retention == crate::catalog::Retention::State;
+        self.retire_if(|state| {
+            let state_kept = keeps_snapshot && !state.snapshot.is_empty();
+            ignore_history || (state.history.is_empty() && !state_kept)
+        })
     }
 
     /// Marks the room retired if it is not pinned, has no members and has
@@ -890,6 +895,24 @@ mod tests {
         assert!(!room.retire_if_unused(true));
         assert!(!room.retire_if_idle_since(Instant::now(), Instant::now()));
         assert_eq!(room.idle_since(Instant::now()), None);
+    }
+
+    #[test]
+    fn a_state_room_keeps_its_snapshot_after_its_last_member_but_not_in_a_fleet() {
+        let name = RoomName::s003_account();
+        let room = Room::new(name.clone(), 0);
+        assert!(
+            Room::new(name.clone(), 0).retire_if_unused(false),
+            "no state yet"
+        );
+        room.publish(&Event::Neutral(
+            neutral(&name, "pnl", 1).with_snapshot(vec![Bytes::from_static(b"state")]),
+        ));
+        assert!(
+            !room.retire_if_unused(false),
+            "its state greets the next joiner"
+        );
+        assert!(room.retire_if_unused(true), "a fleet reloads it from Redis");
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::patterns::{Bar, PatternConfig, PatternDetector, PatternSignal};
 use crate::bus::Producer;
 use crate::catalog::normalize_ticker;
 use crate::config_error::{ConfigError, check_secs, invalid};
+use crate::protocol::json::round;
 use crate::protocol::{Event, MarketStatus, PatternAlert, PriceUpdate, time};
 use crate::publisher::Publisher;
 use crate::seconds::Seconds;
@@ -73,10 +74,6 @@ fn starting_price(ticker: &str) -> f64 {
         "ETH-USD" => 3_400.0,
         _ => 100.0,
     }
-}
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
 }
 
 /// A standard normal sample (Box–Muller).
@@ -171,7 +168,7 @@ impl MarketSimulator {
             .map(|ticker| {
                 let crypto = ticker.ends_with("-USD");
                 let price = starting_price(&ticker) * (1.0 + 0.02 * (rng.random::<f64>() - 0.5));
-                let price = round2(price);
+                let price = round(price, 2);
                 Symbol {
                     day: trading_day(crypto, now),
                     crypto,
@@ -269,19 +266,19 @@ impl MarketSimulator {
             EQUITY_TICK_SIGMA / 3.0
         };
         let before = s.price;
-        let after = round2((before * (sigma * z).exp()).max(0.01));
+        let after = round((before * (sigma * z).exp()).max(0.01), 2);
         let tick_volume = (s.tick_volume * (0.5 + wiggle) * if spike { 4.0 } else { 1.0 }).round();
         s.price = after;
         s.high = s.high.max(after);
         s.low = s.low.min(after);
         s.volume += tick_volume;
         s.last_tick = Some(Instant::now());
-        let change = round2(after - s.prev_close);
+        let change = round(after - s.prev_close, 2);
         let price = PriceUpdate {
             ticker: s.ticker.clone(),
             price: after,
             change,
-            change_percent: round2(change / s.prev_close * 100.0),
+            change_percent: round(change / s.prev_close * 100.0, 2),
             volume: s.volume,
             high: s.high,
             low: s.low,
@@ -318,9 +315,9 @@ fn pattern_alert(ticker: &str, s: PatternSignal, now: DateTime<Utc>) -> PatternA
         ticker: ticker.to_string(),
         pattern_type: s.pattern_type.to_string(),
         score: s.score,
-        entry_price: round2(s.entry_price),
-        stop_price: round2(s.stop_price),
-        target_price: round2(s.target_price),
+        entry_price: round(s.entry_price, 2),
+        stop_price: round(s.stop_price, 2),
+        target_price: round(s.target_price, 2),
         risk_reward_ratio: s.risk_reward_ratio,
         message: s.message,
         timestamp: time::format(now),
@@ -364,7 +361,7 @@ mod tests {
             assert!(p.volume >= last_volume);
             last_volume = p.volume;
             let prev_close = p.price - p.change;
-            assert!((p.change_percent - round2(p.change / prev_close * 100.0)).abs() < 0.02);
+            assert!((p.change_percent - round(p.change / prev_close * 100.0, 2)).abs() < 0.02);
         }
     }
 

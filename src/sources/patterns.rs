@@ -31,6 +31,8 @@
 //! `high < low`, or open/close outside `[low, high]`) are ignored entirely: they return
 //! `None` and change no state.
 
+use crate::protocol::json::round;
+
 /// One completed OHLCV bar, as produced by the feed's bar builder.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Bar {
@@ -304,10 +306,10 @@ impl PatternDetector {
             }
             None => return None,
         };
-        let score = round_to(raw_score.clamp(0.0, 10.0), 1);
+        let score = round(raw_score.clamp(0.0, 10.0), 1);
         let risk = entry - stop;
         let target = entry + self.config.reward_multiple * risk;
-        let risk_reward_ratio = round_to((target - entry) / risk, 2);
+        let risk_reward_ratio = round((target - entry) / risk, 2);
         let message = match contracting_ratio {
             Some(ratio) => format!(
                 "VCP breakout above {entry:.2}: volatility contracted {:.0}% across the {}-bar base, volume {volume_ratio:.1}x average (score {score:.1})",
@@ -351,11 +353,6 @@ fn volume_ratio(bar_volume: f64, base_mean_volume: f64) -> f64 {
     } else {
         1.0
     }
-}
-
-fn round_to(value: f64, decimals: i32) -> f64 {
-    let scale = 10f64.powi(decimals);
-    (value * scale).round() / scale
 }
 
 #[cfg(test)]

@@ -68,6 +68,19 @@ impl RedisBus {
             .collect())
     }
 
+    /// Whether `room` has a stream in Redis (a fleet node published to it
+    /// within the key TTL).
+    pub async fn has_stream(&self, room: &RoomName) -> Result<bool, BusError> {
+        let mut conn = self.commands();
+        let reply: redis::RedisResult<bool> = with_timeout(
+            redis::cmd("EXISTS")
+                .arg(self.key("h", room.as_str()))
+                .query_async(&mut conn),
+        )
+        .await;
+        self.command_result(reply)
+    }
+
     /// Marks `rooms` wanted in the registry `name` for `ttl` from now.
     pub async fn want_rooms(
         &self,

@@ -220,9 +220,11 @@ impl RedisBus {
     fn key_ttl_of(&self, room: &RoomName) -> Duration {
         match room.policy().retention {
             Retention::Run => self.config.run_ttl.min(self.config.key_ttl),
-            Retention::Ring | Retention::Latest | Retention::Snapshot | Retention::None => {
-                self.config.key_ttl
-            }
+            Retention::Ring
+            | Retention::Latest
+            | Retention::Snapshot
+            | Retention::State
+            | Retention::None => self.config.key_ttl,
         }
     }
 

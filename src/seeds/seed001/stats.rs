@@ -67,7 +67,10 @@ pub async fn stats(app: &App) -> HttpResponse {
             | RoomKind::S004Prices
             | RoomKind::S004Signals
             | RoomKind::S004Trades
-            | RoomKind::S004Portfolio => {}
+            | RoomKind::S004Portfolio
+            | RoomKind::S003Live
+            | RoomKind::S003Account
+            | RoomKind::S003Market => {}
         }
     }
     let totals = &metrics().totals;

@@ -1,9 +1,11 @@
 //! Seed 003's status endpoint, `GET /api/ws/stream/status`: its exact keys
 //! (`timestamp`, `active_connections` by stream type with their `total`,
 //! and every stream with at least one connection, sorted by type, then
-//! id), fleet-wide (other nodes' counts as of their last heartbeat, a
-//! second or so old); then roomcast's own (`backtests`: this node's runs by
-//! state; `cluster` in a fleet).
+//! id); then roomcast's own (`backtests`: this node's runs by state;
+//! `cluster` in a fleet). Backtest viewers are counted fleet-wide (other
+//! nodes' counts as of their last heartbeat, a second or so old); the
+//! live-trading streams (by filter, `all` when unfiltered) and market-data
+//! streams (by symbol) on this node.
 
 use hyper::StatusCode;
 use serde_json::json;
@@ -43,10 +45,29 @@ pub async fn stream_status(app: &App) -> HttpResponse {
         }
     }
     let backtest: usize = viewers.values().sum();
-    let streams: Vec<_> = viewers
+    let mut streams: Vec<_> = viewers
         .iter()
         .map(|(id, n)| json!({ "type": "backtest", "id": id, "connections": n }))
         .collect();
+    let live = app.trading.live_viewers.counts();
+    let live_trading: usize = live.iter().map(|(_, n)| n).sum();
+    streams.extend(
+        live.iter()
+            .map(|(id, n)| json!({ "type": "live_trading", "id": id, "connections": n })),
+    );
+    let markets: BTreeMap<String, usize> = app
+        .rooms
+        .member_counts_of(RoomKind::S003Market, DialectKind::Seed003)
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .filter_map(|(room, n)| Some((room.symbols().first()?.to_string(), n)))
+        .collect();
+    let market_data: usize = markets.values().sum();
+    streams.extend(
+        markets
+            .iter()
+            .map(|(id, n)| json!({ "type": "market_data", "id": id, "connections": n })),
+    );
     let (pending, running, finished) = app.backtests.counts();
     response::json(
         StatusCode::OK,
@@ -54,9 +75,9 @@ pub async fn stream_status(app: &App) -> HttpResponse {
             "timestamp": time::now(),
             "active_connections": {
                 "backtest": backtest,
-                "live_trading": 0,
-                "market_data": 0,
-                "total": backtest,
+                "live_trading": live_trading,
+                "market_data": market_data,
+                "total": backtest + live_trading + market_data,
             },
             "streams": streams,
             "backtests": { "pending": pending, "running": running, "finished": finished },

@@ -271,7 +271,7 @@ impl Channels {
         let mut lease = None;
         if stream == Stream::PriceUpdates
             && let Some(room) = new.first()
-            && !room.s004_symbols().is_empty()
+            && !room.symbols().is_empty()
         {
             lease = Some(
                 self.trading

@@ -108,16 +108,7 @@ impl From<engine::data::DataError> for RunError {
     }
 }
 
-/// `value` rounded to `places` decimals; 0 for anything not finite (no NaN
-/// or infinity ever reaches the wire).
-pub fn round(value: f64, places: i32) -> f64 {
-    if !value.is_finite() {
-        return 0.0;
-    }
-    let scale = 10f64.powi(places);
-    let rounded = (value * scale).round() / scale;
-    if rounded == 0.0 { 0.0 } else { rounded }
-}
+pub use crate::protocol::json::round;
 
 /// A price as sent: 8 decimals, enough for any instrument, none of the
 /// binary noise.

@@ -140,7 +140,7 @@ impl PriceBatcher {
         }
         let now = time::now();
         for room in sets {
-            let symbols = room.s004_symbols();
+            let symbols = room.symbols();
             let narrowed = (!symbols.is_empty()).then_some(&symbols[..]);
             let Some(data) = batch_data(entries, narrowed) else {
                 continue;

@@ -10,16 +10,9 @@ use serde::Serialize;
 
 use crate::catalog::RoomName;
 use crate::protocol::Neutral;
+use crate::protocol::json::round;
 use crate::protocol::market::number;
 use engine::paper::{Fill, Portfolio, Signal};
-
-fn round2(x: f64) -> f64 {
-    (x * 100.0).round() / 100.0
-}
-
-fn round4(x: f64) -> f64 {
-    (x * 10_000.0).round() / 10_000.0
-}
 
 /// A `signal`'s members.
 #[derive(Debug, Serialize)]
@@ -76,7 +69,7 @@ pub fn signal(signal: &Signal, timestamp: &str) -> [Neutral; 2] {
         signal_type: signal.side.label(),
         symbol: &signal.symbol,
         price: signal.price,
-        quantity: round4(signal.quantity),
+        quantity: round(signal.quantity, 4),
         confidence: signal.confidence,
     };
     both(
@@ -94,7 +87,7 @@ pub fn trade_executed(fill: &Fill, timestamp: &str) -> [Neutral; 2] {
     let data = TradeData {
         symbol: &fill.position.symbol,
         side: fill.side.label(),
-        quantity: round4(fill.quantity),
+        quantity: round(fill.quantity, 4),
         price: fill.price,
     };
     both(
@@ -116,11 +109,11 @@ pub fn portfolio_update(portfolio: &Portfolio<'_>, timestamp: &str) -> Neutral {
                 p.symbol.as_str(),
                 PositionData {
                     symbol: &p.symbol,
-                    quantity: round4(p.quantity),
-                    average_price: round4(p.average_price),
+                    quantity: round(p.quantity, 4),
+                    average_price: round(p.average_price, 4),
                     market_price: p.market_price,
-                    unrealized_pnl: round2(p.unrealized_pnl()),
-                    unrealized_pnl_pct: round2(p.unrealized_pnl_pct()),
+                    unrealized_pnl: round(p.unrealized_pnl(), 2),
+                    unrealized_pnl_pct: round(p.unrealized_pnl_pct(), 2),
                 },
             )
         })
@@ -129,7 +122,7 @@ pub fn portfolio_update(portfolio: &Portfolio<'_>, timestamp: &str) -> Neutral {
         channel: "portfolio",
         data: PortfolioData {
             positions,
-            total_pnl: round2(portfolio.total_pnl),
+            total_pnl: round(portfolio.total_pnl, 2),
             position_count: portfolio.positions.len(),
         },
     };

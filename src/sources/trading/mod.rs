@@ -9,10 +9,13 @@
 pub mod batcher;
 pub mod events;
 pub mod health;
+pub mod live;
+pub mod market_data;
 pub mod price_sets;
 pub mod quotes;
 pub mod settings;
 pub mod trader;
+pub mod viewers;
 
 use std::sync::Arc;
 
@@ -38,6 +41,8 @@ pub struct Trading {
     pub price_sets: Arc<PriceSets>,
     /// The four streams' health.
     pub health: Arc<TradingHealth>,
+    /// Seed 003's live-trading viewers, by filter.
+    pub live_viewers: Arc<viewers::Viewers>,
 }
 
 impl Trading {
@@ -49,6 +54,7 @@ impl Trading {
                 settings.price_interval.get(),
                 settings.portfolio_interval.get(),
             )),
+            live_viewers: Arc::default(),
             quotes,
             settings,
         }
@@ -65,25 +71,32 @@ impl Trading {
         tracker: &TaskTracker,
         shutdown: &CancellationToken,
     ) {
-        if !self.settings.enabled {
-            return;
-        }
         let fleet = match bus {
             Bus::Fleet(fleet) => Some(Arc::clone(&fleet.redis)),
             Bus::Local(_) => None,
         };
-        let batcher = batcher::PriceBatcher {
+        if self.settings.enabled {
+            let batcher = batcher::PriceBatcher {
+                publisher: publisher.clone(),
+                quotes: Arc::clone(&self.quotes),
+                sets: Arc::clone(&self.price_sets),
+                health: Arc::clone(&self.health),
+                interval: self.settings.price_interval.get(),
+                fleet: fleet.clone(),
+            };
+            tracker.spawn(batcher.run(shutdown.clone()));
+        }
+        let builder = market_data::MarketDataBuilder {
             publisher: publisher.clone(),
             quotes: Arc::clone(&self.quotes),
-            sets: Arc::clone(&self.price_sets),
-            health: Arc::clone(&self.health),
-            interval: self.settings.price_interval.get(),
-            fleet: fleet.clone(),
+            timeframes: self.settings.timeframes(),
         };
-        tracker.spawn(batcher.run(shutdown.clone()));
+        tracker.spawn(builder.run(shutdown.clone()));
         if !self.settings.paper_trading {
-            for stream in [Stream::Signals, Stream::Trades, Stream::Portfolio] {
-                self.health.started_if_stopped(stream);
+            if self.settings.enabled {
+                for stream in [Stream::Signals, Stream::Trades, Stream::Portfolio] {
+                    self.health.started_if_stopped(stream);
+                }
             }
             return;
         }
@@ -93,6 +106,7 @@ impl Trading {
             health: Arc::clone(&self.health),
             settings: self.settings.paper(),
             portfolio_interval: self.settings.portfolio_interval.get(),
+            seed004: self.settings.enabled,
             store: fleet.map(|redis| trader::AccountStore {
                 lease_key: redis.lease_key("trading"),
                 key: redis.key("paper", "account"),

@@ -82,6 +82,11 @@ impl QuoteBook {
         self.ticks.subscribe()
     }
 
+    /// Whether `ticker` has a quote.
+    pub fn has(&self, ticker: &str) -> bool {
+        self.quotes.lock().contains_key(ticker)
+    }
+
     /// The tickers with a quote, sorted.
     pub fn symbols(&self) -> Vec<String> {
         let mut symbols: Vec<String> = self.quotes.lock().keys().cloned().collect();

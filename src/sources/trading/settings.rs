@@ -87,6 +87,14 @@ pub struct TradingSettings {
         default_value_t = 10_000.0
     )]
     pub paper_trade_notional: f64,
+
+    /// Candle timeframes of seed 003's market-data stream (comma-separated).
+    #[arg(
+        long = "market-data-timeframes",
+        env = "ROOMCAST_MARKET_DATA_TIMEFRAMES",
+        default_value = "1M,5M,15M,1H,4H"
+    )]
+    pub market_data_timeframes: String,
 }
 
 impl Default for TradingSettings {
@@ -102,6 +110,7 @@ impl Default for TradingSettings {
             paper_trading: true,
             paper_cash: 100_000.0,
             paper_trade_notional: 10_000.0,
+            market_data_timeframes: "1M,5M,15M,1H,4H".into(),
         }
     }
 }
@@ -131,6 +140,8 @@ impl TradingSettings {
             0,
             100_000,
         )?;
+        engine::chart::parse_timeframes(&self.market_data_timeframes)
+            .map_err(|e| invalid("ROOMCAST_MARKET_DATA_TIMEFRAMES", e))?;
         for (name, value) in [
             ("ROOMCAST_PAPER_CASH", self.paper_cash),
             ("ROOMCAST_PAPER_TRADE_NOTIONAL", self.paper_trade_notional),
@@ -145,6 +156,12 @@ impl TradingSettings {
     /// The hold window of a bare `/ws`.
     pub fn auto_subscribe_delay(&self) -> std::time::Duration {
         std::time::Duration::from_secs_f64(self.auto_subscribe_delay)
+    }
+
+    /// Seed 003's candle timeframes (validated).
+    pub fn timeframes(&self) -> Vec<engine::Timeframe> {
+        engine::chart::parse_timeframes(&self.market_data_timeframes)
+            .expect("validated at start-up")
     }
 
     /// The paper account's settings.

@@ -1,9 +1,14 @@
 //! The paper trader: runs the embedded paper-trading account
 //! ([`engine::paper`]) on every new price of the [`QuoteBook`], and
-//! publishes what it does as seed 004 events: the `signal`, then its
-//! `trade_executed`, then the `portfolio_update` that reflects it; and a
-//! `portfolio_update` every `WEBSOCKET_PORTFOLIO_UPDATE_INTERVAL` seconds
-//! (the first at start, so a new subscriber is greeted with one at once).
+//! publishes what it does:
+//!
+//! * as seed 004 events (unless `WEBSOCKET_ENABLED=false`): the `signal`,
+//!   then its `trade_executed`, then the `portfolio_update` that reflects
+//!   it; and a `portfolio_update` every `WEBSOCKET_PORTFOLIO_UPDATE_INTERVAL`
+//!   seconds (the first at start, so a new subscriber is greeted with one);
+//! * as seed 003 live-trading events ([`super::live`]): a fill's `order` and
+//!   `position`; every interval `pnl` and `risk`, and a `position`
+//!   `modify` for each open position whose price moved.
 //!
 //! In a fleet one node trades (the `trading` lease). The account's state
 //! lives in Redis: a fill is stored, fenced by the lease, before anything
@@ -11,6 +16,7 @@
 //! whole fill or none of it, and the next leader continues the same
 //! account (order and position ids go on; nothing executes twice).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,11 +26,13 @@ use tokio_util::sync::CancellationToken;
 
 use super::events;
 use super::health::{Stream, TradingHealth};
+use super::live::{self, PositionEvent};
 use super::quotes::QuoteBook;
 use crate::bus::{BusError, Producer, RedisBus};
+use crate::catalog::RoomName;
 use crate::protocol::{Event, Neutral, PriceUpdate, time};
 use crate::publisher::Publisher;
-use engine::paper::{AccountState, PaperAccount, PaperSettings};
+use engine::paper::{AccountState, Fill, PaperAccount, PaperSettings};
 
 /// Store the account only while this node holds the lease.
 /// KEYS: lease, account. ARGV: node, state.
@@ -96,7 +104,13 @@ pub struct PaperTrader {
     pub portfolio_interval: Duration,
     /// In a fleet: where the account lives.
     pub store: Option<AccountStore>,
+    /// Publish seed 004's events (`WEBSOCKET_ENABLED`); seed 003's always.
+    pub seed004: bool,
 }
+
+/// The market price each open position was last published at (seed 003
+/// `position` events), so an interval republishes only those that moved.
+type Marks = HashMap<String, f64>;
 
 /// Seed 004's streams the account feeds.
 const STREAMS: [Stream; 3] = [Stream::Signals, Stream::Trades, Stream::Portfolio];
@@ -108,13 +122,16 @@ impl PaperTrader {
         let mut portfolio = tokio::time::interval(self.portfolio_interval);
         portfolio.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut account: Option<PaperAccount> = None;
+        let mut marks = Marks::new();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = portfolio.tick() => {
                     account = self.follow_lease(account).await;
                     if let Some(account) = &account {
-                        self.publish_portfolio(account).await;
+                        self.handle_interval(account, &mut marks).await;
+                    } else {
+                        marks.clear();
                     }
                 }
                 tick = ticks.recv() => match tick {
@@ -123,7 +140,7 @@ impl PaperTrader {
                             account = self.follow_lease(account).await;
                         }
                         if let Some(account) = &mut account {
-                            self.handle_tick(account, &price).await;
+                            self.handle_tick(account, &price, &mut marks).await;
                         }
                     }
                     Err(RecvError::Lagged(skipped)) => {
@@ -183,7 +200,12 @@ impl PaperTrader {
     }
 
     /// One price: maybe a signal, maybe its fill.
-    async fn handle_tick(&self, account: &mut PaperAccount, price: &PriceUpdate) {
+    async fn handle_tick(
+        &self,
+        account: &mut PaperAccount,
+        price: &PriceUpdate,
+        marks: &mut Marks,
+    ) {
         let before = self.store.as_ref().map(|_| account.state().clone());
         let now = chrono::Utc::now().timestamp_millis();
         let fractional = price.ticker.ends_with("-USD");
@@ -205,13 +227,99 @@ impl PaperTrader {
             }
         }
         let timestamp = time::now();
-        self.publish(Stream::Signals, events::signal(&signal, &timestamp))
-            .await;
-        if let Some(fill) = &fill {
-            tracing::debug!(order = fill.order_id, symbol = %signal.symbol, side = signal.side.label(), "paper fill");
+        if self.seed004 {
+            self.publish(Stream::Signals, events::signal(&signal, &timestamp))
+                .await;
+        }
+        let Some(fill) = &fill else {
+            return;
+        };
+        tracing::debug!(order = fill.order_id, symbol = %signal.symbol, side = signal.side.label(), "paper fill");
+        if self.seed004 {
             self.publish(Stream::Trades, events::trade_executed(fill, &timestamp))
                 .await;
             self.publish_portfolio(account).await;
+        }
+        self.publish_fill_live(account, fill, &timestamp).await;
+        match fill.change {
+            engine::paper::PositionChange::Close => marks.remove(&fill.position.symbol),
+            _ => marks.insert(fill.position.symbol.clone(), fill.price),
+        };
+    }
+
+    /// Every interval: the portfolio (seed 004), `pnl` and `risk`, and the
+    /// open positions whose price moved (seed 003).
+    async fn handle_interval(&self, account: &PaperAccount, marks: &mut Marks) {
+        if self.seed004 {
+            self.publish_portfolio(account).await;
+        }
+        let timestamp = time::now();
+        let positions = &account.state().positions;
+        let moved: Vec<_> = positions
+            .values()
+            .filter(|p| marks.get(&p.symbol) != Some(&p.market_price))
+            .collect();
+        if !moved.is_empty() {
+            let all = RoomName::s003_live(None).expect("the all room");
+            let mut events: Vec<Event> = moved
+                .iter()
+                .map(|p| {
+                    Event::Neutral(live::position(
+                        all.clone(),
+                        p,
+                        PositionEvent::Modify,
+                        &timestamp,
+                    ))
+                })
+                .collect();
+            if let Some(Event::Neutral(last)) = events.pop() {
+                let snapshot = live::positions_snapshot(positions.values(), &timestamp);
+                events.push(Event::Neutral(last.with_snapshot(snapshot)));
+            }
+            self.publish_live(&events).await;
+            for p in moved {
+                let room = RoomName::s003_live(Some(&p.symbol)).expect("a ticker");
+                let event = live::position(room, p, PositionEvent::Modify, &timestamp)
+                    .with_snapshot(live::positions_snapshot([p], &timestamp));
+                self.publish_live(&[Event::Neutral(event)]).await;
+                marks.insert(p.symbol.clone(), p.market_price);
+            }
+        }
+        let events = live::account(&account.portfolio(), &account.risk(), &timestamp);
+        self.publish_live(&events.map(Event::Neutral)).await;
+    }
+
+    /// A fill's seed 003 `order` and `position`, to the "all" room and the
+    /// symbol's, each position event with its room's new snapshot.
+    async fn publish_fill_live(&self, account: &PaperAccount, fill: &Fill, timestamp: &str) {
+        let symbol = &fill.position.symbol;
+        let positions = &account.state().positions;
+        let all = RoomName::s003_live(None).expect("the all room");
+        let one = RoomName::s003_live(Some(symbol)).expect("a ticker");
+        let order = live::order(all.clone(), fill, timestamp);
+        let position = live::position(all, &fill.position, live::fill_event(fill), timestamp);
+        let one_events = [
+            Event::Neutral(order.in_room(one.clone())),
+            Event::Neutral(
+                position
+                    .in_room(one)
+                    .with_snapshot(live::positions_snapshot(positions.get(symbol), timestamp)),
+            ),
+        ];
+        let all_events = [
+            Event::Neutral(order),
+            Event::Neutral(
+                position.with_snapshot(live::positions_snapshot(positions.values(), timestamp)),
+            ),
+        ];
+        self.publish_live(&all_events).await;
+        self.publish_live(&one_events).await;
+    }
+
+    /// Publishes one seed 003 room's events together.
+    async fn publish_live(&self, events: &[Event]) {
+        if let Err(e) = self.publisher.publish_batch(events).await {
+            tracing::warn!(error = %e, "live-trading event not published");
         }
     }
 
