@@ -13,9 +13,11 @@
 //! * `topic:<name>` and `backtest:<id>` are accepted exactly when the name
 //!   is 1–64 (the id 1–128) characters of `A-Z a-z 0-9 _ . : -`, as written;
 //! * seed 004's rooms (`s004:prices[?<SYM,…>]`, `s004:signals[:<SYM>]`,
-//!   `s004:trades[:<SYM>]`, `s004:portfolio`) are accepted exactly when
-//!   every symbol is a ticker (at most 256 distinct in a set), and parse to
-//!   their canonical spelling (upper case; a set sorted and distinct);
+//!   `s004:trades[:<SYM>]`, `s004:portfolio`) and seed 003's live ones
+//!   (`s003:live[:<SYM>]`, `s003:account`, `s003:market:<SYM>`) are
+//!   accepted exactly when every symbol is a ticker (at most 256 distinct
+//!   in a set), and parse to their canonical spelling (upper case; a set
+//!   sorted and distinct);
 //! * `validate_user_id` accepts exactly 1–64 characters of letters, digits
 //!   and `_ - . @`;
 //! * feed options stay within their documented bounds, name a modeldata
@@ -87,11 +89,25 @@ fn stream_room_valid(name: &str) -> Option<bool> {
         .map(|id| is_stream_name(id, MAX_BACKTEST_ID_LEN))
 }
 
-/// The documented grammar of a seed 004 room, if `name` starts `s004:`:
-/// its canonical spelling when valid.
-fn s004_room(name: &str) -> Option<Option<String>> {
-    let rest = name.strip_prefix("s004:")?;
+/// The documented grammar of a trading room, if `name` starts `s003:` or
+/// `s004:`: its canonical spelling when valid.
+fn trading_room(name: &str) -> Option<Option<String>> {
     let ticker = |t: &str| normalize_ticker(t).ok();
+    if let Some(rest) = name.strip_prefix("s003:") {
+        return Some(match rest {
+            "account" | "live" => Some(name.to_string()),
+            _ => {
+                if let Some(symbol) = rest.strip_prefix("live:") {
+                    ticker(symbol).map(|t| format!("s003:live:{t}"))
+                } else if let Some(symbol) = rest.strip_prefix("market:") {
+                    ticker(symbol).map(|t| format!("s003:market:{t}"))
+                } else {
+                    None
+                }
+            }
+        });
+    }
+    let rest = name.strip_prefix("s004:")?;
     Some(match rest {
         "portfolio" | "prices" | "signals" | "trades" => Some(name.to_string()),
         _ => {
@@ -116,7 +132,7 @@ fn check_room(name: &str) {
     if let Some(valid) = stream_room_valid(name) {
         assert_eq!(parse_room(name).is_ok(), valid, "parse_room({name:?})");
     }
-    if let Some(canonical) = s004_room(name) {
+    if let Some(canonical) = trading_room(name) {
         assert_eq!(
             parse_room(name).ok().map(|r| r.as_str().to_string()),
             canonical,
@@ -157,7 +173,10 @@ fn check_room(name: &str) {
                         | RoomKind::S004Signals
                         | RoomKind::S004Trades
                         | RoomKind::S004Portfolio
-                ) && s004_room(room.as_str()) == Some(Some(room.as_str().to_string()))),
+                        | RoomKind::S003Live
+                        | RoomKind::S003Account
+                        | RoomKind::S003Market
+                ) && trading_room(room.as_str()) == Some(Some(room.as_str().to_string()))),
             "parsed an unknown room kind {room}"
         ),
     }
