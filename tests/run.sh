@@ -25,6 +25,11 @@
 # The fleet tests start their own `redis-server` (installed from Debian's
 # package when absent) on a free port and real roomcast processes.
 #
+# The seed 004 client test (tests/seed004.rs) runs the seed's JavaScript
+# client in Node, which needs a global WebSocket (Node >= 22, or Node 20-21
+# with --experimental-websocket; the test picks the flag). Debian's `nodejs`
+# package is installed when `node` is absent; without it the test is skipped.
+#
 # Last, a smoke pass of every fuzz target (tests/fuzz/run.sh --smoke: each
 # over its seed corpus plus a few thousand mutations, on the stable
 # toolchain; it installs cargo-fuzz and g++ when absent). Skipped when
@@ -131,7 +136,27 @@ ensure_redis() {
   fi
 }
 
+ensure_nodejs() {
+  if ! command -v node >/dev/null 2>&1; then
+    log "node not found; installing Debian's nodejs package"
+    if ! command -v apt-get >/dev/null 2>&1; then
+      log "apt-get not available; the seed 004 JavaScript client test will be skipped"
+      return
+    fi
+    if ! { apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; }; then
+      log "could not install nodejs; the seed 004 JavaScript client test will be skipped"
+      return
+    fi
+  fi
+  local probe='process.exit(typeof WebSocket === "function" ? 0 : 1)'
+  if ! node -e "$probe" 2>/dev/null && ! node --experimental-websocket -e "$probe" 2>/dev/null; then
+    log "node $(node --version) has no WebSocket (Node >= 20 needed); the seed 004 JavaScript client test will be skipped"
+  fi
+}
+
 ensure_python_websockets
+ensure_nodejs
 ensure_python_backtesting
 check_python_package
 ensure_kosoku
