@@ -905,6 +905,21 @@ async fn a_new_symbol_set_beyond_the_price_feed_cap_is_refused_and_an_existing_o
     assert_eq!(symbols_of(&batch), set(&["AAPL"]), "{batch}");
     // "All symbols" is not a set: always available.
     change(&mut c, subscribe("price_updates", None)).await;
+    // At the cap, a set's only holder may still move to a new set: its
+    // old one is freed as the new one is taken. A shared set frees nothing.
+    change(&mut b, subscribe("price_updates", Some(&["TSLA"]))).await;
+    quote(&server, "MSFT", 300.0).await;
+    quote(&server, "TSLA", 200.0).await;
+    let batch = next_batch(&mut b).await;
+    assert_eq!(symbols_of(&batch), set(&["MSFT", "TSLA"]), "{batch}");
+    change(&mut c, unsubscribe("price_updates", None)).await;
+    change(&mut c, subscribe("price_updates", Some(&["AAPL"]))).await;
+    refused(
+        &mut c,
+        &subscribe("price_updates", Some(&["NVDA"])).to_string(),
+        refused_text,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -943,7 +958,7 @@ async fn a_closed_connections_symbol_set_is_freed_for_others() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: a per-symbol subscribe whose end state fits ROOMCAST_MAX_SUBSCRIPTIONS is refused: Channels::apply joins the new rooms before leaving the old"]
+
 async fn a_narrowing_that_ends_within_the_subscription_cap_is_accepted() {
     // Auto-subscription holds 4 rooms. Narrowing signals to 5 symbols ends
     // with 3 + 5 = 8 rooms, within the cap of 8.

@@ -212,6 +212,12 @@ pub trait Link {
     }
     /// Leaves `room`; false when the session was not a member.
     fn leave(&mut self, room: &RoomName) -> bool;
+    /// How many more rooms the session may join (`ROOMCAST_MAX_SUBSCRIPTIONS`
+    /// less those it is in), so a dialect can check a change whole before
+    /// making it. Unbounded unless the link caps subscriptions.
+    fn free_subscriptions(&self) -> usize {
+        usize::MAX
+    }
     /// Closes the session after what is queued.
     fn close(&mut self, code: CloseCode);
     /// Arms the session's one-shot timer: [`DialectSession::on_timer`] runs

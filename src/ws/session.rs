@@ -85,6 +85,14 @@ impl Link for SessionLink {
         self.outbox.close(code);
     }
 
+    fn free_subscriptions(&self) -> usize {
+        self.app
+            .config
+            .ws
+            .max_subscriptions
+            .saturating_sub(self.rooms.len())
+    }
+
     fn set_timer(&mut self, after: Option<Duration>) {
         self.timer = after.map(|after| tokio::time::Instant::now() + after);
     }

@@ -188,9 +188,12 @@ impl Channels {
         };
         let channel = &self.channels[stream as usize];
         let symbols = symbols.filter(|_| stream != Stream::Portfolio);
+        if symbols.as_ref().is_some_and(BTreeSet::is_empty) {
+            // `symbols: []` names nothing: no change, not even a choice.
+            return Ok(());
+        }
         let next = match (subscribe, symbols) {
             (true, None) => Sub::All,
-            (true, Some(set)) if set.is_empty() => channel.sub.clone(),
             (true, Some(set)) => match (&channel.sub, channel.chosen) {
                 // The first subscribe replaces auto's "all"; later ones add.
                 (Sub::Set(held), true) => Sub::Set(held.union(&set).cloned().collect()),
@@ -198,7 +201,6 @@ impl Channels {
                 _ => Sub::Set(set),
             },
             (false, None) => Sub::Off,
-            (false, Some(set)) if set.is_empty() => channel.sub.clone(),
             (false, Some(set)) => {
                 let rest: BTreeSet<String> = match &channel.sub {
                     Sub::Off => BTreeSet::new(),
@@ -254,8 +256,10 @@ impl Channels {
         }
     }
 
-    /// Moves `stream` to `next`: joins its new rooms (all of them, or none
-    /// and an error), then leaves the old ones.
+    /// Moves `stream` to `next`, whole or not at all: checks the
+    /// subscription cap on the rooms it ends with, joins the new rooms,
+    /// then leaves the old ones (so nothing published meanwhile is missed;
+    /// only when the cap has no room for both does it leave first).
     fn apply(
         &mut self,
         link: &mut impl Link,
@@ -268,6 +272,12 @@ impl Channels {
         }
         let old = Self::rooms_of(stream, &channel.sub);
         let new = Self::rooms_of(stream, &next);
+        let to_join: Vec<&RoomName> = new.iter().filter(|r| !old.contains(r)).collect();
+        let to_leave: Vec<&RoomName> = old.iter().filter(|r| !new.contains(r)).collect();
+        let free = link.free_subscriptions();
+        if to_join.len() > free.saturating_add(to_leave.len()) {
+            return Err(ChannelError::Limit);
+        }
         let mut lease = None;
         if stream == Stream::PriceUpdates
             && let Some(room) = new.first()
@@ -276,22 +286,36 @@ impl Channels {
             lease = Some(
                 self.trading
                     .price_sets
-                    .acquire(room.clone())
+                    .acquire(room.clone(), self.price_set.as_ref())
                     .map_err(|_| ChannelError::TooManySets)?,
             );
         }
+        let leave_first = to_join.len() > free;
+        if leave_first {
+            for room in &to_leave {
+                link.leave(room);
+            }
+        }
         let mut joined = Vec::new();
-        for room in new.iter().filter(|r| !old.contains(r)) {
-            if let Err(e) = link.join(room.clone(), greeting(room.clone())) {
+        for room in &to_join {
+            if let Err(e) = link.join((*room).clone(), greeting((*room).clone())) {
                 for room in &joined {
                     link.leave(room);
                 }
+                if leave_first {
+                    // Back to where it was (only the node's room cap fails here).
+                    for room in &to_leave {
+                        let _ = link.join((*room).clone(), greeting((*room).clone()));
+                    }
+                }
                 return Err(e.into());
             }
-            joined.push(room.clone());
+            joined.push((*room).clone());
         }
-        for room in old.iter().filter(|r| !new.contains(r)) {
-            link.leave(room);
+        if !leave_first {
+            for room in &to_leave {
+                link.leave(room);
+            }
         }
         if stream == Stream::PriceUpdates {
             self.price_set = lease;

@@ -35,7 +35,8 @@ pub fn websocket_status(app: &App) -> HttpResponse {
     let standby = settings.enabled && app.bus.is_fleet() && !app.publisher.holds(Producer::Trading);
     let mut health = Map::new();
     for stream in Stream::ALL {
-        let mut report = trading.health.report(stream, bus_ready);
+        let periodic = stream == Stream::PriceUpdates || settings.paper_trading;
+        let mut report = trading.health.report(stream, bus_ready, periodic);
         if standby && !report.is_healthy {
             report.is_healthy = bus_ready;
         }

@@ -115,6 +115,7 @@ impl PriceBatcher {
         let entries = self.quotes.batch_entries();
         sets.push(RoomName::s004_prices(None).expect("the all room"));
         self.publish_sets(&entries, sets).await;
+        self.health.ran(Stream::PriceUpdates);
     }
 
     /// Reads the latest price of every ticker room of the fleet.

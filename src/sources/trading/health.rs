@@ -51,8 +51,9 @@ impl Stream {
 struct Record {
     /// Wall clock of the last event.
     last_update: Option<String>,
-    /// When the last event went out, for the periodic check.
-    last_instant: Option<Instant>,
+    /// When the producer last did its periodic round (sending or, with
+    /// nothing to send, not), for the periodic check.
+    last_round: Option<Instant>,
     /// Failed publishes.
     error_count: u64,
     /// Producer restarts (a lost and retaken lease, a failed start).
@@ -127,7 +128,13 @@ impl TradingHealth {
     pub fn published(&self, stream: Stream) {
         let mut record = self.record(stream);
         record.last_update = Some(time::now());
-        record.last_instant = Some(Instant::now());
+        record.last_round = Some(Instant::now());
+    }
+
+    /// The stream's periodic producer did its round (a price batcher with
+    /// nothing quoted sends nothing, and is still alive).
+    pub fn ran(&self, stream: Stream) {
+        self.record(stream).last_round = Some(Instant::now());
     }
 
     /// A publish of the stream failed.
@@ -135,18 +142,20 @@ impl TradingHealth {
         self.record(stream).error_count += 1;
     }
 
-    /// The stream's report; `bus_ready`: the bus can deliver.
-    pub fn report(&self, stream: Stream, bus_ready: bool) -> StreamReport {
+    /// The stream's report; `bus_ready`: the bus can deliver; `periodic`:
+    /// its producer runs on an interval here (an external system's
+    /// portfolio is not held to one).
+    pub fn report(&self, stream: Stream, bus_ready: bool, periodic: bool) -> StreamReport {
         let record = self.record(stream);
         let period = match stream {
             Stream::PriceUpdates => Some(self.price_interval),
             Stream::Portfolio => Some(self.portfolio_interval),
             Stream::Signals | Stream::Trades => None,
         };
-        let fresh = match period {
+        let fresh = match period.filter(|_| periodic) {
             None => true,
             Some(period) => record
-                .last_instant
+                .last_round
                 .is_some_and(|at| at.elapsed() <= period * 3),
         };
         StreamReport {
@@ -167,33 +176,44 @@ mod tests {
     fn a_stream_is_healthy_while_running_on_a_ready_bus_and_a_restart_is_counted() {
         let health = TradingHealth::new(Duration::from_secs(3), Duration::from_secs(5));
         assert!(
-            !health.report(Stream::Signals, true).is_healthy,
+            !health.report(Stream::Signals, true, true).is_healthy,
             "not running"
         );
         health.started(Stream::Signals);
         assert!(
-            health.report(Stream::Signals, true).is_healthy,
+            health.report(Stream::Signals, true, true).is_healthy,
             "quiet is fine"
         );
         assert!(
-            !health.report(Stream::Signals, false).is_healthy,
+            !health.report(Stream::Signals, false, true).is_healthy,
             "bus down"
         );
         health.started(Stream::PriceUpdates);
         assert!(
-            !health.report(Stream::PriceUpdates, true).is_healthy,
+            !health.report(Stream::PriceUpdates, true, true).is_healthy,
             "no batch yet"
         );
+        health.ran(Stream::PriceUpdates);
+        let report = health.report(Stream::PriceUpdates, true, true);
+        assert!(report.is_healthy, "a round with nothing to send");
+        assert_eq!(report.last_update, None);
         health.published(Stream::PriceUpdates);
         health.failed(Stream::PriceUpdates);
-        let report = health.report(Stream::PriceUpdates, true);
+        let report = health.report(Stream::PriceUpdates, true, true);
         assert!(report.is_healthy);
         assert_eq!(report.error_count, 1);
         health.stopped(Stream::PriceUpdates);
         health.started(Stream::PriceUpdates);
         assert_eq!(
-            health.report(Stream::PriceUpdates, true).recovery_attempts,
+            health
+                .report(Stream::PriceUpdates, true, true)
+                .recovery_attempts,
             1
+        );
+        health.started(Stream::Portfolio);
+        assert!(
+            health.report(Stream::Portfolio, true, false).is_healthy,
+            "an external portfolio has no interval"
         );
     }
 }

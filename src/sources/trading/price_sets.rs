@@ -73,10 +73,17 @@ impl PriceSets {
         })
     }
 
-    /// Holds the set of `room` (an `s004:prices?…` room).
-    pub fn acquire(self: &Arc<Self>, room: RoomName) -> Result<PriceSetLease, TooManySets> {
+    /// Holds the set of `room` (an `s004:prices?…` room) for a connection
+    /// that holds `replacing` until it has the new one: a set only it holds
+    /// does not count against the cap.
+    pub fn acquire(
+        self: &Arc<Self>,
+        room: RoomName,
+        replacing: Option<&PriceSetLease>,
+    ) -> Result<PriceSetLease, TooManySets> {
         let mut state = self.state.lock();
-        let held = state.holders.len();
+        let freed = replacing.is_some_and(|old| state.holders.get(&old.room) == Some(&1));
+        let held = state.holders.len() - usize::from(freed);
         match state.holders.get_mut(&room) {
             Some(holders) => *holders += 1,
             None if held >= self.max => return Err(TooManySets),
@@ -120,17 +127,27 @@ mod tests {
     #[test]
     fn a_set_is_held_while_any_connection_holds_it_and_the_cap_counts_sets() {
         let sets = PriceSets::new(2);
-        let a1 = sets.acquire(set(&["A"])).unwrap();
-        let a2 = sets.acquire(set(&["A"])).unwrap();
-        let b = sets.acquire(set(&["B"])).unwrap();
+        let a1 = sets.acquire(set(&["A"]), None).unwrap();
+        let a2 = sets.acquire(set(&["A"]), None).unwrap();
+        let b = sets.acquire(set(&["B"]), None).unwrap();
         assert_eq!(sets.take_new().len(), 2, "A and B are new once");
-        assert_eq!(sets.acquire(set(&["C"])).unwrap_err(), TooManySets);
+        assert_eq!(sets.acquire(set(&["C"]), None).unwrap_err(), TooManySets);
+        assert_eq!(
+            sets.acquire(set(&["C"]), Some(&a1)).unwrap_err(),
+            TooManySets,
+            "A has another holder"
+        );
         drop(a1);
         assert_eq!(sets.held().len(), 2);
         drop(a2);
         assert_eq!(sets.held(), vec![set(&["B"])]);
-        let _c = sets.acquire(set(&["C"])).unwrap();
+        let c = sets.acquire(set(&["C"]), None).unwrap();
         assert_eq!(b.room(), &set(&["B"]));
         assert_eq!(sets.take_new(), vec![set(&["C"])]);
+        // B's only holder moves to D: B is freed as D is taken.
+        let d = sets.acquire(set(&["D"]), Some(&b)).unwrap();
+        drop(b);
+        assert_eq!(sets.held().len(), 2);
+        drop((c, d));
     }
 }
