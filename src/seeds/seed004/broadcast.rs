@@ -25,6 +25,7 @@ use crate::protocol::json::{self, Members};
 use crate::protocol::{Envelope, Event, Neutral, time};
 use crate::sources::backtest::external::MAX_MESSAGES;
 use crate::sources::trading::health::Stream;
+use crate::sources::trading::live;
 
 /// The message kinds an external system publishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -114,11 +115,16 @@ pub async fn publish(app: &App, req: Request<Incoming>, kind: Kind) -> HttpRespo
     }
     let stream = kind.stream();
     let mut last = None;
-    for (published, rooms) in events.into_iter().enumerate() {
-        for event in rooms {
-            match app.publisher.publish(Event::Neutral(event)).await {
-                Ok(outcome) => {
-                    last.get_or_insert(outcome.report);
+    for (published, checked) in events.into_iter().enumerate() {
+        let batches = checked
+            .seed004
+            .into_iter()
+            .map(|event| vec![Event::Neutral(event)])
+            .chain(checked.seed003);
+        for batch in batches {
+            match app.publisher.publish_batch(&batch).await {
+                Ok(report) => {
+                    last.get_or_insert(report);
                 }
                 Err(e) => {
                     app.trading.health.failed(stream);
@@ -151,7 +157,15 @@ pub async fn publish(app: &App, req: Request<Incoming>, kind: Kind) -> HttpRespo
 }
 
 /// Checks one message and builds its events: the "all" room's first.
-fn check(item: &[u8], kind: Kind, now: &str) -> Result<Vec<Neutral>, Refusal> {
+/// One checked message: its seed 004 events (the "all" room's first), and
+/// seed 003's view of it as batches, one room each.
+#[derive(Debug)]
+struct Checked {
+    seed004: Vec<Neutral>,
+    seed003: Vec<Vec<Event>>,
+}
+
+fn check(item: &[u8], kind: Kind, now: &str) -> Result<Checked, Refusal> {
     let members = Members::parse(item).map_err(|e| Refusal("(message)", e.0))?;
     let value = |name: &str| -> Option<Value> {
         members
@@ -197,6 +211,7 @@ fn check(item: &[u8], kind: Kind, now: &str) -> Result<Vec<Neutral>, Refusal> {
             _ => Err(Refusal("symbol", "must be a ticker string".into())),
         }
     };
+    let mut traded = None;
     let (all, one) = match kind {
         Kind::Signal => {
             side("signal_type")?;
@@ -214,10 +229,12 @@ fn check(item: &[u8], kind: Kind, now: &str) -> Result<Vec<Neutral>, Refusal> {
             number("quantity", true)?;
             number("price", true)?;
             let symbol = symbol()?;
-            (
+            let rooms = (
                 RoomName::s004_trades(None),
                 Some(RoomName::s004_trades(Some(&symbol))),
-            )
+            );
+            traded = Some(symbol);
+            rooms
         }
         Kind::PortfolioUpdate => {
             match value("data") {
@@ -238,12 +255,21 @@ fn check(item: &[u8], kind: Kind, now: &str) -> Result<Vec<Neutral>, Refusal> {
         crate::protocol::NeutralError::BadTimestamp => Refusal("timestamp", e.to_string()),
         other => Refusal("(message)", other.to_string()),
     })?;
-    let mut events = vec![event];
+    let mut seed004 = vec![event];
     if let Some(Ok(room)) = one {
-        let copy = events[0].in_room(room);
-        events.push(copy);
+        let copy = seed004[0].in_room(room);
+        seed004.push(copy);
     }
-    Ok(events)
+    let parsed: Value = serde_json::from_slice(message).unwrap_or_default();
+    let seed003 = match (kind, traded) {
+        (Kind::TradeExecuted, Some(symbol)) => live::external::order(&parsed, &symbol, now)
+            .into_iter()
+            .map(|event| vec![Event::Neutral(event)])
+            .collect(),
+        (Kind::PortfolioUpdate, _) => live::external::portfolio(&parsed, now),
+        _ => Vec::new(),
+    };
+    Ok(Checked { seed004, seed003 })
 }
 
 #[cfg(test)]
@@ -263,17 +289,69 @@ mod tests {
             Kind::Signal,
             now,
         )
-        .unwrap();
+        .unwrap()
+        .seed004;
         assert_eq!(
             flat(&events[0]),
             r#"{"type":"signal","signal_type":"BUY","symbol":"aapl","price":150.25,"quantity":10,"confidence":0.85,"timestamp":"2026-01-01T00:00:00.000Z"}"#
         );
         assert_eq!(events[1].room().as_str(), "s004:signals:AAPL");
         let sent = r#"{"type":"portfolio_update","channel":"portfolio","timestamp":"2024-12-19T12:00:00Z","data":{"positions":{},"total_pnl":0,"position_count":0}}"#;
-        let events = check(sent.as_bytes(), Kind::PortfolioUpdate, now).unwrap();
-        assert_eq!(events.len(), 1);
-        let framed: Value = serde_json::from_str(&flat(&events[0])).unwrap();
+        let checked = check(sent.as_bytes(), Kind::PortfolioUpdate, now).unwrap();
+        assert_eq!(checked.seed004.len(), 1);
+        let framed: Value = serde_json::from_str(&flat(&checked.seed004[0])).unwrap();
         assert_eq!(framed, serde_json::from_str::<Value>(sent).unwrap());
+    }
+
+    fn stamped(event: &Event) -> Value {
+        let Event::Neutral(event) = event else {
+            panic!("{event:?}")
+        };
+        serde_json::from_slice(&frame::payload(event.canonical_frame())).unwrap()
+    }
+
+    #[test]
+    fn seed_003_sees_an_external_execution_as_an_order_and_a_portfolio_as_positions_and_pnl() {
+        let now = "2026-01-01T00:00:00.000Z";
+        let trade = br#"{"symbol":"aapl","side":"SELL","quantity":10,"price":150.25}"#;
+        let checked = check(trade, Kind::TradeExecuted, now).unwrap();
+        let rooms: Vec<String> = checked
+            .seed003
+            .iter()
+            .map(|batch| crate::protocol::batch_room(batch).unwrap().to_string())
+            .collect();
+        assert_eq!(rooms, ["s003:live", "s003:live:AAPL"]);
+        let order = stamped(&checked.seed003[0][0]);
+        assert_eq!(order["type"], "order");
+        assert_eq!(
+            order["data"],
+            serde_json::json!({"order_id":null,"position_id":null,"symbol":"AAPL","side":"sell",
+                "type":"market","quantity":10,"price":150.25,"status":"filled",
+                "filled_quantity":10,"average_fill_price":150.25})
+        );
+        let portfolio = br#"{"data":{"positions":{"AAPL":{"symbol":"AAPL","quantity":10,"average_price":150.25,"market_price":151.5,"unrealized_pnl":12.5,"unrealized_pnl_pct":0.83}},"total_pnl":20.0,"position_count":1}}"#;
+        let checked = check(portfolio, Kind::PortfolioUpdate, now).unwrap();
+        let rooms: Vec<String> = checked
+            .seed003
+            .iter()
+            .map(|batch| crate::protocol::batch_room(batch).unwrap().to_string())
+            .collect();
+        assert_eq!(rooms, ["s003:live", "s003:live:AAPL", "s003:account"]);
+        let position = stamped(&checked.seed003[0][0]);
+        assert_eq!(position["data"]["event"], "modify");
+        assert_eq!(position["data"]["entry_price"], 150.25);
+        assert_eq!(position["data"]["unrealized_pnl_percent"], 0.83);
+        assert_eq!(position["data"]["opened_at"], Value::Null);
+        let Event::Neutral(last) = &checked.seed003[0][0] else {
+            unreachable!()
+        };
+        assert_eq!(last.snapshot().map(<[_]>::len), Some(1), "the whole book");
+        let pnl = stamped(&checked.seed003[2][0]);
+        assert_eq!(
+            pnl["data"],
+            serde_json::json!({"realized_pnl":7.5,"unrealized_pnl":12.5,"total_pnl":20.0,
+                "daily_pnl":null,"equity":null,"balance":null})
+        );
     }
 
     #[test]

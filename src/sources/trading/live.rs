@@ -29,7 +29,7 @@ pub fn position_id(id: u64) -> String {
 #[derive(Debug, Serialize)]
 struct PositionData<'a> {
     event: &'static str,
-    position_id: String,
+    position_id: Option<String>,
     symbol: &'a str,
     direction: &'static str,
     #[serde(serialize_with = "number")]
@@ -40,7 +40,7 @@ struct PositionData<'a> {
     take_profit_levels: [f64; 0],
     unrealized_pnl: f64,
     unrealized_pnl_percent: f64,
-    opened_at: String,
+    opened_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     exit_price: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -52,8 +52,8 @@ struct PositionData<'a> {
 /// `order`'s data.
 #[derive(Debug, Serialize)]
 struct OrderData<'a> {
-    order_id: String,
-    position_id: String,
+    order_id: Option<String>,
+    position_id: Option<String>,
     symbol: &'a str,
     side: &'static str,
     r#type: &'static str,
@@ -81,12 +81,12 @@ struct RiskData {
 /// `pnl`'s data.
 #[derive(Debug, Serialize)]
 struct PnlData {
-    realized_pnl: f64,
-    unrealized_pnl: f64,
-    total_pnl: f64,
-    daily_pnl: f64,
-    equity: f64,
-    balance: f64,
+    realized_pnl: Option<f64>,
+    unrealized_pnl: Option<f64>,
+    total_pnl: Option<f64>,
+    daily_pnl: Option<f64>,
+    equity: Option<f64>,
+    balance: Option<f64>,
 }
 
 /// What a position event says.
@@ -123,7 +123,7 @@ fn position_data<'a>(p: &'a Position, event: PositionEvent, timestamp: &str) -> 
     let closed = matches!(event, PositionEvent::Close { .. }).then_some(0.0);
     PositionData {
         event: label,
-        position_id: position_id(p.position_id),
+        position_id: Some(position_id(p.position_id)),
         symbol: &p.symbol,
         direction: "long",
         quantity: round(p.quantity, 4),
@@ -133,7 +133,7 @@ fn position_data<'a>(p: &'a Position, event: PositionEvent, timestamp: &str) -> 
         take_profit_levels: [],
         unrealized_pnl: closed.unwrap_or_else(|| round(p.unrealized_pnl(), 2)),
         unrealized_pnl_percent: closed.unwrap_or_else(|| round(p.unrealized_pnl_pct(), 2)),
-        opened_at: at(p.opened_at_ms),
+        opened_at: Some(at(p.opened_at_ms)),
         exit_price,
         realized_pnl,
         closed_at,
@@ -182,8 +182,8 @@ pub fn order(room: RoomName, fill: &Fill, timestamp: &str) -> Neutral {
         "order",
         timestamp,
         &OrderData {
-            order_id: format!("ord_{}", fill.order_id),
-            position_id: position_id(fill.position.position_id),
+            order_id: Some(format!("ord_{}", fill.order_id)),
+            position_id: Some(position_id(fill.position.position_id)),
             symbol: &fill.position.symbol,
             side,
             r#type: "market",
@@ -217,12 +217,12 @@ pub fn account(portfolio: &Portfolio<'_>, risk: &Risk, timestamp: &str) -> [Neut
         "pnl",
         timestamp,
         &PnlData {
-            realized_pnl: round(portfolio.realized_pnl, 2),
-            unrealized_pnl: round(portfolio.unrealized_pnl, 2),
-            total_pnl: round(portfolio.total_pnl, 2),
-            daily_pnl: round(portfolio.daily_pnl, 2),
-            equity: round(portfolio.equity, 2),
-            balance: round(portfolio.balance, 2),
+            realized_pnl: Some(round(portfolio.realized_pnl, 2)),
+            unrealized_pnl: Some(round(portfolio.unrealized_pnl, 2)),
+            total_pnl: Some(round(portfolio.total_pnl, 2)),
+            daily_pnl: Some(round(portfolio.daily_pnl, 2)),
+            equity: Some(round(portfolio.equity, 2)),
+            balance: Some(round(portfolio.balance, 2)),
         },
     );
     let risk = event(
@@ -244,4 +244,147 @@ pub fn account(portfolio: &Portfolio<'_>, risk: &Risk, timestamp: &str) -> [Neut
         risk.canonical_frame().clone(),
     ];
     [pnl, risk.with_snapshot(snapshot)]
+}
+
+/// Seed 003's view of an external system's seed 004 messages (spec §8: its
+/// `POST /websocket/broadcast/*` feed seed 003's live-trading rooms too).
+/// Only what the seed 004 message says is carried over; what it does not
+/// say (ids, when a position opened, equity and cash) is `null`, never
+/// made up.
+pub mod external {
+    use serde_json::Value;
+
+    use super::*;
+    use crate::protocol::Event;
+
+    fn number(message: &Value, key: &str) -> f64 {
+        message.get(key).and_then(Value::as_f64).unwrap_or_default()
+    }
+
+    /// The `order` of a `trade_executed` (already checked: a ticker
+    /// `symbol`, `side` BUY or SELL, numeric `quantity` and `price`), for
+    /// the "all" room and the symbol's.
+    pub fn order(message: &Value, symbol: &str, timestamp: &str) -> [Neutral; 2] {
+        let quantity = number(message, "quantity");
+        let price = number(message, "price");
+        let text = |key: &str| message.get(key).and_then(Value::as_str).map(str::to_string);
+        let side = match message.get("side").and_then(Value::as_str) {
+            Some("SELL") => "sell",
+            _ => "buy",
+        };
+        let all = event(
+            RoomName::s003_live(None).expect("the all room"),
+            "order",
+            timestamp,
+            &OrderData {
+                order_id: text("order_id"),
+                position_id: text("position_id"),
+                symbol,
+                side,
+                r#type: "market",
+                quantity,
+                price,
+                status: "filled",
+                filled_quantity: quantity,
+                average_fill_price: price,
+            },
+        );
+        let one = all.in_room(RoomName::s003_live(Some(symbol)).expect("a checked ticker"));
+        [all, one]
+    }
+
+    /// The batches a `portfolio_update` (already checked: `data.positions`
+    /// an object) publishes: a `position` `modify` per position to the
+    /// "all" room (the last carrying the whole book as its snapshot) and to
+    /// each symbol's room, then `pnl` to the account room.
+    pub fn portfolio(message: &Value, timestamp: &str) -> Vec<Vec<Event>> {
+        let data = message.get("data").cloned().unwrap_or_default();
+        let positions: Vec<(String, &Value)> = data
+            .get("positions")
+            .and_then(Value::as_object)
+            .map(|book| {
+                book.iter()
+                    .filter_map(|(key, p)| {
+                        let symbol = p.get("symbol").and_then(Value::as_str).unwrap_or(key);
+                        Some((crate::catalog::normalize_ticker(symbol).ok()?, p))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let frame = |room: RoomName, symbol: &str, p: &Value, event: &'static str| {
+            let quantity = number(p, "quantity");
+            super::event(
+                room,
+                "position",
+                timestamp,
+                &PositionData {
+                    event,
+                    position_id: None,
+                    symbol,
+                    direction: if quantity < 0.0 { "short" } else { "long" },
+                    quantity: quantity.abs(),
+                    entry_price: number(p, "average_price"),
+                    current_price: number(p, "market_price"),
+                    stop_loss: None,
+                    take_profit_levels: [],
+                    unrealized_pnl: number(p, "unrealized_pnl"),
+                    unrealized_pnl_percent: number(p, "unrealized_pnl_pct"),
+                    opened_at: None,
+                    exit_price: None,
+                    realized_pnl: None,
+                    closed_at: None,
+                },
+            )
+        };
+        let all = RoomName::s003_live(None).expect("the all room");
+        let book: Vec<Bytes> = positions
+            .iter()
+            .map(|(symbol, p)| {
+                frame(all.clone(), symbol, p, "open")
+                    .canonical_frame()
+                    .clone()
+            })
+            .collect();
+        let mut batches = Vec::new();
+        let mut updates: Vec<Event> = positions
+            .iter()
+            .map(|(symbol, p)| Event::Neutral(frame(all.clone(), symbol, p, "modify")))
+            .collect();
+        if let Some(Event::Neutral(last)) = updates.pop() {
+            updates.push(Event::Neutral(last.with_snapshot(book)));
+            batches.push(updates);
+        }
+        for (symbol, p) in &positions {
+            let room = RoomName::s003_live(Some(symbol)).expect("a normalised ticker");
+            let snapshot = vec![
+                frame(room.clone(), symbol, p, "open")
+                    .canonical_frame()
+                    .clone(),
+            ];
+            batches.push(vec![Event::Neutral(
+                frame(room, symbol, p, "modify").with_snapshot(snapshot),
+            )]);
+        }
+        let unrealized: f64 = positions
+            .iter()
+            .map(|(_, p)| number(p, "unrealized_pnl"))
+            .sum();
+        let total = data.get("total_pnl").and_then(Value::as_f64);
+        let pnl = event(
+            RoomName::s003_account(),
+            "pnl",
+            timestamp,
+            &PnlData {
+                realized_pnl: total.map(|t| round(t - unrealized, 2)),
+                unrealized_pnl: Some(round(unrealized, 2)),
+                total_pnl: total,
+                daily_pnl: None,
+                equity: None,
+                balance: None,
+            },
+        );
+        let snapshot = vec![pnl.canonical_frame().clone()];
+        batches.push(vec![Event::Neutral(pnl.with_snapshot(snapshot))]);
+        batches
+    }
 }
