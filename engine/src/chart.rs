@@ -19,7 +19,7 @@
 
 use std::collections::VecDeque;
 
-use crate::bar::Timeframe;
+use crate::bar::{Bar, Timeframe};
 
 /// Candles on each side of a swing point.
 pub const SWING_SIDE: usize = 2;
@@ -27,23 +27,13 @@ pub const SWING_SIDE: usize = 2;
 /// Closed candles of the smallest timeframe kept for structure.
 const STRUCTURE_WINDOW: usize = 64;
 
-/// One candle.
+/// One candle: a bar of a timeframe, forming or closed.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candle {
     /// Its timeframe.
     pub timeframe: Timeframe,
-    /// When it opens (Unix seconds, on the timeframe's grid).
-    pub time: i64,
-    /// First price.
-    pub open: f64,
-    /// Highest price.
-    pub high: f64,
-    /// Lowest price.
-    pub low: f64,
-    /// Last price.
-    pub close: f64,
-    /// Volume traded in it.
-    pub volume: f64,
+    /// The bar so far (`time` on the timeframe's grid; `volume` traded in it).
+    pub bar: Bar,
     /// Whether the bar has ended.
     pub is_closed: bool,
 }
@@ -130,7 +120,7 @@ pub struct Chart {
     /// The accumulated day volume at the last tick.
     last_volume: Option<f64>,
     /// The smallest timeframe's closed candles, newest last.
-    closed: VecDeque<Candle>,
+    closed: VecDeque<Bar>,
     /// The structure as last reported.
     structure: Structure,
     /// Swing highs and lows found, newest last (two of each kept).
@@ -196,7 +186,7 @@ impl Chart {
             let open = tf.floor(time);
             let slot = &mut self.forming[i];
             match slot {
-                Some(candle) if open > candle.time => {
+                Some(candle) if open > candle.bar.time => {
                     let mut done = *candle;
                     done.is_closed = true;
                     update.candles.push(done);
@@ -209,21 +199,24 @@ impl Chart {
             }
             let candle = slot.get_or_insert(Candle {
                 timeframe: tf,
-                time: open,
-                open: price,
-                high: price,
-                low: price,
-                close: price,
-                volume: 0.0,
+                bar: Bar {
+                    time: open,
+                    open: price,
+                    high: price,
+                    low: price,
+                    close: price,
+                    volume: 0.0,
+                },
                 is_closed: false,
             });
-            candle.high = candle.high.max(price);
-            candle.low = candle.low.min(price);
-            candle.close = price;
-            candle.volume += traded;
+            let bar = &mut candle.bar;
+            bar.high = bar.high.max(price);
+            bar.low = bar.low.min(price);
+            bar.close = price;
+            bar.volume += traded;
         }
         if let Some(closed) = update.closed {
-            update.structure = self.on_closed(closed);
+            update.structure = self.on_closed(closed.bar);
             update.confluence = Some(self.confluence());
         }
         update
@@ -233,8 +226,8 @@ impl Chart {
     }
 
     /// A smallest-timeframe candle closed: find swings, the trend, a break.
-    fn on_closed(&mut self, candle: Candle) -> Option<Structure> {
-        self.closed.push_back(candle);
+    fn on_closed(&mut self, bar: Bar) -> Option<Structure> {
+        self.closed.push_back(bar);
         if self.closed.len() > STRUCTURE_WINDOW {
             self.closed.pop_front();
         }
@@ -276,8 +269,8 @@ impl Chart {
         };
         let last_high = self.highs.back().copied();
         let last_low = self.lows.back().copied();
-        let broke = last_high.is_some_and(|h| candle.close > h.price)
-            || last_low.is_some_and(|l| candle.close < l.price);
+        let broke = last_high.is_some_and(|h| bar.close > h.price)
+            || last_low.is_some_and(|l| bar.close < l.price);
         let next = Structure {
             timeframe: self.timeframes[0],
             trend,
@@ -298,9 +291,9 @@ impl Chart {
         for candle in self.forming.iter().flatten() {
             factors += 1;
             let label = count_first_label(candle.timeframe);
-            if candle.close > candle.open {
+            if candle.bar.close > candle.bar.open {
                 long.push(format!("{label} candle up"));
-            } else if candle.close < candle.open {
+            } else if candle.bar.close < candle.bar.open {
                 short.push(format!("{label} candle down"));
             }
         }
@@ -378,7 +371,7 @@ mod tests {
         assert_eq!(update.candles.len(), 2, "one forming candle per timeframe");
         assert_eq!(update.candles[0].timeframe, Timeframe::M1);
         assert_eq!(
-            update.candles[0].volume, 0.0,
+            update.candles[0].bar.volume, 0.0,
             "the first tick sets the base"
         );
         chart.on_tick(103.0, 1_500.0, 90);
@@ -387,15 +380,15 @@ mod tests {
         assert_eq!(closed.len(), 1);
         assert_eq!(
             (
-                closed[0].time,
-                closed[0].open,
-                closed[0].high,
-                closed[0].low,
-                closed[0].close
+                closed[0].bar.time,
+                closed[0].bar.open,
+                closed[0].bar.high,
+                closed[0].bar.low,
+                closed[0].bar.close
             ),
             (60, 100.0, 103.0, 100.0, 103.0)
         );
-        assert_eq!(closed[0].volume, 500.0);
+        assert_eq!(closed[0].bar.volume, 500.0);
         assert_eq!(update.closed, Some(*closed[0]));
         assert!(update.confluence.is_some());
         let m5 = update
@@ -404,12 +397,12 @@ mod tests {
             .find(|c| c.timeframe == Timeframe::M5)
             .unwrap();
         assert_eq!(
-            (m5.time, m5.high, m5.volume, m5.is_closed),
+            (m5.bar.time, m5.bar.high, m5.bar.volume, m5.is_closed),
             (0, 103.0, 600.0, false)
         );
         // A new day's smaller total counts whole.
         let update = chart.on_tick(101.0, 40.0, 130);
-        assert_eq!(update.candles[0].volume, 140.0);
+        assert_eq!(update.candles[0].bar.volume, 140.0);
     }
 
     #[test]

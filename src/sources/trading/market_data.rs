@@ -172,11 +172,11 @@ impl SymbolChart {
             .collect();
         if let Some(closed) = update.closed
             && let Some(signal) = self.detector.on_bar(Bar {
-                open: closed.open,
-                high: closed.high,
-                low: closed.low,
-                close: closed.close,
-                volume: closed.volume,
+                open: closed.bar.open,
+                high: closed.bar.high,
+                low: closed.bar.low,
+                close: closed.bar.close,
+                volume: closed.bar.volume,
             })
         {
             events.push(neutral(
@@ -237,12 +237,12 @@ fn candle_data<'a>(symbol: &'a str, c: &Candle) -> CandleData<'a> {
     CandleData {
         symbol,
         timeframe: count_first_label(c.timeframe),
-        time: unix(c.time),
-        open: c.open,
-        high: c.high,
-        low: c.low,
-        close: c.close,
-        volume: c.volume,
+        time: unix(c.bar.time),
+        open: c.bar.open,
+        high: c.bar.high,
+        low: c.bar.low,
+        close: c.bar.close,
+        volume: c.bar.volume,
         is_closed: c.is_closed,
     }
 }
