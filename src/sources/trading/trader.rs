@@ -6,9 +6,9 @@
 //!   then its `trade_executed`, then the `portfolio_update` that reflects
 //!   it; and a `portfolio_update` every `WEBSOCKET_PORTFOLIO_UPDATE_INTERVAL`
 //!   seconds (the first at start, so a new subscriber is greeted with one);
-//! * as seed 003 live-trading events ([`super::live`]): a fill's `order` and
-//!   `position`; every interval `pnl` and `risk`, and a `position`
-//!   `modify` for each open position whose price moved.
+//! * as seed 003 live-trading events ([`super::live`]): a fill's `order`,
+//!   `position`, then `pnl` and `risk`; every interval `pnl` and `risk`,
+//!   and a `position` `modify` for each open position whose price moved.
 //!
 //! In a fleet one node trades (the `trading` lease). The account's state
 //! lives in Redis: a fill is stored, fenced by the lease, before anything
@@ -241,6 +241,9 @@ impl PaperTrader {
             self.publish_portfolio(account).await;
         }
         self.publish_fill_live(account, fill, &timestamp).await;
+        // The account room's state (its greeting) agrees with the positions at once.
+        let events = live::account(&account.portfolio(), &account.risk(), &timestamp);
+        self.publish_live(&events.map(Event::Neutral)).await;
         match fill.change {
             engine::paper::PositionChange::Close => marks.remove(&fill.position.symbol),
             _ => marks.insert(fill.position.symbol.clone(), fill.price),
