@@ -44,6 +44,9 @@ pub struct PriceBatcher {
     pub interval: Duration,
     /// The fleet bus, in fleet mode: the set registry and the fleet's quotes.
     pub fleet: Option<Arc<RedisBus>>,
+    /// Whether it batches (`WEBSOCKET_ENABLED`). Off, it still reads the
+    /// fleet's quotes back each round, for the account and the charts.
+    pub batching: bool,
 }
 
 impl PriceBatcher {
@@ -77,7 +80,7 @@ impl PriceBatcher {
 
     /// Follows the lease: records a start or a stop in the stream's health.
     fn lead(&self, running: bool) -> bool {
-        let holds = self.publisher.holds(Producer::Trading);
+        let holds = self.batching && self.publisher.holds(Producer::Trading);
         match (running, holds) {
             (false, true) => self.health.started(Stream::PriceUpdates),
             (true, false) => self.health.stopped(Stream::PriceUpdates),
@@ -101,6 +104,9 @@ impl PriceBatcher {
         }
         if let Some(fleet) = &self.fleet {
             self.refresh_quotes(fleet).await;
+            if !self.batching {
+                return;
+            }
             match fleet.wanted_rooms(SETS_REGISTRY).await {
                 Ok(wanted) => sets.extend(
                     wanted

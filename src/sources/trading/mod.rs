@@ -75,7 +75,7 @@ impl Trading {
             Bus::Fleet(fleet) => Some(Arc::clone(&fleet.redis)),
             Bus::Local(_) => None,
         };
-        if self.settings.enabled {
+        if self.settings.enabled || fleet.is_some() {
             let batcher = batcher::PriceBatcher {
                 publisher: publisher.clone(),
                 quotes: Arc::clone(&self.quotes),
@@ -83,6 +83,7 @@ impl Trading {
                 health: Arc::clone(&self.health),
                 interval: self.settings.price_interval.get(),
                 fleet: fleet.clone(),
+                batching: self.settings.enabled,
             };
             tracker.spawn(batcher.run(shutdown.clone()));
         }
