@@ -123,8 +123,9 @@ pub struct Chart {
     closed: VecDeque<Bar>,
     /// The structure as last reported.
     structure: Structure,
-    /// Swing highs and lows found, newest last (two of each kept).
+    /// The last two swing highs, newest last: the trend compares them.
     highs: VecDeque<Swing>,
+    /// The last two swing lows, newest last.
     lows: VecDeque<Swing>,
 }
 

@@ -208,7 +208,9 @@ impl AccountState {
 /// One symbol's trend.
 #[derive(Debug, Clone, Copy)]
 struct Trend {
+    /// The short EMA.
     short: f64,
+    /// The long EMA.
     long: f64,
     /// Sign of short − long at the last tick: +1, −1 or 0.
     sign: i8,
@@ -255,8 +257,11 @@ pub struct Risk {
 /// The paper-trading account: state, settings and trends.
 #[derive(Debug, Clone)]
 pub struct PaperAccount {
+    /// Cash, notional, EMA lengths, the idle rule.
     settings: PaperSettings,
+    /// What a fleet stores.
     state: AccountState,
+    /// Each symbol's EMAs, rebuilt from the ticks (not stored).
     trends: BTreeMap<String, Trend>,
 }
 

@@ -92,7 +92,9 @@ fn unix(seconds: i64) -> String {
 
 /// One symbol's chart, detector and latest messages.
 struct SymbolChart {
+    /// Candles, structure and confluence from the ticks.
     chart: Chart,
+    /// Patterns on the smallest timeframe's closed bars.
     detector: PatternDetector,
     /// The latest `structure` and `confluence` frames, for the snapshot.
     structure: Option<Bytes>,

@@ -28,7 +28,9 @@ pub struct PriceSets {
 
 #[derive(Debug, Default)]
 struct SetsState {
+    /// Connections holding each set: a set is served while it has one.
     holders: HashMap<RoomName, usize>,
+    /// Sets held since the batcher last looked, to batch at once.
     new: Vec<RoomName>,
 }
 
@@ -40,7 +42,9 @@ pub struct TooManySets;
 /// A connection's hold on its set: released when dropped.
 #[derive(Debug)]
 pub struct PriceSetLease {
+    /// The registry to release into when dropped.
     sets: Arc<PriceSets>,
+    /// The set held.
     room: RoomName,
 }
 

@@ -18,7 +18,9 @@ pub struct Viewers {
 /// One connection's place among the viewers: counted until dropped.
 #[derive(Debug)]
 pub struct Viewer {
+    /// The registry to leave when dropped.
     viewers: Arc<Viewers>,
+    /// The filter watched.
     filter: String,
 }
 
