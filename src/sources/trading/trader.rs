@@ -12,9 +12,10 @@
 //!
 //! In a fleet one node trades (the `trading` lease). The account's state
 //! lives in Redis: a fill is stored, fenced by the lease, before anything
-//! of it is published, so a leader that dies mid-fill leaves either the
-//! whole fill or none of it, and the next leader continues the same
-//! account (order and position ids go on; nothing executes twice).
+//! of it is published, so the next leader continues the same account
+//! (order and position ids go on; nothing executes twice). A leader killed
+//! between the store and the publish leaves that one fill unannounced: its
+//! `trade_executed` is never sent, and the next portfolio shows it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
