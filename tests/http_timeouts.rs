@@ -180,8 +180,13 @@ async fn an_oversized_request_head_gets_431() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publish_and_alert_bodies_must_be_declared_json() {
-    // Seed 004's producers off: the room count is this test's alone.
-    let server = TestServer::start(|c| c.trading.enabled = false).await;
+    // The trading producers off: the room count is this test's alone.
+    let server = TestServer::start(|c| {
+        c.trading.enabled = false;
+        c.trading.paper_trading = false;
+        c.trading.market_data = false;
+    })
+    .await;
     let (_, before) = server.http_get("/api/ws/stats").await;
     let body = price_body("AAPL", 1.0);
     for (path, content_type) in [

@@ -297,7 +297,14 @@ async fn rooms_evicted(server: &TestServer) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn at_the_room_cap_idle_rooms_make_way_and_only_a_fully_watched_node_refuses() {
-    let server = TestServer::start(|c| c.rooms.max_rooms = 2).await;
+    // The trading producers off: their rooms would take part in the cap.
+    let server = TestServer::start(|c| {
+        c.rooms.max_rooms = 2;
+        c.trading.enabled = false;
+        c.trading.paper_trading = false;
+        c.trading.market_data = false;
+    })
+    .await;
     let (limit_before, evicted_before) = (
         server.limit_hits("rooms").await,
         rooms_evicted(&server).await,
@@ -331,10 +338,12 @@ async fn at_the_room_cap_idle_rooms_make_way_and_only_a_fully_watched_node_refus
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_memberless_room_is_retired_with_its_history_after_the_idle_ttl() {
-    // Seed 004's producers off: the only idle rooms are this test's.
+    // The trading producers off: the only idle rooms are this test's.
     let server = TestServer::start(|c| {
         c.rooms.idle_ttl = "0.5".parse().unwrap();
         c.trading.enabled = false;
+        c.trading.paper_trading = false;
+        c.trading.market_data = false;
     })
     .await;
     let idle =

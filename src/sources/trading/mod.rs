@@ -87,12 +87,14 @@ impl Trading {
             };
             tracker.spawn(batcher.run(shutdown.clone()));
         }
-        let builder = market_data::MarketDataBuilder {
-            publisher: publisher.clone(),
-            quotes: Arc::clone(&self.quotes),
-            timeframes: self.settings.timeframes(),
-        };
-        tracker.spawn(builder.run(shutdown.clone()));
+        if self.settings.market_data {
+            let builder = market_data::MarketDataBuilder {
+                publisher: publisher.clone(),
+                quotes: Arc::clone(&self.quotes),
+                timeframes: self.settings.timeframes(),
+            };
+            tracker.spawn(builder.run(shutdown.clone()));
+        }
         if !self.settings.paper_trading {
             if self.settings.enabled {
                 for stream in [Stream::Signals, Stream::Trades, Stream::Portfolio] {

@@ -88,6 +88,11 @@ pub struct TradingSettings {
     )]
     pub paper_trade_notional: f64,
 
+    /// Build seed 003's market data (candles, patterns, structure,
+    /// confluence) from every symbol's ticks.
+    #[arg(long = "market-data", env = "ROOMCAST_MARKET_DATA", default_value_t = true, action = ArgAction::Set)]
+    pub market_data: bool,
+
     /// Candle timeframes of seed 003's market-data stream (comma-separated).
     #[arg(
         long = "market-data-timeframes",
@@ -110,6 +115,7 @@ impl Default for TradingSettings {
             paper_trading: true,
             paper_cash: 100_000.0,
             paper_trade_notional: 10_000.0,
+            market_data: true,
             market_data_timeframes: "1M,5M,15M,1H,4H".into(),
         }
     }
