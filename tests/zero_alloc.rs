@@ -10,9 +10,14 @@
 //! frames to a sink allocates exactly as much as one flushing 32. The server's
 //! own path is measured too: a publish whose frames the flusher writes to
 //! real sockets on 127.0.0.1 allocates the same for 200 members as for 10.
+//! Seed 004: a price batch to 1,000 `/ws` members allocates what one to 10
+//! does (one flat encode), and a batcher round over 16 symbol sets
+//! allocates the same for 160 clients as for 16,000, each set's clients
+//! sharing one frame.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -27,6 +32,8 @@ use roomcast::frame;
 use roomcast::ids::SessionId;
 use roomcast::protocol::{Event, Neutral, PatternAlert, PriceUpdate};
 use roomcast::rooms::Room;
+use roomcast::sources::trading::events as trading_events;
+use roomcast::sources::trading::quotes::{QuoteBook, batch_data};
 
 /// Heap allocations one `Room::publish` of the ~200-byte `price_update` makes
 /// whatever the member count: the frame buffer the event is serialised into,
@@ -37,6 +44,14 @@ const ALLOCATIONS_PER_PUBLISH: u64 = 2;
 /// The same for the 257-byte `pattern_alert`: its JSON outgrows the 256-byte
 /// size hint `Room::publish` reserves, so the frame buffer grows once more.
 const ALLOCATIONS_PER_PUBLISH_OVER_256_BYTES: u64 = 3;
+
+/// Heap allocations of one seed 004 price batch in a batcher round, per
+/// distinct symbol set, whatever its clients: the set's symbol list, the
+/// batch's `data` buffer (and one growth: an entry outgrows the 64 bytes
+/// per symbol reserved), the neutral event (its `type` and `timestamp`
+/// strings, its canonical frame and the frame's shared header), and the
+/// room's one flat frame for its `/ws` members (buffer and shared header).
+const ALLOCATIONS_PER_SET_BATCH: u64 = 1 + 2 + 4 + ALLOCATIONS_PER_PUBLISH;
 
 /// Heap allocations of one `writer::run` from first drain to shutdown,
 /// whatever the number of frames flushed: the writer's batch `Vec` (grown once
@@ -314,6 +329,158 @@ fn a_seed002_topics_subscribers_cost_one_envelope_per_event() {
         &event,
         ALLOCATIONS_PER_PUBLISH,
     );
+}
+
+#[test]
+fn a_seed004_price_batch_costs_one_flat_encode_whatever_the_members() {
+    // Seed 004's "all symbols" batch, as the price batcher publishes it:
+    // `/ws` members get it flat, encoded once per publish (the frame
+    // buffer and its shared header), for 10 members as for 1,000.
+    let room = RoomName::s004_prices(None).unwrap();
+    let book = quote_book();
+    let data = batch_data(&book.batch_entries(), None).unwrap();
+    let event = Event::from(trading_events::price_update(
+        room.clone(),
+        "2026-12-02T05:00:00.000Z",
+        &data,
+    ));
+    assert_publish_cost_is_independent_of_members(
+        room,
+        DialectKind::Ws,
+        &event,
+        ALLOCATIONS_PER_PUBLISH,
+    );
+}
+
+/// The simulator's nine symbols, each with a quote.
+fn quote_book() -> QuoteBook {
+    let book = QuoteBook::new();
+    for (i, ticker) in [
+        "AAPL", "MSFT", "TSLA", "NVDA", "AMZN", "GOOGL", "META", "BTC-USD", "ETH-USD",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        book.record(&PriceUpdate {
+            ticker: ticker.into(),
+            price: 100.0 + i as f64,
+            change: 0.5,
+            change_percent: 0.5,
+            volume: 1_000_000.0,
+            high: 101.0 + i as f64,
+            low: 99.0 + i as f64,
+            open: 100.0,
+            timestamp: "2026-12-02T05:00:00.000Z".into(),
+        });
+    }
+    book
+}
+
+/// Sixteen distinct narrowed sets: the nine symbols alone, then seven pairs.
+fn sixteen_sets() -> Vec<RoomName> {
+    let symbols = [
+        "AAPL", "AMZN", "BTC-USD", "ETH-USD", "GOOGL", "META", "MSFT", "NVDA", "TSLA",
+    ];
+    let mut sets: Vec<Vec<String>> = symbols.iter().map(|s| vec![s.to_string()]).collect();
+    sets.extend(
+        symbols[1..8]
+            .iter()
+            .map(|s| vec!["AAPL".to_string(), s.to_string()]),
+    );
+    sets.iter()
+        .map(|set| RoomName::s004_prices(Some(set.as_slice())).unwrap())
+        .collect()
+}
+
+/// One price batcher round (`PriceBatcher::publish_sets`): every set's
+/// batch assembled from the round's entries and published into its room.
+fn batch_round(entries: &BTreeMap<String, Vec<u8>>, rooms: &[Room], now: &str) {
+    for room in rooms {
+        let symbols = room.name().symbols();
+        let narrowed = (!symbols.is_empty()).then_some(&symbols[..]);
+        let data = batch_data(entries, narrowed).unwrap();
+        let event = trading_events::price_update(room.name().clone(), now, &data);
+        let report = room.publish(&Event::from(event));
+        assert_eq!(report.recipients, room.member_count());
+    }
+}
+
+#[test]
+fn a_price_round_over_16_sets_costs_the_same_for_160_as_for_16000_clients() {
+    // `members` `/ws` clients spread over the 16 sets (client i on set i
+    // mod 16). A round allocates per set (its batch, its neutral event,
+    // its one flat frame), never per client: the same count for 160 and
+    // for 16,000 clients, and every client of a set gets the same bytes.
+    let book = quote_book();
+    let entries = book.batch_entries();
+    let sets = sixteen_sets();
+    let round = |members: usize| -> (Vec<u64>, Vec<Vec<Arc<Outbox>>>) {
+        let outboxes: Vec<Vec<Arc<Outbox>>> = (0..sets.len())
+            .map(|set| {
+                (0..members)
+                    .filter(|i| i % sets.len() == set)
+                    .map(|_| Arc::new(Outbox::new(roomcast::delivery::outbox::DEFAULT_CAPACITY)))
+                    .collect()
+            })
+            .collect();
+        let rooms: Vec<Room> = sets
+            .iter()
+            .zip(&outboxes)
+            .map(|(name, members)| room_joined_by(name.clone(), members, DialectKind::Ws))
+            .collect();
+        let mut batch = Vec::with_capacity(writer::MAX_BATCH);
+        let drain = |batch: &mut Vec<Bytes>| {
+            for members in &outboxes {
+                drain_all(members, batch);
+            }
+        };
+        for _ in 0..150 {
+            batch_round(&entries, &rooms, "2026-12-02T05:00:00.000Z");
+            drain(&mut batch);
+        }
+        let counts = (0..5)
+            .map(|_| {
+                let (allocations, ()) = allocations_during(|| {
+                    batch_round(&entries, &rooms, "2026-12-02T05:00:03.000Z")
+                });
+                drain(&mut batch);
+                allocations
+            })
+            .collect();
+        // One more round, kept: what each client would be sent.
+        batch_round(&entries, &rooms, "2026-12-02T05:00:06.000Z");
+        (counts, outboxes)
+    };
+    let (for_160, _) = round(160);
+    let (for_16000, outboxes) = round(16_000);
+    assert_eq!(
+        for_16000, for_160,
+        "a round to 16,000 clients must allocate exactly what one to 160 does"
+    );
+    assert!(
+        for_160.iter().all(|&n| n == 16 * ALLOCATIONS_PER_SET_BATCH),
+        "a round should allocate {ALLOCATIONS_PER_SET_BATCH} per set, got {for_160:?} for 16 sets"
+    );
+    // One allocation of bytes per set, shared by every client of the set.
+    let mut frames = Vec::new();
+    let mut distinct = Vec::new();
+    for members in &outboxes {
+        let first = frames.len();
+        for outbox in members {
+            assert_eq!(outbox.drain_into(&mut frames, 1), Drain::Frames);
+        }
+        let set_frames = &frames[first..];
+        assert_eq!(set_frames.len(), 1_000);
+        assert!(
+            set_frames
+                .windows(2)
+                .all(|w| w[0].as_ptr() == w[1].as_ptr())
+        );
+        distinct.push(set_frames[0].as_ptr());
+    }
+    distinct.sort_unstable();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 16, "one encode per distinct symbol set");
 }
 
 #[test]

@@ -108,6 +108,35 @@ pub struct PublishArgs {
     pub drain_secs: f64,
 }
 
+/// The `trading` scenario (seed 004's server-timed price batches).
+#[derive(Debug, Args, Clone)]
+pub struct TradingArgs {
+    /// Distinct symbol sets the N clients are spread over (client i takes
+    /// set i mod K): 1 = every client on defaults (all symbols, nothing
+    /// sent); K > 1 = K narrowed sets (9 singles, then pairs, … of --symbols).
+    #[arg(long, default_value_t = 1)]
+    pub sets: usize,
+    /// Symbols the narrowed sets are drawn from (the server's simulator's by default).
+    #[arg(long, value_delimiter = ',', default_value = crate::dialect::seed004::DEFAULT_SYMBOLS)]
+    pub symbols: Vec<String>,
+    /// Seconds measured (batches whose `timestamp` falls in the window).
+    #[arg(long, default_value_t = 60.0)]
+    pub secs: f64,
+    /// The server's WEBSOCKET_PRICE_UPDATE_INTERVAL (seconds): gaps and
+    /// intervals are judged against it.
+    #[arg(long, default_value_t = 3.0)]
+    pub interval_secs: f64,
+    /// After the ramp, wait at most this long for every client's first batch of its set.
+    #[arg(long, default_value_t = 15.0)]
+    pub settle_secs: f64,
+    /// After the window, wait this long for its last batches to arrive.
+    #[arg(long, default_value_t = 3.0)]
+    pub drain_secs: f64,
+    /// Milliseconds between samples of the server's CPU time (per-thread schedstat, ns).
+    #[arg(long, default_value_t = 10)]
+    pub cpu_sample_ms: u64,
+}
+
 /// The scenarios.
 #[derive(Debug, Subcommand)]
 pub enum Scenario {
@@ -166,6 +195,10 @@ pub enum Scenario {
         #[arg(long, default_value_t = 10)]
         rooms: usize,
     },
+    /// Seed 004: N `/ws?client_id=` clients over K symbol sets receive the
+    /// server's price batches; per-client batches, intervals, latency from
+    /// each batch's `timestamp`, missed batches, server CPU per batch round.
+    Trading(TradingArgs),
 }
 
 /// Checks `value` is within `[lo, hi]`.
@@ -264,6 +297,20 @@ impl Cli {
                 within("--secs", *secs, 0.1, 3600.0)?;
                 within("--concurrency", *concurrency as f64, 1.0, 100_000.0)?;
                 within("--rooms", *rooms as f64, 1.0, 100_000.0)?;
+            }
+            Scenario::Trading(t) => {
+                within("--sets", t.sets as f64, 1.0, 100_000.0)?;
+                within("--secs", t.secs, 1.0, 3600.0)?;
+                within("--interval-secs", t.interval_secs, 0.01, 3600.0)?;
+                within("--settle-secs", t.settle_secs, 0.0, 600.0)?;
+                within("--drain-secs", t.drain_secs, 0.0, 600.0)?;
+                within("--cpu-sample-ms", t.cpu_sample_ms as f64, 1.0, 10_000.0)?;
+                within("number of --symbols", t.symbols.len() as f64, 1.0, 64.0)?;
+                if t.symbols.iter().any(|s| {
+                    s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                }) {
+                    anyhow::bail!("--symbols must be tickers (letters, digits, '-')");
+                }
             }
         }
         Ok(())

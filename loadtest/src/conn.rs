@@ -107,18 +107,18 @@ pub struct SlowOutcome {
 }
 
 /// The code of a close frame's payload, if it carries one.
-fn close_code(payload: &[u8]) -> Option<u16> {
+pub fn close_code(payload: &[u8]) -> Option<u16> {
     (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]))
 }
 
 /// A short reason for a read error, for counting.
-fn read_error(e: &ReadError) -> String {
+pub fn read_error(e: &ReadError) -> String {
     e.reason()
 }
 
 /// Connects, joins, and waits for the confirmations. On success returns the
 /// socket; on failure has counted the reason and returns `None`.
-async fn open_and_join(ctx: &Ctx, spec: &ConnSpec) -> Option<WsClient> {
+pub async fn open_and_join(ctx: &Ctx, spec: &ConnSpec) -> Option<WsClient> {
     let shard = ctx.shard(spec.id);
     let fail = |reason: &str| {
         shard.stats.lock().failed(reason);
@@ -126,7 +126,7 @@ async fn open_and_join(ctx: &Ctx, spec: &ConnSpec) -> Option<WsClient> {
     };
     let rooms: Vec<String> = spec.rooms.iter().map(|&r| ctx.rooms[r].clone()).collect();
     let target = &ctx.targets[spec.target];
-    let path = ctx.dialect.ws_path(&rooms);
+    let path = ctx.dialect.ws_path_for(spec.id, &rooms);
 
     let started = Instant::now();
     let mut ws =

@@ -10,7 +10,8 @@
 //! file per server protocol), `ws` (the lean WebSocket client), `conn`
 //! (a subscriber's life), `publish` (schedule and HTTP publisher), `scan`
 //! (the digit scanner), `stats` (histograms per shard, merged), `procfs`
-//! (RSS, CPU, RLIMIT_NOFILE), `scenario/` (idle, fanout/rooms/slow, churn),
+//! (RSS, CPU, RLIMIT_NOFILE), `scenario/` (idle, fanout/rooms/slow, churn,
+//! trading: seed 004's server-timed price batches),
 //! `report` (table and JSON line).
 
 mod cli;

@@ -50,6 +50,9 @@ pub struct Report {
     /// Churn scenario figures.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub churn: Option<ChurnReport>,
+    /// Trading (seed 004) scenario figures.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trading: Option<TradingReport>,
 }
 
 /// Subscriber connections of the run.
@@ -307,6 +310,156 @@ pub struct ChurnReport {
     pub rss_drift_kib: Option<i64>,
 }
 
+/// min / median / mean / max of a few values.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Spread {
+    /// How many values.
+    pub count: usize,
+    /// Smallest.
+    pub min: f64,
+    /// Median.
+    pub median: f64,
+    /// Mean.
+    pub mean: f64,
+    /// Largest.
+    pub max: f64,
+}
+
+impl Spread {
+    /// The spread of `v` (all zero when empty), rounded to 0.001.
+    pub fn of(mut v: Vec<f64>) -> Self {
+        if v.is_empty() {
+            return Spread::default();
+        }
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        let r = |x: f64| (x * 1000.0).round() / 1000.0;
+        Spread {
+            count: n,
+            min: r(v[0]),
+            median: r(if n % 2 == 1 {
+                v[n / 2]
+            } else {
+                (v[n / 2 - 1] + v[n / 2]) / 2.0
+            }),
+            mean: r(v.iter().sum::<f64>() / n as f64),
+            max: r(v[n - 1]),
+        }
+    }
+}
+
+/// The server's CPU over the window.
+#[derive(Debug, Serialize)]
+pub struct TradingCpu {
+    /// `utime + stime` of the server over the window, seconds (10 ms ticks).
+    pub cpu_secs: Option<f64>,
+    /// The same from the threads' schedstat series (ns), seconds.
+    pub cpu_secs_schedstat: f64,
+    /// Of `cpu_secs`: user time (roomcast's own code), seconds.
+    pub user_secs: Option<f64>,
+    /// Of `cpu_secs`: system time (the kernel: socket writes and, on
+    /// loopback, the receiving side's TCP processing), seconds.
+    pub system_secs: Option<f64>,
+    /// Over the window, % of one core.
+    pub cpu_pct: Option<f64>,
+    /// `cpu_secs` ÷ rounds, ms: everything the server did per round
+    /// (paper-account events, pings, the simulator included).
+    pub per_round_ms: Option<f64>,
+    /// `cpu_secs` ÷ (rounds × sets), ms.
+    pub per_set_batch_ms: Option<f64>,
+    /// CPU rate while no fan-out was in flight, % of one core (pings, simulator, timers).
+    pub quiet_pct: f64,
+    /// Share of the window with a fan-out in flight, %.
+    pub busy_pct: f64,
+    /// Rounds no paper-account fan-out overlapped (within 20 ms).
+    pub clean_rounds: usize,
+    /// CPU of each clean round above the quiet rate, from its start to its
+    /// last delivery, ms.
+    pub attributed_round_ms: Spread,
+    /// The same ÷ sets, ms.
+    pub attributed_set_batch_ms: Spread,
+    /// The same ÷ batches delivered in the round, µs per delivery.
+    pub attributed_per_delivery_us: Spread,
+    /// Start → last delivery of the clean rounds, ms.
+    pub round_span_ms: Spread,
+    /// The generator's own CPU per clean round above its quiet rate, ms
+    /// (reading the batches: if it nears the span, the generator bounds the latency).
+    pub generator_round_ms: Spread,
+    /// The generator's quiet CPU rate, % of one core.
+    pub generator_quiet_pct: f64,
+}
+
+/// roomcast `/metrics` counters' increase over the window.
+#[derive(Debug, Default, Serialize)]
+pub struct TradingCounters {
+    /// `roomcast_events_published_total` (every room publish: batches of
+    /// every set incl. an empty "all" room, simulator prices, paper events).
+    pub events_published: Option<f64>,
+    /// `roomcast_frames_sent_total`.
+    pub frames_sent: Option<f64>,
+    /// `roomcast_socket_writes_total`.
+    pub socket_writes: Option<f64>,
+    /// `roomcast_bytes_sent_total`.
+    pub bytes_sent: Option<f64>,
+}
+
+/// The `trading` scenario's figures.
+#[derive(Debug, Serialize)]
+pub struct TradingReport {
+    /// Distinct symbol sets.
+    pub sets: usize,
+    /// Their names (`*` = all symbols), at most 32 listed.
+    pub set_names: Vec<String>,
+    /// Clients per set, fewest and most.
+    pub clients_per_set: (u64, u64),
+    /// Clients that received a batch of their set before the window.
+    pub clients_served: usize,
+    /// Connected → first batch of the client's set.
+    pub first_batch_ms: Pcts,
+    /// Window length, s (a whole number of intervals).
+    pub window_secs: f64,
+    /// The interval the gaps are judged against, s.
+    pub interval_secs: f64,
+    /// Distinct round timestamps in the window (over all sets).
+    pub rounds: usize,
+    /// Rounds per set, fewest and most.
+    pub rounds_per_set: (usize, usize),
+    /// Σ over clients of their set's rounds.
+    pub expected: u64,
+    /// Batches of their set the clients received in the window.
+    pub delivered: u64,
+    /// expected − delivered (per client, never negative).
+    pub lost: u64,
+    /// lost / expected, %.
+    pub loss_pct: f64,
+    /// Clients that missed at least one batch.
+    pub clients_with_loss: usize,
+    /// Batches a client received, fewest and most.
+    pub per_client: (u32, u32),
+    /// Batches received twice.
+    pub duplicates: u64,
+    /// Intervals skipped between consecutive batches (gaps > 1.5 intervals).
+    pub gap_missed: u64,
+    /// Delivery latency: receive − batch `timestamp` (0–1 ms high: ms timestamps).
+    pub latency_ms: Pcts,
+    /// Round start → last delivery of the round, per round.
+    pub round_complete_ms: Spread,
+    /// Receive-to-receive interval of consecutive batches, per client.
+    pub recv_interval_ms: Pcts,
+    /// Between consecutive round timestamps (the server's cadence), ms.
+    pub server_interval_ms: Spread,
+    /// Frames by kind, over the whole run.
+    pub frames: BTreeMap<String, u64>,
+    /// Mean payload bytes of a batch of the client's own set.
+    pub batch_bytes: f64,
+    /// Paper-account fan-outs (distinct events) during the window.
+    pub other_fanouts: usize,
+    /// Server CPU (with `--server-pid`).
+    pub cpu: Option<TradingCpu>,
+    /// roomcast's counters over the window.
+    pub counters: TradingCounters,
+}
+
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
     v.map_or("-".to_string(), |v| v.to_string())
 }
@@ -549,6 +702,9 @@ impl Report {
                 opt(ch.rss_drift_kib)
             );
         }
+        if let Some(t) = &self.trading {
+            t.human(&mut s);
+        }
         let _ = writeln!(s, "{:<12} {:.1} s", "duration", self.duration_secs);
         s
     }
@@ -562,5 +718,127 @@ impl Report {
             Ok(line) => println!("{line}"),
             Err(e) => eprintln!("loadtest: cannot serialise the report: {e}"),
         }
+    }
+}
+
+fn spread(p: &Spread, unit: &str) -> String {
+    format!(
+        "min {:.3} / median {:.3} / mean {:.3} / max {:.3} {unit} (n={})",
+        p.min, p.median, p.mean, p.max, p.count
+    )
+}
+
+impl TradingReport {
+    /// The trading section of the human table.
+    fn human(&self, s: &mut String) {
+        let names = if self.set_names.len() <= 4 {
+            self.set_names.join(" ")
+        } else {
+            format!(
+                "{} … {}",
+                self.set_names[..3].join(" "),
+                self.set_names.last().map_or("", String::as_str)
+            )
+        };
+        let _ = writeln!(
+            s,
+            "{:<12} {} set(s) [{}], {}–{} clients each; {} clients had a batch of their set before the window",
+            "sets",
+            self.sets,
+            names,
+            self.clients_per_set.0,
+            self.clients_per_set.1,
+            self.clients_served
+        );
+        let _ = writeln!(s, "{:<12} {}", "first batch", pcts(&self.first_batch_ms));
+        let _ = writeln!(
+            s,
+            "{:<12} {:.0} s = {} rounds (per set {}–{}) at {} s; server cadence {}",
+            "window",
+            self.window_secs,
+            self.rounds,
+            self.rounds_per_set.0,
+            self.rounds_per_set.1,
+            self.interval_secs,
+            spread(&self.server_interval_ms, "ms")
+        );
+        let _ = writeln!(
+            s,
+            "{:<12} expected {}, delivered {}, lost {} ({:.3} %), {} clients with loss, per client {}–{}, duplicates {}, skipped intervals {}",
+            "batches",
+            self.expected,
+            self.delivered,
+            self.lost,
+            self.loss_pct,
+            self.clients_with_loss,
+            self.per_client.0,
+            self.per_client.1,
+            self.duplicates,
+            self.gap_missed
+        );
+        let _ = writeln!(s, "{:<12} {}", "latency", pcts(&self.latency_ms));
+        let _ = writeln!(
+            s,
+            "{:<12} {}",
+            "round done",
+            spread(&self.round_complete_ms, "ms")
+        );
+        let _ = writeln!(s, "{:<12} {}", "interval", pcts(&self.recv_interval_ms));
+        let _ = writeln!(
+            s,
+            "{:<12} {}; own batch {:.0} B; {} paper-account fan-outs in the window",
+            "frames",
+            reasons(&self.frames),
+            self.batch_bytes,
+            self.other_fanouts
+        );
+        if let Some(c) = &self.cpu {
+            let _ = writeln!(
+                s,
+                "{:<12} {} CPU-s over the window ({} schedstat; user {}, system {}) = {}; per round {} ms, per set batch {} ms",
+                "server cpu",
+                opt(c.cpu_secs),
+                c.cpu_secs_schedstat,
+                opt(c.user_secs),
+                opt(c.system_secs),
+                pct(c.cpu_pct),
+                opt(c.per_round_ms),
+                opt(c.per_set_batch_ms)
+            );
+            let _ = writeln!(
+                s,
+                "{:<12} quiet rate {:.1} %, busy {:.1} % of the window; {} clean rounds: per round {}",
+                "attributed",
+                c.quiet_pct,
+                c.busy_pct,
+                c.clean_rounds,
+                spread(&c.attributed_round_ms, "ms")
+            );
+            let _ = writeln!(
+                s,
+                "{:<12} per set batch {}; per delivery {}; span {}",
+                "",
+                spread(&c.attributed_set_batch_ms, "ms"),
+                spread(&c.attributed_per_delivery_us, "µs"),
+                spread(&c.round_span_ms, "ms")
+            );
+            let _ = writeln!(
+                s,
+                "{:<12} generator per clean round {} (quiet {:.1} %)",
+                "",
+                spread(&c.generator_round_ms, "ms"),
+                c.generator_quiet_pct
+            );
+        }
+        let k = &self.counters;
+        let _ = writeln!(
+            s,
+            "{:<12} events published {}, frames sent {}, socket writes {}, bytes sent {}",
+            "counters",
+            opt(k.events_published),
+            opt(k.frames_sent),
+            opt(k.socket_writes),
+            opt(k.bytes_sent)
+        );
     }
 }

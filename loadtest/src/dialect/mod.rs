@@ -13,6 +13,7 @@
 
 pub mod nchan;
 pub mod seed001;
+pub mod seed004;
 
 use clap::ValueEnum;
 
@@ -38,6 +39,18 @@ pub trait Dialect: Send + Sync {
     /// Path (with any query) of the WebSocket a subscriber to `rooms` opens,
     /// after the target's prefix.
     fn ws_path(&self, rooms: &[String]) -> String;
+
+    /// The same for connection number `id` (seed 004 names each client
+    /// with `?client_id=`); by default [`Dialect::ws_path`].
+    fn ws_path_for(&self, _id: usize, rooms: &[String]) -> String {
+        self.ws_path(rooms)
+    }
+
+    /// The names of `count` rooms for a scenario (`<prefix>0`, `<prefix>1`, …
+    /// by default; seed 004's rooms are symbol sets).
+    fn room_names(&self, prefix: &str, count: usize) -> Vec<String> {
+        (0..count).map(|i| format!("{prefix}{i}")).collect()
+    }
 
     /// Text messages to send right after the handshake to join `rooms`.
     fn subscribe_messages(&self, rooms: &[String]) -> Vec<String>;
@@ -79,6 +92,10 @@ pub enum DialectKind {
     /// nchan (nginx): WebSocket subscribers on `/sub/<room>`, publisher on
     /// `POST /pub/<room>`; subscribers receive the raw published body.
     Nchan,
+    /// roomcast, seed 004: `/ws?client_id=lt-<i>`, server-timed
+    /// `price_update` batches per symbol set (the `trading` scenario; `idle`
+    /// holds such clients; the publishing scenarios do not apply).
+    Seed004,
 }
 
 /// Builds the dialect for `kind`; `ordered` selects seed 001's ordered
@@ -88,7 +105,8 @@ pub fn build(kind: DialectKind, ordered: bool) -> anyhow::Result<Box<dyn Dialect
         (DialectKind::Seed001, false) => Box::new(seed001::Seed001::ticker()),
         (DialectKind::Seed001, true) => Box::new(seed001::Seed001::patterns()),
         (DialectKind::Nchan, false) => Box::new(nchan::Nchan::new()),
-        (DialectKind::Nchan, true) => {
+        (DialectKind::Seed004, false) => Box::new(seed004::Seed004::new()),
+        (DialectKind::Nchan | DialectKind::Seed004, true) => {
             anyhow::bail!("--ordered applies to seed 001's patterns stream only")
         }
     })

@@ -7,13 +7,14 @@
 mod churn;
 mod idle;
 mod publishing;
+mod trading;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::Mutex;
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::AbortHandle;
 
 use crate::cli::{Cli, Common, Scenario};
@@ -78,20 +79,31 @@ impl Run {
 
     /// Shared state for `rooms` rooms with `dialect`.
     pub fn ctx(&self, dialect: Box<dyn Dialect>, rooms: usize, slow_drain: Duration) -> Arc<Ctx> {
+        let names = dialect.room_names(&self.common.room_prefix, rooms);
+        self.ctx_with_rooms(dialect, names, slow_drain)
+    }
+
+    /// Shared state for rooms named `rooms` (a dialect whose rooms are not
+    /// `<prefix><i>`, like seed 004's symbol sets) with `dialect`.
+    pub fn ctx_with_rooms(
+        &self,
+        dialect: Box<dyn Dialect>,
+        rooms: Vec<String>,
+        slow_drain: Duration,
+    ) -> Arc<Ctx> {
         let (resume, _) = watch::channel(false);
+        let count = rooms.len();
         Arc::new(Ctx {
             dialect,
             targets: self.targets.clone(),
-            rooms: (0..rooms)
-                .map(|i| format!("{}{i}", self.common.room_prefix))
-                .collect(),
+            rooms,
             clock: Clock::new(),
             shards: (0..self.common.threads).map(|_| Shard::default()).collect(),
             ready: AtomicUsize::new(0),
             slow_ready: AtomicUsize::new(0),
             failed: AtomicUsize::new(0),
             closed: AtomicUsize::new(0),
-            room_subs: (0..rooms).map(|_| AtomicU64::new(0)).collect(),
+            room_subs: (0..count).map(|_| AtomicU64::new(0)).collect(),
             connect_timeout: Duration::from_secs_f64(self.common.connect_timeout_secs),
             subscribe_timeout: Duration::from_secs_f64(self.common.subscribe_timeout_secs),
             resume,
@@ -121,6 +133,17 @@ impl Run {
     /// Opens `specs` at `--ramp-rate`, at most `--max-pending` in progress,
     /// and waits (bounded) until every one has joined or failed. Returns the ramp's seconds.
     pub async fn ramp(&mut self, ctx: &Arc<Ctx>, specs: Vec<ConnSpec>) -> f64 {
+        self.ramp_with(ctx, specs, conn::subscriber).await
+    }
+
+    /// [`Run::ramp`] with another connection task than [`conn::subscriber`]
+    /// (it must release the permit once joined or failed, and count itself
+    /// in `ctx.ready` or `ctx.failed`).
+    pub async fn ramp_with<F, Fut>(&mut self, ctx: &Arc<Ctx>, specs: Vec<ConnSpec>, task: F) -> f64
+    where
+        F: Fn(Arc<Ctx>, ConnSpec, OwnedSemaphorePermit) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
         let total = specs.len();
         let rate = self.common.ramp_rate;
         let pending = Arc::new(Semaphore::new(self.common.max_pending));
@@ -136,7 +159,7 @@ impl Run {
                     .await
                     .expect("semaphore never closed");
                 let spec = specs.next().expect("counted");
-                let handle = tokio::spawn(conn::subscriber(Arc::clone(ctx), spec, permit));
+                let handle = tokio::spawn(task(Arc::clone(ctx), spec, permit));
                 self.tasks.push(handle.abort_handle());
                 started += 1;
             }
@@ -254,6 +277,7 @@ impl Run {
             idle: None,
             slow: None,
             churn: None,
+            trading: None,
         }
     }
 }
@@ -292,7 +316,7 @@ pub async fn run(cli: Cli, nofile: NofileLimit) -> anyhow::Result<Report> {
         Scenario::Fanout { publish }
         | Scenario::Rooms { publish, .. }
         | Scenario::Slow { publish, .. } => publish.http_conns,
-        Scenario::Idle { .. } => 0,
+        Scenario::Idle { .. } | Scenario::Trading(_) => 0,
     };
     let needed = common.connections + extra + FD_RESERVE;
     if nofile.soft > 0 && needed as u64 > nofile.soft {
@@ -354,6 +378,7 @@ pub async fn run(cli: Cli, nofile: NofileLimit) -> anyhow::Result<Report> {
             concurrency,
             rooms,
         } => churn::run(&mut run, churn_rate, secs, concurrency, rooms).await?,
+        Scenario::Trading(args) => trading::run(&mut run, &args).await?,
     };
     run.disconnect_all();
     Ok(report)

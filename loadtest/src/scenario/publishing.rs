@@ -156,6 +156,11 @@ pub async fn run(
     args: &PublishArgs,
     slow: Option<SlowOpts>,
 ) -> anyhow::Result<Report> {
+    if run.common.dialect == dialect::DialectKind::Seed004 {
+        anyhow::bail!(
+            "seed 004's prices are batched by the server on its own clock: use the `trading` scenario"
+        );
+    }
     let ordered = slow.as_ref().is_some_and(|s| s.ordered);
     let drain = slow
         .as_ref()
