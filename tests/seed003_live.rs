@@ -25,8 +25,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
-
 use common::*;
 use futures_util::SinkExt;
 use hyper::StatusCode;
@@ -69,18 +67,6 @@ const CANDLE_KEYS: [&str; 9] = [
 ];
 
 const LIVE_CONNECTED: &str = "Connected to live trading stream";
-
-fn keys(v: &Value) -> BTreeSet<String> {
-    v.as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .cloned()
-        .collect()
-}
-
-fn key_set(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|s| s.to_string()).collect()
-}
 
 /// `v` with every number as an `f64`, so `90` and `90.0` compare equal.
 fn norm(v: &Value) -> Value {

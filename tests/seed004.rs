@@ -24,6 +24,7 @@ use std::net::SocketAddr;
 use std::process::Stdio;
 use std::time::Duration;
 
+use common::key_set as set;
 use common::*;
 use futures_util::SinkExt;
 use hyper::{Method, StatusCode};
@@ -111,18 +112,6 @@ fn parse(text: &str) -> Value {
 
 fn kind(v: &Value) -> &str {
     v["type"].as_str().unwrap_or("")
-}
-
-fn keys(v: &Value) -> BTreeSet<String> {
-    v.as_object()
-        .unwrap_or_else(|| panic!("not an object: {v}"))
-        .keys()
-        .cloned()
-        .collect()
-}
-
-fn set(names: &[&str]) -> BTreeSet<String> {
-    names.iter().map(|s| s.to_string()).collect()
 }
 
 fn is_rfc3339(v: &Value) -> bool {

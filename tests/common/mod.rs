@@ -691,3 +691,17 @@ pub fn prometheus_value(text: &str, name: &str) -> f64 {
         })
         .unwrap_or(0.0)
 }
+
+/// The member names of the JSON object `v` (panics on anything else).
+pub fn keys(v: &Value) -> std::collections::BTreeSet<String> {
+    v.as_object()
+        .unwrap_or_else(|| panic!("not an object: {v}"))
+        .keys()
+        .cloned()
+        .collect()
+}
+
+/// `names` as a set, to compare with [`keys`].
+pub fn key_set(names: &[&str]) -> std::collections::BTreeSet<String> {
+    names.iter().map(|s| s.to_string()).collect()
+}
