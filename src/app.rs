@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::alerts::{AlertBook, Alerts, RedisAlerts};
+use crate::auth::Authenticator;
 use crate::bus::{Bus, BusError, RedisBus, RedisConfig};
 use crate::config::Config;
 use crate::delivery::flusher::Flusher;
@@ -35,6 +36,8 @@ pub struct App {
     pub bus: Arc<Bus>,
     /// The publish pipeline (bus and price alerts), handed to producers.
     pub publisher: Publisher,
+    /// Checks the tokens of WebSocket upgrades (and in-band refreshes).
+    pub auth: Arc<Authenticator>,
     /// Open WebSocket sessions.
     pub sessions: Arc<Sessions>,
     /// Writes fan-out frames to idle sockets (one task for every session).
@@ -116,6 +119,7 @@ impl App {
             trading: Arc::new(Trading::new(config.trading.clone(), quotes)),
             publisher,
             bus,
+            auth: Authenticator::new(config.auth.clone()),
             sessions: Arc::new(Sessions::new(
                 config.ws.max_connections,
                 Heartbeat {

@@ -21,6 +21,11 @@ pub enum CloseCode {
     InternalError,
     /// 4000: the client sent nothing (no message, no pong) for the heartbeat timeout.
     IdleTimeout,
+    /// 4001: the connection's token expired and was not refreshed in time.
+    TokenExpired,
+    /// 4003: the room the connection names is outside its token's grant; the
+    /// dialect sent an error first.
+    Forbidden,
     /// 4004: the stream the connection names (e.g. a backtest id in its path)
     /// does not exist or has expired; the dialect sent an error first.
     UnknownStream,
@@ -43,6 +48,8 @@ impl CloseCode {
             CloseCode::MessageTooBig => 1009,
             CloseCode::InternalError => 1011,
             CloseCode::IdleTimeout => 4000,
+            CloseCode::TokenExpired => 4001,
+            CloseCode::Forbidden => 4003,
             CloseCode::UnknownStream => 4004,
             CloseCode::SlowConsumer => 4008,
             CloseCode::RateLimited => 4029,
@@ -60,6 +67,8 @@ impl CloseCode {
             CloseCode::MessageTooBig => "message too big",
             CloseCode::InternalError => "internal server error",
             CloseCode::IdleTimeout => "heartbeat timeout: no message or pong received",
+            CloseCode::TokenExpired => "token expired",
+            CloseCode::Forbidden => "not permitted by the token",
             CloseCode::UnknownStream => "unknown stream",
             CloseCode::SlowConsumer => "slow consumer: outbound queue overflowed",
             CloseCode::RateLimited => "rate limit exceeded",
@@ -77,6 +86,8 @@ impl CloseCode {
             CloseCode::MessageTooBig => "message_too_big",
             CloseCode::InternalError => "internal_error",
             CloseCode::IdleTimeout => "idle_timeout",
+            CloseCode::TokenExpired => "token_expired",
+            CloseCode::Forbidden => "forbidden",
             CloseCode::UnknownStream => "unknown_stream",
             CloseCode::SlowConsumer => "slow_consumer",
             CloseCode::RateLimited => "rate_limited",

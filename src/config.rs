@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
+use crate::auth::AuthSettings;
 use crate::bus::settings::FleetSettings;
 pub use crate::config_error::ConfigError;
 use crate::config_error::{check_range, check_secs};
@@ -57,6 +58,10 @@ pub struct Config {
     /// Timeouts and sizes of the HTTP phase.
     #[command(flatten)]
     pub http: HttpLimits,
+
+    /// JWT authentication of WebSocket connections (off by default).
+    #[command(flatten)]
+    pub auth: AuthSettings,
 
     /// Per-address connection limits.
     #[command(flatten)]
@@ -114,6 +119,7 @@ impl Config {
         check_range("ROOMCAST_MAX_ALERTS", self.max_alerts, 0, 10_000_000)?;
         self.http.validate()?;
         self.peers.validate()?;
+        self.auth.validate()?;
         self.ws.validate()?;
         self.rooms.validate()?;
         self.fleet.validate()?;

@@ -11,6 +11,7 @@
 
 pub mod alerts;
 pub mod app;
+pub mod auth;
 pub mod bus;
 pub mod catalog;
 pub mod close_code;
@@ -27,6 +28,7 @@ pub mod protocol;
 pub mod publisher;
 pub mod rooms;
 pub mod seconds;
+pub mod secret;
 pub mod seeds;
 pub mod server;
 pub mod sources;
@@ -71,6 +73,7 @@ pub async fn run(
         message: e.to_string(),
     })?;
     spawn_components(&app, modeldata);
+    log_access(&app.config);
 
     // The accept loop is a task of its own so it runs on a runtime worker:
     // driven from here, under `block_on` in `main`, every accepted
@@ -86,6 +89,26 @@ pub async fn run(
     Ok(())
 }
 
+/// Says at start who may connect: the token policy of each WebSocket family.
+fn log_access(config: &Config) {
+    use dialect::DialectKind;
+    if !config.auth.enabled() {
+        tracing::info!(
+            "WebSocket authentication off: any client may connect and join any room (set ROOMCAST_AUTH=required and ROOMCAST_JWT_SECRET, _PUBLIC_KEY or _JWKS to require tokens; see docs/security.md)"
+        );
+        return;
+    }
+    let policy = |kind| format!("{:?}", config.auth.mode(kind)).to_lowercase();
+    tracing::info!(
+        native = %policy(DialectKind::Native),
+        seed000 = %policy(DialectKind::Seed000),
+        seed001 = %policy(DialectKind::Seed001),
+        ws = %policy(DialectKind::Ws),
+        seed003 = %policy(DialectKind::Seed003),
+        "WebSocket authentication (JWT)"
+    );
+}
+
 /// Spawns every long-lived component of the node on its tracker, each with
 /// the narrow handles it needs: the flusher, room retirement, heartbeat,
 /// metrics upkeep, the built-in sources and, in a fleet, the bus's
@@ -98,6 +121,7 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     tracker.spawn(Arc::clone(&app.backtests).run_expiry(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.backtests).run_fleet(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(shutdown.clone()));
+    tracker.spawn(Arc::clone(&app.auth).run(shutdown.clone()));
     let upkeep_shutdown = shutdown.clone();
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(METRICS_UPKEEP);

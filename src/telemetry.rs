@@ -75,6 +75,8 @@ pub struct Metrics {
     pub connections: Gauge,
     /// WebSocket sessions accepted since start.
     pub connections_accepted: Counter,
+    /// WebSocket upgrades refused for their token (401) or their user (403).
+    pub auth_refused: Counter,
     /// Client messages (complete text/binary messages) received.
     pub client_messages: Counter,
     /// Frames written to sockets.
@@ -231,6 +233,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     Metrics {
         connections: gauge!("roomcast_connections"),
         connections_accepted: counter!("roomcast_connections_accepted_total"),
+        auth_refused: counter!("roomcast_auth_refused_total"),
         client_messages: counter!("roomcast_client_messages_received_total"),
         frames_sent: counter!("roomcast_frames_sent_total"),
         bytes_sent: counter!("roomcast_bytes_sent_total"),

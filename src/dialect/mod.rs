@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::auth::AuthError;
 use crate::catalog::RoomName;
 use crate::close_code::CloseCode;
 use crate::protocol::Event;
@@ -150,6 +151,9 @@ pub enum JoinError {
     /// The node's room cap was reached.
     #[error("room limit reached on this server")]
     TooManyRooms,
+    /// The room is outside the rooms the connection's token grants.
+    #[error("not permitted: {0} is outside the token's rooms")]
+    Forbidden(String),
 }
 
 /// What a joining member is greeted from: the room's lineage, its last
@@ -220,6 +224,14 @@ pub trait Link {
     }
     /// Closes the session after what is queued.
     fn close(&mut self, code: CloseCode);
+    /// Replaces the connection's token with `token` before the old one
+    /// expires (in-band refresh): the new token must verify and name the same
+    /// user; its rooms apply to later joins and its expiry replaces the old.
+    /// Returns the new expiry. Unsupported links refuse.
+    fn refresh_token(&mut self, token: &str) -> Result<Option<std::time::SystemTime>, AuthError> {
+        let _ = token;
+        Err(AuthError::Missing)
+    }
     /// Arms the session's one-shot timer: [`DialectSession::on_timer`] runs
     /// once, `after` from now, unless the session ends first. Arming again
     /// replaces a pending timer; `None` disarms it. (E.g. a hold window:
@@ -241,6 +253,14 @@ pub trait DialectSession: Send + 'static {
 
     /// The error frame sent when a message is dropped by the rate limiter.
     fn rate_limited(&mut self, limit_per_sec: u32) -> Bytes;
+
+    /// Before the upgrade: the connection's authenticated user (`None` when
+    /// anonymous). A dialect whose clients name a user (seed 001's
+    /// `?user_id=`) takes it or refuses a different one (403 with the reason).
+    fn authenticated(&mut self, user: Option<&str>) -> Result<(), &'static str> {
+        let _ = user;
+        Ok(())
+    }
 
     /// The timer armed with [`Link::set_timer`] ran out. Sessions that never
     /// arm one need not implement it.

@@ -205,6 +205,7 @@ impl NativeSession {
                     let code = match e {
                         JoinError::TooManySubscriptions(_) => "subscription_limit",
                         JoinError::TooManyRooms => "room_limit",
+                        JoinError::Forbidden(_) => "forbidden",
                     };
                     link.send(error_frame(code, &e.to_string(), Some(room.as_str())));
                 }
@@ -325,10 +326,24 @@ impl DialectSession for NativeSession {
                 "timestamp": time::now(),
             }))),
             "close" => link.close(CloseCode::Normal),
+            "auth" => {
+                let Some(token) = message.get("token").and_then(|t| t.as_str()) else {
+                    link.send(error_frame("bad_message", "'token' must be a string", None));
+                    return;
+                };
+                match link.refresh_token(token) {
+                    Ok(expires_at) => link.send(frame::json(&serde_json::json!({
+                        "type": "auth_ok",
+                        "expires_at": expires_at.map(|at| time::format(at.into())),
+                    }))),
+                    // The old token stays in force until it expires.
+                    Err(e) => link.send(error_frame("invalid_token", &e.to_string(), None)),
+                }
+            }
             other => link.send(error_frame(
                 "unknown_type",
                 &format!(
-                    "unknown message type '{}' (expected subscribe, unsubscribe, ping)",
+                    "unknown message type '{}' (expected subscribe, unsubscribe, ping, auth)",
                     other.chars().take(64).collect::<String>()
                 ),
                 None,

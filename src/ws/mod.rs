@@ -25,7 +25,8 @@ use crate::telemetry::{Limit, metrics};
 /// Upgrades `req` to a WebSocket session speaking dialect `D`, or answers why
 /// not: 400 for a bad handshake, 426 (with `Sec-WebSocket-Version: 13`) for
 /// another protocol version, 503 with a JSON reason at the connection cap or
-/// while draining. Every refusal closes the connection (see [`crate::http`]).
+/// while draining, 401 for a missing or bad token where the family's policy
+/// asks for one ([`crate::auth`]), 403 when the dialect refuses the token's user. Every refusal closes the connection (see [`crate::http`]).
 pub fn upgrade<D: DialectSession>(
     app: &Arc<App>,
     mut req: Request<Incoming>,
@@ -46,6 +47,19 @@ pub fn upgrade<D: DialectSession>(
     };
     if app.shutdown.is_cancelled() {
         return response::error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
+    }
+    let mut dialect = dialect;
+    let admitted = match app.auth.authenticate(&req, D::KIND) {
+        Ok(admitted) => admitted,
+        Err(e) => {
+            metrics().auth_refused.increment(1);
+            tracing::debug!(error = %e, dialect = D::KIND.label(), "upgrade refused: token");
+            return e.response();
+        }
+    };
+    if let Err(reason) = dialect.authenticated(admitted.identity.user.as_deref()) {
+        metrics().auth_refused.increment(1);
+        return response::error(StatusCode::FORBIDDEN, reason);
     }
     let Some(permit) = app.sessions.try_reserve() else {
         metrics().limit_hit(Limit::Connections);
@@ -78,11 +92,18 @@ pub fn upgrade<D: DialectSession>(
                     parts.read_buf,
                     dialect,
                     permit,
+                    admitted.identity,
                 )
                 .await
             }
             Err(_) => tracing::error!("upgraded connection is not a TCP stream"),
         }
     });
-    handshake::switching_protocols(accept)
+    let mut switching = handshake::switching_protocols(accept);
+    if let Some(protocol) = admitted.protocol {
+        switching
+            .headers_mut()
+            .insert(hyper::header::SEC_WEBSOCKET_PROTOCOL, protocol);
+    }
+    switching
 }

@@ -11,7 +11,7 @@
 
 use std::pin::pin;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::io::AsyncRead;
@@ -21,6 +21,7 @@ use super::message::MessageAssembler;
 use super::reader::{FrameReader, OpCode, ReadError};
 use super::sessions::{Permit, SessionHandle};
 use crate::app::App;
+use crate::auth::{AuthError, Identity};
 use crate::catalog::RoomName;
 use crate::close_code::{CloseCode, check_client_close};
 use crate::delivery::outbox::{Delivery, Outbox, Pushed};
@@ -50,6 +51,12 @@ struct SessionLink {
     /// When the dialect's one-shot timer runs out ([`Link::set_timer`]);
     /// the reader races it against the next frame.
     timer: Option<tokio::time::Instant>,
+    /// Who the connection is: its user and the rooms its token grants,
+    /// checked on every join.
+    identity: Identity,
+    /// When the token expires: the reader closes the session with 4001 then,
+    /// unless an in-band refresh moved it.
+    expires: Option<tokio::time::Instant>,
 }
 
 impl Link for SessionLink {
@@ -96,11 +103,36 @@ impl Link for SessionLink {
     fn set_timer(&mut self, after: Option<Duration>) {
         self.timer = after.map(|after| tokio::time::Instant::now() + after);
     }
+
+    fn refresh_token(&mut self, token: &str) -> Result<Option<SystemTime>, AuthError> {
+        let identity = self.app.auth.verify(token)?;
+        if identity.user != self.identity.user {
+            return Err(AuthError::OtherUser);
+        }
+        self.expires = deadline(&identity);
+        let expires_at = identity.expires_at;
+        self.identity = identity;
+        Ok(expires_at)
+    }
+}
+
+/// When `identity`'s token runs out, on the session's clock.
+fn deadline(identity: &Identity) -> Option<tokio::time::Instant> {
+    identity
+        .expires_in()
+        .map(|left| tokio::time::Instant::now() + left)
 }
 
 impl SessionLink {
-    /// The link of session `id` (of dialect `kind`), queuing to `outbox`.
-    fn new(app: Arc<App>, id: SessionId, kind: DialectKind, outbox: Arc<Outbox>) -> Self {
+    /// The link of session `id` (of dialect `kind`, connected as
+    /// `identity`), queuing to `outbox`.
+    fn new(
+        app: Arc<App>,
+        id: SessionId,
+        kind: DialectKind,
+        outbox: Arc<Outbox>,
+        identity: Identity,
+    ) -> Self {
         SessionLink {
             app,
             id,
@@ -108,6 +140,8 @@ impl SessionLink {
             outbox,
             rooms: Vec::new(),
             timer: None,
+            expires: deadline(&identity),
+            identity,
         }
     }
 
@@ -119,6 +153,9 @@ impl SessionLink {
     ) -> Result<Joined, JoinError> {
         if self.rooms.iter().any(|r| *r.name() == room) {
             return Ok(Joined::Already);
+        }
+        if !self.identity.grant.allows(room.as_str()) {
+            return Err(JoinError::Forbidden(room.to_string()));
         }
         let max = self.app.config.ws.max_subscriptions;
         if self.rooms.len() >= max {
@@ -184,7 +221,12 @@ async fn read_loop<D: DialectSession, R: AsyncRead + Unpin>(
     limits: &ReadLimits,
 ) -> ReadEnd {
     loop {
-        let read = match link.timer {
+        // The earlier of the dialect's timer and the token's expiry.
+        let next = match (link.timer, link.expires) {
+            (Some(t), Some(e)) => Some(t.min(e)),
+            (t, e) => t.or(e),
+        };
+        let read = match next {
             None => reader.read_frame().await,
             Some(at) => {
                 // Our frame reader is cancel-safe (what it read stays in its
@@ -194,6 +236,9 @@ async fn read_loop<D: DialectSession, R: AsyncRead + Unpin>(
                 tokio::select! {
                     read = reader.read_frame() => read,
                     () = timer => {
+                        if link.expires.is_some_and(|e| e <= tokio::time::Instant::now()) {
+                            return ReadEnd::Close(CloseCode::TokenExpired);
+                        }
                         link.timer = None;
                         dialect.on_timer(link);
                         continue;
@@ -257,6 +302,7 @@ pub async fn run<D: DialectSession>(
     read_ahead: Bytes,
     mut dialect: D,
     _permit: Permit,
+    identity: Identity,
 ) {
     let id = SessionId::next();
     let config = &app.config;
@@ -294,7 +340,7 @@ pub async fn run<D: DialectSession>(
     // (the reader copied the rare pipelined bytes) so that buffer is freed.
     drop(read_ahead);
 
-    let mut link = SessionLink::new(Arc::clone(&app), id, D::KIND, Arc::clone(&outbox));
+    let mut link = SessionLink::new(Arc::clone(&app), id, D::KIND, Arc::clone(&outbox), identity);
     let mut throttle = Throttle::new(
         config.ws.client_msg_rate,
         config.ws.client_msg_burst,
@@ -419,8 +465,13 @@ mod tests {
         let handle = app
             .sessions
             .insert(id, Arc::clone(&outbox), DialectKind::Echo);
-        let mut link =
-            SessionLink::new(Arc::clone(&app), id, DialectKind::Echo, Arc::clone(&outbox));
+        let mut link = SessionLink::new(
+            Arc::clone(&app),
+            id,
+            DialectKind::Echo,
+            Arc::clone(&outbox),
+            Identity::anonymous(),
+        );
         let mut dialect = Alarm { fired: 0 };
         dialect.on_open(&mut link);
         let mut reader = FrameReader::new(server, &[], 1024, Duration::from_secs(60));

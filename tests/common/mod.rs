@@ -239,6 +239,17 @@ pub fn json_body(body: &[u8]) -> Value {
     })
 }
 
+/// A whole HTTP response, as a test reads it.
+#[derive(Debug)]
+pub struct HttpResponse {
+    /// Its status.
+    pub status: StatusCode,
+    /// Its headers.
+    pub headers: hyper::HeaderMap,
+    /// Its body.
+    pub body: Bytes,
+}
+
 /// A keep-alive HTTP/1.1 client connection on hyper.
 pub struct HttpClient {
     addr: SocketAddr,
@@ -260,7 +271,7 @@ impl HttpClient {
         HttpClient { addr, sender }
     }
 
-    /// Sends one request and reads the whole response.
+    /// Sends one request and reads the whole response: status and body.
     pub async fn request(
         &mut self,
         method: Method,
@@ -268,6 +279,18 @@ impl HttpClient {
         body: Option<&str>,
         headers: &[(&str, &str)],
     ) -> (StatusCode, Bytes) {
+        let response = self.request_full(method, path, body, headers).await;
+        (response.status, response.body)
+    }
+
+    /// Sends one request and reads the whole response, headers included.
+    pub async fn request_full(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> HttpResponse {
         let mut builder = Request::builder()
             .method(method)
             .uri(path)
@@ -289,13 +312,18 @@ impl HttpClient {
                 .await
                 .expect("http request");
             let status = response.status();
+            let headers = response.headers().clone();
             let body = response
                 .into_body()
                 .collect()
                 .await
                 .expect("http body")
                 .to_bytes();
-            (status, body)
+            HttpResponse {
+                status,
+                headers,
+                body,
+            }
         })
         .await
     }

@@ -38,6 +38,7 @@ ALL_TARGETS=(
   seed000_messages
   publish_bodies
   room_names_and_queries
+  jwt_tokens
 )
 
 smoke=false

@@ -15,7 +15,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::dialect::{DialectKind, DialectSession, Greeting, Link, MessageKind};
+use crate::close_code::CloseCode;
+use crate::dialect::{DialectKind, DialectSession, Greeting, JoinError, Link, MessageKind};
 use crate::frame;
 use crate::protocol::modeldata::Echo;
 use crate::protocol::time;
@@ -67,7 +68,10 @@ impl DialectSession for Seed000Session {
             Ok(_) => self.lease = Some(self.modeldata.attach(&self.options)),
             Err(e) => {
                 link.send(error_frame(&e.to_string()));
-                link.close(crate::close_code::CloseCode::InternalError);
+                link.close(match e {
+                    JoinError::Forbidden(_) => CloseCode::Forbidden,
+                    _ => CloseCode::InternalError,
+                });
             }
         }
     }

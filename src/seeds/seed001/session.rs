@@ -42,20 +42,29 @@ pub struct Seed001Session {
     /// Sent in the `connection` ack: `<user_id>_<12 hex>` (or `anonymous_<12 hex>`),
     /// like the seed's `user123_abc123`; lets clients and logs name the connection.
     connection_id: String,
+    /// The `?user_id=` the client named, checked against its token's `sub`.
+    user_id: Option<String>,
 }
 
 impl Seed001Session {
     /// A session for an (already validated) optional `user_id`.
     pub fn new(user_id: Option<&str>) -> Self {
-        let suffix: u64 = rand::random::<u64>() & 0xffff_ffff_ffff;
-        let connection_id = format!("{}_{suffix:012x}", user_id.unwrap_or("anonymous"));
-        Seed001Session { connection_id }
+        Seed001Session {
+            connection_id: connection_id(user_id),
+            user_id: user_id.map(str::to_string),
+        }
     }
 
     /// The id sent in the `connection` ack.
     pub fn connection_id(&self) -> &str {
         &self.connection_id
     }
+}
+
+/// `<user_id>_<12 random hex>`, or `anonymous_…`.
+fn connection_id(user_id: Option<&str>) -> String {
+    let suffix: u64 = rand::random::<u64>() & 0xffff_ffff_ffff;
+    format!("{}_{suffix:012x}", user_id.unwrap_or("anonymous"))
 }
 
 #[derive(Serialize)]
@@ -242,6 +251,25 @@ impl Seed001Session {
 
 impl DialectSession for Seed001Session {
     const KIND: DialectKind = DialectKind::Seed001;
+
+    /// The token's `sub` is the connection's `user_id`: a `?user_id=` naming
+    /// someone else is refused, and a token user must meet the seed's rules.
+    fn authenticated(&mut self, user: Option<&str>) -> Result<(), &'static str> {
+        let Some(sub) = user else {
+            return Ok(());
+        };
+        if validate_user_id(sub).is_err() {
+            return Err("the token's sub is not a valid user_id (1-64 letters, digits, _ - . @)");
+        }
+        if self.user_id.as_deref().is_some_and(|named| named != sub) {
+            return Err("user_id does not match the token's sub");
+        }
+        if self.user_id.is_none() {
+            self.connection_id = connection_id(Some(sub));
+            self.user_id = Some(sub.to_string());
+        }
+        Ok(())
+    }
 
     fn on_open(&mut self, link: &mut impl Link) {
         link.send(frame::json(&ConnectionAck {

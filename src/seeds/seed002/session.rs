@@ -181,7 +181,7 @@ impl WsRootSession {
             Err(JoinError::TooManySubscriptions(_)) => {
                 link.send(error_frame("Subscription limit reached"))
             }
-            Err(e @ JoinError::TooManyRooms) => {
+            Err(e @ (JoinError::TooManyRooms | JoinError::Forbidden(_))) => {
                 link.send(error_frame(&format!("Cannot subscribe: {e}")))
             }
         }

@@ -32,7 +32,7 @@ use simd_json::prelude::*;
 
 use crate::catalog::RoomName;
 use crate::close_code::CloseCode;
-use crate::dialect::{DialectKind, DialectSession, Greeting, Joined, Link, MessageKind};
+use crate::dialect::{DialectKind, DialectSession, Greeting, JoinError, Joined, Link, MessageKind};
 use crate::frame;
 use crate::protocol::time;
 use crate::sources::backtest::Backtests;
@@ -241,7 +241,10 @@ fn join_or_close(link: &mut impl Link, room: RoomName, greet: Greeting) -> bool 
         Ok(Joined::New | Joined::Already) => true,
         Err(e) => {
             link.send(error_frame(&format!("Cannot stream: {e}"), json!({})));
-            link.close(CloseCode::Normal);
+            link.close(match e {
+                JoinError::Forbidden(_) => CloseCode::Forbidden,
+                _ => CloseCode::Normal,
+            });
             false
         }
     }

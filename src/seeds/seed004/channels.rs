@@ -84,6 +84,9 @@ pub enum ChannelError {
     /// The node's room cap.
     #[error("Cannot subscribe: room limit reached on this server")]
     Rooms,
+    /// A room outside the connection token's grant.
+    #[error("Cannot subscribe: {0}")]
+    Forbidden(JoinError),
 }
 
 impl From<JoinError> for ChannelError {
@@ -91,6 +94,7 @@ impl From<JoinError> for ChannelError {
         match e {
             JoinError::TooManySubscriptions(_) => ChannelError::Limit,
             JoinError::TooManyRooms => ChannelError::Rooms,
+            e @ JoinError::Forbidden(_) => ChannelError::Forbidden(e),
         }
     }
 }

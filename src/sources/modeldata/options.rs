@@ -104,6 +104,8 @@ impl FeedOptions {
                 }
                 "from" => options.from = Some(parse_time("from", value)?),
                 "to" => options.to = Some(parse_time("to", value)?),
+                // The connection's JWT (`crate::auth`), read before the upgrade.
+                "token" => {}
                 other => {
                     return Err(OptionsError {
                         name: "query",
