@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::AccessControl;
 use crate::alerts::{AlertBook, Alerts, RedisAlerts};
 use crate::bus::{Bus, BusError, RedisBus, RedisConfig};
 use crate::config::Config;
@@ -27,6 +28,8 @@ use crate::ws::sessions::{Heartbeat, Sessions};
 pub struct App {
     /// Validated configuration.
     pub config: Config,
+    /// Who may use which route: API keys, trusted networks, CORS.
+    pub access: Arc<AccessControl>,
     /// This node's name in the fleet (`ROOMCAST_NODE_ID`).
     pub node: String,
     /// Rooms on this node.
@@ -104,6 +107,7 @@ impl App {
             Bus::Local(_) => None,
         };
         Ok(Arc::new(App {
+            access: Arc::new(AccessControl::new(&config.access)),
             node,
             backtests: Backtests::new(
                 config.backtest.clone(),

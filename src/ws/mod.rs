@@ -31,6 +31,9 @@ pub fn upgrade<D: DialectSession>(
     mut req: Request<Incoming>,
     dialect: D,
 ) -> HttpResponse {
+    if let Some(refusal) = crate::access::origins::refuse_upgrade(app, &req) {
+        return refusal;
+    }
     let accept = match handshake::accept(&req) {
         Ok(accept) => accept,
         Err(e) => {
