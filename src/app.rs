@@ -64,7 +64,10 @@ impl App {
         let (rooms, bus, alerts) = match &config.fleet.redis_url {
             None => {
                 let rooms = Arc::new(Rooms::new(&config.rooms));
-                let alerts = Alerts::Local(AlertBook::new(config.max_alerts));
+                let alerts = Alerts::Local(AlertBook::new(
+                    config.max_alerts,
+                    config.max_alerts_per_user,
+                ));
                 (Arc::clone(&rooms), Bus::local(rooms), alerts)
             }
             Some(url) => {
@@ -85,6 +88,7 @@ impl App {
                     redis.commands(),
                     &config.fleet.redis_prefix,
                     config.max_alerts,
+                    config.max_alerts_per_user,
                 ));
                 (
                     rooms,

@@ -126,8 +126,8 @@ impl Router {
             post("/api/alerts", Access::Admin, |app, req, _| {
                 Box::pin(async move { alerts::create(&app, req).await })
             }),
-            get("/api/alerts", Access::Admin, |app, _, _| {
-                Box::pin(async move { alerts::list(&app).await })
+            get("/api/alerts", Access::Admin, |app, req, _| {
+                Box::pin(async move { alerts::list(&app, req).await })
             }),
             route(
                 Method::DELETE,
