@@ -44,7 +44,7 @@ pub struct Config {
     /// Price alerts one `user_id` may hold at once (alerts without a
     /// `user_id` share one allowance), so one client cannot take the whole
     /// of ROOMCAST_MAX_ALERTS.
-    #[arg(long, env = "ROOMCAST_MAX_ALERTS_PER_USER", default_value_t = 100)]
+    #[arg(long, env = "ROOMCAST_MAX_ALERTS_PER_USER", default_value_t = 1_000)]
     pub max_alerts_per_user: usize,
 
     /// Seconds a graceful shutdown may take before remaining sessions are dropped.
