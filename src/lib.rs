@@ -100,7 +100,7 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     tracker.spawn(Arc::clone(&app.backtests).run_fleet(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(shutdown.clone()));
     app.access.log_startup();
-    tracker.spawn(Arc::clone(&app.access).run_key_reload(shutdown.clone()));
+    tracker.spawn(app.access.run_key_reload(shutdown.clone()));
     let upkeep_shutdown = shutdown.clone();
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(METRICS_UPKEEP);

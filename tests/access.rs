@@ -605,3 +605,119 @@ async fn each_user_is_capped_and_alerts_list_a_page_at_a_time() {
         assert_eq!(v["field"], parameter, "{query}");
     }
 }
+
+/// The built binary, serving on 127.0.0.1 with `env`, its log in a file.
+struct Binary {
+    addr: std::net::SocketAddr,
+    child: std::process::Child,
+    log: PathBuf,
+}
+
+impl Binary {
+    async fn start(name: &str, env: &[(&str, &str)]) -> Binary {
+        use common::process::{free_port, prepare, spawn};
+        let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let log = temp_key_file(&format!("{name}.log"), "");
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_roomcast"));
+        cmd.env_clear()
+            .env("ROOMCAST_BIND", addr.to_string())
+            .env("ROOMCAST_SIMULATOR", "false")
+            .env("RUST_LOG", "debug")
+            .envs(env.iter().copied())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::process::Stdio::inherit());
+        prepare(&mut cmd, None);
+        let child = spawn(cmd).expect("starting roomcast");
+        within("the node to listen", async {
+            while tokio::net::TcpStream::connect(addr).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        })
+        .await;
+        Binary { addr, child, log }
+    }
+
+    async fn post_price(&self, key: &str) -> StatusCode {
+        let mut http = HttpClient::connect(self.addr).await;
+        let (status, _) = http
+            .request(
+                Method::POST,
+                "/api/ws/broadcast/price",
+                Some(&price_body("AAPL", 1.0)),
+                &[("x-api-key", key)],
+            )
+            .await;
+        status
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_key_file_at_once_and_no_key_reaches_the_log() {
+    let path = temp_key_file("sighup", &format!("{KEY}\n"));
+    // Polled once an hour: only the signal can make the change seen now.
+    let node = Binary::start(
+        "sighup",
+        &[
+            ("ROOMCAST_API_KEY_FILE", path.to_str().unwrap()),
+            ("ROOMCAST_API_KEY_POLL", "3600"),
+        ],
+    )
+    .await;
+    assert_eq!(node.post_price(KEY).await, StatusCode::OK);
+    assert_eq!(node.post_price(NEW_KEY).await, StatusCode::UNAUTHORIZED);
+    replace_key_file(&path, &format!("{NEW_KEY}\n"));
+    common::process::signal(&node.child, libc::SIGHUP);
+    within("the new key to be accepted after SIGHUP", async {
+        while node.post_price(NEW_KEY).await != StatusCode::OK {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(node.post_price(KEY).await, StatusCode::UNAUTHORIZED);
+    let log = node.log();
+    assert!(log.contains("SIGHUP"), "{log}");
+    assert!(log.contains("API keys loaded"), "{log}");
+    assert!(
+        !log.contains(KEY) && !log.contains(NEW_KEY),
+        "a key was logged"
+    );
+    assert!(
+        !log.contains("0123456789abcdef"),
+        "part of a key was logged"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_start_up_log_says_how_to_open_the_protected_endpoints() {
+    let node = Binary::start("startup", &[]).await;
+    // The node listens before it logs; the log line is the event awaited.
+    within("the start-up warning", async {
+        while !node
+            .log()
+            .contains("set ROOMCAST_API_KEYS or ROOMCAST_API_KEY_FILE")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let keyed = Binary::start("startup-keyed", &[("ROOMCAST_API_KEYS", KEY)]).await;
+    within("the start-up line", async {
+        while !keyed.log().contains("need an API key") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(!keyed.log().contains(KEY), "a key was logged");
+}

@@ -211,19 +211,34 @@ impl ApiKeys {
     }
 
     /// Re-reads the key file when it changes (every `poll`) and on SIGHUP,
-    /// until `shutdown`. Returns at once without a key file.
-    pub async fn run(self: Arc<Self>, poll: Duration, shutdown: CancellationToken) {
+    /// until `shutdown`; nothing without a key file. SIGHUP is caught from
+    /// this call on (not from the future's first poll), so a node that
+    /// answers requests already reloads on SIGHUP instead of dying of it.
+    pub fn run(
+        self: Arc<Self>,
+        poll: Duration,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let hangup = self.file.as_ref().and_then(|_| {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+                .map_err(|error| {
+                    tracing::warn!(%error, "no SIGHUP handler: the API key file is only polled");
+                })
+                .ok()
+        });
+        self.watch(poll, hangup, shutdown)
+    }
+
+    /// [`ApiKeys::run`]'s loop.
+    async fn watch(
+        self: Arc<Self>,
+        poll: Duration,
+        mut hangup: Option<tokio::signal::unix::Signal>,
+        shutdown: CancellationToken,
+    ) {
         if self.file.is_none() {
             return;
         }
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            Ok(signal) => Some(signal),
-            Err(error) => {
-                tracing::warn!(%error, "no SIGHUP handler: the API key file is only polled");
-                None
-            }
-        };
         let mut tick = tokio::time::interval(poll);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

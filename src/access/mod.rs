@@ -13,6 +13,7 @@ pub mod cors;
 pub mod origins;
 pub mod settings;
 
+use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -164,11 +165,13 @@ impl AccessControl {
         }
     }
 
-    /// Keeps the key file's keys current until `shutdown` (see [`ApiKeys::run`]).
-    pub async fn run_key_reload(self: Arc<Self>, shutdown: CancellationToken) {
-        Arc::clone(&self.keys)
-            .run(self.settings.api_key_poll.get(), shutdown)
-            .await
+    /// Keeps the key file's keys current until `shutdown` (see
+    /// [`ApiKeys::run`]); SIGHUP is caught from this call on.
+    pub fn run_key_reload(
+        &self,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        Arc::clone(&self.keys).run(self.settings.api_key_poll.get(), shutdown)
     }
 }
 
