@@ -62,7 +62,9 @@ impl Cors {
         if let Some(allow) = self.allow_origin(origin) {
             let headers = response.headers_mut();
             headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, allow);
-            headers.append(VARY, HeaderValue::from_static("Origin"));
+            if !headers.get_all(VARY).iter().any(|v| v == "Origin") {
+                headers.append(VARY, HeaderValue::from_static("Origin"));
+            }
         }
     }
 
@@ -128,6 +130,10 @@ mod tests {
         assert_eq!(h[ACCESS_CONTROL_ALLOW_HEADERS], ALLOWED_HEADERS);
         assert_eq!(h[ACCESS_CONTROL_MAX_AGE], "600");
         assert_eq!(h[VARY], "Origin");
+        // The router stamps every answer: a preflight keeps one `Vary`.
+        let mut answer = answer;
+        cors("https://app.example.com").decorate(Some(&PAGE), &mut answer);
+        assert_eq!(answer.headers().get_all(VARY).iter().count(), 1);
     }
 
     #[test]
