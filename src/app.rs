@@ -9,6 +9,7 @@ use std::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::access::AccessControl;
 use crate::alerts::{AlertBook, Alerts, RedisAlerts};
 use crate::auth::Authenticator;
 use crate::bus::{Bus, BusError, RedisBus, RedisConfig};
@@ -28,6 +29,8 @@ use crate::ws::sessions::{Heartbeat, Sessions};
 pub struct App {
     /// Validated configuration.
     pub config: Config,
+    /// Who may use which route: API keys, trusted networks, CORS.
+    pub access: Arc<AccessControl>,
     /// This node's name in the fleet (`ROOMCAST_NODE_ID`).
     pub node: String,
     /// Rooms on this node.
@@ -64,7 +67,10 @@ impl App {
         let (rooms, bus, alerts) = match &config.fleet.redis_url {
             None => {
                 let rooms = Arc::new(Rooms::new(&config.rooms));
-                let alerts = Alerts::Local(AlertBook::new(config.max_alerts));
+                let alerts = Alerts::Local(AlertBook::new(
+                    config.max_alerts,
+                    config.max_alerts_per_user,
+                ));
                 (Arc::clone(&rooms), Bus::local(rooms), alerts)
             }
             Some(url) => {
@@ -85,6 +91,7 @@ impl App {
                     redis.commands(),
                     &config.fleet.redis_prefix,
                     config.max_alerts,
+                    config.max_alerts_per_user,
                 ));
                 (
                     rooms,
@@ -107,6 +114,7 @@ impl App {
             Bus::Local(_) => None,
         };
         Ok(Arc::new(App {
+            access: Arc::new(AccessControl::new(&config.access)),
             node,
             backtests: Backtests::new(
                 config.backtest.clone(),

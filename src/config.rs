@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 
 use clap::{ArgAction, CommandFactory, FromArgMatches, Parser};
 
+use crate::access::AccessSettings;
 use crate::auth::AuthSettings;
 use crate::bus::settings::FleetSettings;
 pub use crate::config_error::ConfigError;
@@ -41,6 +42,12 @@ pub struct Config {
     #[arg(long, env = "ROOMCAST_MAX_ALERTS", default_value_t = 10_000)]
     pub max_alerts: usize,
 
+    /// Price alerts one `user_id` may hold at once (alerts without a
+    /// `user_id` share one allowance), so one client cannot take the whole
+    /// of ROOMCAST_MAX_ALERTS.
+    #[arg(long, env = "ROOMCAST_MAX_ALERTS_PER_USER", default_value_t = 1_000)]
+    pub max_alerts_per_user: usize,
+
     /// Seconds a graceful shutdown may take before remaining sessions are dropped.
     #[arg(
         long = "shutdown-timeout",
@@ -54,6 +61,10 @@ pub struct Config {
     /// limits). Off in production.
     #[arg(long, env = "ROOMCAST_ECHO", default_value_t = false, action = ArgAction::Set)]
     pub echo: bool,
+
+    /// API keys, trusted networks, CORS and WebSocket origins.
+    #[command(flatten)]
+    pub access: AccessSettings,
 
     /// Timeouts and sizes of the HTTP phase.
     #[command(flatten)]
@@ -117,6 +128,13 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_secs("ROOMCAST_SHUTDOWN_TIMEOUT", self.shutdown_timeout.get())?;
         check_range("ROOMCAST_MAX_ALERTS", self.max_alerts, 0, 10_000_000)?;
+        check_range(
+            "ROOMCAST_MAX_ALERTS_PER_USER",
+            self.max_alerts_per_user,
+            0,
+            10_000_000,
+        )?;
+        self.access.validate()?;
         self.http.validate()?;
         self.peers.validate()?;
         self.auth.validate()?;

@@ -9,6 +9,7 @@
 //! [`sys`]; `unsafe` is denied everywhere else.
 #![deny(unsafe_code)]
 
+pub mod access;
 pub mod alerts;
 pub mod app;
 pub mod auth;
@@ -121,6 +122,8 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     tracker.spawn(Arc::clone(&app.backtests).run_expiry(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.backtests).run_fleet(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(shutdown.clone()));
+    app.access.log_startup();
+    tracker.spawn(app.access.run_key_reload(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.auth).run(shutdown.clone()));
     let upkeep_shutdown = shutdown.clone();
     tracker.spawn(async move {

@@ -39,14 +39,17 @@ impl Publisher {
     }
 
     /// A publisher of its own: an in-process bus over empty rooms, an alert
-    /// book of `max_alerts` (for tests and benches of producers).
+    /// book of `max_alerts`, one user may hold all (for tests and benches of
+    /// producers).
     pub fn local(max_alerts: usize) -> Self {
         let rooms = Arc::new(crate::rooms::Rooms::new(
             &crate::rooms::limits::RoomLimits::new(100, 1_000),
         ));
         Publisher::new(
             Arc::new(Bus::local(rooms)),
-            Arc::new(Alerts::Local(crate::alerts::AlertBook::new(max_alerts))),
+            Arc::new(Alerts::Local(crate::alerts::AlertBook::new(
+                max_alerts, max_alerts,
+            ))),
             Arc::new(QuoteBook::new()),
         )
     }

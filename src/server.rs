@@ -15,6 +15,7 @@
 
 use std::convert::Infallible;
 use std::io;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
@@ -86,8 +87,13 @@ pub async fn run(listener: TcpListener, app: Arc<App>) {
         };
         match peers.admit(peer.ip(), std::time::Instant::now()) {
             Ok(guard) => {
-                let connection =
-                    serve_connection(stream, Arc::clone(&app), Arc::clone(&router), guard);
+                let connection = serve_connection(
+                    stream,
+                    Arc::clone(&app),
+                    Arc::clone(&router),
+                    guard,
+                    peer.ip(),
+                );
                 app.tracker.spawn(connection);
             }
             Err(refusal) => {
@@ -209,8 +215,15 @@ impl Activity {
 
 /// Serves one admitted connection until it ends, is upgraded, idles out or
 /// the node drains. `guard` is handed to an upgraded session through the
-/// request's extensions, so the address's count covers the session too.
-async fn serve_connection(stream: TcpStream, app: Arc<App>, router: Arc<Router>, guard: PeerGuard) {
+/// request's extensions, so the address's count covers the session too;
+/// `peer`, the client's address, goes there for the access checks.
+async fn serve_connection(
+    stream: TcpStream,
+    app: Arc<App>,
+    router: Arc<Router>,
+    guard: PeerGuard,
+    peer: IpAddr,
+) {
     let limits: &HttpLimits = &app.config.http;
     let activity = Arc::new(Activity::new());
     let service = {
@@ -218,6 +231,8 @@ async fn serve_connection(stream: TcpStream, app: Arc<App>, router: Arc<Router>,
         let activity = Arc::clone(&activity);
         service_fn(move |mut req| {
             req.extensions_mut().insert(guard.clone());
+            // Who is asking, for the access checks of protected routes.
+            req.extensions_mut().insert(peer);
             activity.begin();
             let (app, router, activity) =
                 (Arc::clone(&app), Arc::clone(&router), Arc::clone(&activity));

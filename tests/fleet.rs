@@ -592,6 +592,76 @@ async fn an_alert_armed_on_one_node_is_seen_everywhere_and_fires_once_for_prices
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_alert_cap_holds_fleet_wide_and_frees_as_alerts_are_deleted_or_fire() {
+    let redis = RedisServer::start();
+    let mut nodes = Vec::new();
+    for i in 0..2 {
+        let env = [("ROOMCAST_MAX_ALERTS_PER_USER", "2")];
+        let node = Node::start(&redis, &format!("node{i}"), &env).await;
+        node.wait_for("/ready", StatusCode::OK).await;
+        nodes.push(node);
+    }
+    let arm = |user: Option<&str>, price: f64| {
+        let mut body = json!({"ticker": "AAPL", "alert_type": "above", "trigger_price": price});
+        if let Some(user) = user {
+            body["user_id"] = json!(user);
+        }
+        body.to_string()
+    };
+    let mut first = HttpClient::connect(nodes[0].addr).await;
+    let mut second = HttpClient::connect(nodes[1].addr).await;
+    let (status, alice) = first.post("/api/alerts", &arm(Some("alice"), 200.0)).await;
+    assert_eq!(status, StatusCode::CREATED, "{alice}");
+    let (status, v) = second.post("/api/alerts", &arm(Some("alice"), 300.0)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    // A third through either node is refused; a user whose name extends
+    // alice's, another user and alerts without a user are counted apart.
+    for http in [&mut first, &mut second] {
+        let (status, v) = http.post("/api/alerts", &arm(Some("alice"), 400.0)).await;
+        assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+        assert!(v["error"].as_str().unwrap().contains("alert limit"), "{v}");
+    }
+    for user in [Some("alice2"), Some("bob"), None, None] {
+        let (status, v) = second.post("/api/alerts", &arm(user, 500.0)).await;
+        assert_eq!(status, StatusCode::CREATED, "{user:?}: {v}");
+    }
+    let (status, v) = first.post("/api/alerts", &arm(None, 500.0)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    // Deleting one through the other node gives alice room for one more.
+    let path = format!("/api/alerts/{}", alice["alert"]["id"]);
+    let (status, _) = second
+        .request(hyper::Method::DELETE, &path, None, &[])
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, v) = first.post("/api/alerts", &arm(Some("alice"), 1000.0)).await;
+    assert_eq!(status, StatusCode::CREATED, "{v}");
+    // A price that fires both of alice's alerts frees both.
+    let (status, report) = publish(&nodes[1], "AAPL", 350.0).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    assert_eq!(report["alerts"]["fired"], 1, "{report}");
+    let (status, report) = publish(&nodes[1], "AAPL", 1000.0).await;
+    assert_eq!(status, StatusCode::OK, "{report}");
+    for price in [2000.0, 3000.0] {
+        let (status, v) = second.post("/api/alerts", &arm(Some("alice"), price)).await;
+        assert_eq!(status, StatusCode::CREATED, "{v}");
+    }
+    // Pages through any node, by id.
+    let (_, page) = first
+        .request(
+            hyper::Method::GET,
+            "/api/alerts?limit=1&offset=1",
+            None,
+            &[],
+        )
+        .await;
+    let page = json_body(&page);
+    assert_eq!(page["total"], 2, "{page}");
+    assert_eq!(page["count"], 1, "{page}");
+    assert_eq!(page["alerts"][0]["trigger_price"], 3000.0, "{page}");
+    assert_eq!(page["next_offset"], Value::Null, "{page}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alert_burst_far_beyond_the_outbox_reaches_readers_on_every_node_that_keep_up() {
     const CAPACITY: usize = 16;
     const ALERTS: usize = 20 * CAPACITY;

@@ -9,7 +9,11 @@
 //! cap), `P:alerts:t:<TICKER>` (hash id → alert JSON: what one price is
 //! checked against), `P:alerts:last:<TICKER>` (the ticker's last price while
 //! it has alerts, for `breakout`). None expires: an alert is armed until it
-//! fires or is deleted.
+//! fires or is deleted. The per-user cap is counted when an alert is armed,
+//! by scanning `P:alerts:all` for the user's `"user_id":"…"` (at most
+//! `ROOMCAST_MAX_ALERTS` values, plain substring searches, in the arming
+//! script), so no count can drift from the book when alerts fire or are
+//! deleted or restored.
 
 use redis::Script;
 use redis::aio::ConnectionManager;
@@ -18,11 +22,34 @@ use super::{AlertError, AlertKind, AlertsError, PriceAlert};
 use crate::bus::BusError;
 use crate::bus::redis::{unavailable, with_timeout};
 
-/// Arms an alert unless the fleet holds `max` already.
-/// KEYS: all, t:<TICKER>. ARGV: max, id, alert JSON. Returns 1, or 0 at the cap.
+/// Arms an alert unless the fleet holds `max` already, or its user holds
+/// `max_per_user`. KEYS: all, t:<TICKER>. ARGV: max, id, alert JSON,
+/// max_per_user, the user's `"user_id":"…"` JSON (empty for an alert without
+/// a user: those have no `"user_id":`). Returns 1, 0 at the cap, 2 at the
+/// user's cap.
 const ADD_LUA: &str = r#"
 if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[1]) then
   return 0
+end
+local per_user = tonumber(ARGV[4])
+local needle = ARGV[5]
+local mine = 0
+if mine >= per_user then
+  return 2
+end
+for _, json in ipairs(redis.call('HVALS', KEYS[1])) do
+  local same
+  if needle == '' then
+    same = not string.find(json, '"user_id":', 1, true)
+  else
+    same = string.find(json, needle, 1, true) ~= nil
+  end
+  if same then
+    mine = mine + 1
+    if mine >= per_user then
+      return 2
+    end
+  end
 end
 redis.call('HSET', KEYS[1], ARGV[2], ARGV[3])
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
@@ -93,6 +120,8 @@ pub struct RedisAlerts {
     prefix: String,
     /// Cap on armed alerts, fleet-wide (`ROOMCAST_MAX_ALERTS`).
     max: usize,
+    /// Cap on one user's armed alerts, fleet-wide (`ROOMCAST_MAX_ALERTS_PER_USER`).
+    max_per_user: usize,
     /// [`ADD_LUA`].
     add: Script,
     /// [`REMOVE_LUA`].
@@ -106,17 +135,20 @@ impl std::fmt::Debug for RedisAlerts {
         f.debug_struct("RedisAlerts")
             .field("prefix", &self.prefix)
             .field("max", &self.max)
+            .field("max_per_user", &self.max_per_user)
             .finish_non_exhaustive()
     }
 }
 
 impl RedisAlerts {
-    /// The book under `prefix` (`ROOMCAST_REDIS_PREFIX`), holding at most `max`.
-    pub fn new(commands: ConnectionManager, prefix: &str, max: usize) -> Self {
+    /// The book under `prefix` (`ROOMCAST_REDIS_PREFIX`), holding at most
+    /// `max`, `max_per_user` of one user.
+    pub fn new(commands: ConnectionManager, prefix: &str, max: usize, max_per_user: usize) -> Self {
         RedisAlerts {
             commands,
             prefix: format!("{prefix}:alerts:"),
             max,
+            max_per_user,
             add: Script::new(ADD_LUA),
             remove: Script::new(REMOVE_LUA),
             on_price: Script::new(ON_PRICE_LUA),
@@ -145,20 +177,31 @@ impl RedisAlerts {
         .map_err(unavailable)?;
         let alert = PriceAlert::new(id, ticker, alert_type, trigger_price, user_id);
         let json = serde_json::to_string(&alert).expect("an alert serialises");
+        // As serde_json writes it into the alert's JSON, so a substring
+        // search finds exactly this user's alerts.
+        let needle = alert
+            .user_id
+            .as_ref()
+            .map(|user| serde_json::json!({ "user_id": user }).to_string())
+            .map(|object| object[1..object.len() - 1].to_string())
+            .unwrap_or_default();
         let mut invocation = self.add.prepare_invoke();
         invocation
             .key(self.key("all"))
             .key(self.key(&format!("t:{}", alert.ticker)))
             .arg(self.max)
             .arg(id)
-            .arg(json);
+            .arg(json)
+            .arg(self.max_per_user)
+            .arg(needle);
         let added: u8 = with_timeout(invocation.invoke_async(&mut conn))
             .await
             .map_err(unavailable)?;
-        if added == 0 {
-            return Err(AlertError::TooMany(self.max).into());
+        match added {
+            0 => Err(AlertError::TooMany(self.max).into()),
+            2 => Err(AlertError::TooManyForUser(self.max_per_user).into()),
+            _ => Ok(alert),
         }
-        Ok(alert)
     }
 
     /// Every armed alert in the fleet, by id.

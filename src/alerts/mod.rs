@@ -9,6 +9,11 @@
 //!   previous price was below it, this one is at or above it); an alert
 //!   created while the price is already above waits for a dip and a new cross.
 //!
+//! Alerts are bounded twice: `ROOMCAST_MAX_ALERTS` in all and
+//! `ROOMCAST_MAX_ALERTS_PER_USER` per `user_id` (alerts without one share a
+//! single allowance), so one client cannot take the whole book; either
+//! refusal is the same 429. Listing pages through the book by id.
+//!
 //! An embedded node keeps its alerts in process ([`AlertBook`]); a fleet node
 //! in Redis ([`RedisAlerts`]), so an alert armed anywhere is listed, deleted
 //! and fired (once) through any node. [`Alerts`] is the one the node has.
@@ -64,8 +69,31 @@ pub struct PriceAlert {
 /// Why an alert was not armed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AlertError {
+    /// The book holds `ROOMCAST_MAX_ALERTS`.
     #[error("alert limit reached ({0} alerts)")]
     TooMany(usize),
+    /// This user holds `ROOMCAST_MAX_ALERTS_PER_USER`.
+    #[error("alert limit reached for this user ({0} alerts per user)")]
+    TooManyForUser(usize),
+}
+
+/// One page of the armed alerts, by id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AlertPage {
+    /// Armed alerts in all.
+    pub total: usize,
+    /// The alerts from the page's offset, at most its limit.
+    pub alerts: Vec<PriceAlert>,
+}
+
+impl AlertPage {
+    /// The page of `all` (sorted by id) from `offset`, at most `limit` long.
+    pub fn of(mut all: Vec<PriceAlert>, offset: usize, limit: usize) -> Self {
+        let total = all.len();
+        all.drain(..offset.min(total));
+        all.truncate(limit);
+        AlertPage { total, alerts: all }
+    }
 }
 
 impl PriceAlert {
@@ -155,6 +183,14 @@ impl Alerts {
         match self {
             Alerts::Local(book) => Ok(book.list()),
             Alerts::Fleet(redis) => redis.list().await,
+        }
+    }
+
+    /// The armed alerts by id from `offset`, at most `limit` of them.
+    pub async fn page(&self, offset: usize, limit: usize) -> Result<AlertPage, BusError> {
+        match self {
+            Alerts::Local(book) => Ok(book.page(offset, limit)),
+            Alerts::Fleet(redis) => Ok(AlertPage::of(redis.list().await?, offset, limit)),
         }
     }
 

@@ -6,6 +6,12 @@
 //! path a literal pattern spells is never a parameter of another
 //! (`/api/v1/backtest/run` is not the run `run`). A refused WebSocket
 //! upgrade is the connection's last response.
+//!
+//! Each row also declares who may use it ([`Access`]): the one place that
+//! says which endpoint is protected. The check runs here, before the
+//! handler; `OPTIONS` on any path of the table is answered here too (CORS
+//! preflights, [`crate::access::cors`]), and answers to an allowed browser
+//! origin carry the CORS headers.
 
 pub mod backtest;
 pub mod limits;
@@ -14,13 +20,15 @@ pub mod response;
 pub mod status;
 
 use std::future::Future;
+use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use hyper::body::Incoming;
-use hyper::header::{ALLOW, HeaderValue, UPGRADE};
+use hyper::header::{ALLOW, CONTENT_LENGTH, HeaderValue, ORIGIN, TRANSFER_ENCODING, UPGRADE};
 use hyper::{Method, Request, StatusCode};
 
+use crate::access::Access;
 use crate::app::App;
 use crate::config::Config;
 use crate::dialect::echo::EchoSession;
@@ -43,6 +51,8 @@ struct Route {
     method: Method,
     /// Its path, `/`-separated; a `{name}` segment matches any one non-empty segment.
     pattern: &'static str,
+    /// Who may use it: checked before the handler runs.
+    access: Access,
     /// What answers it.
     handler: Handler,
 }
@@ -77,105 +87,150 @@ impl Router {
     /// The routes for `config` (the echo endpoint only when enabled).
     pub fn new(config: &Config) -> Self {
         let mut routes = vec![
-            get("/health", |app, _, _| {
+            get("/health", Access::Open, |app, _, _| {
                 Box::pin(async move { status::health(&app) })
             }),
-            get("/ready", |app, _, _| {
+            get("/ready", Access::Open, |app, _, _| {
                 Box::pin(async move { status::ready(&app) })
             }),
-            get("/metrics", |_, _, _| {
+            get("/metrics", Access::Metrics, |_, _, _| {
                 Box::pin(async move { status::metrics_text() })
             }),
-            get("/api/ws/stats", |app, _, _| {
+            get("/api/ws/stats", Access::Open, |app, _, _| {
                 Box::pin(async move { seed001::stats::stats(&app).await })
             }),
-            get("/ws/status", |app, _, _| {
+            get("/ws/status", Access::Open, |app, _, _| {
                 Box::pin(async move { seed000::status::ws_status(&app).await })
             }),
-            get("/v1/ws", |app, req, _| {
+            get("/v1/ws", Access::Open, |app, req, _| {
                 Box::pin(async move { crate::native::stream(&app, req) })
             }),
-            get("/ws/modeldata-stream", |app, req, _| {
+            get("/ws/modeldata-stream", Access::Open, |app, req, _| {
                 Box::pin(async move { seed000::stream(&app, req) })
             }),
-            get("/api/ws", |app, req, _| {
+            get("/api/ws", Access::Open, |app, req, _| {
                 Box::pin(async move { seed001::stream(&app, req) })
             }),
-            post("/api/ws/broadcast/{kind}", |app, req, params| {
-                Box::pin(async move {
-                    match publish::Broadcast::from_path(&params[0]) {
-                        Some(kind) => publish::broadcast(&app, kind, req).await,
-                        None => not_found(req.uri().path()),
-                    }
-                })
-            }),
-            post("/api/alerts", |app, req, _| {
+            post(
+                "/api/ws/broadcast/{kind}",
+                Access::Producer,
+                |app, req, params| {
+                    Box::pin(async move {
+                        match publish::Broadcast::from_path(&params[0]) {
+                            Some(kind) => publish::broadcast(&app, kind, req).await,
+                            None => not_found(req.uri().path()),
+                        }
+                    })
+                },
+            ),
+            post("/api/alerts", Access::Admin, |app, req, _| {
                 Box::pin(async move { alerts::create(&app, req).await })
             }),
-            get("/api/alerts", |app, _, _| {
-                Box::pin(async move { alerts::list(&app).await })
+            get("/api/alerts", Access::Admin, |app, req, _| {
+                Box::pin(async move { alerts::list(&app, req).await })
             }),
-            route(Method::DELETE, "/api/alerts/{id}", |app, _, params| {
-                Box::pin(async move { alerts::delete(&app, &params[0]).await })
-            }),
-            get("/ws", |app, req, _| {
+            route(
+                Method::DELETE,
+                "/api/alerts/{id}",
+                Access::Admin,
+                |app, _, params| Box::pin(async move { alerts::delete(&app, &params[0]).await }),
+            ),
+            get("/ws", Access::Open, |app, req, _| {
                 Box::pin(async move { seed002::stream(&app, req) })
             }),
-            post("/api/v1/backtest/run", |app, req, _| {
+            post("/api/v1/backtest/run", Access::Start, |app, req, _| {
                 Box::pin(async move { seed002::backtest::run(&app, req).await })
             }),
-            get("/api/v1/backtest/{id}", |app, _, params| {
+            get("/api/v1/backtest/{id}", Access::Open, |app, _, params| {
                 Box::pin(async move { backtest::status(&app, &params[0]).await })
             }),
-            route(Method::DELETE, "/api/v1/backtest/{id}", |app, _, params| {
-                Box::pin(async move { backtest::cancel(&app, &params[0]).await })
-            }),
-            post("/api/backtesting/start", |app, req, _| {
+            route(
+                Method::DELETE,
+                "/api/v1/backtest/{id}",
+                Access::Admin,
+                |app, _, params| Box::pin(async move { backtest::cancel(&app, &params[0]).await }),
+            ),
+            post("/api/backtesting/start", Access::Start, |app, req, _| {
                 Box::pin(async move { seed003::backtest::start(&app, req).await })
             }),
-            route(Method::DELETE, "/api/backtesting/{id}", |app, _, params| {
-                Box::pin(async move { backtest::cancel(&app, &params[0]).await })
-            }),
-            get("/api/ws/stream/live-trading", |app, req, _| {
-                Box::pin(async move { seed003::live_trading_stream(&app, req) })
-            }),
-            get("/api/ws/stream/market-data/{symbol}", |app, req, params| {
-                Box::pin(async move { seed003::market_data_stream(&app, req, &params[0]).await })
-            }),
-            get("/api/ws/stream/backtest/{id}", |app, req, params| {
-                Box::pin(async move { seed003::backtest_stream(&app, req, &params[0]).await })
-            }),
-            post("/api/v1/backtest/events", |app, req, _| {
-                Box::pin(async move { seed002::events::publish(&app, req).await })
-            }),
-            post("/api/ws/stream/backtest/{id}/events", |app, req, params| {
-                Box::pin(async move { seed003::events::publish(&app, req, &params[0]).await })
-            }),
-            get("/api/ws/stream/status", |app, _, _| {
+            route(
+                Method::DELETE,
+                "/api/backtesting/{id}",
+                Access::Admin,
+                |app, _, params| Box::pin(async move { backtest::cancel(&app, &params[0]).await }),
+            ),
+            get(
+                "/api/ws/stream/live-trading",
+                Access::Open,
+                |app, req, _| Box::pin(async move { seed003::live_trading_stream(&app, req) }),
+            ),
+            get(
+                "/api/ws/stream/market-data/{symbol}",
+                Access::Open,
+                |app, req, params| {
+                    Box::pin(
+                        async move { seed003::market_data_stream(&app, req, &params[0]).await },
+                    )
+                },
+            ),
+            get(
+                "/api/ws/stream/backtest/{id}",
+                Access::Open,
+                |app, req, params| {
+                    Box::pin(async move { seed003::backtest_stream(&app, req, &params[0]).await })
+                },
+            ),
+            post(
+                "/api/v1/backtest/events",
+                Access::Producer,
+                |app, req, _| Box::pin(async move { seed002::events::publish(&app, req).await }),
+            ),
+            post(
+                "/api/ws/stream/backtest/{id}/events",
+                Access::Producer,
+                |app, req, params| {
+                    Box::pin(async move { seed003::events::publish(&app, req, &params[0]).await })
+                },
+            ),
+            get("/api/ws/stream/status", Access::Open, |app, _, _| {
                 Box::pin(async move { seed003::status::stream_status(&app).await })
             }),
-            get("/websocket/status", |app, _, _| {
+            get("/websocket/status", Access::Open, |app, _, _| {
                 Box::pin(async move { seed004::status::websocket_status(&app) })
             }),
-            post("/websocket/broadcast/{kind}", |app, req, params| {
-                Box::pin(async move {
-                    match seed004::broadcast::Kind::from_path(&params[0]) {
-                        Some(kind) => seed004::broadcast::publish(&app, req, kind).await,
-                        None => not_found(req.uri().path()),
-                    }
-                })
-            }),
+            post(
+                "/websocket/broadcast/{kind}",
+                Access::Producer,
+                |app, req, params| {
+                    Box::pin(async move {
+                        match seed004::broadcast::Kind::from_path(&params[0]) {
+                            Some(kind) => seed004::broadcast::publish(&app, req, kind).await,
+                            None => not_found(req.uri().path()),
+                        }
+                    })
+                },
+            ),
         ];
         if config.echo {
-            routes.push(get("/v1/echo", |app, req, _| {
+            routes.push(get("/v1/echo", Access::Open, |app, req, _| {
                 Box::pin(async move { crate::ws::upgrade(&app, req, EchoSession) })
             }));
         }
         Router { routes }
     }
 
-    /// Answers one HTTP request.
+    /// Answers one HTTP request, with the CORS headers its `Origin` earns.
     pub async fn route(&self, app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
+        let origin = req.headers().get(ORIGIN).cloned();
+        let mut response = self.dispatch(&app, req).await;
+        if response.status() != StatusCode::SWITCHING_PROTOCOLS {
+            app.access.cors.decorate(origin.as_ref(), &mut response);
+        }
+        response
+    }
+
+    /// Finds the route, checks access and runs the handler.
+    async fn dispatch(&self, app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
         let upgrade = req.headers().contains_key(UPGRADE);
         let path = req.uri().path().to_string();
         let mut allowed: Vec<&Method> = Vec::new();
@@ -196,7 +251,18 @@ impl Router {
                 allowed.push(&route.method);
                 continue;
             }
-            let response = (route.handler)(app, req, params).await;
+            let peer = req.extensions().get::<IpAddr>().copied();
+            if let Err(denied) = app.access.check(route.access, peer, req.headers()) {
+                tracing::debug!(?peer, route = route.pattern, %denied, "request refused");
+                let refusal = denied.into_response();
+                // The body was not read: the connection cannot carry another request.
+                return if upgrade || has_body(&req) {
+                    response::closing(refusal)
+                } else {
+                    refusal
+                };
+            }
+            let response = (route.handler)(Arc::clone(app), req, params).await;
             // A client that asked for an upgrade and did not get it will not
             // send another request on this connection: do not keep it open.
             if upgrade && response.status() != StatusCode::SWITCHING_PROTOCOLS {
@@ -206,6 +272,12 @@ impl Router {
         }
         if allowed.is_empty() {
             return not_found(&path);
+        }
+        if req.method() == Method::OPTIONS {
+            return app
+                .access
+                .cors
+                .preflight(req.headers().get(ORIGIN), &allowed);
         }
         let mut response = response::error(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -224,20 +296,30 @@ impl Router {
     }
 }
 
-fn route(method: Method, pattern: &'static str, handler: Handler) -> Route {
+/// True when a request may have a body (one that a refusal leaves unread).
+fn has_body<B>(req: &Request<B>) -> bool {
+    req.headers().contains_key(TRANSFER_ENCODING)
+        || req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .is_some_and(|len| len.as_bytes() != b"0")
+}
+
+fn route(method: Method, pattern: &'static str, access: Access, handler: Handler) -> Route {
     Route {
         method,
         pattern,
+        access,
         handler,
     }
 }
 
-fn get(pattern: &'static str, handler: Handler) -> Route {
-    route(Method::GET, pattern, handler)
+fn get(pattern: &'static str, access: Access, handler: Handler) -> Route {
+    route(Method::GET, pattern, access, handler)
 }
 
-fn post(pattern: &'static str, handler: Handler) -> Route {
-    route(Method::POST, pattern, handler)
+fn post(pattern: &'static str, access: Access, handler: Handler) -> Route {
+    route(Method::POST, pattern, access, handler)
 }
 
 fn not_found(path: &str) -> HttpResponse {
@@ -249,7 +331,9 @@ mod tests {
     use super::*;
 
     fn pattern(pattern: &'static str) -> Route {
-        get(pattern, |_, _, _| Box::pin(async { not_found("/") }))
+        get(pattern, Access::Open, |_, _, _| {
+            Box::pin(async { not_found("/") })
+        })
     }
 
     #[test]

@@ -23,15 +23,20 @@ use crate::peers::PeerGuard;
 use crate::telemetry::{Limit, metrics};
 
 /// Upgrades `req` to a WebSocket session speaking dialect `D`, or answers why
-/// not: 400 for a bad handshake, 426 (with `Sec-WebSocket-Version: 13`) for
-/// another protocol version, 503 with a JSON reason at the connection cap or
-/// while draining, 401 for a missing or bad token where the family's policy
-/// asks for one ([`crate::auth`]), 403 when the dialect refuses the token's user. Every refusal closes the connection (see [`crate::http`]).
+/// not: 403 for an `Origin` outside the allowlist ([`crate::access`]), 400
+/// for a bad handshake, 426 (with `Sec-WebSocket-Version: 13`) for another
+/// protocol version, 503 with a JSON reason at the connection cap or while
+/// draining, 401 for a missing or bad token where the family's policy asks
+/// for one ([`crate::auth`]), 403 when the dialect refuses the token's user.
+/// Every refusal closes the connection (see [`crate::http`]).
 pub fn upgrade<D: DialectSession>(
     app: &Arc<App>,
     mut req: Request<Incoming>,
-    dialect: D,
+    mut dialect: D,
 ) -> HttpResponse {
+    if let Some(refusal) = crate::access::origins::refuse_upgrade(app, &req) {
+        return refusal;
+    }
     let accept = match handshake::accept(&req) {
         Ok(accept) => accept,
         Err(e) => {
@@ -48,7 +53,6 @@ pub fn upgrade<D: DialectSession>(
     if app.shutdown.is_cancelled() {
         return response::error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
     }
-    let mut dialect = dialect;
     let admitted = match app.auth.authenticate(&req, D::KIND) {
         Ok(admitted) => admitted,
         Err(e) => {

@@ -734,7 +734,7 @@ mod tests {
         let rooms = Arc::new(Rooms::new(&RoomLimits::default()));
         let publisher = Publisher::new(
             Arc::new(Bus::local(Arc::clone(&rooms))),
-            Arc::new(Alerts::Local(AlertBook::new(10))),
+            Arc::new(Alerts::Local(AlertBook::new(10, 10))),
             Arc::default(),
         );
         let settings = BacktestSettings {
