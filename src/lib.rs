@@ -27,6 +27,7 @@ pub mod native;
 pub mod peers;
 pub mod protocol;
 pub mod publisher;
+pub mod reload;
 pub mod rooms;
 pub mod seconds;
 pub mod secret;
@@ -123,8 +124,21 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     tracker.spawn(Arc::clone(&app.backtests).run_fleet(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(shutdown.clone()));
     app.access.log_startup();
-    tracker.spawn(app.access.run_key_reload(shutdown.clone()));
-    tracker.spawn(Arc::clone(&app.auth).run(shutdown.clone()));
+    // SIGHUP is caught from here on, before the node serves: it reloads the
+    // key and certificate files instead of killing the process.
+    let hangups = reload::Hangups::install(tracker, shutdown.clone());
+    tracker.spawn(reload::watch(
+        app.access.keys(),
+        app.access.key_poll(),
+        hangups.clone(),
+        shutdown.clone(),
+    ));
+    tracker.spawn(reload::watch(
+        Arc::clone(&app.auth) as Arc<dyn reload::Reloadable>,
+        app.auth.reload_interval(),
+        hangups,
+        shutdown.clone(),
+    ));
     let upkeep_shutdown = shutdown.clone();
     tracker.spawn(async move {
         let mut tick = tokio::time::interval(METRICS_UPKEEP);

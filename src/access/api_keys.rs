@@ -1,25 +1,23 @@
 //! The API keys a protected request is checked against: those of
 //! `ROOMCAST_API_KEYS` plus those of `ROOMCAST_API_KEY_FILE`, held as
 //! SHA-256 digests and compared in constant time, so neither a key's bytes
-//! nor its length leak through response timing. The file is re-read when its
-//! modification time, size or inode changes (polled every
-//! `ROOMCAST_API_KEY_POLL`) and on SIGHUP; every key in it is valid at once,
+//! nor its length leak through response timing. The file is re-read when it
+//! changes (polled every `ROOMCAST_API_KEY_POLL`) and on SIGHUP
+//! ([`crate::reload`]); every key in it is valid at once,
 //! so a rotation overlaps (add the new key, move clients, remove the old). A
 //! file that fails to load keeps the keys already loaded and warns. Keys are
 //! never logged; messages name a key by its line.
 
 use std::io;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
-use tokio_util::sync::CancellationToken;
 
 use super::settings::KeyList;
+use crate::reload::Reloadable;
 
 /// The shortest key accepted: shorter keys can be guessed.
 pub const MIN_KEY_LEN: usize = 16;
@@ -103,27 +101,6 @@ fn digest(key: &[u8]) -> KeyDigest {
     Sha256::digest(key).into()
 }
 
-/// What identifies one version of the key file: a change to any part
-/// (including a rename over it) means it must be read again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint {
-    /// Last modification.
-    modified: Option<SystemTime>,
-    /// Size in bytes.
-    len: u64,
-    /// The inode: an atomic replace (write, then rename) changes it.
-    inode: u64,
-}
-
-fn fingerprint(path: &Path) -> io::Result<Fingerprint> {
-    let meta = std::fs::metadata(path)?;
-    Ok(Fingerprint {
-        modified: meta.modified().ok(),
-        len: meta.len(),
-        inode: meta.ino(),
-    })
-}
-
 /// The valid API keys, rotated in place.
 #[derive(Debug)]
 pub struct ApiKeys {
@@ -134,8 +111,6 @@ pub struct ApiKeys {
     from_setting: Vec<KeyDigest>,
     /// `ROOMCAST_API_KEY_FILE`, if any.
     file: Option<PathBuf>,
-    /// The file's version last looked at, so a poll reads only a changed file.
-    seen: Mutex<Option<Fingerprint>>,
 }
 
 impl ApiKeys {
@@ -150,9 +125,8 @@ impl ApiKeys {
             digests: RwLock::new(from_setting.clone().into()),
             from_setting,
             file: file.map(Path::to_path_buf),
-            seen: Mutex::new(None),
         };
-        keys.reload(true);
+        keys.reload();
         keys
     }
 
@@ -178,22 +152,23 @@ impl ApiKeys {
         }
         found.into()
     }
+}
 
-    /// Reads the key file again if it changed since it was last read (or
-    /// always, when `force`); returns true when the keys were replaced. A
-    /// file that fails to load keeps the keys and warns.
-    pub fn reload(&self, force: bool) -> bool {
+impl Reloadable for ApiKeys {
+    fn what(&self) -> &'static str {
+        "API keys"
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        self.file.iter().cloned().collect()
+    }
+
+    /// Reads the key file again. A file that fails to load keeps the keys
+    /// and warns.
+    fn reload(&self) {
         let Some(path) = &self.file else {
-            return false;
+            return;
         };
-        let now = fingerprint(path).ok();
-        {
-            let mut seen = self.seen.lock();
-            if !force && now.is_some() && *seen == now {
-                return false;
-            }
-            *seen = now;
-        }
         match read_key_file(path) {
             Ok(keys) => {
                 let mut all = self.from_setting.clone();
@@ -201,61 +176,9 @@ impl ApiKeys {
                 let count = all.len();
                 *self.digests.write() = all.into();
                 tracing::info!(path = %path.display(), keys = count, "API keys loaded");
-                true
             }
             Err(error) => {
                 tracing::warn!(%error, keys = self.len(), "API key file not loaded; keeping the keys loaded before");
-                false
-            }
-        }
-    }
-
-    /// Re-reads the key file when it changes (every `poll`) and on SIGHUP,
-    /// until `shutdown`; nothing without a key file. SIGHUP is caught from
-    /// this call on (not from the future's first poll), so a node that
-    /// answers requests already reloads on SIGHUP instead of dying of it.
-    pub fn run(
-        self: Arc<Self>,
-        poll: Duration,
-        shutdown: CancellationToken,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        let hangup = self.file.as_ref().and_then(|_| {
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-                .map_err(|error| {
-                    tracing::warn!(%error, "no SIGHUP handler: the API key file is only polled");
-                })
-                .ok()
-        });
-        self.watch(poll, hangup, shutdown)
-    }
-
-    /// [`ApiKeys::run`]'s loop.
-    async fn watch(
-        self: Arc<Self>,
-        poll: Duration,
-        mut hangup: Option<tokio::signal::unix::Signal>,
-        shutdown: CancellationToken,
-    ) {
-        if self.file.is_none() {
-            return;
-        }
-        let mut tick = tokio::time::interval(poll);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => {
-                    self.reload(false);
-                }
-                Some(()) = async {
-                    match hangup.as_mut() {
-                        Some(signal) => signal.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    tracing::info!("SIGHUP: reloading the API key file");
-                    self.reload(true);
-                }
             }
         }
     }
@@ -305,29 +228,16 @@ mod tests {
         let keys = ApiKeys::new(None, Some(&path));
         assert!(keys.verify(A.as_bytes()));
         std::fs::write(&path, "# nothing here any more\n").unwrap();
-        assert!(!keys.reload(true));
+        keys.reload();
         assert!(keys.verify(A.as_bytes()));
         std::fs::write(&path, "short\n").unwrap();
         let e = read_key_file(&path).unwrap_err().to_string();
         assert!(e.contains("line 1") && !e.contains("short"), "{e}");
-        assert!(!keys.reload(true));
+        keys.reload();
         assert!(keys.verify(A.as_bytes()));
         std::fs::write(&path, format!("{B}\n")).unwrap();
-        assert!(keys.reload(true));
+        keys.reload();
         assert!(!keys.verify(A.as_bytes()));
-        assert!(keys.verify(B.as_bytes()));
-    }
-
-    #[test]
-    fn an_unchanged_file_is_not_read_again() {
-        let path = temp_file("unchanged", &format!("{A}\n"));
-        let keys = ApiKeys::new(None, Some(&path));
-        assert!(!keys.reload(false));
-        // Same length, so only the mtime or inode can tell: replace by rename.
-        let next = path.with_extension("next");
-        std::fs::write(&next, format!("{B}\n")).unwrap();
-        std::fs::rename(&next, &path).unwrap();
-        assert!(keys.reload(false));
         assert!(keys.verify(B.as_bytes()));
     }
 }

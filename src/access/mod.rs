@@ -13,14 +13,13 @@ pub mod cors;
 pub mod origins;
 pub mod settings;
 
-use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::HeaderMap;
 use hyper::StatusCode;
 use hyper::header::{AUTHORIZATION, HeaderValue, WWW_AUTHENTICATE};
-use tokio_util::sync::CancellationToken;
 
 pub use api_keys::ApiKeys;
 pub use cors::Cors;
@@ -165,13 +164,14 @@ impl AccessControl {
         }
     }
 
-    /// Keeps the key file's keys current until `shutdown` (see
-    /// [`ApiKeys::run`]); SIGHUP is caught from this call on.
-    pub fn run_key_reload(
-        &self,
-        shutdown: CancellationToken,
-    ) -> impl Future<Output = ()> + Send + 'static {
-        Arc::clone(&self.keys).run(self.settings.api_key_poll.get(), shutdown)
+    /// The API keys, for [`crate::reload::watch`] to keep current.
+    pub fn keys(&self) -> Arc<ApiKeys> {
+        Arc::clone(&self.keys)
+    }
+
+    /// How often the key file is checked for changes.
+    pub fn key_poll(&self) -> Duration {
+        self.settings.api_key_poll.get()
     }
 }
 

@@ -2,11 +2,10 @@
 //! public key of a PEM file, the keys of a JWKS file. Each key carries the
 //! one algorithm it verifies, so a token cannot pick another (no HS256
 //! "signed" with a public key). The files are re-read by
-//! [`super::Authenticator::run`] when they change or on SIGHUP; a reload that
+//! [`crate::reload::watch`] when they change or on SIGHUP; a reload that
 //! fails keeps the keys in use.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
 
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey};
@@ -76,38 +75,6 @@ impl std::fmt::Debug for Key {
 pub struct KeySet {
     /// The keys, in source order (secret, PEM, JWKS).
     pub keys: Vec<Key>,
-}
-
-/// What a key file looked like when it was read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FileStamp {
-    /// The file.
-    pub path: PathBuf,
-    /// Its modification time (`None` when the file could not be stat'ed).
-    pub modified: Option<SystemTime>,
-    /// Its length.
-    pub len: u64,
-}
-
-impl FileStamp {
-    /// The key files `settings` names, as they are now.
-    pub fn all(settings: &AuthSettings) -> Vec<FileStamp> {
-        [&settings.public_key, &settings.jwks]
-            .into_iter()
-            .flatten()
-            .map(|path| FileStamp::of(path))
-            .collect()
-    }
-
-    /// The file as it is now.
-    pub fn of(path: &Path) -> FileStamp {
-        let meta = std::fs::metadata(path).ok();
-        FileStamp {
-            path: path.to_path_buf(),
-            modified: meta.as_ref().and_then(|m| m.modified().ok()),
-            len: meta.map_or(0, |m| m.len()),
-        }
-    }
 }
 
 impl KeySet {

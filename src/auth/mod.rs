@@ -13,6 +13,7 @@ pub mod grant;
 pub mod keys;
 pub mod settings;
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -20,13 +21,13 @@ use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Request, StatusCode};
 use jsonwebtoken::{Validation, decode, decode_header};
 use parking_lot::RwLock;
-use tokio_util::sync::CancellationToken;
 
 use crate::dialect::DialectKind;
 use crate::http::response::{self, HttpResponse};
+use crate::reload::Reloadable;
 use credentials::{CredentialsError, presented};
 use grant::{GrantError, RoomGrant};
-use keys::{ALGORITHMS, FileStamp, KeySet};
+use keys::{ALGORITHMS, KeySet};
 pub use settings::{AuthMode, AuthSettings};
 
 /// Longest token read (a JWT with a long rooms claim fits easily).
@@ -150,8 +151,6 @@ pub struct Authenticator {
     settings: AuthSettings,
     /// The keys in use, swapped whole on reload; readers clone the `Arc` out.
     keys: RwLock<Arc<KeySet>>,
-    /// The key files as last read (or tried), to notice a change.
-    stamps: parking_lot::Mutex<Vec<FileStamp>>,
 }
 
 impl Authenticator {
@@ -159,8 +158,6 @@ impl Authenticator {
     /// (validation already read it once) leaves no key, so every token is
     /// refused until a reload succeeds: fail closed.
     pub fn new(settings: AuthSettings) -> Arc<Self> {
-        // Stamped before reading: a change while reading is seen next time.
-        let stamps = FileStamp::all(&settings);
         let keys = match KeySet::load(&settings) {
             Ok(keys) => keys,
             Err(e) => {
@@ -171,7 +168,6 @@ impl Authenticator {
         Arc::new(Authenticator {
             settings,
             keys: RwLock::new(Arc::new(keys)),
-            stamps: parking_lot::Mutex::new(stamps),
         })
     }
 
@@ -266,38 +262,27 @@ impl Authenticator {
         })
     }
 
-    /// Re-reads the key files when they change (checked every
-    /// `ROOMCAST_JWT_RELOAD_INTERVAL`) or on SIGHUP, until `shutdown`. A
-    /// reload that fails keeps the keys in use and warns.
-    pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let files = self.settings.public_key.is_some() || self.settings.jwks.is_some();
-        if !files {
-            return;
-        }
-        let mut hangups =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
-        let mut tick = tokio::time::interval(self.settings.reload_interval.get());
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            let forced = tokio::select! {
-                _ = shutdown.cancelled() => return,
-                _ = tick.tick() => false,
-                Some(()) = async { match hangups.as_mut() {
-                    Some(h) => h.recv().await,
-                    None => std::future::pending().await,
-                } } => true,
-            };
-            if forced || *self.stamps.lock() != FileStamp::all(&self.settings) {
-                self.reload();
-            }
-        }
+    /// How often the key files are checked for changes.
+    pub fn reload_interval(&self) -> Duration {
+        self.settings.reload_interval.get()
+    }
+}
+
+impl Reloadable for Authenticator {
+    fn what(&self) -> &'static str {
+        "JWT keys"
+    }
+
+    fn files(&self) -> Vec<PathBuf> {
+        [&self.settings.public_key, &self.settings.jwks]
+            .into_iter()
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// Loads the key sources again; keeps the current keys if that fails.
-    pub fn reload(&self) {
-        // Stamped first either way: a broken file is not re-read every tick,
-        // and fixing it changes its stamp again.
-        *self.stamps.lock() = FileStamp::all(&self.settings);
+    fn reload(&self) {
         match KeySet::load(&self.settings) {
             Ok(keys) => {
                 tracing::info!(keys = keys.keys.len(), "JWT keys reloaded");
