@@ -22,6 +22,7 @@ use crate::sources::backtest::BacktestSettings;
 use crate::sources::market::MarketSettings;
 use crate::sources::modeldata::settings::ModelDataSettings;
 use crate::sources::trading::TradingSettings;
+use crate::tls::TlsSettings;
 use crate::ws::limits::SessionLimits;
 
 /// roomcast: a real-time WebSocket streaming gateway for trading platforms.
@@ -53,6 +54,10 @@ pub struct Config {
     /// limits). Off in production.
     #[arg(long, env = "ROOMCAST_ECHO", default_value_t = false, action = ArgAction::Set)]
     pub echo: bool,
+
+    /// TLS termination: the certificate and key clients are served with.
+    #[command(flatten)]
+    pub tls: TlsSettings,
 
     /// Timeouts and sizes of the HTTP phase.
     #[command(flatten)]
@@ -112,6 +117,7 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_secs("ROOMCAST_SHUTDOWN_TIMEOUT", self.shutdown_timeout.get())?;
         check_range("ROOMCAST_MAX_ALERTS", self.max_alerts, 0, 10_000_000)?;
+        self.tls.validate()?;
         self.http.validate()?;
         self.peers.validate()?;
         self.ws.validate()?;

@@ -33,6 +33,7 @@ pub mod sources;
 pub mod sys;
 pub mod telemetry;
 pub mod throttle;
+pub mod tls;
 pub mod ws;
 
 use std::future::Future;
@@ -66,18 +67,36 @@ pub async fn run(
                 message: e.to_string(),
             }
         })?;
+    // Loaded before anything starts, so a bad file fails the start cleanly.
+    let certificate = config.tls.load()?;
     let app = App::new(config).map_err(|e| ConfigError {
         name: "REDIS_URL",
         message: e.to_string(),
     })?;
     spawn_components(&app, modeldata);
 
+    let tls = match certificate {
+        None => None,
+        Some(certificate) => {
+            tracing::info!(
+                cert = %certificate.cert_path().display(),
+                "TLS on: serving wss:// and https://"
+            );
+            let acceptor = certificate.acceptor();
+            let every = app.config.tls.reload_interval.get();
+            app.tracker
+                .spawn(certificate.run_reload(every, app.shutdown.clone()));
+            Some(acceptor)
+        }
+    };
     // The accept loop is a task of its own so it runs on a runtime worker:
     // driven from here, under `block_on` in `main`, every accepted
     // connection would need a cross-thread wake-up of the main thread, which
     // then waits for a CPU the workers keep busy (milliseconds per accept
     // under load).
-    let mut accepting = app.tracker.spawn(server::run(listener, Arc::clone(&app)));
+    let mut accepting = app
+        .tracker
+        .spawn(server::run(listener, Arc::clone(&app), tls));
     tokio::select! {
         _ = &mut accepting => {}
         _ = shutdown => {}
