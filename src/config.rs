@@ -201,8 +201,16 @@ mod tests {
         c.modeldata.table = "trading.modeldata".into();
         c.modeldata.database_url = Some("postgres://u@h:notaport/db".into());
         assert_eq!(c.validate().unwrap_err().name, "DATABASE_URL");
+        c.modeldata.database_url = Some("postgres://u@h/db?sslmode=allow".into());
+        assert_eq!(c.validate().unwrap_err().name, "DATABASE_URL");
+        c.modeldata.database_url = Some("postgres://u@h/db?sslmode=verify-full".into());
+        c.modeldata.ssl_root_cert = Some("/nonexistent/ca.pem".into());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.name, "PGSSLROOTCERT");
+        assert!(e.message.contains("/nonexistent/ca.pem"), "{e}");
         c.modeldata.database_url = Some("postgres://u@h/db?sslmode=require".into());
-        assert!(c.validate().unwrap_err().message.contains("TLS"));
+        c.modeldata.ssl_root_cert = None;
+        c.validate().unwrap();
     }
 
     #[test]

@@ -21,6 +21,9 @@ use tokio_tungstenite::WebSocketStream;
 
 use super::within;
 
+/// The names a loopback server certificate is for.
+pub const LOOPBACK: [&str; 2] = ["127.0.0.1", "localhost"];
+
 /// A `wss://` client connection.
 pub type Wss = WebSocketStream<TlsStream<TcpStream>>;
 
@@ -74,11 +77,10 @@ impl TestCa {
         path
     }
 
-    /// A server certificate for 127.0.0.1 and localhost (plus `extra`
-    /// names), as the PEM strings of its chain and key and the leaf.
-    pub fn server_pem(&self, extra: &[&str]) -> (String, String, CertificateDer<'static>) {
-        let mut names = vec!["127.0.0.1".to_string(), "localhost".to_string()];
-        names.extend(extra.iter().map(|n| n.to_string()));
+    /// A server certificate for `names` (host names or IP addresses), as
+    /// the PEM strings of its chain and key, and the leaf.
+    pub fn server_pem(&self, names: &[&str]) -> (String, String, CertificateDer<'static>) {
+        let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
         let key = KeyPair::generate().expect("server key");
         let cert = CertificateParams::new(names)
             .expect("server params")
@@ -91,7 +93,7 @@ impl TestCa {
     /// Writes a fresh server certificate as `<stem>.crt` and `<stem>.key`,
     /// each renamed into place (as a certificate manager does).
     pub fn write_server(&self, stem: &str) -> ServerPem {
-        let (chain, key, leaf) = self.server_pem(&[]);
+        let (chain, key, leaf) = self.server_pem(&LOOPBACK);
         let cert_path = self.dir.join(format!("{stem}.crt"));
         let key_path = self.dir.join(format!("{stem}.key"));
         replace(&cert_path, chain.as_bytes());
