@@ -60,6 +60,7 @@ pub async fn run(
 ) -> Result<(), ConfigError> {
     config.validate()?;
     telemetry::prometheus();
+    tls::install_default_provider();
     let modeldata =
         sources::modeldata_store(&config.modeldata, config.market.sim_seed).map_err(|e| {
             ConfigError {

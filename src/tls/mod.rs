@@ -19,3 +19,11 @@ use std::sync::Arc;
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
     Arc::new(rustls::crypto::ring::default_provider())
 }
+
+/// Makes [`provider`] the process's default, for the TLS configurations
+/// that libraries build themselves (the Redis client's): rustls picks one
+/// on its own only while exactly one provider is compiled in, which another
+/// dependency could change. Idempotent.
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
