@@ -172,6 +172,55 @@ async fn a_client_hello_that_never_completes_is_dropped_after_the_header_timeout
     server.shutdown().await.unwrap();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_client_that_stops_reading_an_ordered_stream_is_closed_with_4008() {
+    let ca = TestCa::new("slow");
+    let pem = ca.write_server("server");
+    let server = TestServer::start(|c| {
+        with_tls(c, &pem);
+        c.ws.outbox_capacity = 16;
+        // It does not read, so it cannot answer pings either.
+        c.ws.heartbeat_timeout = Seconds::from_secs(3600);
+    })
+    .await;
+    let mut slow = ca.wss_connect_small_rcvbuf(server.addr, "/api/ws").await;
+    assert_eq!(recv_json(&mut slow).await["type"], "connection");
+    subscribe(&mut slow, "patterns", None).await;
+
+    // Publish 1 KiB alerts until the session's writer, backed up behind
+    // the socket and the TLS buffer, lets the outbox overflow.
+    let mut http = ca.https_client(server.addr).await;
+    let mut published = 0;
+    loop {
+        assert!(published < 50_000, "the slow TLS client was never closed");
+        let message = format!("#{published:06} {}", "x".repeat(990));
+        let (status, report) = http
+            .post(
+                "/api/ws/broadcast/pattern",
+                &common::pattern_body("AAPL", &message),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{report}");
+        published += 1;
+        if report["recipients"] == 0 {
+            break;
+        }
+    }
+    // Reading at last: a prefix of the stream in order, then 4008.
+    let closed = common::recv_close_collect(&mut slow).await;
+    assert_eq!(closed.code, 4008, "{}", closed.reason);
+    assert!(!closed.texts.is_empty() && closed.texts.len() < published);
+    for (i, text) in closed.texts.iter().enumerate() {
+        let alert: serde_json::Value = serde_json::from_str(text).unwrap();
+        let index: usize = alert["message"].as_str().unwrap()[1..7].parse().unwrap();
+        assert_eq!(index, i, "in order, no gaps");
+    }
+    // The node goes on serving TLS.
+    let (status, _) = ca.https_get(server.addr, "/health").await;
+    assert_eq!(status, StatusCode::OK);
+    server.shutdown().await.unwrap();
+}
+
 /// Polls fresh TLS connections to `addr` until one is shown `leaf`.
 async fn await_leaf(ca: &TestCa, addr: std::net::SocketAddr, leaf: &[u8]) {
     let deadline = Instant::now() + TIMEOUT;

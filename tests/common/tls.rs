@@ -148,6 +148,42 @@ impl TestCa {
         ws
     }
 
+    /// A `wss://` WebSocket to `path` over a socket whose receive buffer is
+    /// tiny, so a client that stops reading backs the server up quickly.
+    pub async fn wss_connect_small_rcvbuf(&self, addr: SocketAddr, path: &str) -> Wss {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket.set_recv_buffer_size(4096).expect("SO_RCVBUF");
+        let tcp = within("tcp connect", socket.connect(addr))
+            .await
+            .expect("tcp connect");
+        let name = ServerName::IpAddress(addr.ip().into());
+        let tls = within(
+            "TLS connect",
+            TlsConnector::from(self.client_config()).connect(name, tcp),
+        )
+        .await
+        .expect("TLS handshake");
+        let (ws, _) = within(
+            "wss handshake",
+            tokio_tungstenite::client_async(format!("wss://{addr}{path}"), tls),
+        )
+        .await
+        .expect("websocket handshake over TLS");
+        ws
+    }
+
+    /// A kept-alive `https://` client connection to `addr`.
+    pub async fn https_client(&self, addr: SocketAddr) -> HttpsClient {
+        let tls = self.connect(addr).await;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
+            .await
+            .expect("http handshake over TLS");
+        tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        HttpsClient { addr, sender }
+    }
+
     /// `GET path` over `https://`: status and body.
     pub async fn https_get(&self, addr: SocketAddr, path: &str) -> (StatusCode, Bytes) {
         let tls = self.connect(addr).await;
@@ -169,6 +205,42 @@ impl TestCa {
 impl Drop for TestCa {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// A kept-alive HTTP/1.1 connection over TLS.
+pub struct HttpsClient {
+    /// The server, for `Host`.
+    addr: SocketAddr,
+    /// hyper's handle on the connection.
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+}
+
+impl HttpsClient {
+    /// `POST path` with a JSON body: status and JSON body.
+    pub async fn post(&mut self, path: &str, body: &str) -> (StatusCode, serde_json::Value) {
+        let request = Request::post(path)
+            .header(HOST, self.addr.to_string())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body.to_owned())))
+            .expect("request");
+        within("https response", async {
+            self.sender.ready().await.expect("https connection ready");
+            let response = self
+                .sender
+                .send_request(request)
+                .await
+                .expect("https request");
+            let status = response.status();
+            let body = response
+                .into_body()
+                .collect()
+                .await
+                .expect("https body")
+                .to_bytes();
+            (status, super::json_body(&body))
+        })
+        .await
     }
 }
 
