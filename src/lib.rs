@@ -77,7 +77,10 @@ pub async fn run(
     spawn_components(&app, modeldata);
 
     let tls = match certificate {
-        None => None,
+        None => {
+            app.tracker.spawn(tls::ignore_hangup(app.shutdown.clone()));
+            None
+        }
         Some(certificate) => {
             tracing::info!(
                 cert = %certificate.cert_path().display(),

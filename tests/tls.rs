@@ -339,3 +339,35 @@ async fn sighup_reloads_the_certificate_of_a_running_node() {
     let status = common::process::wait_bounded(&mut child, TIMEOUT);
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_without_tls_leaves_the_node_serving() {
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
+    cmd.env_clear()
+        .env("ROOMCAST_BIND", addr.to_string())
+        .env("ROOMCAST_SIMULATOR", "false")
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    prepare(&mut cmd, None);
+    let mut child = spawn(cmd).expect("starting roomcast");
+    let deadline = Instant::now() + TIMEOUT;
+    while common::fleet::status_of(addr, "/health").await != Some(StatusCode::OK) {
+        assert!(Instant::now() < deadline, "roomcast never answered /health");
+        tokio::time::sleep(POLL).await;
+    }
+    signal(&child, libc::SIGHUP);
+    // Still serving after the signal was handled: a second signal and a
+    // request later, the process has not exited.
+    signal(&child, libc::SIGHUP);
+    assert_eq!(
+        common::fleet::status_of(addr, "/health").await,
+        Some(StatusCode::OK)
+    );
+    assert!(child.try_wait().unwrap().is_none(), "SIGHUP ended the node");
+    signal(&child, libc::SIGTERM);
+    let status = common::process::wait_bounded(&mut child, TIMEOUT);
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+}

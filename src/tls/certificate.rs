@@ -8,6 +8,7 @@
 //! nothing. The pair is swapped whole ([`ArcSwap`]): a handshake reads one
 //! pointer, never a lock.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -144,16 +145,23 @@ impl ServerCertificate {
     }
 
     /// Reloads on SIGHUP, and when a poll every `every` finds a file
-    /// changed, until `shutdown`; logs and counts each outcome.
-    pub async fn run_reload(self: Arc<Self>, every: Duration, shutdown: CancellationToken) {
-        let mut hangup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        {
-            Ok(signal) => Some(signal),
-            Err(e) => {
-                tracing::warn!(error = %e, "no SIGHUP handler: TLS certificates reload on file change only");
-                None
-            }
-        };
+    /// changed, until `shutdown`; logs and counts each outcome. The SIGHUP
+    /// handler is in place when this returns.
+    pub fn run_reload(
+        self: Arc<Self>,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) -> impl Future<Output = ()> + Send + 'static {
+        let hangup = super::hangup();
+        self.reload_loop(hangup, every, shutdown)
+    }
+
+    async fn reload_loop(
+        self: Arc<Self>,
+        mut hangup: Option<tokio::signal::unix::Signal>,
+        every: Duration,
+        shutdown: CancellationToken,
+    ) {
         let mut poll = tokio::time::interval(every);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
