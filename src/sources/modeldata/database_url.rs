@@ -250,7 +250,10 @@ impl DatabaseUrl {
 /// `prefer` and `require`: encryption without authentication, as in libpq.
 /// The handshake's signatures are still checked.
 #[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
+struct Unverified(
+    /// Its signature algorithms check the handshake's signatures.
+    Arc<CryptoProvider>,
+);
 
 impl ServerCertVerifier for Unverified {
     fn verify_server_cert(
@@ -301,7 +304,10 @@ impl ServerCertVerifier for Unverified {
 /// checked (webpki checks the name after the chain, so a name mismatch
 /// means the chain was good).
 #[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
+struct ChainOnly(
+    /// The full check, whose host-name verdict alone is set aside.
+    Arc<WebPkiServerVerifier>,
+);
 
 impl ServerCertVerifier for ChainOnly {
     fn verify_server_cert(
