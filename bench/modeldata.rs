@@ -12,6 +12,7 @@
 
 use std::time::{Duration, Instant};
 
+use roomcast::sources::modeldata::database_url::DatabaseUrl;
 use roomcast::sources::modeldata::postgres::{IndexMode, PgStore};
 use roomcast::sources::modeldata::resample::even_positions;
 use roomcast::sources::modeldata::{FeedOptions, Store, store};
@@ -121,7 +122,13 @@ async fn main() {
         seed_median
     };
 
-    let mut pg = PgStore::new(&url, "modeldata", 4, IndexMode::Create).expect("store");
+    let mut pg = PgStore::new(
+        &DatabaseUrl::parse(&url, None).expect("DATABASE_URL"),
+        "modeldata",
+        4,
+        IndexMode::Create,
+    )
+    .expect("store");
     let started = Instant::now();
     pg.refresh().await.expect("first refresh");
     println!(

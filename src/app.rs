@@ -79,6 +79,7 @@ impl App {
                 let redis = RedisBus::new(
                     RedisConfig {
                         url: url.clone(),
+                        ca_file: config.fleet.redis_ca_file.clone(),
                         prefix: config.fleet.redis_prefix.clone(),
                         stream_len: config.fleet.redis_stream_len.max(config.rooms.history_size),
                         key_ttl: config.fleet.redis_key_ttl.get(),

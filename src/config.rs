@@ -24,6 +24,7 @@ use crate::sources::backtest::BacktestSettings;
 use crate::sources::market::MarketSettings;
 use crate::sources::modeldata::settings::ModelDataSettings;
 use crate::sources::trading::TradingSettings;
+use crate::tls::TlsSettings;
 use crate::ws::limits::SessionLimits;
 
 /// roomcast: a real-time WebSocket streaming gateway for trading platforms.
@@ -65,6 +66,10 @@ pub struct Config {
     /// API keys, trusted networks, CORS and WebSocket origins.
     #[command(flatten)]
     pub access: AccessSettings,
+
+    /// TLS termination: the certificate and key clients are served with.
+    #[command(flatten)]
+    pub tls: TlsSettings,
 
     /// Timeouts and sizes of the HTTP phase.
     #[command(flatten)]
@@ -135,6 +140,7 @@ impl Config {
             10_000_000,
         )?;
         self.access.validate()?;
+        self.tls.validate()?;
         self.http.validate()?;
         self.peers.validate()?;
         self.auth.validate()?;
@@ -219,8 +225,16 @@ mod tests {
         c.modeldata.table = "trading.modeldata".into();
         c.modeldata.database_url = Some("postgres://u@h:notaport/db".into());
         assert_eq!(c.validate().unwrap_err().name, "DATABASE_URL");
+        c.modeldata.database_url = Some("postgres://u@h/db?sslmode=allow".into());
+        assert_eq!(c.validate().unwrap_err().name, "DATABASE_URL");
+        c.modeldata.database_url = Some("postgres://u@h/db?sslmode=verify-full".into());
+        c.modeldata.ssl_root_cert = Some("/nonexistent/ca.pem".into());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.name, "PGSSLROOTCERT");
+        assert!(e.message.contains("/nonexistent/ca.pem"), "{e}");
         c.modeldata.database_url = Some("postgres://u@h/db?sslmode=require".into());
-        assert!(c.validate().unwrap_err().message.contains("TLS"));
+        c.modeldata.ssl_root_cert = None;
+        c.validate().unwrap();
     }
 
     #[test]

@@ -37,6 +37,7 @@ pub mod sources;
 pub mod sys;
 pub mod telemetry;
 pub mod throttle;
+pub mod tls;
 pub mod ws;
 
 use std::future::Future;
@@ -63,6 +64,7 @@ pub async fn run(
 ) -> Result<(), ConfigError> {
     config.validate()?;
     telemetry::prometheus();
+    tls::install_default_provider();
     let modeldata =
         sources::modeldata_store(&config.modeldata, config.market.sim_seed).map_err(|e| {
             ConfigError {
@@ -70,19 +72,44 @@ pub async fn run(
                 message: e.to_string(),
             }
         })?;
+    // Loaded before anything starts, so a bad file fails the start cleanly.
+    let certificate = config.tls.load()?;
     let app = App::new(config).map_err(|e| ConfigError {
         name: "REDIS_URL",
         message: e.to_string(),
     })?;
-    spawn_components(&app, modeldata);
+    // SIGHUP is caught from here on, before the node serves: it reloads the
+    // key and certificate files instead of killing the process.
+    let hangups = reload::Hangups::install(&app.tracker, app.shutdown.clone());
+    spawn_components(&app, modeldata, &hangups);
     log_access(&app.config);
 
+    let tls = match certificate {
+        None => None,
+        Some(certificate) => {
+            tracing::info!(
+                cert = %certificate.cert_path().display(),
+                "TLS on: serving wss:// and https://"
+            );
+            let acceptor = certificate.acceptor();
+            let every = app.config.tls.reload_interval.get();
+            app.tracker.spawn(reload::watch(
+                certificate,
+                every,
+                hangups,
+                app.shutdown.clone(),
+            ));
+            Some(acceptor)
+        }
+    };
     // The accept loop is a task of its own so it runs on a runtime worker:
     // driven from here, under `block_on` in `main`, every accepted
     // connection would need a cross-thread wake-up of the main thread, which
     // then waits for a CPU the workers keep busy (milliseconds per accept
     // under load).
-    let mut accepting = app.tracker.spawn(server::run(listener, Arc::clone(&app)));
+    let mut accepting = app
+        .tracker
+        .spawn(server::run(listener, Arc::clone(&app), tls));
     tokio::select! {
         _ = &mut accepting => {}
         _ = shutdown => {}
@@ -115,7 +142,11 @@ fn log_access(config: &Config) {
 /// the narrow handles it needs: the flusher, room retirement, heartbeat,
 /// metrics upkeep, the built-in sources and, in a fleet, the bus's
 /// subscriber, health check, leases and the seed 001 ingest.
-fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
+fn spawn_components(
+    app: &Arc<App>,
+    modeldata: sources::modeldata::Store,
+    hangups: &reload::Hangups,
+) {
     let shutdown = &app.shutdown;
     let tracker = &app.tracker;
     tracker.spawn(Arc::clone(&app.flusher).run(shutdown.clone()));
@@ -124,9 +155,6 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     tracker.spawn(Arc::clone(&app.backtests).run_fleet(shutdown.clone()));
     tracker.spawn(Arc::clone(&app.sessions).run_heartbeat(shutdown.clone()));
     app.access.log_startup();
-    // SIGHUP is caught from here on, before the node serves: it reloads the
-    // key and certificate files instead of killing the process.
-    let hangups = reload::Hangups::install(tracker, shutdown.clone());
     tracker.spawn(reload::watch(
         app.access.keys(),
         app.access.key_poll(),
@@ -136,7 +164,7 @@ fn spawn_components(app: &Arc<App>, modeldata: sources::modeldata::Store) {
     tracker.spawn(reload::watch(
         Arc::clone(&app.auth) as Arc<dyn reload::Reloadable>,
         app.auth.reload_interval(),
-        hangups,
+        hangups.clone(),
         shutdown.clone(),
     ));
     let upkeep_shutdown = shutdown.clone();

@@ -1,6 +1,10 @@
 //! The accept loop: admits each TCP connection by its address
 //! ([`crate::peers`]), then serves it as one hyper HTTP/1.1 connection with
-//! upgrades enabled, so WebSocket sessions can take the socket over.
+//! upgrades enabled, so WebSocket sessions can take the socket over. With
+//! TLS on ([`crate::tls`]) an admitted connection first completes its TLS
+//! handshake, within the header timeout, and hyper is served over the TLS
+//! stream; plain connections take the same path as without TLS (the
+//! connection code is generic over the stream, not boxed).
 //!
 //! Every phase before an upgrade is bounded ([`HttpLimits`]): hyper's timer
 //! enforces the header timeout (a silent socket, a slowloris, a partial
@@ -23,10 +27,11 @@ use std::time::Duration;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
 use crate::http::Router;
@@ -55,8 +60,9 @@ const BACKOFF_MAX: Duration = Duration::from_millis(100);
 /// At most one warning per this period while `accept` keeps failing.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
-/// Accepts connections until `app.shutdown` is cancelled.
-pub async fn run(listener: TcpListener, app: Arc<App>) {
+/// Accepts connections until `app.shutdown` is cancelled; with `tls`, every
+/// connection is a TLS connection.
+pub async fn run(listener: TcpListener, app: Arc<App>, tls: Option<TlsAcceptor>) {
     let router = Arc::new(Router::new(&app.config));
     let peers = Peers::new(app.config.peers.clone());
     let refusals = Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT));
@@ -86,16 +92,29 @@ pub async fn run(listener: TcpListener, app: Arc<App>) {
             }
         };
         match peers.admit(peer.ip(), std::time::Instant::now()) {
-            Ok(guard) => {
-                let connection = serve_connection(
-                    stream,
-                    Arc::clone(&app),
-                    Arc::clone(&router),
-                    guard,
-                    peer.ip(),
-                );
-                app.tracker.spawn(connection);
-            }
+            Ok(guard) => match &tls {
+                None => {
+                    let connection = serve_connection(
+                        stream,
+                        Arc::clone(&app),
+                        Arc::clone(&router),
+                        guard,
+                        peer.ip(),
+                    );
+                    app.tracker.spawn(connection);
+                }
+                Some(acceptor) => {
+                    let connection = serve_tls(
+                        stream,
+                        acceptor.clone(),
+                        Arc::clone(&app),
+                        Arc::clone(&router),
+                        guard,
+                        peer.ip(),
+                    );
+                    app.tracker.spawn(connection);
+                }
+            },
             Err(refusal) => {
                 tracing::debug!(%peer, %refusal, "connection refused");
                 // Without a permit the stream is dropped: closed unanswered.
@@ -106,6 +125,38 @@ pub async fn run(listener: TcpListener, app: Arc<App>) {
                     });
                 }
             }
+        }
+    }
+}
+
+/// Completes the TLS handshake of an admitted connection within the header
+/// timeout (a client hello that never completes holds nothing longer than a
+/// silent plain socket would), then serves it like a plain one. A failed
+/// handshake (a plain-text client, an unknown protocol version, a client that
+/// refuses the certificate) just closes the connection.
+async fn serve_tls(
+    stream: TcpStream,
+    acceptor: TlsAcceptor,
+    app: Arc<App>,
+    router: Arc<Router>,
+    guard: PeerGuard,
+    peer: IpAddr,
+) {
+    let header_timeout = app.config.http.header_timeout.get();
+    let handshake = tokio::select! {
+        handshake = tokio::time::timeout(header_timeout, acceptor.accept(stream)) => handshake,
+        _ = app.shutdown.cancelled() => return,
+    };
+    match handshake {
+        Ok(Ok(stream)) => serve_connection(stream, app, router, guard, peer).await,
+        Ok(Err(error)) => {
+            metrics().tls_handshake_failures.increment(1);
+            tracing::debug!(%error, "TLS handshake failed");
+        }
+        Err(_) => {
+            metrics().tls_handshake_failures.increment(1);
+            metrics().limit_hit(Limit::HeaderTimeout);
+            tracing::debug!("TLS handshake timed out");
         }
     }
 }
@@ -217,13 +268,15 @@ impl Activity {
 /// the node drains. `guard` is handed to an upgraded session through the
 /// request's extensions, so the address's count covers the session too;
 /// `peer`, the client's address, goes there for the access checks.
-async fn serve_connection(
-    stream: TcpStream,
+async fn serve_connection<S>(
+    stream: S,
     app: Arc<App>,
     router: Arc<Router>,
     guard: PeerGuard,
     peer: IpAddr,
-) {
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let limits: &HttpLimits = &app.config.http;
     let activity = Arc::new(Activity::new());
     let service = {

@@ -118,6 +118,13 @@ pub struct Metrics {
     /// Failed `accept` calls (descriptor exhaustion and the like); the accept
     /// loop backs off and warns at most every few seconds.
     pub accept_errors: Counter,
+    /// TLS handshakes that failed or timed out (a plain client on a TLS
+    /// port, a stalled client hello, an untrusted certificate).
+    pub tls_handshake_failures: Counter,
+    /// Certificate reloads that took effect (SIGHUP or changed files).
+    pub tls_reloads: Counter,
+    /// Certificate reloads that failed and kept the previous certificate.
+    pub tls_reload_failures: Counter,
     /// Rooms retired by their retention, by reason ([`RetireReason`]).
     rooms_retired: [Counter; 2],
     /// Totals behind seed 001's stats endpoint.
@@ -254,6 +261,9 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         limit_hits: Limit::ALL
             .map(|limit| counter!("roomcast_limit_hits_total", "limit" => limit.label())),
         accept_errors: counter!("roomcast_accept_errors_total"),
+        tls_handshake_failures: counter!("roomcast_tls_handshake_failures_total"),
+        tls_reloads: counter!("roomcast_tls_reloads_total"),
+        tls_reload_failures: counter!("roomcast_tls_reload_failures_total"),
         rooms_retired: ["idle", "evicted"]
             .map(|reason| counter!("roomcast_rooms_retired_total", "reason" => reason)),
         totals: Totals::default(),

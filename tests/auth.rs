@@ -519,7 +519,7 @@ async fn rs256_keys_come_from_a_pem_file_that_is_reloaded_when_it_changes() {
     let server = server(|c| {
         c.auth.secret = None;
         c.auth.public_key = Some(key_file.clone());
-        c.auth.reload_interval = roomcast::seconds::Seconds::from_secs_f64(0.1);
+        c.auth.jwt_reload_interval = roomcast::seconds::Seconds::from_secs_f64(0.1);
     })
     .await;
     let rs256 = |private: &[u8]| {

@@ -16,6 +16,7 @@ use tokio_postgres::Client;
 async fn seed(url: &str, groups: usize, rows_per_group: u64) {
     seed_modeldata(&SeedArgs {
         database_url: url.to_string(),
+        ssl_root_cert: None,
         table: "modeldata".into(),
         groups,
         rows_per_group,

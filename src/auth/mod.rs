@@ -264,7 +264,7 @@ impl Authenticator {
 
     /// How often the key files are checked for changes.
     pub fn reload_interval(&self) -> Duration {
-        self.settings.reload_interval.get()
+        self.settings.jwt_reload_interval.get()
     }
 }
 

@@ -107,7 +107,7 @@ pub struct AuthSettings {
         env = "ROOMCAST_JWT_RELOAD_INTERVAL",
         default_value_t = Seconds::from_secs(5)
     )]
-    pub reload_interval: Seconds,
+    pub jwt_reload_interval: Seconds,
 }
 
 impl AuthSettings {
@@ -139,7 +139,7 @@ impl AuthSettings {
     /// Rejects settings that cannot authenticate anyone, naming the variable;
     /// the key files are loaded here so a bad one stops the start.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_secs("ROOMCAST_JWT_RELOAD_INTERVAL", self.reload_interval.get())?;
+        check_secs("ROOMCAST_JWT_RELOAD_INTERVAL", self.jwt_reload_interval.get())?;
         if self.leeway > 300 {
             return Err(invalid(
                 "ROOMCAST_JWT_LEEWAY",

@@ -14,6 +14,12 @@ pub struct FleetSettings {
     #[arg(long, env = "REDIS_URL", hide_env_values = true)]
     pub redis_url: Option<String>,
 
+    /// CA certificates (PEM) a `rediss://` REDIS_URL's server certificate
+    /// must chain to, for a private CA. Unset: the system's trust store.
+    /// The certificate is always verified, host name included.
+    #[arg(long = "redis-ca-file", env = "ROOMCAST_REDIS_CA_FILE")]
+    pub redis_ca_file: Option<std::path::PathBuf>,
+
     /// Prefix of roomcast's Redis keys and channels.
     #[arg(long, env = "ROOMCAST_REDIS_PREFIX", default_value = "roomcast")]
     pub redis_prefix: String,
@@ -67,6 +73,41 @@ impl FleetSettings {
                 "must start with redis://, rediss:// or unix://",
             ));
         }
+        if let Some(ca) = &self.redis_ca_file {
+            if !self
+                .redis_url
+                .as_deref()
+                .is_some_and(|u| u.starts_with("rediss://"))
+            {
+                return Err(invalid(
+                    "ROOMCAST_REDIS_CA_FILE",
+                    "applies to a rediss:// REDIS_URL only",
+                ));
+            }
+            crate::tls::roots::from_file(ca)
+                .map_err(|e| invalid("ROOMCAST_REDIS_CA_FILE", e.to_string()))?;
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    #[test]
+    fn a_redis_ca_file_needs_rediss_and_must_load() {
+        let mut c = Config::default();
+        c.fleet.redis_ca_file = Some("/nonexistent/ca.pem".into());
+        c.fleet.redis_url = Some("redis://127.0.0.1:6379".into());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.name, "ROOMCAST_REDIS_CA_FILE");
+        assert!(e.message.contains("rediss://"), "{e}");
+        c.fleet.redis_url = Some("rediss://127.0.0.1:6379".into());
+        let e = c.validate().unwrap_err();
+        assert_eq!(e.name, "ROOMCAST_REDIS_CA_FILE");
+        assert!(e.message.contains("/nonexistent/ca.pem"), "{e}");
+        c.fleet.redis_ca_file = None;
+        c.validate().unwrap();
     }
 }

@@ -129,6 +129,19 @@ async fn write_batch<W: AsyncWrite + Unpin>(
             }
         }
     }
+    // A TLS stream may keep the tail of what it accepted in its record
+    // buffer when the socket filled up: push it out now, not with the next
+    // batch. A plain socket's flush is a no-op that is ready at once.
+    let flushed = match poll_fn(|cx| Poll::Ready(Pin::new(&mut *io).poll_flush(cx))).await {
+        Poll::Ready(result) => result,
+        Poll::Pending => match Box::pin(tokio::time::timeout(stall, io.flush())).await {
+            Ok(result) => result,
+            Err(_) => return Err(WriterEnd::Stalled),
+        },
+    };
+    if let Err(e) = flushed {
+        return Err(WriterEnd::Failed(e));
+    }
     batch.clear();
     metrics().wrote(frames, bytes);
     Ok(())
@@ -181,6 +194,31 @@ mod tests {
         expected.extend_from_slice(&frame::text(b"bc"));
         expected.extend_from_slice(&frame::close(CloseCode::GoingAway));
         assert_eq!(got, expected);
+    }
+
+    #[tokio::test]
+    async fn a_buffering_stream_is_flushed_after_each_batch() {
+        // Like a TLS stream, a BufWriter keeps what it accepted until flushed.
+        let outbox = Arc::new(Outbox::new(16));
+        let (mut client, server) = tokio::io::duplex(4096);
+        let writer = {
+            let outbox = Arc::clone(&outbox);
+            tokio::spawn(async move {
+                let mut io = tokio::io::BufWriter::new(server);
+                run(&outbox, &mut io, Duration::from_secs(5)).await
+            })
+        };
+        outbox.push(&frame::text(b"now"), Delivery::Ordered);
+        let expected = frame::text(b"now");
+        let mut got = vec![0; expected.len()];
+        // The outbox stays open: only the flush can deliver the frame.
+        tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut got))
+            .await
+            .expect("the frame was left in the stream's buffer")
+            .unwrap();
+        assert_eq!(got, expected);
+        outbox.close(CloseCode::Normal);
+        assert!(matches!(writer.await.unwrap(), WriterEnd::Closed(_)));
     }
 
     #[tokio::test]

@@ -1,7 +1,8 @@
 //! Where clients reach this node, for the WebSocket URLs handed out in
 //! responses (seed 003's `stream_url`): `ROOMCAST_PUBLIC_URL` when set
 //! (behind a proxy), else the request's own `X-Forwarded-Proto`,
-//! `X-Forwarded-Host` or `Host`, else `ROOMCAST_BIND`. Never a hard-coded
+//! `X-Forwarded-Host` or `Host`, else `ROOMCAST_BIND`; a node terminating
+//! TLS itself (`ROOMCAST_TLS_CERT`) hands out `wss://`. Never a hard-coded
 //! `localhost`: a client elsewhere must be able to open the URL it is given.
 
 use std::net::SocketAddr;
@@ -42,8 +43,14 @@ impl PublicUrl {
     }
 
     /// Where the client of `req` reached this node: `configured` when set,
-    /// else the forwarded or `Host` headers, else `bind`.
-    pub fn of_request<B>(req: &Request<B>, configured: Option<&str>, bind: SocketAddr) -> Self {
+    /// else the forwarded or `Host` headers, else `bind`; `wss` when the
+    /// node's listener is TLS (`tls`) or a proxy says the client used TLS.
+    pub fn of_request<B>(
+        req: &Request<B>,
+        configured: Option<&str>,
+        bind: SocketAddr,
+        tls: bool,
+    ) -> Self {
         if let Some(url) = configured.and_then(|c| PublicUrl::parse(c).ok()) {
             return url;
         }
@@ -57,6 +64,7 @@ impl PublicUrl {
                 .filter(|v| !v.is_empty())
         };
         let scheme = match header("x-forwarded-proto") {
+            _ if tls => "wss",
             Some(proto)
                 if proto.eq_ignore_ascii_case("https") || proto.eq_ignore_ascii_case("wss") =>
             {
@@ -108,6 +116,7 @@ mod tests {
             &request(&[("host", "10.0.0.5:9000")]),
             None,
             BIND.parse().unwrap(),
+            false,
         );
         assert_eq!(url.ws_url("/x"), "ws://10.0.0.5:9000/x");
     }
@@ -119,7 +128,7 @@ mod tests {
             ("x-forwarded-proto", "https"),
             ("x-forwarded-host", "stream.example.com, proxy2"),
         ]);
-        let url = PublicUrl::of_request(&req, None, BIND.parse().unwrap());
+        let url = PublicUrl::of_request(&req, None, BIND.parse().unwrap(), false);
         assert_eq!(url.ws_url("/x"), "wss://stream.example.com/x");
     }
 
@@ -130,17 +139,34 @@ mod tests {
             &req,
             Some("https://api.example.com/"),
             BIND.parse().unwrap(),
+            false,
         );
         assert_eq!(url.ws_url("/x"), "wss://api.example.com/x");
         assert!(PublicUrl::parse("ftp://x").is_err());
         assert!(PublicUrl::parse("wss://x/path").is_err());
         assert!(PublicUrl::parse("example.com").is_err());
         // No Host at all: the bind address.
-        let url = PublicUrl::of_request(&request(&[]), None, BIND.parse().unwrap());
+        let url = PublicUrl::of_request(&request(&[]), None, BIND.parse().unwrap(), false);
         assert_eq!(url.ws_url("/x"), "ws://127.0.0.1:8000/x");
         // A Host with a path or spaces is not used.
-        let url =
-            PublicUrl::of_request(&request(&[("host", "a b/c")]), None, BIND.parse().unwrap());
+        let url = PublicUrl::of_request(
+            &request(&[("host", "a b/c")]),
+            None,
+            BIND.parse().unwrap(),
+            false,
+        );
         assert_eq!(url.ws_url("/x"), "ws://127.0.0.1:8000/x");
+    }
+
+    #[test]
+    fn a_tls_listener_hands_out_wss() {
+        let req = request(&[("host", "stream.example.com:8443")]);
+        let url = PublicUrl::of_request(&req, None, BIND.parse().unwrap(), true);
+        assert_eq!(url.ws_url("/x"), "wss://stream.example.com:8443/x");
+        // Even when a proxy in front says its client spoke plain HTTP: the
+        // hop to this node is TLS, and so must the client's be.
+        let req = request(&[("host", "h"), ("x-forwarded-proto", "http")]);
+        let url = PublicUrl::of_request(&req, None, BIND.parse().unwrap(), true);
+        assert_eq!(url.ws_url("/x"), "wss://h/x");
     }
 }

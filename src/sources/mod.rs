@@ -14,6 +14,7 @@ pub mod modeldata;
 pub mod patterns;
 pub mod trading;
 
+use modeldata::database_url::DatabaseUrl;
 use modeldata::memory::{MemoryConfig, MemoryStore};
 use modeldata::postgres::PgStore;
 use modeldata::settings::ModelDataSettings;
@@ -27,7 +28,8 @@ pub fn modeldata_store(
 ) -> Result<Store, StoreError> {
     Ok(match &settings.database_url {
         Some(url) => Store::Postgres(Box::new(PgStore::new(
-            url,
+            &DatabaseUrl::parse(url, settings.ssl_root_cert.as_deref())
+                .map_err(|e| StoreError::Config(e.to_string()))?,
             &settings.table,
             settings.pool_size,
             settings.create_index,

@@ -7,6 +7,7 @@ pub mod message;
 pub mod reader;
 pub mod session;
 pub mod sessions;
+pub mod stream;
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use hyper::header::{HeaderValue, SEC_WEBSOCKET_VERSION};
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 
 use crate::app::App;
 use crate::dialect::DialectSession;
@@ -88,11 +90,28 @@ pub fn upgrade<D: DialectSession>(
                 return;
             }
         };
-        match upgraded.downcast::<TokioIo<TcpStream>>() {
+        // The stream hyper served: plain TCP, or TLS over it (`crate::server`).
+        let upgraded = match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
+                let stream = parts.io.into_inner();
+                return session::run(
+                    app_for_task,
+                    stream,
+                    parts.read_buf,
+                    dialect,
+                    permit,
+                    admitted.identity,
+                )
+                .await;
+            }
+            Err(upgraded) => upgraded,
+        };
+        match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+            Ok(parts) => {
+                let stream = parts.io.into_inner();
                 session::run(
                     app_for_task,
-                    parts.io.into_inner(),
+                    stream,
                     parts.read_buf,
                     dialect,
                     permit,
@@ -100,7 +119,7 @@ pub fn upgrade<D: DialectSession>(
                 )
                 .await
             }
-            Err(_) => tracing::error!("upgraded connection is not a TCP stream"),
+            Err(_) => tracing::error!("upgraded connection is neither TCP nor TLS over TCP"),
         }
     });
     let mut switching = handshake::switching_protocols(accept);

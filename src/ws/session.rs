@@ -5,8 +5,9 @@
 //! answers pings through the outbox (within the control-frame budget),
 //! reassembles messages ([`super::message`]), applies the message rate limit
 //! ([`crate::throttle`]) and hands complete messages to the dialect. The
-//! writer ([`super::writer`]) drains the outbox into vectored writes on the
-//! raw socket. When either side ends, the other is given a short grace period
+//! writer ([`crate::delivery::writer`]) drains the outbox into vectored
+//! writes on the connection, a plain socket or a TLS stream
+//! ([`super::stream`]). When either side ends, the other is given a short grace period
 //! (the close handshake) and the session leaves every room it joined.
 
 use std::pin::pin;
@@ -15,11 +16,11 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::io::AsyncRead;
-use tokio::net::TcpStream;
 
 use super::message::MessageAssembler;
 use super::reader::{FrameReader, OpCode, ReadError};
 use super::sessions::{Permit, SessionHandle};
+use super::stream::SessionStream;
 use crate::app::App;
 use crate::auth::{AuthError, Identity};
 use crate::catalog::RoomName;
@@ -296,9 +297,9 @@ async fn read_loop<D: DialectSession, R: AsyncRead + Unpin>(
 }
 
 /// Runs one upgraded connection to completion.
-pub async fn run<D: DialectSession>(
+pub async fn run<D: DialectSession, S: SessionStream>(
     app: Arc<App>,
-    stream: TcpStream,
+    stream: S,
     read_ahead: Bytes,
     mut dialect: D,
     _permit: Permit,
@@ -306,17 +307,7 @@ pub async fn run<D: DialectSession>(
 ) {
     let id = SessionId::next();
     let config = &app.config;
-    // Frames are small and latency matters more than segment count; the
-    // writer already coalesces queued frames into one write.
-    let _ = stream.set_nodelay(true);
-    let (read_half, write_half) = stream.into_split();
-    let write_half = Arc::new(write_half);
-    let outbox = Outbox::direct(
-        config.ws.outbox_capacity,
-        Arc::clone(&write_half),
-        Arc::clone(&app.flusher),
-    );
-    let mut write_half = writer::SharedSocket(write_half);
+    let (read_half, mut write_half, outbox) = stream.open(config.ws.outbox_capacity, &app.flusher);
     let handle = app.sessions.insert(id, Arc::clone(&outbox), D::KIND);
     // Upgraded after the drain began: close at once, like every other session.
     if app.shutdown.is_cancelled() {

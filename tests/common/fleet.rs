@@ -5,6 +5,7 @@
 //! `kill -9`. Everything dies with the test process.
 
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,6 +44,8 @@ pub struct RedisServer {
     pub port: u16,
     /// The server, while running.
     child: Option<Child>,
+    /// Its certificate, key and CA files when it serves TLS only (`rediss://`).
+    tls: Option<[PathBuf; 3]>,
 }
 
 impl RedisServer {
@@ -51,19 +54,54 @@ impl RedisServer {
         let mut server = RedisServer {
             port: free_port(),
             child: None,
+            tls: None,
         };
         server.launch();
         server
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// Starts `redis-server` serving TLS only (no plain port), with the PEM
+    /// chain `cert`, its `key`, and `ca` (clients are not asked for
+    /// certificates).
+    pub fn start_tls(cert: &Path, key: &Path, ca: &Path) -> RedisServer {
+        let mut server = RedisServer {
+            port: free_port(),
+            child: None,
+            tls: Some([cert.into(), key.into(), ca.into()]),
+        };
+        server.launch();
+        server
+    }
+
+    /// `redis://127.0.0.1:PORT`, or `rediss://` for a TLS server.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
     }
 
     fn launch(&mut self) {
         let mut cmd = Command::new("redis-server");
-        cmd.args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+        let port = self.port.to_string();
+        match &self.tls {
+            None => {
+                cmd.args(["--port", &port]);
+            }
+            Some([cert, key, ca]) => {
+                cmd.args(["--port", "0", "--tls-port", &port])
+                    .arg("--tls-cert-file")
+                    .arg(cert)
+                    .arg("--tls-key-file")
+                    .arg(key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(ca)
+                    .args(["--tls-auth-clients", "no"]);
+            }
+        }
+        cmd.args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no", "--protected-mode", "no"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -82,7 +120,16 @@ impl RedisServer {
 
     /// A synchronous command on a fresh connection.
     pub fn cmd<T: redis::FromRedisValue>(&self, args: &[&str]) -> redis::RedisResult<T> {
-        let client = redis::Client::open(self.url())?;
+        let client = match &self.tls {
+            None => redis::Client::open(self.url())?,
+            Some([_, _, ca]) => redis::Client::build_with_tls(
+                self.url(),
+                redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(std::fs::read(ca).expect("reading the CA file")),
+                },
+            )?,
+        };
         let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
         let mut cmd = redis::cmd(args[0]);
         for a in &args[1..] {

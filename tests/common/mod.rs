@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod postgres;
 pub mod process;
 pub mod python;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;

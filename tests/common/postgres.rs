@@ -46,6 +46,8 @@ pub struct PgInstance {
     port: u16,
     server: Option<Child>,
     run_as: Option<RunAs>,
+    /// Extra `-c name=value` server settings (TLS).
+    settings: Vec<String>,
 }
 
 impl PgInstance {
@@ -53,15 +55,50 @@ impl PgInstance {
     /// connections. Blocking (a couple of seconds); may be called from inside a
     /// tokio runtime. Panics when the PostgreSQL binaries are not installed.
     pub fn start() -> PgInstance {
+        let mut instance = Self::create();
+        instance.launch_on_free_port();
+        instance
+    }
+
+    /// [`start`](Self::start) with TLS on (`ssl=on`), serving the PEM
+    /// certificate chain `chain` and key `key`; plain connections are still
+    /// accepted.
+    pub fn start_tls(chain: &str, key: &str) -> PgInstance {
+        use std::os::unix::fs::PermissionsExt;
+        let mut instance = Self::create();
+        let cert_path = instance.dir.join("server.crt");
+        let key_path = instance.dir.join("server.key");
+        fs::write(&cert_path, chain).expect("writing server.crt");
+        fs::write(&key_path, key).expect("writing server.key");
+        // postgres refuses a key others can read, or that it does not own.
+        fs::set_permissions(&key_path, fs::Permissions::from_mode(0o600)).expect("chmod key");
+        if let Some(user) = instance.run_as {
+            for path in [&cert_path, &key_path] {
+                std::os::unix::fs::chown(path, Some(user.uid), Some(user.gid))
+                    .unwrap_or_else(|e| panic!("chown {}: {e}", path.display()));
+            }
+        }
+        instance.settings = vec![
+            "ssl=on".into(),
+            format!("ssl_cert_file={}", cert_path.display()),
+            format!("ssl_key_file={}", key_path.display()),
+        ];
+        instance.launch_on_free_port();
+        instance
+    }
+
+    /// A fresh cluster (initdb), not started.
+    fn create() -> PgInstance {
         let bins = binaries();
         let run_as = run_as();
         let dir = make_temp_dir();
         // Owns `dir` from here on, so a panic below still removes it.
-        let mut instance = PgInstance {
+        let instance = PgInstance {
             dir,
             port: 0,
             server: None,
             run_as,
+            settings: Vec::new(),
         };
         if let Some(user) = run_as {
             std::os::unix::fs::chown(&instance.dir, Some(user.uid), Some(user.gid))
@@ -93,12 +130,18 @@ impl PgInstance {
             );
         }
 
+        instance
+    }
+
+    /// Starts the server on a free port, retrying when another process took
+    /// the port first.
+    fn launch_on_free_port(&mut self) {
         for attempt in 1..=PORT_ATTEMPTS {
-            instance.port = free_port();
-            match instance.launch() {
-                Ok(()) => return instance,
+            self.port = free_port();
+            match self.launch() {
+                Ok(()) => return,
                 Err(e) if e.port_taken && attempt < PORT_ATTEMPTS => continue,
-                Err(e) => panic!("starting postgres on port {}: {}", instance.port, e.message),
+                Err(e) => panic!("starting postgres on port {}: {}", self.port, e.message),
             }
         }
         unreachable!("the last attempt either returns or panics")
@@ -179,6 +222,7 @@ impl PgInstance {
             .args(["-c", "fsync=off"])
             .args(["-c", "synchronous_commit=off"])
             .args(["-c", "full_page_writes=off"])
+            .args(self.settings.iter().flat_map(|s| ["-c", s.as_str()]))
             .current_dir(&self.dir)
             .stdin(Stdio::null())
             .stdout(log)

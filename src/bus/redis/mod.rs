@@ -18,6 +18,10 @@
 //! JSON), channel `P:r:R`; all expire after `ROOMCAST_REDIS_KEY_TTL` idle.
 //! The lease of a producer is `P:lease:<name>` (see [`super::lease`]).
 //!
+//! A `rediss://` URL connects over TLS (rustls), the server's certificate
+//! verified against the system's trust store or, for a private CA,
+//! `ROOMCAST_REDIS_CA_FILE` (`docs/tls.md`).
+//!
 //! The bus is one type, [`RedisBus`], in four files: this one is the
 //! transport (connections, the publish script, settings), `subscriber` the
 //! pub/sub loop, `catch_up` loading and gap filling from the streams, `nodes`
@@ -110,6 +114,9 @@ return {first, tonumber(epoch), receivers}
 pub struct RedisConfig {
     /// `REDIS_URL`.
     pub url: String,
+    /// CA certificates (PEM) a `rediss://` server must chain to, instead of
+    /// the system's (`ROOMCAST_REDIS_CA_FILE`).
+    pub ca_file: Option<std::path::PathBuf>,
     /// Prefix of every key and channel.
     pub prefix: String,
     /// Events each room's stream keeps (approximately, at least this many).
@@ -164,7 +171,19 @@ impl RedisBus {
         rooms: Arc<Rooms>,
         hints: UnboundedReceiver<RoomName>,
     ) -> Result<Self, BusError> {
-        let client = Client::open(config.url.as_str()).map_err(unavailable)?;
+        let client = match &config.ca_file {
+            None => Client::open(config.url.as_str()),
+            Some(path) => {
+                let pem = std::fs::read(path)
+                    .map_err(|e| unavailable(format!("{}: {e}", path.display())))?;
+                let certificates = redis::TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem),
+                };
+                Client::build_with_tls(config.url.as_str(), certificates)
+            }
+        }
+        .map_err(unavailable)?;
         let manager_config = redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(COMMAND_TIMEOUT))
             .set_response_timeout(Some(COMMAND_TIMEOUT))

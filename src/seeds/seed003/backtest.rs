@@ -123,7 +123,12 @@ impl StartBody {
 /// `POST /api/backtesting/start[?stream=false]`.
 pub async fn start(app: &Arc<App>, req: Request<Incoming>) -> HttpResponse {
     let streaming = response::query_param(&req, "stream").is_none_or(|v| v != "false" && v != "0");
-    let public = PublicUrl::of_request(&req, app.config.public_url.as_deref(), app.config.bind);
+    let public = PublicUrl::of_request(
+        &req,
+        app.config.public_url.as_deref(),
+        app.config.bind,
+        app.config.tls.enabled(),
+    );
     let body: StartBody = match response::read_json(req, &app.config.http).await {
         Ok(body) => body,
         Err(e) => return e.into_response(),

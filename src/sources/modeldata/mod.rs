@@ -15,6 +15,7 @@
 //! `modeldata_status` message (`degraded`, then `ok` on recovery), and
 //! `/ready` reports false while the database is down.
 
+pub mod database_url;
 pub mod ladder;
 pub mod memory;
 pub mod model;

@@ -1,7 +1,8 @@
 //! The modeldata store on PostgreSQL (`DATABASE_URL`): a deadpool pool of
 //! tokio-postgres connections (prepared statements, cached per connection;
 //! `Verified` recycling, so a connection killed by a database restart is
-//! detected before use) over the user's own `modeldata` table.
+//! detected before use) over the user's own `modeldata` table, over TLS as
+//! `DATABASE_URL`'s `sslmode` asks ([`super::database_url`]).
 //!
 //! roomcast never alters users' columns or rows. It reads the table's column
 //! types once (numeric or double precision values, `created_at` with or
@@ -18,9 +19,9 @@ use std::time::{Duration, Instant};
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
 
+use super::database_url::{DatabaseUrl, cause_chain};
 use super::ladder::{DEFAULT_STRIDE, Key, Ladder};
 use super::store::{GroupSpan, StoreError};
 use crate::protocol::modeldata::Point;
@@ -170,6 +171,8 @@ struct Baseline {
 pub struct PgStore {
     /// Connections to the database.
     pool: Pool,
+    /// `host:port/db`, so connection errors say which database failed.
+    target: String,
     /// The table, as configured (validated identifier, optionally schema-qualified).
     table: String,
     /// Index creation policy.
@@ -205,14 +208,15 @@ impl PgStore {
     /// A store for `url` (the pool connects lazily: an unreachable database
     /// at start is retried by the caller, not fatal).
     pub fn new(
-        url: &str,
+        url: &DatabaseUrl,
         table: &str,
         pool_size: usize,
         index: IndexMode,
     ) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| StoreError::Config(format!("DATABASE_URL: {e}")))?;
+        let tls = url
+            .connector()
+            .map_err(|e| StoreError::Config(cause_chain(&e)))?;
+        let mut config = url.config().clone();
         config
             .connect_timeout(CONNECT_TIMEOUT)
             .application_name("roomcast")
@@ -221,7 +225,7 @@ impl PgStore {
             ));
         let manager = Manager::from_config(
             config,
-            NoTls,
+            tls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Verified,
             },
@@ -236,6 +240,7 @@ impl PgStore {
             .map_err(|e| StoreError::Config(e.to_string()))?;
         Ok(PgStore {
             pool,
+            target: url.target(),
             table: table.to_string(),
             index,
             pool_size,
@@ -251,8 +256,18 @@ impl PgStore {
         self.ladders.values().map(Ladder::len).sum()
     }
 
+    /// A pooled connection; a failure to connect names the database and
+    /// says why (a refused certificate, a refused connection).
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
-        self.pool.get().await.map_err(pool_error)
+        self.pool.get().await.map_err(|e| {
+            let chain = cause_chain(&e);
+            match pool_error(e) {
+                StoreError::Unavailable(_) => {
+                    StoreError::Unavailable(format!("{}: {chain}", self.target))
+                }
+                other => other,
+            }
+        })
     }
 
     /// Reads the table's column types, creates the index if allowed, and

@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::SinkExt;
-use tokio_postgres::NoTls;
 
+use super::database_url::{DatabaseUrl, cause_chain};
 use super::model::{ModelWalk, model_name};
 use super::postgres::db_error;
 use super::store::StoreError;
@@ -26,9 +26,13 @@ const CHUNK: usize = 1 << 20;
 /// What to generate.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SeedArgs {
-    /// PostgreSQL to fill.
-    #[arg(long, env = "DATABASE_URL")]
+    /// PostgreSQL to fill (libpq's `sslmode` and `sslrootcert` apply).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: String,
+    /// CA certificates (PEM) for `sslmode=verify-ca`/`verify-full` when the
+    /// URL names no `sslrootcert`.
+    #[arg(long = "pg-ssl-root-cert", env = "PGSSLROOTCERT")]
+    pub ssl_root_cert: Option<std::path::PathBuf>,
     /// Table to fill (created when missing).
     #[arg(long, env = "MODELDATA_TABLE", default_value = "modeldata")]
     pub table: String,
@@ -62,9 +66,19 @@ pub struct SeedReport {
 
 /// Generates and inserts the rows.
 pub async fn seed_modeldata(args: &SeedArgs) -> Result<SeedReport, StoreError> {
-    let (client, connection) = tokio_postgres::connect(&args.database_url, NoTls)
-        .await
-        .map_err(db_error)?;
+    let url = DatabaseUrl::parse(&args.database_url, args.ssl_root_cert.as_deref())
+        .map_err(|e| StoreError::Config(cause_chain(&e)))?;
+    let tls = url
+        .connector()
+        .map_err(|e| StoreError::Config(cause_chain(&e)))?;
+    let (client, connection) =
+        url.config()
+            .connect(tls)
+            .await
+            .map_err(|e| match e.as_db_error() {
+                Some(_) => db_error(e),
+                None => StoreError::Unavailable(format!("{}: {}", url.target(), cause_chain(&e))),
+            })?;
     let connection = tokio::spawn(connection);
     let table = &args.table;
     let exists: bool = client

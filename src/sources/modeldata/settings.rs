@@ -3,16 +3,27 @@
 //! often they broadcast, and how many feeds and points a node serves
 //! (`docs/seed000.md`).
 
+use std::path::PathBuf;
+
+use super::database_url::{DatabaseUrl, DatabaseUrlError, cause_chain};
 use crate::config_error::{ConfigError, check_range, check_secs, invalid};
 use crate::seconds::Seconds;
 
 /// The modeldata source and its feeds.
 #[derive(Debug, Clone, PartialEq, clap::Args)]
 pub struct ModelDataSettings {
-    /// PostgreSQL holding the `modeldata` table (seed 000). Unset: an embedded
-    /// in-memory store of simulated AI trading models.
+    /// PostgreSQL holding the `modeldata` table (seed 000), with libpq's
+    /// `sslmode` (disable, prefer, require, verify-ca, verify-full) and
+    /// `sslrootcert`. Unset: an embedded in-memory store of simulated AI
+    /// trading models.
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+
+    /// CA certificates (PEM) that DATABASE_URL's server certificate must
+    /// chain to with `sslmode=verify-ca` or `verify-full` (libpq's name);
+    /// `sslrootcert=` in the URL wins. Unset: the system's trust store.
+    #[arg(long = "pg-ssl-root-cert", env = "PGSSLROOTCERT")]
+    pub ssl_root_cert: Option<PathBuf>,
 
     /// The modeldata table (`name` or `schema.name`).
     #[arg(
@@ -92,15 +103,20 @@ impl ModelDataSettings {
             ));
         }
         if let Some(url) = &self.database_url {
-            let parsed = url
-                .parse::<tokio_postgres::Config>()
+            let parsed = DatabaseUrl::parse(url, self.ssl_root_cert.as_deref())
                 .map_err(|e| invalid("DATABASE_URL", e.to_string()))?;
-            if parsed.get_ssl_mode() == tokio_postgres::config::SslMode::Require {
-                return Err(invalid(
-                    "DATABASE_URL",
-                    "sslmode=require: TLS to PostgreSQL is not supported in this build (use sslmode=disable or prefer, e.g. over a private network or a local TLS proxy)",
-                ));
-            }
+            parsed.connector().map_err(|e| {
+                let name = match (
+                    &e,
+                    self.ssl_root_cert.is_some() && !url.contains("sslrootcert="),
+                ) {
+                    (DatabaseUrlError::RootCert(_) | DatabaseUrlError::NoRoots(..), true) => {
+                        "PGSSLROOTCERT"
+                    }
+                    _ => "DATABASE_URL",
+                };
+                invalid(name, cause_chain(&e))
+            })?;
         }
         Ok(())
     }
