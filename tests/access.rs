@@ -12,15 +12,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use bytes::Bytes;
 use common::*;
-use http_body_util::{BodyExt, Full};
-use hyper::header::{CONTENT_TYPE, HOST, HeaderMap};
-use hyper::{Method, Request, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper::{Method, StatusCode};
 use roomcast::seconds::Seconds;
 use serde_json::{Value, json};
-use tokio::net::TcpSocket;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 const KEY: &str = "test-key-0123456789abcdef";
@@ -30,17 +25,7 @@ const HOST_B: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 const PAGE: &str = "https://app.example.com";
 
 /// A response as a test needs it: status, headers, body.
-struct Answer {
-    status: StatusCode,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        json_body(&self.body)
-    }
-}
+type Answer = HttpResponse;
 
 /// One request from a client socket bound to `from` (a second "host" on loopback).
 async fn request_from(
@@ -51,49 +36,10 @@ async fn request_from(
     body: Option<&str>,
     headers: &[(&str, &str)],
 ) -> Answer {
-    let socket = TcpSocket::new_v4().expect("socket");
-    socket
-        .bind((from, 0).into())
-        .expect("bind the client address");
-    let stream = within("connect", socket.connect(server.addr))
+    HttpClient::connect_from(server.addr, from)
         .await
-        .expect("connect");
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .request_full(method, path, body, headers)
         .await
-        .expect("handshake");
-    tokio::spawn(async move {
-        let _ = conn.await;
-    });
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(path)
-        .header(HOST, server.addr.to_string());
-    if body.is_some() {
-        builder = builder.header(CONTENT_TYPE, "application/json");
-    }
-    for (name, value) in headers {
-        builder = builder.header(*name, *value);
-    }
-    let request = builder
-        .body(Full::new(Bytes::from(body.unwrap_or("").to_owned())))
-        .expect("request");
-    within("response", async {
-        let response = sender.send_request(request).await.expect("request");
-        let status = response.status();
-        let headers = response.headers().clone();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .expect("body")
-            .to_bytes();
-        Answer {
-            status,
-            headers,
-            body,
-        }
-    })
-    .await
 }
 
 /// A request from 127.0.0.1.

@@ -31,18 +31,6 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::Message;
 
-/// Seed 003's example request body, verbatim.
-const SEED003_EXAMPLE: &str = r#"{
-    "name": "Test Backtest",
-    "symbol": "BTC-USD",
-    "timeframes": ["4H", "1H", "15M"],
-    "start_date": "2024-01-01",
-    "end_date": "2024-01-31",
-    "initial_capital": 10000,
-    "strategy_ids": ["strategy1"],
-    "risk_per_trade": 0.02
-}"#;
-
 /// The run message types of a seed 003 backtest stream.
 const RUN_TYPES_003: [&str; 6] = [
     "progress", "equity", "trade", "metrics", "complete", "error",

@@ -10,7 +10,10 @@ use std::time::{Duration, Instant};
 
 use common::process::{free_port, prepare, signal, spawn};
 use common::tls::{TestCa, presented_leaf, replace};
-use common::{TIMEOUT, TestServer, price_body, prometheus_value, recv_json, subscribe, within};
+use common::{
+    SEED003_EXAMPLE, TIMEOUT, TestServer, price_body, prometheus_value, recv_json, subscribe,
+    within,
+};
 use hyper::StatusCode;
 use roomcast::Config;
 use roomcast::seconds::Seconds;
@@ -19,18 +22,6 @@ use tokio::net::TcpStream;
 
 /// Interval between polls where no event exists (a reload, a process start).
 const POLL: Duration = Duration::from_millis(20);
-
-/// Seed 003's example backtest request.
-const SEED003_EXAMPLE: &str = r#"{
-    "name": "Test Backtest",
-    "symbol": "BTC-USD",
-    "timeframes": ["4H", "1H", "15M"],
-    "start_date": "2024-01-01",
-    "end_date": "2024-01-31",
-    "initial_capital": 10000,
-    "strategy_ids": ["strategy1"],
-    "risk_per_trade": 0.02
-}"#;
 
 /// Config tweak: serve TLS with `pem`.
 fn with_tls(config: &mut Config, pem: &common::tls::ServerPem) {

@@ -139,7 +139,10 @@ impl AuthSettings {
     /// Rejects settings that cannot authenticate anyone, naming the variable;
     /// the key files are loaded here so a bad one stops the start.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        check_secs("ROOMCAST_JWT_RELOAD_INTERVAL", self.jwt_reload_interval.get())?;
+        check_secs(
+            "ROOMCAST_JWT_RELOAD_INTERVAL",
+            self.jwt_reload_interval.get(),
+        )?;
         if self.leeway > 300 {
             return Err(invalid(
                 "ROOMCAST_JWT_LEEWAY",

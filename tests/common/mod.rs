@@ -56,6 +56,18 @@ pub const COMPLETE_METRICS_KEYS: [&str; 13] = [
     "total_commissions",
 ];
 
+/// Seed 003's example backtest request body, verbatim.
+pub const SEED003_EXAMPLE: &str = r#"{
+    "name": "Test Backtest",
+    "symbol": "BTC-USD",
+    "timeframes": ["4H", "1H", "15M"],
+    "start_date": "2024-01-01",
+    "end_date": "2024-01-31",
+    "initial_capital": 10000,
+    "strategy_ids": ["strategy1"],
+    "risk_per_trade": 0.02
+}"#;
+
 /// Awaits `fut`, failing the test with `what` if it takes longer than [`TIMEOUT`].
 pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
     match tokio::time::timeout(TIMEOUT, fut).await {
@@ -251,6 +263,13 @@ pub struct HttpResponse {
     pub body: Bytes,
 }
 
+impl HttpResponse {
+    /// The body as JSON.
+    pub fn json(&self) -> Value {
+        json_body(&self.body)
+    }
+}
+
 /// A keep-alive HTTP/1.1 client connection on hyper.
 pub struct HttpClient {
     addr: SocketAddr,
@@ -263,6 +282,24 @@ impl HttpClient {
         let stream = within("http connect", TcpStream::connect(addr))
             .await
             .expect("http connect");
+        HttpClient::handshake(addr, stream).await
+    }
+
+    /// Connects from a socket bound to `from` (a second "host" on loopback,
+    /// such as 127.0.0.2), then performs the handshake.
+    pub async fn connect_from(addr: SocketAddr, from: std::net::IpAddr) -> HttpClient {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket
+            .bind((from, 0).into())
+            .expect("bind the client address");
+        let stream = within("http connect", socket.connect(addr))
+            .await
+            .expect("http connect");
+        HttpClient::handshake(addr, stream).await
+    }
+
+    /// The HTTP/1 client handshake on `stream`.
+    async fn handshake(addr: SocketAddr, stream: TcpStream) -> HttpClient {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .expect("http handshake");
