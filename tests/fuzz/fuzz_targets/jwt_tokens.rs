@@ -78,10 +78,16 @@ fn signed_by_secret(token: &str) -> bool {
 
 fn check_token(token: &str) {
     if let Ok(identity) = authenticator().verify(token) {
-        assert!(signed_by_secret(token), "accepted a token the secret did not sign");
+        assert!(
+            signed_by_secret(token),
+            "accepted a token the secret did not sign"
+        );
         let header = jsonwebtoken::decode_header(token).expect("an accepted token has a header");
         assert_eq!(header.alg, Algorithm::HS256, "accepted another algorithm");
-        assert!(identity.expires_at.is_some(), "accepted a token without exp");
+        assert!(
+            identity.expires_at.is_some(),
+            "accepted a token without exp"
+        );
     }
 }
 
@@ -98,7 +104,14 @@ fn reference_glob(pattern: &[char], text: &[char]) -> bool {
 fuzz_target!(|input: Input| {
     match input {
         Input::Raw(token) => check_token(&token),
-        Input::Signed { sub, exp_offset, nbf_offset, rooms, flip_at, flip_to } => {
+        Input::Signed {
+            sub,
+            exp_offset,
+            nbf_offset,
+            rooms,
+            flip_at,
+            flip_to,
+        } => {
             let mut claims = serde_json::json!({ "exp": now() + i64::from(exp_offset) });
             if let Some(sub) = sub {
                 claims["sub"] = sub.into();
@@ -110,7 +123,8 @@ fuzz_target!(|input: Input| {
                 claims["rooms"] = rooms.into();
             }
             let key = EncodingKey::from_secret(SECRET).unwrap();
-            let token = jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
+            let token =
+                jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &key).unwrap();
             check_token(&token);
             let mut bytes = token.clone().into_bytes();
             let at = usize::from(flip_at) % bytes.len();
@@ -138,8 +152,13 @@ fuzz_target!(|input: Input| {
                 "glob {pattern:?} on {room:?}"
             );
         }
-        Input::Request { authorization, protocol, query } => {
-            let mut builder = http::Request::get(format!("/v1/ws?{}", query.replace(['#', ' '], "")));
+        Input::Request {
+            authorization,
+            protocol,
+            query,
+        } => {
+            let mut builder =
+                http::Request::get(format!("/v1/ws?{}", query.replace(['#', ' '], "")));
             if let Some(a) = &authorization {
                 builder = builder.header("authorization", a.as_str());
             }
@@ -153,7 +172,11 @@ fuzz_target!(|input: Input| {
                 && let Some(a) = request.headers().get("authorization")
             {
                 let a = a.to_str().expect("a readable Authorization was used");
-                assert_eq!(found.token, a.split_once(' ').unwrap().1.trim(), "token differs from the header");
+                assert_eq!(
+                    found.token,
+                    a.split_once(' ').unwrap().1.trim(),
+                    "token differs from the header"
+                );
             }
         }
     }
