@@ -120,22 +120,19 @@ pub async fn run(
 
 /// Says at start who may connect: the token policy of each WebSocket family.
 fn log_access(config: &Config) {
-    use dialect::DialectKind;
+    use auth::Family;
     if !config.auth.enabled() {
         tracing::info!(
             "WebSocket authentication off: any client may connect and join any room (set ROOMCAST_AUTH=required and ROOMCAST_JWT_SECRET, _PUBLIC_KEY or _JWKS to require tokens; see docs/security.md)"
         );
         return;
     }
-    let policy = |kind| format!("{:?}", config.auth.mode(kind)).to_lowercase();
-    tracing::info!(
-        native = %policy(DialectKind::Native),
-        seed000 = %policy(DialectKind::Seed000),
-        seed001 = %policy(DialectKind::Seed001),
-        ws = %policy(DialectKind::Ws),
-        seed003 = %policy(DialectKind::Seed003),
-        "WebSocket authentication (JWT)"
-    );
+    let policies = Family::ALL
+        .iter()
+        .map(|&f| format!("{}={:?}", f.label(), config.auth.mode(f)).to_lowercase())
+        .collect::<Vec<_>>()
+        .join(" ");
+    tracing::info!(%policies, "WebSocket authentication (JWT)");
 }
 
 /// Spawns every long-lived component of the node on its tracker, each with

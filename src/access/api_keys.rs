@@ -8,15 +8,16 @@
 //! file that fails to load keeps the keys already loaded and warns. Keys are
 //! never logged; messages name a key by its line.
 
+use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::sync::Arc;
 
 use parking_lot::RwLock;
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use super::settings::KeyList;
 use crate::reload::Reloadable;
 
 /// The shortest key accepted: shorter keys can be guessed.
@@ -99,6 +100,35 @@ pub fn read_key_file(path: &Path) -> Result<Vec<String>, KeyFileError> {
 
 fn digest(key: &[u8]) -> KeyDigest {
     Sha256::digest(key).into()
+}
+
+/// API keys given in a setting (comma-separated). Never printed: its
+/// `Debug` shows how many there are, not what they are.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct KeyList(pub Vec<String>);
+
+impl fmt::Debug for KeyList {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyList({} redacted)", self.0.len())
+    }
+}
+
+impl FromStr for KeyList {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.split(',')
+            .map(str::trim)
+            .filter(|k| !k.is_empty())
+            .enumerate()
+            .map(|(i, k)| {
+                check_key(k)
+                    .map(|()| k.to_string())
+                    .map_err(|e| format!("key #{}: {e}", i + 1))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(KeyList)
+    }
 }
 
 /// The valid API keys, rotated in place.

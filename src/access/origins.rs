@@ -13,8 +13,6 @@ use std::str::FromStr;
 use hyper::header::{HeaderValue, ORIGIN};
 use hyper::{Request, StatusCode};
 
-use super::settings::MissingOrigin;
-use crate::app::App;
 use crate::http::response::{self, HttpResponse};
 
 /// A set of web origins: exact `scheme://host[:port]` values, or any (`*`).
@@ -109,17 +107,29 @@ pub fn check_origin(
     }
 }
 
+/// What an upgrade without an `Origin` header gets when
+/// `ROOMCAST_WS_ORIGINS` is a list (browsers always send one; bots, SDKs and
+/// curl usually do not).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MissingOrigin {
+    /// Accepted: a missing `Origin` is not a browser, so not a cross-site page.
+    Allow,
+    /// Refused (403): only browsers from the listed origins may connect.
+    Deny,
+}
+
 /// The 403 for an upgrade whose origin may not open a WebSocket here, or
 /// `None` to go on with the upgrade. Called first by [`crate::ws::upgrade`].
-pub fn refuse_upgrade<B>(app: &App, req: &Request<B>) -> Option<HttpResponse> {
-    let settings = &app.config.access;
+pub fn refuse_upgrade<B>(
+    allowed: &Origins,
+    missing: MissingOrigin,
+    req: &Request<B>,
+) -> Option<HttpResponse> {
     let origin = req.headers().get(ORIGIN);
-    check_origin(&settings.ws_origins, settings.ws_missing_origin, origin)
-        .err()
-        .map(|refusal| {
-            tracing::debug!(%refusal, "WebSocket upgrade refused for its origin");
-            response::error(StatusCode::FORBIDDEN, &refusal.to_string())
-        })
+    check_origin(allowed, missing, origin).err().map(|refusal| {
+        tracing::debug!(%refusal, "WebSocket upgrade refused for its origin");
+        response::error(StatusCode::FORBIDDEN, &refusal.to_string())
+    })
 }
 
 #[cfg(test)]

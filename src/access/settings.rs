@@ -6,57 +6,16 @@
 //! WebSockets). Read by [`super::AccessControl`] on every routed request and
 //! by [`super::origins::refuse_upgrade`] on every upgrade (see `docs/access.md`).
 
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 
 use clap::ArgAction;
 
-use super::api_keys::{check_key, read_key_file};
-use super::origins::Origins;
+pub use super::api_keys::KeyList;
+use super::api_keys::read_key_file;
+pub use super::origins::{MissingOrigin, Origins};
 use crate::config_error::{ConfigError, check_secs, invalid};
 use crate::peers::AddressSet;
 use crate::seconds::Seconds;
-
-/// API keys given in a setting (comma-separated). Never printed: its
-/// `Debug` shows how many there are, not what they are.
-#[derive(Clone, PartialEq, Eq, Default)]
-pub struct KeyList(pub Vec<String>);
-
-impl fmt::Debug for KeyList {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "KeyList({} redacted)", self.0.len())
-    }
-}
-
-impl FromStr for KeyList {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        s.split(',')
-            .map(str::trim)
-            .filter(|k| !k.is_empty())
-            .enumerate()
-            .map(|(i, k)| {
-                check_key(k)
-                    .map(|()| k.to_string())
-                    .map_err(|e| format!("key #{}: {e}", i + 1))
-            })
-            .collect::<Result<Vec<_>, _>>()
-            .map(KeyList)
-    }
-}
-
-/// What an upgrade without an `Origin` header gets when
-/// `ROOMCAST_WS_ORIGINS` is a list (browsers always send one; bots, SDKs and
-/// curl usually do not).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum MissingOrigin {
-    /// Accepted: a missing `Origin` is not a browser, so not a cross-site page.
-    Allow,
-    /// Refused (403): only browsers from the listed origins may connect.
-    Deny,
-}
 
 /// API keys, trusted networks, protected classes and browser policy.
 #[derive(Debug, Clone, PartialEq, clap::Args)]

@@ -10,10 +10,6 @@ use hyper::header::{AUTHORIZATION, HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 /// Prefix of the subprotocol entry that carries a token.
 pub const PROTOCOL_PREFIX: &str = "bearer.";
 
-/// The subprotocol a native client may offer beside its token; answered
-/// when offered, so the token is not echoed back.
-pub const NATIVE_PROTOCOL: &str = crate::native::session::PROTOCOL;
-
 /// A token found in an upgrade request.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Presented {
@@ -36,8 +32,13 @@ pub enum CredentialsError {
     Conflicting,
 }
 
-/// The token `req` presents, if any.
-pub fn presented<B>(req: &Request<B>) -> Result<Option<Presented>, CredentialsError> {
+/// The token `req` presents, if any. `spoken` is the subprotocol the
+/// endpoint speaks (the native protocol's `roomcast.v1`): selected when the
+/// client offers it beside its token entry, so the token is not echoed back.
+pub fn presented<B>(
+    req: &Request<B>,
+    spoken: Option<&str>,
+) -> Result<Option<Presented>, CredentialsError> {
     let mut found: Option<Presented> = None;
     let mut offer = |token: String, protocol: Option<HeaderValue>| match &mut found {
         Some(p) if p.token != token => Err(CredentialsError::Conflicting),
@@ -70,10 +71,9 @@ pub fn presented<B>(req: &Request<B>) -> Result<Option<Presented>, CredentialsEr
         .map(str::trim)
         .collect();
     if let Some(entry) = offered.iter().find(|p| p.starts_with(PROTOCOL_PREFIX)) {
-        let answer = if offered.contains(&NATIVE_PROTOCOL) {
-            NATIVE_PROTOCOL
-        } else {
-            entry
+        let answer = match spoken {
+            Some(spoken) if offered.contains(&spoken) => spoken,
+            _ => entry,
         };
         let token = entry[PROTOCOL_PREFIX.len()..].to_string();
         offer(token, HeaderValue::from_str(answer).ok())?;
@@ -88,6 +88,10 @@ pub fn presented<B>(req: &Request<B>) -> Result<Option<Presented>, CredentialsEr
 mod tests {
     use super::*;
 
+    fn presented_native(req: &Request<()>) -> Result<Option<Presented>, CredentialsError> {
+        presented(req, Some("roomcast.v1"))
+    }
+
     fn request(headers: &[(&str, &str)], query: &str) -> Request<()> {
         let mut builder = Request::get(format!("/v1/ws{query}"));
         for (name, value) in headers {
@@ -98,16 +102,16 @@ mod tests {
 
     #[test]
     fn tokens_are_read_from_each_place() {
-        assert_eq!(presented(&request(&[], "")).unwrap(), None);
-        let p = presented(&request(&[("authorization", "Bearer abc.def.ghi")], ""))
+        assert_eq!(presented_native(&request(&[], "")).unwrap(), None);
+        let p = presented_native(&request(&[("authorization", "Bearer abc.def.ghi")], ""))
             .unwrap()
             .unwrap();
         assert_eq!((p.token.as_str(), p.protocol), ("abc.def.ghi", None));
-        let p = presented(&request(&[], "?user_id=u&token=abc.def.ghi"))
+        let p = presented_native(&request(&[], "?user_id=u&token=abc.def.ghi"))
             .unwrap()
             .unwrap();
         assert_eq!(p.token, "abc.def.ghi");
-        let p = presented(&request(
+        let p = presented_native(&request(
             &[("sec-websocket-protocol", "bearer.abc.def.ghi")],
             "",
         ))
@@ -115,7 +119,7 @@ mod tests {
         .unwrap();
         assert_eq!(p.token, "abc.def.ghi");
         assert_eq!(p.protocol.unwrap(), "bearer.abc.def.ghi");
-        let p = presented(&request(
+        let p = presented_native(&request(
             &[("sec-websocket-protocol", "roomcast.v1, bearer.abc.def.ghi")],
             "",
         ))
@@ -131,17 +135,17 @@ mod tests {
     #[test]
     fn bad_or_conflicting_credentials_are_refused() {
         assert_eq!(
-            presented(&request(&[("authorization", "Basic dXNlcg==")], "")),
+            presented_native(&request(&[("authorization", "Basic dXNlcg==")], "")),
             Err(CredentialsError::NotBearer)
         );
         assert_eq!(
-            presented(&request(
+            presented_native(&request(
                 &[("authorization", "Bearer a.b.c")],
                 "?token=x.y.z"
             )),
             Err(CredentialsError::Conflicting)
         );
-        let same = presented(&request(
+        let same = presented_native(&request(
             &[("authorization", "Bearer a.b.c")],
             "?token=a.b.c",
         ));

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey};
 
-use super::settings::AuthSettings;
+use crate::secret::Secret;
 
 /// Algorithms roomcast verifies; anything else is refused whatever the keys.
 pub const ALGORITHMS: [Algorithm; 3] = [Algorithm::HS256, Algorithm::RS256, Algorithm::ES256];
@@ -70,6 +70,17 @@ impl std::fmt::Debug for Key {
     }
 }
 
+/// Where the keys come from: the settings' three sources.
+#[derive(Debug, Clone, Copy)]
+pub struct KeySources<'a> {
+    /// The HS256 secret.
+    pub secret: Option<&'a Secret>,
+    /// The PEM public key file.
+    pub public_key: Option<&'a Path>,
+    /// The JWKS file.
+    pub jwks: Option<&'a Path>,
+}
+
 /// Every key in use.
 #[derive(Debug, Default)]
 pub struct KeySet {
@@ -78,10 +89,11 @@ pub struct KeySet {
 }
 
 impl KeySet {
-    /// Loads every key `settings` names.
-    pub fn load(settings: &AuthSettings) -> Result<KeySet, KeyError> {
+    /// Loads every key the sources name (`ROOMCAST_JWT_SECRET`,
+    /// `ROOMCAST_JWT_PUBLIC_KEY`, `ROOMCAST_JWT_JWKS`).
+    pub fn load(sources: KeySources<'_>) -> Result<KeySet, KeyError> {
         let mut set = KeySet::default();
-        if let Some(secret) = &settings.secret {
+        if let Some(secret) = sources.secret {
             set.keys.push(Key {
                 kid: None,
                 algorithm: Algorithm::HS256,
@@ -94,21 +106,21 @@ impl KeySet {
                 })?,
             });
         }
-        if let Some(path) = &settings.public_key {
+        if let Some(path) = sources.public_key {
             let pem = read(path, "ROOMCAST_JWT_PUBLIC_KEY")?;
             set.keys
                 .push(pem_key(&pem).map_err(|reason| KeyError::Invalid {
                     setting: "ROOMCAST_JWT_PUBLIC_KEY",
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     reason,
                 })?);
         }
-        if let Some(path) = &settings.jwks {
+        if let Some(path) = sources.jwks {
             let json = read(path, "ROOMCAST_JWT_JWKS")?;
             set.keys
                 .extend(jwks_keys(&json).map_err(|reason| KeyError::Invalid {
                     setting: "ROOMCAST_JWT_JWKS",
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     reason,
                 })?);
         }

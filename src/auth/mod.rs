@@ -17,18 +17,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use hyper::header::{HeaderValue, WWW_AUTHENTICATE};
-use hyper::{Request, StatusCode};
+use hyper::Request;
+use hyper::header::HeaderValue;
 use jsonwebtoken::{Validation, decode, decode_header};
 use parking_lot::RwLock;
 
-use crate::dialect::DialectKind;
-use crate::http::response::{self, HttpResponse};
 use crate::reload::Reloadable;
 use credentials::{CredentialsError, presented};
 use grant::{GrantError, RoomGrant};
 use keys::{ALGORITHMS, KeySet};
-pub use settings::{AuthMode, AuthSettings};
+pub use settings::{AuthMode, AuthSettings, Family};
 
 /// Longest token read (a JWT with a long rooms claim fits easily).
 pub const MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -110,7 +108,7 @@ pub enum AuthError {
 
 impl AuthError {
     /// The OAuth `error` code of `WWW-Authenticate` (RFC 6750 §3.1).
-    fn oauth_code(&self) -> &'static str {
+    pub fn oauth_code(&self) -> &'static str {
         match self {
             AuthError::Missing => "invalid_request",
             AuthError::Credentials(_) => "invalid_request",
@@ -118,20 +116,12 @@ impl AuthError {
         }
     }
 
-    /// The 401 refusing an upgrade (RFC 6750 §3), JSON like every other error.
-    pub fn response(&self) -> HttpResponse {
-        let mut refusal = response::json(
-            StatusCode::UNAUTHORIZED,
-            &serde_json::json!({ "error": self.to_string(), "code": self.oauth_code() }),
-        );
-        let challenge = format!(
+    /// The `WWW-Authenticate` challenge of the 401 refusing an upgrade (RFC 6750 §3).
+    pub fn challenge(&self) -> String {
+        format!(
             "Bearer realm=\"roomcast\", error=\"{}\", error_description=\"{self}\"",
             self.oauth_code()
-        );
-        if let Ok(value) = HeaderValue::from_str(&challenge) {
-            refusal.headers_mut().insert(WWW_AUTHENTICATE, value);
-        }
-        refusal
+        )
     }
 }
 
@@ -158,7 +148,7 @@ impl Authenticator {
     /// (validation already read it once) leaves no key, so every token is
     /// refused until a reload succeeds: fail closed.
     pub fn new(settings: AuthSettings) -> Arc<Self> {
-        let keys = match KeySet::load(&settings) {
+        let keys = match KeySet::load(settings.key_sources()) {
             Ok(keys) => keys,
             Err(e) => {
                 tracing::error!(error = %e, "JWT keys not loaded; every token is refused until they are");
@@ -171,25 +161,28 @@ impl Authenticator {
         })
     }
 
-    /// The policy of the endpoint family `kind`.
-    pub fn mode(&self, kind: DialectKind) -> AuthMode {
-        self.settings.mode(kind)
+    /// The policy of the endpoint family `family`.
+    pub fn mode(&self, family: Family) -> AuthMode {
+        self.settings.mode(family)
     }
 
-    /// Decides whether an upgrade to a `kind` endpoint may proceed, and as whom.
+    /// Decides whether an upgrade to a `family` endpoint may proceed, and as
+    /// whom. `spoken` is the subprotocol the endpoint speaks, if any (see
+    /// [`credentials::presented`]).
     pub fn authenticate<B>(
         &self,
         req: &Request<B>,
-        kind: DialectKind,
+        family: Family,
+        spoken: Option<&str>,
     ) -> Result<Admitted, AuthError> {
-        let mode = self.mode(kind);
+        let mode = self.mode(family);
         if mode == AuthMode::Off {
             return Ok(Admitted {
                 identity: Identity::anonymous(),
                 protocol: None,
             });
         }
-        match presented(req)? {
+        match presented(req, spoken)? {
             Some(p) => Ok(Admitted {
                 identity: self.verify(&p.token)?,
                 protocol: p.protocol,
@@ -283,7 +276,7 @@ impl Reloadable for Authenticator {
 
     /// Loads the key sources again; keeps the current keys if that fails.
     fn reload(&self) {
-        match KeySet::load(&self.settings) {
+        match KeySet::load(self.settings.key_sources()) {
             Ok(keys) => {
                 tracing::info!(keys = keys.keys.len(), "JWT keys reloaded");
                 *self.keys.write() = Arc::new(keys);

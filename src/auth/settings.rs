@@ -8,13 +8,53 @@
 
 use std::path::PathBuf;
 
+use super::keys::KeySources;
 use crate::config_error::{ConfigError, check_secs, invalid};
-use crate::dialect::DialectKind;
 use crate::seconds::Seconds;
 use crate::secret::Secret;
 
 /// Shortest HS256 secret accepted: 256 bits, the hash's size (RFC 7518 §3.2).
 pub const MIN_SECRET_LEN: usize = 32;
+
+/// The WebSocket endpoint families, each with its own token policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// `/v1/ws`, the native protocol.
+    Native,
+    /// Seed 000's `/ws/modeldata-stream`.
+    Seed000,
+    /// Seed 001's `/api/ws`.
+    Seed001,
+    /// `/ws`: seeds 002 and 004.
+    Ws,
+    /// Seed 003's `/api/ws/stream/…`.
+    Seed003,
+    /// Anything else (the conformance echo): the common policy.
+    Other,
+}
+
+impl Family {
+    /// The families with a setting of their own.
+    pub const ALL: [Family; 5] = [
+        Family::Native,
+        Family::Seed000,
+        Family::Seed001,
+        Family::Ws,
+        Family::Seed003,
+    ];
+
+    /// Its name in logs.
+    pub fn label(self) -> &'static str {
+        match self {
+            Family::Native => "native",
+            Family::Seed000 => "seed000",
+            Family::Seed001 => "seed001",
+            Family::Ws => "ws",
+            Family::Seed003 => "seed003",
+            Family::Other => "other",
+        }
+    }
+}
 
 /// Whether an endpoint family asks for a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -111,24 +151,33 @@ pub struct AuthSettings {
 }
 
 impl AuthSettings {
-    /// The policy of the endpoint family `kind`.
-    pub fn mode(&self, kind: DialectKind) -> AuthMode {
-        let own = match kind {
-            DialectKind::Native => self.native,
-            DialectKind::Seed000 => self.seed000,
-            DialectKind::Seed001 => self.seed001,
-            DialectKind::Ws => self.ws,
-            DialectKind::Seed003 => self.seed003,
-            DialectKind::Echo => None,
+    /// The policy of the endpoint family `family`.
+    pub fn mode(&self, family: Family) -> AuthMode {
+        let own = match family {
+            Family::Native => self.native,
+            Family::Seed000 => self.seed000,
+            Family::Seed001 => self.seed001,
+            Family::Ws => self.ws,
+            Family::Seed003 => self.seed003,
+            Family::Other => None,
         };
         own.unwrap_or(self.mode)
     }
 
     /// Whether any family reads tokens.
     pub fn enabled(&self) -> bool {
-        DialectKind::ALL
+        Family::ALL
             .iter()
-            .any(|&kind| self.mode(kind) != AuthMode::Off)
+            .any(|&family| self.mode(family) != AuthMode::Off)
+    }
+
+    /// Where the verification keys come from.
+    pub fn key_sources(&self) -> KeySources<'_> {
+        KeySources {
+            secret: self.secret.as_ref(),
+            public_key: self.public_key.as_deref(),
+            jwks: self.jwks.as_deref(),
+        }
     }
 
     /// Whether any verification key is configured.
@@ -166,7 +215,8 @@ impl AuthSettings {
                 "tokens are read but no key is set: set ROOMCAST_JWT_SECRET, ROOMCAST_JWT_PUBLIC_KEY or ROOMCAST_JWT_JWKS",
             ));
         }
-        super::keys::KeySet::load(self).map_err(|e| invalid(e.setting(), e.to_string()))?;
+        super::keys::KeySet::load(self.key_sources())
+            .map_err(|e| invalid(e.setting(), e.to_string()))?;
         Ok(())
     }
 }
@@ -183,9 +233,9 @@ mod tests {
         c.validate().unwrap();
         c.auth.mode = AuthMode::Optional;
         c.auth.seed001 = Some(AuthMode::Off);
-        assert_eq!(c.auth.mode(DialectKind::Native), AuthMode::Optional);
-        assert_eq!(c.auth.mode(DialectKind::Seed001), AuthMode::Off);
-        assert_eq!(c.auth.mode(DialectKind::Echo), AuthMode::Optional);
+        assert_eq!(c.auth.mode(Family::Native), AuthMode::Optional);
+        assert_eq!(c.auth.mode(Family::Seed001), AuthMode::Off);
+        assert_eq!(c.auth.mode(Family::Other), AuthMode::Optional);
         assert_eq!(
             c.validate().unwrap_err().name,
             "ROOMCAST_AUTH",

@@ -23,7 +23,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-use crate::auth::AuthError;
+use crate::auth::{AuthError, Family};
 use crate::catalog::RoomName;
 use crate::close_code::CloseCode;
 use crate::protocol::Event;
@@ -46,6 +46,18 @@ pub enum DialectKind {
 }
 
 impl DialectKind {
+    /// The authentication family of this kind's endpoint ([`crate::auth`]).
+    pub fn auth_family(self) -> Family {
+        match self {
+            DialectKind::Native => Family::Native,
+            DialectKind::Seed000 => Family::Seed000,
+            DialectKind::Seed001 => Family::Seed001,
+            DialectKind::Ws => Family::Ws,
+            DialectKind::Seed003 => Family::Seed003,
+            DialectKind::Echo => Family::Other,
+        }
+    }
+
     /// Number of kinds: the size of a room's per-dialect member table.
     pub const COUNT: usize = 6;
 

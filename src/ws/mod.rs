@@ -19,7 +19,8 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
 use crate::app::App;
-use crate::dialect::DialectSession;
+use crate::auth::AuthError;
+use crate::dialect::{DialectKind, DialectSession};
 use crate::http::response::{self, HttpResponse};
 use crate::peers::PeerGuard;
 use crate::telemetry::{Limit, metrics};
@@ -36,7 +37,11 @@ pub fn upgrade<D: DialectSession>(
     mut req: Request<Incoming>,
     mut dialect: D,
 ) -> HttpResponse {
-    if let Some(refusal) = crate::access::origins::refuse_upgrade(app, &req) {
+    if let Some(refusal) = crate::access::origins::refuse_upgrade(
+        &app.config.access.ws_origins,
+        app.config.access.ws_missing_origin,
+        &req,
+    ) {
         return refusal;
     }
     let accept = match handshake::accept(&req) {
@@ -55,12 +60,13 @@ pub fn upgrade<D: DialectSession>(
     if app.shutdown.is_cancelled() {
         return response::error(StatusCode::SERVICE_UNAVAILABLE, "server is shutting down");
     }
-    let admitted = match app.auth.authenticate(&req, D::KIND) {
+    let spoken = (D::KIND == DialectKind::Native).then_some(crate::native::session::PROTOCOL);
+    let admitted = match app.auth.authenticate(&req, D::KIND.auth_family(), spoken) {
         Ok(admitted) => admitted,
         Err(e) => {
             metrics().auth_refused.increment(1);
             tracing::debug!(error = %e, dialect = D::KIND.label(), "upgrade refused: token");
-            return e.response();
+            return unauthorized(&e);
         }
     };
     if let Err(reason) = dialect.authenticated(admitted.identity.user.as_deref()) {
@@ -129,4 +135,19 @@ pub fn upgrade<D: DialectSession>(
             .insert(hyper::header::SEC_WEBSOCKET_PROTOCOL, protocol);
     }
     switching
+}
+
+/// The 401 refusing an upgrade for its token (RFC 6750 §3): JSON like every
+/// other error, with the `WWW-Authenticate` challenge. Never quotes the token.
+fn unauthorized(e: &AuthError) -> HttpResponse {
+    let mut refusal = response::json(
+        StatusCode::UNAUTHORIZED,
+        &serde_json::json!({ "error": e.to_string(), "code": e.oauth_code() }),
+    );
+    if let Ok(value) = HeaderValue::from_str(&e.challenge()) {
+        refusal
+            .headers_mut()
+            .insert(hyper::header::WWW_AUTHENTICATE, value);
+    }
+    refusal
 }

@@ -168,7 +168,7 @@ fuzz_target!(|input: Input| {
             let Ok(request) = builder.body(()) else {
                 return;
             };
-            if let Ok(Some(found)) = presented(&request)
+            if let Ok(Some(found)) = presented(&request, Some("roomcast.v1"))
                 && let Some(a) = request.headers().get("authorization")
             {
                 let a = a.to_str().expect("a readable Authorization was used");
