@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use super::{PING_INTERVAL, RedisBus, with_timeout};
+use super::{DOWN_REPORT_EVERY, PING_INTERVAL, RedisBus, with_timeout};
 use crate::bus::BusError;
 use crate::catalog::RoomKind;
 use crate::dialect::DialectKind;
@@ -16,7 +17,9 @@ use crate::dialect::DialectKind;
 /// Health of the command connection and this node's heartbeat: every
 /// [`PING_INTERVAL`] the node writes its figures into the fleet's node
 /// table, so `/ready` turns false when Redis is down even if nobody
-/// publishes, and every node can report cluster totals.
+/// publishes, and every node can report cluster totals. A failure is logged
+/// at once (at start too: a mistyped `REDIS_URL` must not pass unseen), then
+/// every [`DOWN_REPORT_EVERY`] while it lasts, with how long.
 pub struct NodeHealth<F> {
     /// The bus whose connection it checks and whose rooms it counts.
     bus: Arc<RedisBus>,
@@ -45,6 +48,7 @@ impl<F: Fn() -> usize> NodeHealth<F> {
         } = self;
         let mut tick = tokio::time::interval(PING_INTERVAL);
         let key = bus.key("nodes", "all");
+        let mut outage = Outage::default();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -70,13 +74,57 @@ impl<F: Fn() -> usize> NodeHealth<F> {
             let json = serde_json::to_string(&heartbeat).unwrap_or_default();
             let mut conn = bus.commands.clone();
             let written: redis::RedisResult<i64> = with_timeout(conn.hset(&key, &node, json)).await;
-            let ok = written.is_ok();
-            if ok != bus.commands_ok.swap(ok, Ordering::Relaxed) {
-                if ok {
-                    tracing::info!("redis reachable");
-                } else {
-                    tracing::warn!("redis unreachable");
+            bus.commands_ok.store(written.is_ok(), Ordering::Relaxed);
+            outage.observe(&bus, written.err());
+        }
+    }
+}
+
+/// What the health check knows of the current outage, to log it at once
+/// and then at intervals instead of every [`PING_INTERVAL`].
+#[derive(Default)]
+struct Outage {
+    /// When the current outage began (`None` while Redis answers).
+    since: Option<Instant>,
+    /// When it was last logged.
+    reported: Option<Instant>,
+    /// Whether Redis has answered since start (the first answer is logged).
+    answered: bool,
+}
+
+impl Outage {
+    /// Takes one heartbeat's result: logs the start of an outage, a reminder
+    /// every [`DOWN_REPORT_EVERY`], and the recovery; keeps `bus.down` current.
+    fn observe(&mut self, bus: &RedisBus, error: Option<redis::RedisError>) {
+        let now = Instant::now();
+        let redis = bus.target();
+        match error {
+            Some(e) => {
+                *bus.down.lock() = Some(e.to_string());
+                match (self.since, self.reported) {
+                    (None, _) => {
+                        tracing::error!(%redis, error = %e, "Redis unreachable: the node accepts clients but delivers nothing until it answers (check REDIS_URL); /ready answers 503");
+                        self.since = Some(now);
+                        self.reported = Some(now);
+                    }
+                    (Some(since), Some(reported))
+                        if now.duration_since(reported) >= DOWN_REPORT_EVERY =>
+                    {
+                        tracing::error!(%redis, error = %e, down_for_secs = now.duration_since(since).as_secs(), "Redis still unreachable");
+                        self.reported = Some(now);
+                    }
+                    _ => {}
                 }
+            }
+            None => {
+                *bus.down.lock() = None;
+                if let Some(since) = self.since.take() {
+                    tracing::info!(%redis, down_for_secs = since.elapsed().as_secs(), "Redis reachable again");
+                } else if !self.answered {
+                    tracing::info!(%redis, "Redis reachable");
+                }
+                self.answered = true;
+                self.reported = None;
             }
         }
     }
