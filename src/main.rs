@@ -169,13 +169,15 @@ mod tests {
     fn error_for(args: &[&str], vars: &[(&str, &str)]) -> Option<String> {
         let args: Vec<OsString> = args.iter().map(OsString::from).collect();
         let mut command = Cli::command();
-        // clap reads the process's environment: feed the variables as the
-        // env values would be found, through a command whose args read them.
+        // clap reads the process's own environment, which a test must not
+        // change: each variable's value is given as its argument's default
+        // instead, which clap checks the same way (tests/first_hour.rs runs
+        // the binary with the real environment).
         command = command.mut_args(|a| {
             let value = a
                 .get_env()
                 .and_then(|n| vars.iter().find(|(k, _)| n == *k))
-                .map(|(_, v)| *v);
+                .map(|(_, v)| -> &'static str { Box::leak(v.to_string().into_boxed_str()) });
             match value {
                 Some(v) => a.default_value(v),
                 None => a,
