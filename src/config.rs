@@ -24,6 +24,7 @@ use crate::sources::backtest::BacktestSettings;
 use crate::sources::market::MarketSettings;
 use crate::sources::modeldata::settings::ModelDataSettings;
 use crate::sources::trading::TradingSettings;
+use crate::telemetry::LogFormat;
 use crate::tls::TlsSettings;
 use crate::ws::limits::SessionLimits;
 
@@ -32,7 +33,8 @@ use crate::ws::limits::SessionLimits;
 #[command(name = "roomcast", version, about, long_about = None)]
 pub struct Config {
     /// Address to serve HTTP and WebSocket on.
-    #[arg(long, env = "ROOMCAST_BIND", default_value = "127.0.0.1:8000")]
+    /// `IP:PORT`, or `localhost:PORT` (127.0.0.1).
+    #[arg(long, env = "ROOMCAST_BIND", default_value = "127.0.0.1:8000", value_parser = parse_bind)]
     pub bind: SocketAddr,
 
     /// This node's name in the fleet (leases, status); default: host-pid-random.
@@ -62,6 +64,11 @@ pub struct Config {
     /// limits). Off in production.
     #[arg(long, env = "ROOMCAST_ECHO", default_value_t = false, action = ArgAction::Set)]
     pub echo: bool,
+
+    /// Log lines as `text` (coloured only on a terminal and without
+    /// NO_COLOR) or `json` (one object per line, for log collectors).
+    #[arg(long, env = "ROOMCAST_LOG_FORMAT", default_value_t = LogFormat::Text, value_enum)]
+    pub log_format: LogFormat,
 
     /// API keys, trusted networks, CORS and WebSocket origins.
     #[command(flatten)]
@@ -117,6 +124,19 @@ pub struct Config {
     /// `X-Forwarded-Host`, `X-Forwarded-Proto`).
     #[arg(long, env = "ROOMCAST_PUBLIC_URL")]
     pub public_url: Option<String>,
+}
+
+/// `ROOMCAST_BIND`: `IP:PORT`, or `localhost:PORT`, bound on 127.0.0.1.
+fn parse_bind(value: &str) -> Result<SocketAddr, String> {
+    if let Ok(addr) = value.parse() {
+        return Ok(addr);
+    }
+    if let Some(port) = value.strip_prefix("localhost:")
+        && let Ok(port) = port.parse::<u16>()
+    {
+        return Ok(SocketAddr::from(([127, 0, 0, 1], port)));
+    }
+    Err("expected IP:PORT (e.g. 127.0.0.1:8000, or 0.0.0.0:8000 for every interface) or localhost:PORT".into())
 }
 
 impl Default for Config {
@@ -252,6 +272,10 @@ mod tests {
         assert!(!c.market.simulator);
         assert_eq!(c.market.symbols, vec!["AAPL", "MSFT"]);
         assert!(Config::try_parse_from(["roomcast", "--bind", "nope"]).is_err());
+        let c = Config::try_parse_from(["roomcast", "--bind", "localhost:8001"]).unwrap();
+        assert_eq!(c.bind.to_string(), "127.0.0.1:8001");
+        let e = Config::try_parse_from(["roomcast", "--bind", "example.com:80"]).unwrap_err();
+        assert!(e.to_string().contains("expected IP:PORT"), "{e}");
         // Durations are seconds, fractions allowed; zero or junk is refused at parse time.
         let c = Config::try_parse_from(["roomcast", "--ping-interval", "0.5"]).unwrap();
         assert_eq!(c.ws.ping_interval(), Duration::from_millis(500));

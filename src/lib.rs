@@ -74,6 +74,7 @@ pub async fn run(
         })?;
     // Loaded before anything starts, so a bad file fails the start cleanly.
     let certificate = config.tls.load()?;
+    let bound = listener.local_addr().ok();
     let app = App::new(config).map_err(|e| ConfigError {
         name: "REDIS_URL",
         message: e.to_string(),
@@ -102,6 +103,9 @@ pub async fn run(
             Some(acceptor)
         }
     };
+    if let Some(bound) = bound {
+        log_startup(&app, bound, tls.is_some());
+    }
     // The accept loop is a task of its own so it runs on a runtime worker:
     // driven from here, under `block_on` in `main`, every accepted
     // connection would need a cross-thread wake-up of the main thread, which
@@ -116,6 +120,44 @@ pub async fn run(
     }
     drain(&app).await;
     Ok(())
+}
+
+/// Says once at start what this node is and how to reach it: the mode (and
+/// Redis's `host:port/db`), the modeldata source, TLS, and the URLs to try,
+/// from the bound address. No user or password of a URL is logged.
+fn log_startup(app: &App, bound: std::net::SocketAddr, tls: bool) {
+    let [websocket, health, metrics] = urls_to_try(bound, tls);
+    tracing::info!(
+        mode = %app.bus.describe(),
+        modeldata = %app.config.modeldata.describe(),
+        tls = if tls { "on" } else { "off" },
+        %websocket,
+        %health,
+        %metrics,
+        "roomcast started"
+    );
+}
+
+/// The WebSocket, health and metrics URLs of a node bound to `bound`. An
+/// unspecified address (`0.0.0.0`, `::`) is tried on loopback.
+fn urls_to_try(bound: std::net::SocketAddr, tls: bool) -> [String; 3] {
+    let mut addr = bound;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let (ws, http) = if tls {
+        ("wss", "https")
+    } else {
+        ("ws", "http")
+    };
+    [
+        format!("{ws}://{addr}/api/ws"),
+        format!("{http}://{addr}/health"),
+        format!("{http}://{addr}/metrics"),
+    ]
 }
 
 /// Says at start who may connect: the token policy of each WebSocket family.
@@ -236,4 +278,33 @@ async fn drain(app: &App) {
         );
     }
     tracing::info!("drained");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::urls_to_try;
+
+    #[test]
+    fn the_urls_to_try_follow_the_bound_address_and_tls() {
+        assert_eq!(
+            urls_to_try("127.0.0.1:8000".parse().unwrap(), false),
+            [
+                "ws://127.0.0.1:8000/api/ws",
+                "http://127.0.0.1:8000/health",
+                "http://127.0.0.1:8000/metrics"
+            ]
+        );
+        assert_eq!(
+            urls_to_try("0.0.0.0:9000".parse().unwrap(), true),
+            [
+                "wss://127.0.0.1:9000/api/ws",
+                "https://127.0.0.1:9000/health",
+                "https://127.0.0.1:9000/metrics"
+            ]
+        );
+        assert_eq!(
+            urls_to_try("[::]:8000".parse().unwrap(), false)[1],
+            "http://[::1]:8000/health"
+        );
+    }
 }

@@ -210,6 +210,24 @@ impl Bus {
         }
     }
 
+    /// Why the bus cannot deliver right now (`None` when it can), naming
+    /// Redis and where it is (`/ready`).
+    pub fn not_ready_reason(&self) -> Option<String> {
+        match self {
+            Bus::Local(_) => None,
+            Bus::Fleet(fleet) => fleet.redis.not_ready_reason(),
+        }
+    }
+
+    /// The mode for the start-up log: `embedded`, or `fleet` with Redis's
+    /// `host:port/db` (never a password).
+    pub fn describe(&self) -> String {
+        match self {
+            Bus::Local(_) => "embedded (one node, in-process bus)".into(),
+            Bus::Fleet(fleet) => format!("fleet (Redis {})", fleet.redis.target()),
+        }
+    }
+
     /// Whether this is a fleet node (Redis).
     pub fn is_fleet(&self) -> bool {
         matches!(self, Bus::Fleet(_))

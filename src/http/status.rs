@@ -1,5 +1,5 @@
-//! Status endpoints: `/health` (liveness), `/ready` (readiness: false while a
-//! required backend is down or the node is draining), `/metrics`
+//! Status endpoints: `/health` (liveness), `/ready` (readiness: false, with a
+//! `reason`, while a required backend is down or the node is draining), `/metrics`
 //! (Prometheus), and the fleet's totals every seed's status endpoint
 //! carries (those endpoints are in `src/seeds/`).
 
@@ -28,6 +28,23 @@ pub fn ready(app: &App) -> HttpResponse {
     let modeldata = app.modeldata.report();
     let database = app.modeldata.is_ready();
     let ready = bus && database && !draining;
+    // The first thing in the way, in words an operator can act on.
+    let reason = if draining {
+        Some("draining (shutting down)".to_string())
+    } else if let Some(bus) = app.bus.not_ready_reason() {
+        Some(bus)
+    } else if !database {
+        Some(format!(
+            "modeldata database not ready{}",
+            modeldata
+                .last_error
+                .as_deref()
+                .map(|e| format!(": {e}"))
+                .unwrap_or_default()
+        ))
+    } else {
+        None
+    };
     response::json(
         if ready {
             StatusCode::OK
@@ -36,6 +53,7 @@ pub fn ready(app: &App) -> HttpResponse {
         },
         &serde_json::json!({
             "ready": ready,
+            "reason": reason,
             "bus": { "mode": app.bus.mode(), "ready": bus },
             "modeldata": {
                 "source": modeldata.source,

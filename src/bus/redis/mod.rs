@@ -64,6 +64,10 @@ const MAX_BACKOFF: Duration = Duration::from_secs(10);
 /// Longest a resuming member waits for this node's copy of a room to reach
 /// its `seq` before it is greeted with what the room has.
 const RESUME_WAIT: Duration = Duration::from_secs(5);
+/// While Redis stays unreachable, how often the node says so again (with
+/// how long it has lasted), so an operator reading the log at any moment
+/// sees it.
+const DOWN_REPORT_EVERY: Duration = Duration::from_secs(30);
 /// Most events one publish script carries: a burst of alert triggers is
 /// sent in scripts of this many, bounding one script's run time in Redis and
 /// one pub/sub message's size (about 250 KB of triggers).
@@ -146,6 +150,9 @@ pub struct RedisBus {
     commands_ok: AtomicBool,
     /// Whether the subscriber is connected and caught up.
     subscribed: AtomicBool,
+    /// The last heartbeat's failure while Redis is unreachable (`None` once
+    /// it answers), so `/ready` can say why the node is not ready.
+    down: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for RedisBus {
@@ -200,6 +207,7 @@ impl RedisBus {
             hints: Mutex::new(Some(hints)),
             commands_ok: AtomicBool::new(false),
             subscribed: AtomicBool::new(false),
+            down: Mutex::new(None),
         })
     }
 
@@ -226,6 +234,29 @@ impl RedisBus {
     /// Whether publishing and delivering work right now.
     pub fn is_ready(&self) -> bool {
         self.commands_ok.load(Ordering::Relaxed) && self.subscribed.load(Ordering::Relaxed)
+    }
+
+    /// Where Redis is, for logs and `/ready`: `host:port/db` (or the socket
+    /// path), never the user or password of `REDIS_URL`.
+    pub fn target(&self) -> String {
+        let info = self.client.get_connection_info();
+        format!("{}/{}", info.addr(), info.redis_settings().db())
+    }
+
+    /// Why the bus is not ready (`None` when it is), naming Redis and where
+    /// it is, for `/ready`.
+    pub fn not_ready_reason(&self) -> Option<String> {
+        if self.is_ready() {
+            return None;
+        }
+        let target = self.target();
+        Some(match self.down.lock().clone() {
+            Some(error) => format!("Redis unreachable at {target}: {error}"),
+            None if !self.commands_ok.load(Ordering::Relaxed) => {
+                format!("Redis at {target} has not answered yet")
+            }
+            None => format!("Redis pub/sub at {target} not subscribed yet"),
+        })
     }
 
     fn command_result<T>(&self, result: redis::RedisResult<T>) -> Result<T, BusError> {

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use redis::AsyncCommands;
 use tokio_util::sync::CancellationToken;
 
-use super::{PING_INTERVAL, RedisBus, with_timeout};
+use super::{DOWN_REPORT_EVERY, PING_INTERVAL, RedisBus, with_timeout};
 use crate::bus::BusError;
 use crate::catalog::RoomKind;
 use crate::dialect::DialectKind;
@@ -16,7 +17,9 @@ use crate::dialect::DialectKind;
 /// Health of the command connection and this node's heartbeat: every
 /// [`PING_INTERVAL`] the node writes its figures into the fleet's node
 /// table, so `/ready` turns false when Redis is down even if nobody
-/// publishes, and every node can report cluster totals.
+/// publishes, and every node can report cluster totals. A failure is logged
+/// at once (at start too: a mistyped `REDIS_URL` must not pass unseen), then
+/// every [`DOWN_REPORT_EVERY`] while it lasts, with how long.
 pub struct NodeHealth<F> {
     /// The bus whose connection it checks and whose rooms it counts.
     bus: Arc<RedisBus>,
@@ -45,6 +48,7 @@ impl<F: Fn() -> usize> NodeHealth<F> {
         } = self;
         let mut tick = tokio::time::interval(PING_INTERVAL);
         let key = bus.key("nodes", "all");
+        let mut outage = Outage::default();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => {
@@ -70,13 +74,86 @@ impl<F: Fn() -> usize> NodeHealth<F> {
             let json = serde_json::to_string(&heartbeat).unwrap_or_default();
             let mut conn = bus.commands.clone();
             let written: redis::RedisResult<i64> = with_timeout(conn.hset(&key, &node, json)).await;
-            let ok = written.is_ok();
-            if ok != bus.commands_ok.swap(ok, Ordering::Relaxed) {
-                if ok {
-                    tracing::info!("redis reachable");
-                } else {
-                    tracing::warn!("redis unreachable");
+            bus.commands_ok.store(written.is_ok(), Ordering::Relaxed);
+            let redis = bus.target();
+            match written {
+                Ok(_) => {
+                    *bus.down.lock() = None;
+                    match outage.observe(Instant::now(), true) {
+                        Report::FirstAnswer => tracing::info!(%redis, "Redis reachable"),
+                        Report::Recovered(down) => {
+                            tracing::info!(%redis, down_for_secs = down.as_secs(), "Redis reachable again")
+                        }
+                        _ => {}
+                    }
                 }
+                Err(e) => {
+                    *bus.down.lock() = Some(e.to_string());
+                    match outage.observe(Instant::now(), false) {
+                        Report::Down => {
+                            tracing::error!(%redis, error = %e, "Redis unreachable: the node accepts clients but delivers nothing until it answers (check REDIS_URL); /ready answers 503")
+                        }
+                        Report::StillDown(down) => {
+                            tracing::error!(%redis, error = %e, down_for_secs = down.as_secs(), "Redis still unreachable")
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// What one heartbeat's result calls for in the log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Report {
+    /// Nothing new.
+    Quiet,
+    /// Redis answered for the first time since start.
+    FirstAnswer,
+    /// An outage began (at start too: a mistyped `REDIS_URL`).
+    Down,
+    /// The outage goes on, this long so far ([`DOWN_REPORT_EVERY`] since
+    /// it was last said).
+    StillDown(Duration),
+    /// Redis answers again after an outage this long.
+    Recovered(Duration),
+}
+
+/// What the health check knows of the current outage, to log it at once
+/// and then at intervals instead of every [`PING_INTERVAL`].
+#[derive(Debug, Default)]
+struct Outage {
+    /// When the current outage began (`None` while Redis answers).
+    since: Option<Instant>,
+    /// When it was last logged.
+    reported: Option<Instant>,
+    /// Whether Redis has answered since start (the first answer is logged).
+    answered: bool,
+}
+
+impl Outage {
+    /// Takes one heartbeat's result at `now`: whether Redis `answered`.
+    fn observe(&mut self, now: Instant, answered: bool) -> Report {
+        if answered {
+            self.reported = None;
+            let first = !std::mem::replace(&mut self.answered, true);
+            return match self.since.take() {
+                Some(since) => Report::Recovered(now.duration_since(since)),
+                None if first => Report::FirstAnswer,
+                None => Report::Quiet,
+            };
+        }
+        match (self.since, self.reported) {
+            (Some(since), Some(reported)) if now.duration_since(reported) >= DOWN_REPORT_EVERY => {
+                self.reported = Some(now);
+                Report::StillDown(now.duration_since(since))
+            }
+            (Some(_), _) => Report::Quiet,
+            (None, _) => {
+                self.since = Some(now);
+                self.reported = Some(now);
+                Report::Down
             }
         }
     }
@@ -125,5 +202,47 @@ impl RedisBus {
         }
         nodes.sort_by(|a, b| a.node.cmp(&b.node));
         Ok(nodes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_outage_is_said_at_once_then_every_interval_then_its_end() {
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let mut outage = Outage::default();
+        assert_eq!(
+            outage.observe(at(0), false),
+            Report::Down,
+            "unreachable at start"
+        );
+        assert_eq!(outage.observe(at(2), false), Report::Quiet);
+        assert_eq!(outage.observe(at(29), false), Report::Quiet);
+        assert_eq!(
+            outage.observe(at(30), false),
+            Report::StillDown(Duration::from_secs(30))
+        );
+        assert_eq!(outage.observe(at(32), false), Report::Quiet);
+        assert_eq!(
+            outage.observe(at(60), false),
+            Report::StillDown(Duration::from_secs(60))
+        );
+        assert_eq!(
+            outage.observe(at(61), true),
+            Report::Recovered(Duration::from_secs(61))
+        );
+        assert_eq!(outage.observe(at(63), true), Report::Quiet);
+        assert_eq!(outage.observe(at(65), false), Report::Down, "a new outage");
+    }
+
+    #[test]
+    fn the_first_answer_is_said_once() {
+        let t0 = Instant::now();
+        let mut outage = Outage::default();
+        assert_eq!(outage.observe(t0, true), Report::FirstAnswer);
+        assert_eq!(outage.observe(t0, true), Report::Quiet);
     }
 }

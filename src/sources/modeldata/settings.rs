@@ -84,6 +84,19 @@ pub struct ModelDataSettings {
 }
 
 impl ModelDataSettings {
+    /// The source for the start-up log: the embedded simulator, or
+    /// PostgreSQL's `host:port/dbname` and table (never the user or password).
+    pub fn describe(&self) -> String {
+        match &self.database_url {
+            None => "embedded simulator (in memory; set DATABASE_URL for PostgreSQL)".into(),
+            Some(url) => match DatabaseUrl::parse(url, self.ssl_root_cert.as_deref()) {
+                Ok(parsed) => format!("PostgreSQL {} table {}", parsed.target(), self.table),
+                // Validated at start; never echo an unparsed URL (it may hold a password).
+                Err(_) => "PostgreSQL (DATABASE_URL)".into(),
+            },
+        }
+    }
+
     /// Rejects values the modeldata source cannot run with, naming the variable.
     pub fn validate(&self) -> Result<(), ConfigError> {
         check_secs("MODELDATA_INTERVAL_SECS", self.interval.get())?;
