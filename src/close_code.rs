@@ -37,6 +37,24 @@ pub enum CloseCode {
 }
 
 impl CloseCode {
+    /// Every close code, in declaration order (so `code as usize` indexes
+    /// it): `/metrics` lists each one's close counter from the start.
+    pub const ALL: [CloseCode; 13] = [
+        CloseCode::Normal,
+        CloseCode::GoingAway,
+        CloseCode::ProtocolError,
+        CloseCode::InvalidPayload,
+        CloseCode::MessageTimeout,
+        CloseCode::MessageTooBig,
+        CloseCode::InternalError,
+        CloseCode::IdleTimeout,
+        CloseCode::TokenExpired,
+        CloseCode::Forbidden,
+        CloseCode::UnknownStream,
+        CloseCode::SlowConsumer,
+        CloseCode::RateLimited,
+    ];
+
     /// The numeric code sent in the close frame.
     pub fn code(self) -> u16 {
         match self {
@@ -119,6 +137,31 @@ pub fn check_client_close(payload: &[u8]) -> Result<(), CloseCode> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn all_lists_every_code_at_its_own_index() {
+        for (i, code) in CloseCode::ALL.iter().enumerate() {
+            assert_eq!(*code as usize, i, "{code:?}");
+        }
+        // A new variant must be added to ALL: this match then fails to compile
+        // until it is counted here too.
+        let counted = |code: CloseCode| match code {
+            CloseCode::Normal
+            | CloseCode::GoingAway
+            | CloseCode::ProtocolError
+            | CloseCode::InvalidPayload
+            | CloseCode::MessageTimeout
+            | CloseCode::MessageTooBig
+            | CloseCode::InternalError
+            | CloseCode::IdleTimeout
+            | CloseCode::TokenExpired
+            | CloseCode::Forbidden
+            | CloseCode::UnknownStream
+            | CloseCode::SlowConsumer
+            | CloseCode::RateLimited => 13,
+        };
+        assert_eq!(CloseCode::ALL.len(), counted(CloseCode::Normal));
+    }
 
     fn close(code: u16, reason: &[u8]) -> Vec<u8> {
         let mut payload = code.to_be_bytes().to_vec();

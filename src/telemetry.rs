@@ -6,11 +6,17 @@
 //!
 //! Names follow Prometheus conventions: prefix `roomcast_`, base units
 //! (seconds, bytes), `_total` on counters, label sets bounded by enums.
+//! Every metric is described (`# HELP`) and registered when the handles are
+//! first taken, which [`render`] forces: a fresh node's `/metrics` already
+//! lists every series, each labelled family with every label, at 0.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, OnceLock};
 
-use metrics::{Counter, Gauge, Histogram, counter, gauge, histogram};
+use metrics::{
+    Counter, Gauge, Histogram, counter, describe_counter, describe_gauge, describe_histogram,
+    gauge, histogram,
+};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 
 use crate::close_code::CloseCode;
@@ -59,8 +65,10 @@ pub fn prometheus() -> &'static PrometheusHandle {
     })
 }
 
-/// Renders `/metrics` (Prometheus text format).
+/// Renders `/metrics` (Prometheus text format); every metric is listed,
+/// even before its first update.
 pub fn render() -> String {
+    metrics();
     prometheus().render()
 }
 
@@ -127,6 +135,9 @@ pub struct Metrics {
     pub tls_reload_failures: Counter,
     /// Rooms retired by their retention, by reason ([`RetireReason`]).
     rooms_retired: [Counter; 2],
+    /// Sessions closed, by close code ([`CloseCode`]), registered up front so
+    /// every code is listed at 0 before it first happens.
+    session_closes: [Counter; CloseCode::ALL.len()],
     /// Totals behind seed 001's stats endpoint.
     pub totals: Totals,
 }
@@ -235,8 +246,112 @@ pub struct Totals {
     pub errors: AtomicU64,
 }
 
+/// The `# HELP` text of every metric (the recorder must be installed first).
+fn describe() {
+    describe_gauge!(
+        "roomcast_connections",
+        "Open WebSocket sessions on this node."
+    );
+    describe_counter!(
+        "roomcast_connections_accepted_total",
+        "WebSocket sessions accepted since start."
+    );
+    describe_counter!(
+        "roomcast_auth_refused_total",
+        "WebSocket upgrades refused for their token (401) or their user (403)."
+    );
+    describe_counter!(
+        "roomcast_client_messages_received_total",
+        "Complete client messages (text or binary) received."
+    );
+    describe_counter!("roomcast_frames_sent_total", "Frames written to sockets.");
+    describe_counter!("roomcast_bytes_sent_total", "Bytes written to sockets.");
+    describe_counter!(
+        "roomcast_socket_writes_total",
+        "Vectored socket writes (frames_sent / socket_writes is the batching factor)."
+    );
+    describe_gauge!("roomcast_rooms", "Rooms that exist on this node.");
+    describe_gauge!(
+        "roomcast_subscriptions",
+        "Room memberships (session x room) on this node."
+    );
+    describe_counter!(
+        "roomcast_events_published_total",
+        "Events published into rooms on this node."
+    );
+    describe_histogram!(
+        FANOUT_SECONDS,
+        "Publish to queued in every member's outbox, in seconds."
+    );
+    describe_counter!(
+        "roomcast_frames_conflated_total",
+        "Frames that replaced or became a pending latest value (conflation)."
+    );
+    describe_counter!(
+        "roomcast_frames_dropped_total",
+        "Frames discarded because a slow consumer on an ordered stream was closed."
+    );
+    describe_counter!(
+        "roomcast_slow_consumer_closes_total",
+        "Sessions closed with 4008 (slow consumer)."
+    );
+    describe_counter!(
+        "roomcast_errors_total",
+        "Errors reported to clients or callers: bad client messages, bad HTTP requests (not 404 or 405), stalled writers, bus errors."
+    );
+    describe_histogram!(
+        MODELDATA_ROUND_SECONDS,
+        "One modeldata refresh and sampling round, in seconds."
+    );
+    describe_gauge!(
+        "roomcast_modeldata_source_up",
+        "1 while the modeldata source answers, 0 while it fails."
+    );
+    describe_counter!(
+        "roomcast_modeldata_failures_total",
+        "Failed modeldata refreshes or samples (each retried with backoff)."
+    );
+    describe_counter!(
+        "roomcast_bus_gaps_total",
+        "Events the Redis bus lost (trimmed before this node could deliver them)."
+    );
+    describe_counter!(
+        "roomcast_bus_published_total",
+        "Events this node published through the Redis bus."
+    );
+    describe_counter!(
+        "roomcast_limit_hits_total",
+        "Times a protective limit refused or closed something, by limit (docs/limits.md)."
+    );
+    describe_counter!(
+        "roomcast_accept_errors_total",
+        "Failed accept calls (descriptor exhaustion and the like)."
+    );
+    describe_counter!(
+        "roomcast_tls_handshake_failures_total",
+        "TLS handshakes that failed or timed out."
+    );
+    describe_counter!(
+        "roomcast_tls_reloads_total",
+        "Certificate reloads that took effect."
+    );
+    describe_counter!(
+        "roomcast_tls_reload_failures_total",
+        "Certificate reloads that failed and kept the previous certificate."
+    );
+    describe_counter!(
+        "roomcast_rooms_retired_total",
+        "Rooms with history retired by their retention, by reason (idle, evicted)."
+    );
+    describe_counter!(
+        "roomcast_session_closes_total",
+        "WebSocket sessions closed, by close reason (docs/close-codes.md)."
+    );
+}
+
 static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     prometheus();
+    describe();
     Metrics {
         connections: gauge!("roomcast_connections"),
         connections_accepted: counter!("roomcast_connections_accepted_total"),
@@ -266,6 +381,8 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         tls_reload_failures: counter!("roomcast_tls_reload_failures_total"),
         rooms_retired: ["idle", "evicted"]
             .map(|reason| counter!("roomcast_rooms_retired_total", "reason" => reason)),
+        session_closes: CloseCode::ALL
+            .map(|code| counter!("roomcast_session_closes_total", "reason" => code.label())),
         totals: Totals::default(),
     }
 });
@@ -318,7 +435,7 @@ impl Metrics {
 
     /// Records one session closed with `code` (sent by the server, or echoed to a client's close).
     pub fn closed(&self, code: CloseCode) {
-        counter!("roomcast_session_closes_total", "reason" => code.label()).increment(1);
+        self.session_closes[code as usize].increment(1);
         if code == CloseCode::SlowConsumer {
             self.slow_consumer_closes.increment(1);
         }

@@ -23,6 +23,8 @@ async fn seed(url: &str, groups: usize, rows_per_group: u64) {
         step_secs: 1.0,
         seed: 9,
         no_vacuum: false,
+        append: false,
+        replace: false,
     })
     .await
     .expect("seed-modeldata");

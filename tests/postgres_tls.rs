@@ -26,6 +26,8 @@ async fn seed(url: &str, ca: Option<&std::path::Path>) {
         step_secs: 1.0,
         seed: 3,
         no_vacuum: true,
+        append: false,
+        replace: false,
     })
     .await
     .expect("seed-modeldata over TLS");

@@ -5,6 +5,10 @@
 #   ./tests/run.sh            # everything
 #   ./tests/run.sh limits     # extra arguments go to `cargo test` (a filter here)
 #
+# cargo's own output is shown as it runs; the last line sums every test
+# binary's `test result:` line: `N passed, N failed, N ignored`. The exit
+# status is cargo's (the fuzz pass's when cargo passed).
+#
 # Needs: cargo. Installs when absent: Python's `websockets` package (the seed
 # client compatibility test runs the seed's own Python client code), Python's
 # `backtesting` package (backtesting.py: the backtest engine is cross-checked
@@ -163,12 +167,38 @@ ensure_kosoku
 ensure_postgres
 ensure_redis
 
-# Each test binary starts its own servers on 127.0.0.1 port 0; two threads
-# per binary keep the 2-core machine responsive.
-log "cargo test"
-cargo test --workspace --all-features "$@" -- --test-threads=2
+# Sums cargo's `test result: ok. 3 passed; 0 failed; 1 ignored; …` lines
+# (one per test binary and doc-test run) into `N passed, N failed, N ignored`.
+sum_test_results() {
+  awk '/^test result:/ {
+         for (i = 2; i <= NF; i++) {
+           if ($i == "passed;") passed += $(i - 1)
+           if ($i == "failed;") failed += $(i - 1)
+           if ($i == "ignored;") ignored += $(i - 1)
+         }
+       }
+       END { printf "%d passed, %d failed, %d ignored\n", passed, failed, ignored }'
+}
 
-if [ $# -eq 0 ]; then
+# Each test binary starts its own servers on 127.0.0.1 port 0; two threads
+# per binary keep the 2-core machine responsive. cargo's output stays on
+# the terminal; a copy of its stdout is kept for the summary at the end.
+log "cargo test"
+results="$(mktemp)"
+trap 'rm -f "$results"' EXIT
+cargo_status=0
+cargo test --workspace --all-features "$@" -- --test-threads=2 | tee "$results" \
+  || cargo_status=${PIPESTATUS[0]}
+
+fuzz_status=0
+if [ "$cargo_status" -eq 0 ] && [ $# -eq 0 ]; then
   log "fuzz smoke pass"
-  tests/fuzz/run.sh --smoke
+  tests/fuzz/run.sh --smoke || fuzz_status=$?
 fi
+
+# The last line: every cargo test binary's results, summed.
+sum_test_results <"$results"
+if [ "$cargo_status" -ne 0 ]; then
+  exit "$cargo_status"
+fi
+exit "$fuzz_status"

@@ -43,12 +43,21 @@ pub fn text(status: StatusCode, content_type: &'static str, body: String) -> Htt
     response
 }
 
-/// `{"error": message}`.
+/// `{"error": message}`. Counted in `roomcast_errors_total` unless it is a
+/// 404 or 405: scanners and typos ask for paths and methods that do not
+/// exist all day, and would drown the errors worth alerting on.
 pub fn error(status: StatusCode, message: &str) -> HttpResponse {
-    if status.is_client_error() || status.is_server_error() {
+    if counts_as_error(status) {
         metrics().error();
     }
     json(status, &serde_json::json!({ "error": message }))
+}
+
+/// Whether an error response of `status` counts in `roomcast_errors_total`.
+fn counts_as_error(status: StatusCode) -> bool {
+    (status.is_client_error() || status.is_server_error())
+        && status != StatusCode::NOT_FOUND
+        && status != StatusCode::METHOD_NOT_ALLOWED
 }
 
 /// Why a request body was refused; one variant per HTTP status it maps to.
@@ -204,6 +213,16 @@ pub fn query_param<B>(req: &Request<B>, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_paths_and_methods_are_not_counted_as_errors() {
+        assert!(!counts_as_error(StatusCode::NOT_FOUND));
+        assert!(!counts_as_error(StatusCode::METHOD_NOT_ALLOWED));
+        assert!(!counts_as_error(StatusCode::OK));
+        assert!(counts_as_error(StatusCode::BAD_REQUEST));
+        assert!(counts_as_error(StatusCode::PAYLOAD_TOO_LARGE));
+        assert!(counts_as_error(StatusCode::SERVICE_UNAVAILABLE));
+    }
 
     #[derive(Debug, serde::Deserialize)]
     struct Body {

@@ -29,7 +29,7 @@ pub fn modeldata_store(
     Ok(match &settings.database_url {
         Some(url) => Store::Postgres(Box::new(PgStore::new(
             &DatabaseUrl::parse(url, settings.ssl_root_cert.as_deref())
-                .map_err(|e| StoreError::Config(e.to_string()))?,
+                .map_err(|e| StoreError::Config(modeldata::database_url::cause_chain(&e)))?,
             &settings.table,
             settings.pool_size,
             settings.create_index,

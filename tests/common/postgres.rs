@@ -87,6 +87,25 @@ impl PgInstance {
         instance
     }
 
+    /// [`start`](Self::start) with password authentication for every role
+    /// but `postgres` (still trusted, so [`url`](Self::url) keeps working
+    /// for administration): a role made with `CREATE ROLE … PASSWORD` must
+    /// give it (`scram-sha-256`).
+    pub fn start_with_passwords() -> PgInstance {
+        let mut instance = Self::create();
+        let hba = instance.data_dir().join("pg_hba.conf");
+        // Rewrites the file in place: it keeps its owner (the server's user).
+        fs::write(
+            &hba,
+            "local all all trust\n\
+             host all postgres 127.0.0.1/32 trust\n\
+             host all all 127.0.0.1/32 scram-sha-256\n",
+        )
+        .unwrap_or_else(|e| panic!("writing {}: {e}", hba.display()));
+        instance.launch_on_free_port();
+        instance
+    }
+
     /// A fresh cluster (initdb), not started.
     fn create() -> PgInstance {
         let bins = binaries();

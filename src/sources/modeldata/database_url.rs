@@ -352,6 +352,38 @@ impl ServerCertVerifier for ChainOnly {
     }
 }
 
+/// Why connecting to `target` (`host:port/db`, never the password)
+/// failed: the server's own reason when it refused (a wrong password, a
+/// missing database or role; SQLSTATE included), else the whole cause
+/// chain (refused, timed out, no TLS on offer, a password the server wants
+/// and the URL lacks).
+pub fn connect_error(target: &str, error: &(dyn std::error::Error + 'static)) -> String {
+    let mut source = Some(error);
+    while let Some(cause) = source {
+        if let Some(db) = cause.downcast_ref::<tokio_postgres::error::DbError>() {
+            let mut text = format!(
+                "connecting to {target}: {} (SQLSTATE {})",
+                db.message(),
+                db.code().code()
+            );
+            if let Some(hint) = db.hint() {
+                text.push_str("; ");
+                text.push_str(hint);
+            }
+            return text;
+        }
+        source = cause.source();
+    }
+    let chain = cause_chain(error);
+    if chain.ends_with("password missing") {
+        format!(
+            "connecting to {target}: {chain} (the server asks for a password and the URL has none: postgres://user:PASSWORD@host/db)"
+        )
+    } else {
+        format!("connecting to {target}: {chain}")
+    }
+}
+
 /// `error` and its causes, `: `-separated (tokio-postgres's own message
 /// for a failed TLS handshake does not say why).
 pub fn cause_chain(error: &(dyn std::error::Error + 'static)) -> String {

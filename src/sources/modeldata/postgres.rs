@@ -21,7 +21,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use tokio_postgres::types::ToSql;
 
-use super::database_url::{DatabaseUrl, cause_chain};
+use super::database_url::{DatabaseUrl, cause_chain, connect_error};
 use super::ladder::{DEFAULT_STRIDE, Key, Ladder};
 use super::store::{GroupSpan, StoreError};
 use crate::protocol::modeldata::Point;
@@ -189,18 +189,13 @@ pub struct PgStore {
     rebuilt: Option<Instant>,
 }
 
-/// Maps a driver error: no server response means the database is unreachable.
+/// Maps a driver error: no server response means the database is
+/// unreachable (the whole cause chain kept: the driver's own message does
+/// not say why).
 pub(super) fn db_error(e: tokio_postgres::Error) -> StoreError {
     match e.as_db_error() {
         Some(db) => StoreError::Query(format!("{}: {}", db.code().code(), db.message())),
-        None => StoreError::Unavailable(e.to_string()),
-    }
-}
-
-fn pool_error(e: deadpool_postgres::PoolError) -> StoreError {
-    match e {
-        deadpool_postgres::PoolError::Backend(e) => db_error(e),
-        other => StoreError::Unavailable(other.to_string()),
+        None => StoreError::Unavailable(cause_chain(&e)),
     }
 }
 
@@ -257,16 +252,15 @@ impl PgStore {
     }
 
     /// A pooled connection; a failure to connect names the database and
-    /// says why (a refused certificate, a refused connection).
+    /// says why (the server's reason for refusing it, a refused
+    /// certificate, a refused connection), as [`StoreError::Unavailable`]:
+    /// every feed is affected.
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(|e| {
-            let chain = cause_chain(&e);
-            match pool_error(e) {
-                StoreError::Unavailable(_) => {
-                    StoreError::Unavailable(format!("{}: {chain}", self.target))
-                }
-                other => other,
-            }
+            StoreError::Unavailable(match &e {
+                deadpool_postgres::PoolError::Backend(e) => connect_error(&self.target, e),
+                other => connect_error(&self.target, other),
+            })
         })
     }
 

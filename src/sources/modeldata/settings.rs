@@ -117,7 +117,7 @@ impl ModelDataSettings {
         }
         if let Some(url) = &self.database_url {
             let parsed = DatabaseUrl::parse(url, self.ssl_root_cert.as_deref())
-                .map_err(|e| invalid("DATABASE_URL", e.to_string()))?;
+                .map_err(|e| invalid("DATABASE_URL", cause_chain(&e)))?;
             parsed.connector().map_err(|e| {
                 let name = match (
                     &e,

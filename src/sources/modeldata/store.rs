@@ -15,7 +15,9 @@ use crate::protocol::modeldata::GroupSeries;
 /// Why the store could not answer; the feed keeps the last good data and retries.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    /// The database cannot be reached (connection refused, reset, timed out).
+    /// The database cannot be reached (connection refused, reset, timed
+    /// out) or refuses the connection (password, missing database, no TLS);
+    /// connection errors name `host:port/db` and say why.
     #[error("database unavailable: {0}")]
     Unavailable(String),
     /// The table is missing or has columns roomcast cannot read.
