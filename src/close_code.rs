@@ -193,19 +193,7 @@ mod tests {
 
     #[test]
     fn reasons_fit_in_a_control_frame() {
-        for code in [
-            CloseCode::Normal,
-            CloseCode::GoingAway,
-            CloseCode::ProtocolError,
-            CloseCode::InvalidPayload,
-            CloseCode::MessageTimeout,
-            CloseCode::MessageTooBig,
-            CloseCode::InternalError,
-            CloseCode::IdleTimeout,
-            CloseCode::UnknownStream,
-            CloseCode::SlowConsumer,
-            CloseCode::RateLimited,
-        ] {
+        for code in CloseCode::ALL {
             assert!(code.reason().len() <= 123, "{code:?}");
         }
     }
