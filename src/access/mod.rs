@@ -178,13 +178,10 @@ impl AccessControl {
 /// The keys a request carries: `Authorization: Bearer <key>` (scheme in
 /// any case) and `X-API-Key: <key>`.
 fn presented_keys(headers: &HeaderMap) -> impl Iterator<Item = &[u8]> {
-    let bearer = headers.get_all(AUTHORIZATION).iter().filter_map(|v| {
-        let v = v.as_bytes();
-        let (scheme, rest) = v.split_at(v.iter().position(|&b| b == b' ')?);
-        scheme
-            .eq_ignore_ascii_case(b"bearer")
-            .then(|| rest.trim_ascii())
-    });
+    let bearer = headers
+        .get_all(AUTHORIZATION)
+        .iter()
+        .filter_map(crate::http::response::bearer);
     let api_key = headers
         .get_all(X_API_KEY)
         .iter()

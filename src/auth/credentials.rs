@@ -52,15 +52,10 @@ pub fn presented<B>(
         }
     };
     if let Some(value) = req.headers().get(AUTHORIZATION) {
-        let value = value.to_str().map_err(|_| CredentialsError::NotBearer)?;
-        match value.split_once(' ') {
-            Some((scheme, token))
-                if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-            {
-                offer(token.trim().to_string(), None)?
-            }
-            _ => return Err(CredentialsError::NotBearer),
-        }
+        let token = crate::http::response::bearer(value)
+            .and_then(|t| std::str::from_utf8(t).ok())
+            .ok_or(CredentialsError::NotBearer)?;
+        offer(token.to_string(), None)?;
     }
     let offered: Vec<&str> = req
         .headers()

@@ -202,6 +202,16 @@ fn field_error(path: String, inner: serde_json::Error) -> HttpError {
     HttpError::Field { field, message }
 }
 
+/// The credentials of an `Authorization: Bearer <credentials>` value (the
+/// scheme in any case, RFC 9110 §11.1), trimmed; `None` for another scheme
+/// or empty credentials. API keys and JWTs both travel this way.
+pub fn bearer(value: &HeaderValue) -> Option<&[u8]> {
+    let v = value.as_bytes();
+    let (scheme, rest) = v.split_at(v.iter().position(|&b| b == b' ')?);
+    let credentials = rest.trim_ascii();
+    (scheme.eq_ignore_ascii_case(b"bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
 /// The first value of query parameter `name`, percent-decoded.
 pub fn query_param<B>(req: &Request<B>, name: &str) -> Option<String> {
     let query = req.uri().query()?;
