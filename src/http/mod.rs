@@ -13,6 +13,7 @@
 //! preflights, [`crate::access::cors`]), and answers to an allowed browser
 //! origin carry the CORS headers.
 
+pub mod assets;
 pub mod backtest;
 pub mod limits;
 pub mod public_url;
@@ -58,8 +59,15 @@ struct Route {
 }
 
 impl Route {
-    /// The parameters when `path` matches the pattern.
+    /// The parameters when `path` matches the pattern. A last segment
+    /// `{*name}` matches the rest of the path (one or more segments).
     fn matches(&self, path: &str) -> Option<Params> {
+        if let Some(prefix) = self.pattern.strip_suffix("}")
+            && let Some((prefix, _)) = prefix.rsplit_once("{*")
+        {
+            let rest = path.strip_prefix(prefix)?;
+            return (!rest.is_empty()).then(|| vec![rest.to_string()]);
+        }
         let mut params = Vec::new();
         let mut segments = path.split('/');
         for expected in self.pattern.split('/') {
@@ -87,6 +95,14 @@ impl Router {
     /// The routes for `config` (the echo endpoint only when enabled).
     pub fn new(config: &Config) -> Self {
         let mut routes = vec![
+            get("/", Access::Open, |_, req, _| {
+                Box::pin(async move { assets::serve("index.html", req.headers()) })
+            }),
+            get("/static/{*path}", Access::Open, |_, req, params| {
+                Box::pin(
+                    async move { assets::serve(&format!("static/{}", params[0]), req.headers()) },
+                )
+            }),
             get("/health", Access::Open, |app, _, _| {
                 Box::pin(async move { status::health(&app) })
             }),
@@ -347,5 +363,18 @@ mod tests {
         assert_eq!(r.matches("/health"), Some(vec![]));
         assert_eq!(r.matches("/health/"), None);
         assert_eq!(r.matches("/healthz"), None);
+    }
+
+    #[test]
+    fn a_tail_pattern_captures_the_rest_of_the_path() {
+        let r = pattern("/static/{*path}");
+        assert_eq!(
+            r.matches("/static/js/a.js"),
+            Some(vec!["js/a.js".to_string()])
+        );
+        assert_eq!(r.matches("/static/a.css"), Some(vec!["a.css".to_string()]));
+        assert_eq!(r.matches("/static/"), None);
+        assert_eq!(r.matches("/static"), None);
+        assert_eq!(r.matches("/staticx/a"), None);
     }
 }
