@@ -9,8 +9,10 @@
 # binary's `test result:` line: `N passed, N failed, N ignored`. The exit
 # status is cargo's (the fuzz pass's when cargo passed).
 #
-# Needs: cargo. Installs when absent: Python's `websockets` package (the seed
-# client compatibility test runs the seed's own Python client code), Python's
+# Needs: cargo. Installs when absent: Python's `websockets` package, 12 or
+# later (the seed client compatibility test runs the seed's own Python client
+# code; the Python package's subscriber, tests/python_subscriber.rs, needs
+# it), Python's
 # `backtesting` package (backtesting.py: the backtest engine is cross-checked
 # against it, engine/tests/peer.rs), Python's
 # `kosoku` package (it runs the Autobahn|Testsuite cases against the echo
@@ -50,11 +52,12 @@ ensure_python_websockets() {
       apt-get update -qq && apt-get install -y -qq python3 python3-pip >/dev/null
     fi
   fi
-  if command -v python3 >/dev/null 2>&1 && ! python3 -c 'import websockets' 2>/dev/null; then
-    log "installing Python package websockets"
-    python3 -m pip install --quiet --disable-pip-version-check websockets \
-      || python3 -m pip install --quiet --break-system-packages websockets \
-      || log "could not install websockets; the seed-client test will be skipped"
+  local recent="import websockets, sys; sys.exit(int(websockets.__version__.split('.')[0]) < 12)"
+  if command -v python3 >/dev/null 2>&1 && ! python3 -c "$recent" 2>/dev/null; then
+    log "installing Python package websockets (>= 12)"
+    python3 -m pip install --quiet --disable-pip-version-check 'websockets>=12' \
+      || python3 -m pip install --quiet --break-system-packages 'websockets>=12' \
+      || { log "could not install websockets; the Python subscriber tests cannot run"; exit 1; }
   fi
 }
 
@@ -69,14 +72,22 @@ ensure_python_backtesting() {
 }
 
 # The Python package for existing engines must install as documented
-# (`pip install ./clients/python`); tests/python_publisher.rs imports it from
-# the repository, so this checks the packaging, into a scratch directory.
+# (`pip install ./clients/python`, `pip install "./clients/python[subscriber]"`);
+# tests/python_publisher.rs and tests/python_subscriber.rs import it from the
+# repository, so this checks the packaging, into a scratch directory, and
+# that the installed publisher imports without any site package (the
+# subscriber's `websockets` is an extra, not a dependency).
 check_python_package() {
   local scratch
   scratch="$(mktemp -d)"
-  if ! python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$scratch" ./clients/python; then
+  if ! python3 -m pip install --quiet --disable-pip-version-check --no-deps --target "$scratch" './clients/python[subscriber]'; then
     rm -rf "$scratch"
-    log "pip install ./clients/python failed"
+    log "pip install ./clients/python[subscriber] failed"
+    exit 1
+  fi
+  if ! PYTHONPATH="$scratch" python3 -S -c 'import roomcast_client; roomcast_client.HttpTransport; roomcast_client.Subscriber'; then
+    rm -rf "$scratch"
+    log "the installed roomcast_client does not import without site packages"
     exit 1
   fi
   rm -rf "$scratch" clients/python/build clients/python/*.egg-info

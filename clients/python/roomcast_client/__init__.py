@@ -18,12 +18,32 @@ its embedded engine's runs. The engine keeps running in Python; only
 * :class:`BacktestStreamPublisher` - seed 003's stream events (``progress``,
   ``trade``, ``equity``, ``metrics``, ``complete``, ``error``), what seed
   003's ``StreamingBacktestEngine`` emits.
+
+And the other direction, roomcast's native protocol (``/v1/ws``) from asyncio:
+
+* :class:`Subscriber` - rooms as typed events (:class:`Message`,
+  :class:`Gap`, :class:`Subscribed`, :class:`Connected`,
+  :class:`Disconnected`, :class:`ServerError`), resuming and failing over
+  across a fleet's nodes. Needs ``websockets`` (the ``subscriber`` extra);
+  importing this package does not.
 """
 
 from .transport import HttpTransport, PublishError, RedisTransport
 from .sink import EventSink
 from .seed002 import BacktestProgressStreamer, WebSocketLogHandler, setup_backtest_logging
 from .seed003 import BacktestStreamPublisher
+from .subscriber import (
+    Connected,
+    Disconnected,
+    Event,
+    Gap,
+    Message,
+    Position,
+    ServerError,
+    Subscribed,
+    Subscriber,
+    SubscriberError,
+)
 
 __all__ = [
     "HttpTransport",
@@ -34,4 +54,14 @@ __all__ = [
     "BacktestProgressStreamer",
     "setup_backtest_logging",
     "BacktestStreamPublisher",
+    "Subscriber",
+    "SubscriberError",
+    "Event",
+    "Connected",
+    "Disconnected",
+    "Subscribed",
+    "Message",
+    "Gap",
+    "ServerError",
+    "Position",
 ]
