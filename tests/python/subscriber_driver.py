@@ -1,10 +1,18 @@
 """Drives roomcast_client.Subscriber for tests/python_subscriber.rs.
 
 argv[1]: the Subscriber's keyword arguments as JSON ({"urls": [...], "rooms": [...], ...}).
-Prints every event it yields as one JSON line ({"event": "message", "room", "seq", ...});
-reads commands as JSON lines on stdin: {"cmd": "subscribe", "room", "from_seq"},
-{"cmd": "unsubscribe", "room"}, {"cmd": "close"}. When the iteration ends it prints
-{"event": "end", "positions": {room: [seq, epoch]}} (or {"event": "failed", ...}) and exits 0.
+Prints every event it yields as one JSON line ({"event": "message", "room", "seq", ...}).
+Reads commands as JSON lines on stdin:
+
+* {"cmd": "subscribe", "room", "from_seq"}, {"cmd": "unsubscribe", "room"}: each answered
+  with {"event": "done", "cmd"} once the call returned;
+* {"cmd": "pause"}: the loop holds the next event instead of printing it, as a busy
+  application would; {"cmd": "resume"} lets it go on;
+* {"cmd": "pending"}: prints {"event": "pending", "n": sub.pending};
+* {"cmd": "close"}: sub.close(), then {"event": "closed"}.
+
+When the iteration ends it prints {"event": "end", "positions": {room: [seq, epoch]}}
+(or {"event": "failed", ...} first) and exits 0.
 """
 
 import asyncio
@@ -19,7 +27,7 @@ def emit(line):
     print(json.dumps(line), flush=True)
 
 
-async def commands(sub):
+async def commands(sub, running):
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
@@ -30,8 +38,16 @@ async def commands(sub):
         command = json.loads(line)
         if command["cmd"] == "subscribe":
             await sub.subscribe(command["room"], from_seq=command.get("from_seq"))
+            emit({"event": "done", "cmd": "subscribe"})
         elif command["cmd"] == "unsubscribe":
             await sub.unsubscribe(command["room"])
+            emit({"event": "done", "cmd": "unsubscribe"})
+        elif command["cmd"] == "pause":
+            running.clear()
+        elif command["cmd"] == "resume":
+            running.set()
+        elif command["cmd"] == "pending":
+            emit({"event": "pending", "n": sub.pending})
         elif command["cmd"] == "close":
             await sub.close()
             emit({"event": "closed"})
@@ -40,10 +56,13 @@ async def commands(sub):
 async def main():
     options = json.loads(sys.argv[1])
     sub = Subscriber(**options)
-    control = asyncio.ensure_future(commands(sub))
+    running = asyncio.Event()
+    running.set()
+    control = asyncio.ensure_future(commands(sub, running))
     try:
         async with sub:
             async for event in sub:
+                await running.wait()
                 line = dataclasses.asdict(event)
                 line["event"] = type(event).__name__.lower()
                 emit(line)

@@ -302,7 +302,8 @@ class Subscriber:
         for room in rooms:
             self._add_room(room, None)
 
-        self._queue: "asyncio.Queue[Union[_Entry, _End]]" = asyncio.Queue()
+        # Created by start(), inside the event loop (Python 3.9 binds them there).
+        self._queue: "asyncio.Queue[Union[_Entry, _End]]" = None  # type: ignore[assignment]
         self._space: Optional[asyncio.Event] = None
         self._task: Optional[asyncio.Task[None]] = None
         self._ws: Any = None
@@ -334,6 +335,7 @@ class Subscriber:
         return self
 
     async def __anext__(self) -> Event:
+        self.start()
         while True:
             if self._closed:
                 raise StopAsyncIteration
@@ -352,6 +354,7 @@ class Subscriber:
     def start(self) -> None:
         """Starts connecting (``async with`` and ``async for`` do it)."""
         if self._task is None and not self._closed:
+            self._queue = asyncio.Queue()
             self._space = asyncio.Event()
             self._space.set()
             self._task = asyncio.ensure_future(self._run())
@@ -389,6 +392,12 @@ class Subscriber:
         return self._cursor.get(room) or self._baseline.get(room)
 
     @property
+    def pending(self) -> int:
+        """Events received and not yet yielded (duplicates among them are
+        dropped when their turn comes)."""
+        return 0 if self._queue is None else self._queue.qsize()
+
+    @property
     def rooms(self) -> List[str]:
         """The rooms subscribed, in subscription order."""
         return list(self._rooms)
@@ -412,7 +421,8 @@ class Subscriber:
                 await task
             except (asyncio.CancelledError, Exception):
                 pass
-        self._queue.put_nowait(_END)
+        if self._queue is not None:
+            self._queue.put_nowait(_END)
 
     # ------------------------------------------------------------ rooms
 
@@ -629,8 +639,8 @@ class Subscriber:
             beat.cancel()
             self._live = False
             self._ws = None
-        code = getattr(ws, "close_code", None) or 1006
-        reason = getattr(ws, "close_reason", None) or ""
+        code = int(getattr(ws, "close_code", None) or 1006)
+        reason = str(getattr(ws, "close_reason", None) or "")
         if heartbeat_lost:
             code, reason = 1006, "heartbeat timeout"
         try:
