@@ -37,13 +37,22 @@ struct PySubscriber {
 impl PySubscriber {
     /// Starts a subscriber on `urls` joining `rooms`, reconnecting fast.
     async fn start(urls: &[String], rooms: &[&str]) -> PySubscriber {
+        Self::start_with(urls, rooms, json!({})).await
+    }
+
+    /// [`PySubscriber::start`] with more of the Subscriber's keyword
+    /// arguments (`{"token": …}`).
+    async fn start_with(urls: &[String], rooms: &[&str], more: Value) -> PySubscriber {
         python::require_websockets().await;
-        let options = json!({
+        let mut options = json!({
             "urls": urls,
             "rooms": rooms,
             "min_reconnect_delay": FAST_RECONNECT.0,
             "max_reconnect_delay": FAST_RECONNECT.1,
         });
+        for (key, value) in more.as_object().expect("keyword arguments") {
+            options[key] = value.clone();
+        }
         let driver =
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/subscriber_driver.py");
         PySubscriber {
@@ -318,6 +327,65 @@ async fn subscribe_from_zero_replays_the_history_and_nothing_of_a_room_follows_i
     let positions = sub.close().await;
     assert_eq!(positions["ticker:GOOG"], Value::Null, "{positions}");
     assert_eq!(positions["ticker:MARK"][0], 1, "{positions}");
+}
+
+/// An HS256 token for `claims`, an hour from expiry, under `secret`.
+fn hs256(secret: &str, mut claims: Value) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    claims["exp"] = json!(now + 3600);
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()).unwrap(),
+    )
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_is_sent_a_refused_room_is_an_error_event_and_a_refused_token_ends_the_loop() {
+    const SECRET: &str = "test-secret-0123456789-abcdefghijklmnop";
+    let server = TestServer::start(|c| {
+        c.auth.mode = roomcast::auth::AuthMode::Required;
+        c.auth.secret = Some(SECRET.parse().unwrap());
+    })
+    .await;
+    let url = server.ws_url("/v1/ws");
+    let token = hs256(SECRET, json!({"sub": "bot-1", "rooms": ["ticker:A*"]}));
+    let mut sub = PySubscriber::start_with(
+        std::slice::from_ref(&url),
+        &["ticker:MSFT", "ticker:AAPL"],
+        json!({"token": token}),
+    )
+    .await;
+    sub.expect("connected").await;
+    let refused = sub.expect("servererror").await;
+    assert_eq!(
+        (&refused["code"], &refused["room"]),
+        (&json!("forbidden"), &json!("ticker:MSFT")),
+        "{refused}"
+    );
+    assert_eq!(sub.expect("subscribed").await["room"], "ticker:AAPL");
+    publish_price(&server, "AAPL", 1.0).await;
+    assert_eq!(sub.expect("message").await["room"], "ticker:AAPL");
+    // The refused room is no longer the subscriber's.
+    let positions = sub.close().await;
+    assert_eq!(positions.as_object().unwrap().len(), 1, "{positions}");
+
+    let wrong = hs256(
+        "another-secret-0123456789-abcdefghijklmn",
+        json!({"sub": "bot-1"}),
+    );
+    let mut sub = PySubscriber::start_with(&[url], &["ticker:AAPL"], json!({"token": wrong})).await;
+    let failed = sub.expect("failed").await;
+    assert_eq!(failed["status"], 401, "{failed}");
+    assert_eq!(
+        sub.expect("end").await["positions"],
+        json!({"ticker:AAPL": []})
+    );
+    assert!(sub.script.finish().await.success());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
