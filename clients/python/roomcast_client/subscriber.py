@@ -307,8 +307,8 @@ class Subscriber:
         self._space: Optional[asyncio.Event] = None
         self._task: Optional[asyncio.Task[None]] = None
         self._ws: Any = None
-        # True once the current connection's welcome arrived and its rooms
-        # were subscribed: later subscribes go out at once.
+        # True once the current connection's welcome arrived (its rooms are
+        # being subscribed): later subscribes go out at once.
         self._live = False
         # Per room, on the current connection: messages still to come from
         # the history replay that followed its `subscribed`.
@@ -630,7 +630,10 @@ class Subscriber:
                     self._live = True
                     await self._send_subscribe(list(self._rooms))
                 else:
-                    await self._handle(message)
+                    try:
+                        await self._handle(message)
+                    except (KeyError, TypeError, ValueError):
+                        log.warning("roomcast sent a malformed message: %.200r", raw)
         except ConnectionClosed:
             pass
         except OSError as error:
