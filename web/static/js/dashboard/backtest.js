@@ -106,7 +106,7 @@ export function mountBacktest(section, client, router) {
     log.parentElement.scrollTop = log.parentElement.scrollHeight;
   }
 
-  function onTrade(d) {
+  function onTrade(d, timestamp) {
     let row = current.trades.get(d.trade_id);
     if (!row) {
       const cells = {
@@ -126,9 +126,9 @@ export function mountBacktest(section, client, router) {
       row.cells.pnl.textContent = fmtSigned(d.pnl);
       row.cells.reason.textContent = d.exit_reason ?? '';
       row.tr.dataset.dir = d.pnl > 0 ? 'up' : d.pnl < 0 ? 'down' : 'flat';
-      addLog('TRADE', `${d.trade_id} exit @ ${fmtPrice(d.exit_price)} (${d.exit_reason ?? ''}) PnL ${fmtSigned(d.pnl)}`, d.exit_time);
+      addLog('TRADE', `${d.trade_id} exit @ ${fmtPrice(d.exit_price)} (${d.exit_reason ?? ''}) PnL ${fmtSigned(d.pnl)}`, timestamp);
     } else {
-      addLog('TRADE', `${d.trade_id} ${d.direction ?? ''} entry @ ${fmtPrice(d.entry_price)}${d.reasoning?.rationale ? ` — ${d.reasoning.rationale}` : ''}`, d.entry_time);
+      addLog('TRADE', `${d.trade_id} ${d.direction ?? ''} entry @ ${fmtPrice(d.entry_price)}${d.reasoning?.rationale ? ` — ${d.reasoning.rationale}` : ''}`, timestamp);
     }
   }
 
@@ -157,7 +157,7 @@ export function mountBacktest(section, client, router) {
         break;
       }
       case 'trade':
-        onTrade(d);
+        onTrade(d, event.timestamp);
         break;
       case 'metrics':
         metrics.trades.textContent = fmt(d.total_trades, 0);

@@ -42,8 +42,20 @@ export async function openClient() {
 export class RoomRouter {
   constructor(client) {
     this.claims = [];
-    client.on('subscribed', (msg) => this.dispatch('subscribed', msg));
-    client.on('gap', (msg) => this.dispatch('gap', msg));
+    // `subscribed` messages seen per room. Only a later one is a resume: a
+    // first subscribe with `from: 0` is answered like a resume too, and its
+    // `recovered: false` (reason `trimmed`) only says the oldest history is
+    // gone, which is normal.
+    this.subscriptions = new Map();
+    client.on('subscribed', (msg) => {
+      const count = (this.subscriptions.get(msg?.room) ?? 0) + 1;
+      this.subscriptions.set(msg?.room, count);
+      if (count > 1) this.dispatch('subscribed', msg);
+    });
+    client.on('gap', (msg) => {
+      const resumed = (this.subscriptions.get(msg?.room) ?? 0) > 1;
+      if (msg?.reason !== 'trimmed' || resumed) this.dispatch('gap', msg);
+    });
   }
 
   /** `match`: a room name, or a prefix ending in ':'. */

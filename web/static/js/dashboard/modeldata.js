@@ -84,7 +84,7 @@ export function mountModeldata(section) {
       return el('tr', { 'data-model': name, 'data-dir': direction(last.total_pnl) },
         el('td', {}, el('span', { class: 'swatch', style: `background:${PALETTE[i % PALETTE.length]}` }), name),
         el('td', { class: 'num' }, fmt(last.account_value, 2)),
-        el('td', { class: 'num' }, typeof last.return_value === 'number' ? `${fmtSigned(last.return_value, 2)}%` : '—'),
+        el('td', { class: 'num' }, typeof last.return_value === 'number' ? `${fmtSigned(last.return_value * 100, 2)}%` : '—'),
         el('td', { class: 'num pnl' }, fmtSigned(last.total_pnl, 2)),
         el('td', { class: 'num' }, last.trades ?? '—'),
         el('td', { class: 'num muted' }, group.total_points ?? points.length),

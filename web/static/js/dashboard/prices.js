@@ -60,7 +60,7 @@ export function mountPrices(section, client, router, marketChip) {
       volume: el('td', { class: 'num', 'data-field': 'volume' }, '—'),
       time: el('td', { class: 'num muted', 'data-field': 'time' }, '—'),
     };
-    const canvas = el('canvas', { class: 'spark', width: 120, height: 28 });
+    const canvas = el('canvas', { class: 'spark', width: 90, height: 24 });
     const remove = el('button', { type: 'button', class: 'icon', title: `Remove ${symbol}`, 'aria-label': `Remove ${symbol}` }, '×');
     const tr = el('tr', { 'data-symbol': symbol, 'data-dir': 'flat' },
       el('td', { class: 'symbol' }, symbol), cells.price, cells.change, cells.percent, cells.volume,
