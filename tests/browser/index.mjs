@@ -1,0 +1,240 @@
+// Browser test of the dashboard at `/` (driven by tests/browser.rs).
+//
+//   node tests/browser/index.mjs live    <base-url> <screenshot.png>
+//   node tests/browser/index.mjs restart <base-url>
+//
+// `live`: opens `/` at 1280×800, publishes prices, an alert trigger, a pattern,
+// a seed 004 portfolio and execution over HTTP, arms and deletes an alert in
+// the page, starts a backtest from the launcher, and waits until every panel
+// shows its data; then saves the screenshot.
+// `restart`: with the page live, prints `RESTART` on stdout and waits for a
+// line on stdin (the test restarts the node on the same port meanwhile);
+// then checks the page reconnected, resumed (`recovered: true`, no row twice)
+// and shows what was published after the restart.
+//
+// Either prints one line `RESULT <json>` for the Rust test to check, or fails
+// (exit status 1) naming the step that did not happen.
+
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const [scenario, base, screenshot] = process.argv.slice(2);
+const STEP_TIMEOUT = 60_000;
+
+async function post(path, body) {
+  const response = await fetch(new URL(path, base), {
+    method: 'POST',
+    headers: { 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (!response.ok) throw new Error(`POST ${path} → ${response.status} ${text}`);
+  return JSON.parse(text);
+}
+
+const publishPrice = (ticker, price) => post('/api/ws/broadcast/price', {
+  ticker, price, change: 1.25, change_percent: 0.83, volume: 1200000, high: price + 1, low: price - 2, open_price: price - 1,
+});
+const publishAlert = (ticker, message) => post('/api/ws/broadcast/alert', {
+  ticker, alert_type: 'breakout', trigger_price: 150, current_price: 150.25, message,
+});
+
+/** Runs `fn`, naming `step` if it throws. */
+async function step(name, fn) {
+  try {
+    return await fn();
+  } catch (err) {
+    throw new Error(`step "${name}" failed: ${err?.message ?? err}`);
+  }
+}
+
+const statesOf = (page) => page.$$eval('[data-panel]', (panels) => Object.fromEntries(panels.map((p) => [
+  p.dataset.panel, p.querySelector('[data-role=state]')?.dataset.state ?? null,
+])));
+
+async function open(browser, { allowConnectionErrors }) {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const errors = [];
+  page.on('console', (m) => {
+    if (m.type() !== 'error') return;
+    // A node being restarted refuses connections: the browser logs those itself.
+    if (allowConnectionErrors && /ERR_CONNECTION_REFUSED|WebSocket connection to|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET/.test(m.text())) return;
+    errors.push(m.text());
+  });
+  page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+  page.setDefaultTimeout(STEP_TIMEOUT);
+  await step('page loads', async () => {
+    await page.goto(new URL('/', base).href);
+    await page.waitForSelector('body[data-ready=true]');
+    await page.waitForSelector('[data-role=connection][data-state=live]');
+  });
+  return { page, errors };
+}
+
+async function live(browser) {
+  const { page, errors } = await open(browser, { allowConnectionErrors: false });
+  const hostile = '<img src=x onerror="window.__pwned=1"> breakout';
+
+  await step('prices', async () => {
+    await publishPrice('AAPL', 150.5);
+    await publishPrice('AAPL', 151.25);
+    await page.waitForSelector('[data-panel=prices] tr[data-symbol=AAPL] [data-field=price]:text-is("151.25")');
+  });
+  await step('watchlist edit', async () => {
+    await page.fill('[data-role=watchlist-form] input', 'amzn');
+    await page.click('[data-role=watchlist-form] button');
+    await page.waitForSelector('[data-panel=prices] tr[data-symbol=AMZN]');
+    await publishPrice('AMZN', 201);
+    await page.waitForSelector('tr[data-symbol=AMZN] [data-field=price]:text-is("201.00")');
+  });
+  await step('alert feed', async () => {
+    await publishAlert('TSLA', hostile);
+    await page.waitForSelector('[data-role=alert-feed] li[data-ticker=TSLA]');
+  });
+  await step('pattern feed', async () => {
+    await post('/api/ws/broadcast/pattern', {
+      ticker: 'NVDA', pattern_type: 'VCP', score: 8.5, entry_price: 150.5, stop_price: 145, target_price: 165, message: 'VCP on NVDA',
+    });
+    await page.waitForSelector('[data-role=pattern-feed] li[data-ticker=NVDA]');
+  });
+  await step('arm and delete an alert', async () => {
+    await page.fill('[data-role=arm-form] input[name=ticker]', 'MSFT');
+    await page.selectOption('[data-role=arm-form] select', 'below');
+    await page.fill('[data-role=arm-form] input[name=trigger_price]', '1');
+    await page.click('[data-role=arm-form] button');
+    const row = await page.waitForSelector('[data-role=armed-rows] tr[data-ticker=MSFT]');
+    const id = await row.getAttribute('data-alert-id');
+    await row.$eval('button', (b) => b.click());
+    await page.waitForSelector(`[data-role=armed-rows] tr[data-alert-id="${id}"]`, { state: 'detached' });
+    await page.fill('[data-role=arm-form] input[name=ticker]', 'AAPL');
+    await page.selectOption('[data-role=arm-form] select', 'above');
+    await page.fill('[data-role=arm-form] input[name=trigger_price]', '500');
+    await page.click('[data-role=arm-form] button');
+    await page.waitForSelector('[data-role=armed-rows] tr[data-ticker=AAPL]');
+  });
+  await step('portfolio empty state', async () => {
+    await page.waitForSelector('[data-role=portfolio-empty]:visible');
+  });
+  await step('portfolio and executions', async () => {
+    await post('/websocket/broadcast/trade_executed', { symbol: 'AAPL', side: 'BUY', quantity: 10, price: 151.25 });
+    await post('/websocket/broadcast/portfolio_update', {
+      channel: 'portfolio',
+      data: {
+        positions: { AAPL: { symbol: 'AAPL', quantity: 10, average_price: 151.25, market_price: 152.5, unrealized_pnl: 12.5, unrealized_pnl_pct: 0.83 } },
+        total_pnl: 12.5, position_count: 1,
+      },
+    });
+    await page.waitForSelector('[data-role=execution-rows] tr[data-symbol=AAPL][data-side=BUY]');
+    await page.waitForSelector('[data-role=position-rows] tr[data-symbol=AAPL]');
+    await page.waitForSelector('[data-role=total-pnl]:text-is("+12.50")');
+  });
+  await step('backtest', async () => {
+    await page.click('[data-role=backtest-form] button[type=submit]');
+    await page.waitForSelector('[data-role=run-state][data-run-state=complete]');
+    await page.waitForSelector('[data-role=backtest-progress][data-progress="100"]');
+  });
+  await step('modeldata', async () => {
+    await page.waitForSelector('[data-panel=modeldata] tr[data-model]');
+  });
+  await step('fleet', async () => {
+    await page.waitForSelector('[data-role=ready][data-ready=true]');
+    await page.waitForSelector('[data-stat=client_node]:not(:text-is("—"))');
+  });
+  await step('screenshot', async () => {
+    await page.evaluate(() => window.scrollTo(0, 0));
+    await page.screenshot({ path: screenshot });
+  });
+
+  const result = await page.evaluate(() => {
+    const count = (selector) => document.querySelectorAll(selector).length;
+    const alert = document.querySelector('[data-role=alert-feed] li[data-ticker=TSLA]');
+    return {
+      price_rows: count('[data-panel=prices] tr[data-symbol]'),
+      aapl_price: document.querySelector('tr[data-symbol=AAPL] [data-field=price]')?.textContent,
+      alert_text: alert?.textContent ?? '',
+      alert_images: alert ? alert.querySelectorAll('img').length : -1,
+      pwned: window.__pwned === 1,
+      patterns: count('[data-role=pattern-feed] li[data-room]'),
+      armed_tickers: [...document.querySelectorAll('[data-role=armed-rows] tr')].map((tr) => tr.dataset.ticker),
+      positions: count('[data-role=position-rows] tr[data-symbol]'),
+      executions: count('[data-role=execution-rows] tr[data-symbol]'),
+      backtest_trades: count('[data-trade-id]'),
+      backtest_equity_points: document.querySelector('[data-role=equity-chart] canvas') ? 1 : 0,
+      backtest_log: count('[data-role=backtest-log] li'),
+      models: count('[data-panel=modeldata] tr[data-model]'),
+      banner_hidden: document.querySelector('[data-role=ready-banner]').hidden,
+      watchlist: JSON.parse(localStorage.getItem('roomcast.watchlist') ?? '[]'),
+    };
+  });
+  result.states = await statesOf(page);
+  result.console_errors = errors;
+  return result;
+}
+
+async function restart(browser) {
+  const { page, errors } = await open(browser, { allowConnectionErrors: true });
+  await page.evaluate(() => {
+    const client = window.roomcastDashboard.client;
+    window.__states = [];
+    window.__subscribed = [];
+    client.on('state', ({ state }) => window.__states.push(state));
+    client.on('subscribed', (msg) => window.__subscribed.push({ room: msg.room, recovered: msg.recovered, replayed: msg.replayed }));
+  });
+  await step('before the restart', async () => {
+    await publishPrice('AAPL', 100);
+    await publishAlert('AAPL', 'before restart 1');
+    await publishAlert('AAPL', 'before restart 2');
+    await page.waitForSelector('tr[data-symbol=AAPL] [data-field=price]:text-is("100.00")');
+    await page.waitForFunction(() => document.querySelectorAll('[data-role=alert-feed] li[data-room]').length === 2);
+  });
+  const nodeBefore = await page.evaluate(() => window.roomcastDashboard.client.node);
+
+  console.log('RESTART');
+  await step('the test restarts the node', () => new Promise((resolve, reject) => {
+    const lines = createInterface({ input: process.stdin });
+    lines.once('line', () => { lines.close(); resolve(); });
+    lines.once('close', () => reject(new Error('stdin closed before the restart was done')));
+  }));
+
+  await step('the page notices and reconnects', async () => {
+    await page.waitForFunction(() => window.__states.includes('reconnecting') && window.roomcastDashboard.client.state === 'open');
+    await page.waitForSelector('[data-role=connection][data-state=live]');
+  });
+  await step('after the restart', async () => {
+    await publishAlert('AAPL', 'after restart');
+    await publishPrice('AAPL', 101.5);
+    await page.waitForSelector('tr[data-symbol=AAPL] [data-field=price]:text-is("101.50")');
+    await page.waitForFunction(() => document.querySelectorAll('[data-role=alert-feed] li[data-room]').length >= 3);
+  });
+  const result = await page.evaluate(() => {
+    const seqs = [...document.querySelectorAll('[data-role=alert-feed] li[data-room]')].map((li) => li.dataset.seq);
+    const after = window.__subscribed.filter((s) => s.recovered !== undefined);
+    return {
+      states: window.__states,
+      alert_seqs: seqs,
+      alert_messages: [...document.querySelectorAll('[data-role=alert-feed] li[data-room] .grow')].map((s) => s.textContent),
+      resumed: after,
+      reconnects: window.roomcastDashboard.client.stats().reconnects,
+      prices_note: document.querySelector('[data-panel=prices] [data-role=state]').textContent,
+    };
+  });
+  result.node_before = nodeBefore;
+  result.node_after = await page.evaluate(() => window.roomcastDashboard.client.node);
+  result.panel_states = await statesOf(page);
+  result.console_errors = errors;
+  return result;
+}
+
+const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
+let status = 0;
+try {
+  const result = scenario === 'live' ? await live(browser) : scenario === 'restart' ? await restart(browser) : null;
+  if (!result) throw new Error(`unknown scenario ${scenario}`);
+  console.log(`RESULT ${JSON.stringify(result)}`);
+} catch (err) {
+  console.error(err?.stack ?? String(err));
+  status = 1;
+} finally {
+  await browser.close();
+}
+process.exit(status);
