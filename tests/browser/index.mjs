@@ -1,28 +1,32 @@
 // Browser test of the dashboard at `/` (driven by tests/browser.rs).
 //
 //   node tests/browser/index.mjs live    <base-url> <screenshot.png>
-//   node tests/browser/index.mjs restart <base-url>
+//   node tests/browser/index.mjs restart <base-url> [<other-node-url>]
 //
 // `live`: opens `/` at 1280×800, publishes prices, an alert trigger, a pattern,
 // a seed 004 portfolio and execution over HTTP, arms and deletes an alert in
 // the page, starts a backtest from the launcher, and waits until every panel
 // shows its data; then saves the screenshot.
-// `restart`: with the page live, prints `RESTART` on stdout and waits for a
-// line on stdin (the test restarts the node on the same port meanwhile);
-// then checks the page reconnected, resumed (`recovered: true`, no row twice)
-// and shows what was published after the restart.
+// `restart`: with the page live, prints `RESTART` on stdout (the test then
+// restarts the node on the same port), waits until the page's client has lost
+// the node (then publishes an alert through the other node, when given) and is
+// connected again, then publishes a price and an alert: the result says what
+// the page resumed (`recovered`) and which alert rows it shows (no row twice).
 //
 // Either prints one line `RESULT <json>` for the Rust test to check, or fails
 // (exit status 1) naming the step that did not happen.
 
-import { createInterface } from 'node:readline';
 import { chromium } from 'playwright-core';
 
-const [scenario, base, screenshot] = process.argv.slice(2);
+const [scenario, base, extra] = process.argv.slice(2);
+// `live`: where the screenshot goes; `restart`: another node of the fleet
+// (optional), which takes a publish while the restarted node is down.
+const screenshot = extra;
+const otherNode = extra;
 const STEP_TIMEOUT = 60_000;
 
-async function post(path, body) {
-  const response = await fetch(new URL(path, base), {
+async function post(path, body, to = base) {
+  const response = await fetch(new URL(path, to), {
     method: 'POST',
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify(body),
@@ -35,9 +39,9 @@ async function post(path, body) {
 const publishPrice = (ticker, price) => post('/api/ws/broadcast/price', {
   ticker, price, change: 1.25, change_percent: 0.83, volume: 1200000, high: price + 1, low: price - 2, open_price: price - 1,
 });
-const publishAlert = (ticker, message) => post('/api/ws/broadcast/alert', {
+const publishAlert = (ticker, message, to = base) => post('/api/ws/broadcast/alert', {
   ticker, alert_type: 'breakout', trigger_price: 150, current_price: 150.25, message,
-});
+}, to);
 
 /** Runs `fn`, naming `step` if it throws. */
 async function step(name, fn) {
@@ -173,7 +177,11 @@ async function live(browser) {
 
 async function restart(browser) {
   const { page, errors } = await open(browser, { allowConnectionErrors: true });
+  // This run's alerts, told apart from any the room already holds.
+  const tag = `run-${Date.now()}`;
   await page.evaluate(() => {
+    window.taggedRows = (t) => [...document.querySelectorAll('[data-role=alert-feed] li[data-room]')]
+      .filter((li) => li.textContent.includes(t));
     const client = window.roomcastDashboard.client;
     window.__states = [];
     window.__subscribed = [];
@@ -182,42 +190,48 @@ async function restart(browser) {
   });
   await step('before the restart', async () => {
     await publishPrice('AAPL', 100);
-    await publishAlert('AAPL', 'before restart 1');
-    await publishAlert('AAPL', 'before restart 2');
+    await publishAlert('AAPL', `before restart 1 ${tag}`);
+    await publishAlert('AAPL', `before restart 2 ${tag}`);
     await page.waitForSelector('tr[data-symbol=AAPL] [data-field=price]:text-is("100.00")');
-    await page.waitForFunction(() => document.querySelectorAll('[data-role=alert-feed] li[data-room]').length === 2);
+    await page.waitForFunction((t) => taggedRows(t).length === 2, tag);
   });
   const nodeBefore = await page.evaluate(() => window.roomcastDashboard.client.node);
 
+  // The test restarts the node when it reads this line; the page's own
+  // client tells when that has happened (it loses the node, then is back).
+  await page.evaluate(() => { window.__restartMark = window.__subscribed.length; });
   console.log('RESTART');
-  await step('the test restarts the node', () => new Promise((resolve, reject) => {
-    const lines = createInterface({ input: process.stdin });
-    lines.once('line', () => { lines.close(); resolve(); });
-    lines.once('close', () => reject(new Error('stdin closed before the restart was done')));
-  }));
-
-  await step('the page notices and reconnects', async () => {
-    await page.waitForFunction(() => window.__states.includes('reconnecting') && window.roomcastDashboard.client.state === 'open');
+  await step('the page notices the restart', async () => {
+    await page.waitForFunction(() => window.__states.includes('reconnecting'));
+  });
+  if (otherNode) {
+    await step('a publish on another node while this one is down', async () => {
+      await publishAlert('AAPL', `during restart ${tag}`, otherNode);
+    });
+  }
+  await step('the page reconnects', async () => {
+    await page.waitForFunction(() => window.roomcastDashboard.client.state === 'open');
     await page.waitForSelector('[data-role=connection][data-state=live]');
+    await page.waitForSelector('[data-panel=modeldata] [data-role=state][data-state=live]');
   });
   await step('after the restart', async () => {
-    await publishAlert('AAPL', 'after restart');
+    await publishAlert('AAPL', `after restart ${tag}`);
     await publishPrice('AAPL', 101.5);
     await page.waitForSelector('tr[data-symbol=AAPL] [data-field=price]:text-is("101.50")');
-    await page.waitForFunction(() => document.querySelectorAll('[data-role=alert-feed] li[data-room]').length >= 3);
+    await page.waitForFunction((t) => taggedRows(t).some((li) => li.textContent.includes(`after restart ${t}`)), tag);
   });
-  const result = await page.evaluate(() => {
-    const seqs = [...document.querySelectorAll('[data-role=alert-feed] li[data-room]')].map((li) => li.dataset.seq);
-    const after = window.__subscribed.filter((s) => s.recovered !== undefined);
+  const result = await page.evaluate((t) => {
+    const rows = taggedRows(t);
+    const after = window.__subscribed.slice(window.__restartMark);
     return {
       states: window.__states,
-      alert_seqs: seqs,
-      alert_messages: [...document.querySelectorAll('[data-role=alert-feed] li[data-room] .grow')].map((s) => s.textContent),
+      alert_seqs: rows.map((li) => li.dataset.seq),
+      alert_messages: rows.map((li) => li.querySelector('.grow').textContent.replace(` ${t}`, '')),
       resumed: after,
       reconnects: window.roomcastDashboard.client.stats().reconnects,
       prices_note: document.querySelector('[data-panel=prices] [data-role=state]').textContent,
     };
-  });
+  }, tag);
   result.node_before = nodeBefore;
   result.node_after = await page.evaluate(() => window.roomcastDashboard.client.node);
   result.panel_states = await statesOf(page);
