@@ -355,6 +355,8 @@ export class RoomcastClient {
     ws.onerror = () => {
       if (this._ws !== ws) return;
       this._emit('error', { code: 'transport', message: `WebSocket error on ${url}` });
+      // A handshake that failed: some implementations (Node 20's) never follow with 'close'.
+      if (ws.readyState !== 1) this._abandon(ws);
     };
     ws.onclose = (event) => {
       if (this._ws !== ws) return;
@@ -367,7 +369,7 @@ export class RoomcastClient {
   _abandon(ws) {
     ws.onopen = ws.onmessage = ws.onerror = ws.onclose = null;
     try {
-      ws.close(4000, 'heartbeat timeout');
+      ws.close(4000, 'abandoned');
     } catch {
       // closing already
     }

@@ -132,14 +132,14 @@ export function uniqueTicker(prefix) {
 /**
  * A TCP proxy on 127.0.0.1 in front of `target` (host:port) that the test can cut (every
  * connection reset: the client sees 1006), refuse (new connections closed at once) or freeze
- * (bytes stop flowing both ways; sockets stay open, like a stopped process).
+ * (on the connections open now, bytes stop flowing both ways while the sockets stay open, like a
+ * stopped process; later connections flow normally).
  */
 export class Proxy {
   /** @param {string} target host:port */
   constructor(target) {
     const [host, port] = [target.slice(0, target.lastIndexOf(':')), Number(target.slice(target.lastIndexOf(':') + 1))];
     this.refusing = false;
-    this.frozen = false;
     this.connections = new Set();
     this.accepted = 0;
     this._server = net.createServer((client) => {
@@ -149,11 +149,11 @@ export class Proxy {
       }
       this.accepted += 1;
       const upstream = net.connect(port, host);
-      const pair = { client, upstream };
+      const pair = { client, upstream, frozen: false };
       this.connections.add(pair);
       const forward = (from, to) =>
         from.on('data', (chunk) => {
-          if (!this.frozen) to.write(chunk);
+          if (!pair.frozen) to.write(chunk);
         });
       forward(client, upstream);
       forward(upstream, client);
@@ -172,6 +172,11 @@ export class Proxy {
     return new Promise((resolve) => {
       this._server.listen(0, '127.0.0.1', () => resolve(`127.0.0.1:${this._server.address().port}`));
     });
+  }
+
+  /** Stops forwarding on every connection open now. */
+  freeze() {
+    for (const pair of this.connections) pair.frozen = true;
   }
 
   /** Resets every open connection. */
