@@ -18,7 +18,11 @@ const CONNECTION_STATES = { connecting: 'connecting', open: 'live', reconnecting
 async function main() {
   const { client, error } = await openClient();
   const chip = $('[data-role=connection]');
+  let wasOpen = false;
   const showState = (state, attempt) => {
+    // A new attempt after a drop is still "reconnecting" to the user.
+    if (state === 'open') wasOpen = true;
+    if (state === 'connecting' && wasOpen) state = 'reconnecting';
     chip.dataset.state = CONNECTION_STATES[state] ?? state;
     chip.textContent = state === 'reconnecting' && attempt ? `reconnecting (attempt ${attempt})` : (CONNECTION_WORDS[state] ?? state);
   };

@@ -31,6 +31,8 @@ export class StreamStatus {
 
   /** The transport's state: connecting | open | reconnecting | closed. */
   setTransport(state, attempt = 0) {
+    // A new attempt after a drop is still "reconnecting" to the user.
+    if (state === 'connecting' && this.openedAt !== null) state = 'reconnecting';
     if (state === 'open' && this.transport !== 'open') this.openedAt = now();
     this.transport = state;
     this.attempt = attempt;
