@@ -2,6 +2,7 @@
 //
 //   node tests/browser/index.mjs live    <base-url> <screenshot.png>
 //   node tests/browser/index.mjs restart <base-url> [<other-node-url>]
+//   node tests/browser/index.mjs refusal <base-url> <api-key>
 //
 // `live`: opens `/` at 1280×800, publishes prices, an alert trigger, a pattern,
 // a seed 004 portfolio and execution over HTTP, arms and deletes an alert in
@@ -12,6 +13,8 @@
 // the node (then publishes an alert through the other node, when given) and is
 // connected again, then publishes a price and an alert: the result says what
 // the page resumed (`recovered`) and which alert rows it shows (no row twice).
+// `refusal`: on a node with API keys, the alerts panel shows the 401; after
+// the key is entered in the page, it lists and arms alerts.
 //
 // Either prints one line `RESULT <json>` for the Rust test to check, or fails
 // (exit status 1) naming the step that did not happen.
@@ -21,8 +24,10 @@ import { chromium } from 'playwright-core';
 const [scenario, base, extra] = process.argv.slice(2);
 // `live`: where the screenshot goes; `restart`: another node of the fleet
 // (optional), which takes a publish while the restarted node is down.
+// `refusal`: the node's API key.
 const screenshot = extra;
 const otherNode = extra;
+const key = extra;
 const STEP_TIMEOUT = 60_000;
 
 async function post(path, body, to = base) {
@@ -239,10 +244,38 @@ async function restart(browser) {
   return result;
 }
 
+async function refusal(browser) {
+  const { page, errors } = await open(browser, { allowConnectionErrors: false });
+  const refusedWith = await step('the refusal is shown', async () => {
+    const notice = await page.waitForSelector('[data-panel=alerts] [data-role=refusal]:visible');
+    return { status: await notice.getAttribute('data-status'), text: await notice.textContent() };
+  });
+  await step('a key in the page opens the admin endpoints', async () => {
+    await page.fill('[data-role=key-form] input', key);
+    await page.click('[data-role=key-form] button');
+    await page.waitForSelector('[data-panel=alerts] [data-role=refusal]', { state: 'hidden' });
+    await page.fill('[data-role=arm-form] input[name=ticker]', 'AAPL');
+    await page.fill('[data-role=arm-form] input[name=trigger_price]', '10');
+    await page.click('[data-role=arm-form] button');
+    await page.waitForSelector('[data-role=armed-rows] tr[data-ticker=AAPL]');
+  });
+  return {
+    refused_status: refusedWith.status,
+    refused_text: refusedWith.text,
+    // The key is this tab's only: in sessionStorage, never in localStorage.
+    key_in_session: await page.evaluate((k) => sessionStorage.getItem('roomcast.apiKey') === k, key),
+    key_in_local: await page.evaluate((k) => Object.values(localStorage).some((v) => v.includes(k)), key),
+    armed: await page.$$eval('[data-role=armed-rows] tr', (rows) => rows.map((r) => r.dataset.ticker)),
+    // Refused requests show in the console as failed loads; nothing else may.
+    console_errors: errors.filter((e) => !/status of 401/.test(e)),
+  };
+}
+
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
 let status = 0;
 try {
-  const result = scenario === 'live' ? await live(browser) : scenario === 'restart' ? await restart(browser) : null;
+  const scenarios = { live, restart, refusal };
+  const result = scenarios[scenario] ? await scenarios[scenario](browser) : null;
   if (!result) throw new Error(`unknown scenario ${scenario}`);
   console.log(`RESULT ${JSON.stringify(result)}`);
 } catch (err) {
