@@ -291,3 +291,32 @@ async fn dashboard_shows_an_admin_refusal_and_works_once_the_key_is_entered() {
     assert_eq!(result["console_errors"], serde_json::json!([]), "{result}");
     server.shutdown().await.expect("clean shutdown");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_raises_the_not_ready_banner_with_its_reason_when_redis_goes() {
+    if let Some(why) = missing_browser() {
+        eprintln!("note: skipping the dashboard readiness test: {why}");
+        return;
+    }
+    let mut redis = RedisServer::start();
+    let node = Node::start(&redis, "dash-ready", &[("ROOMCAST_PAPER_TRADING", "false")]).await;
+    let mut script = Script::start(
+        "index.mjs",
+        &["not-ready".into(), format!("http://{}", node.addr)],
+    );
+    script.expect_line("STOP_REDIS").await;
+    redis.stop();
+    let result = script.result().await;
+    assert_eq!(result["banner_hidden_before"], true, "{result}");
+    assert_eq!(result["readiness"], "false", "{result}");
+    let reason = result["banner_reason"].as_str().unwrap();
+    assert!(
+        !reason.is_empty() && reason != "no reason given",
+        "{result}"
+    );
+    assert!(
+        result["banner_text"].as_str().unwrap().contains(reason),
+        "{result}"
+    );
+    assert_eq!(result["console_errors"], serde_json::json!([]), "{result}");
+}

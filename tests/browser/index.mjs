@@ -3,6 +3,7 @@
 //   node tests/browser/index.mjs live    <base-url> <screenshot.png>
 //   node tests/browser/index.mjs restart <base-url> [<other-node-url>]
 //   node tests/browser/index.mjs refusal <base-url> <api-key>
+//   node tests/browser/index.mjs not-ready <base-url>
 //
 // `live`: opens `/` at 1280×800, publishes prices, an alert trigger, a pattern,
 // a seed 004 portfolio and execution over HTTP, arms and deletes an alert in
@@ -13,6 +14,8 @@
 // the node (then publishes an alert through the other node, when given) and is
 // connected again, then publishes a price and an alert: the result says what
 // the page resumed (`recovered`) and which alert rows it shows (no row twice).
+// `not-ready`: with the page live, prints `STOP_REDIS` (the test stops the
+// fleet's Redis), then waits for the not-ready banner and its reason.
 // `refusal`: on a node with API keys, the alerts panel shows the 401; after
 // the key is entered in the page, it lists and arms alerts.
 //
@@ -271,10 +274,28 @@ async function refusal(browser) {
   };
 }
 
+async function notReady(browser) {
+  const { page, errors } = await open(browser, { allowConnectionErrors: false });
+  const before = await page.$eval('[data-role=ready-banner]', (b) => b.hidden);
+  console.log('STOP_REDIS');
+  const banner = await step('the not-ready banner', async () => {
+    const node = await page.waitForSelector('[data-role=ready-banner]:visible');
+    return { text: await node.textContent(), reason: await node.getAttribute('data-reason') };
+  });
+  return {
+    banner_hidden_before: before,
+    banner_text: banner.text,
+    banner_reason: banner.reason,
+    readiness: await page.$eval('[data-role=ready]', (r) => r.dataset.ready),
+    // /ready answers 503 while not ready: the browser logs that load itself.
+    console_errors: errors.filter((e) => !/status of 503/.test(e)),
+  };
+}
+
 const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
 let status = 0;
 try {
-  const scenarios = { live, restart, refusal };
+  const scenarios = { live, restart, refusal, 'not-ready': notReady };
   const result = scenarios[scenario] ? await scenarios[scenario](browser) : null;
   if (!result) throw new Error(`unknown scenario ${scenario}`);
   console.log(`RESULT ${JSON.stringify(result)}`);
