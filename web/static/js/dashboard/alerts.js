@@ -90,8 +90,13 @@ export function mountAlerts(section, client, router) {
     armedNote,
     keyForm);
 
+  // After a refusal the periodic refresh pauses (each refused request is a
+  // console line in the browser) until the user sends a key or acts.
+  let refused = false;
+
   function showRefusal(err) {
     if (err instanceof HttpError && err.refused) {
+      refused = true;
       refusal.hidden = false;
       refusal.dataset.status = String(err.status);
       refusal.textContent = err.explain();
@@ -101,6 +106,7 @@ export function mountAlerts(section, client, router) {
   }
 
   function clearRefusal() {
+    refused = false;
     refusal.hidden = true;
     delete refusal.dataset.status;
     refusal.textContent = '';
@@ -163,5 +169,5 @@ export function mountAlerts(section, client, router) {
   });
 
   refresh();
-  setInterval(refresh, REFRESH_MS);
+  setInterval(() => { if (!refused) refresh(); }, REFRESH_MS);
 }
