@@ -33,6 +33,10 @@
 # client in Node, which needs a global WebSocket (Node >= 22, or Node 20-21
 # with --experimental-websocket; the test picks the flag). Debian's `nodejs`
 # package is installed when `node` is absent; without it the test is skipped.
+# The JavaScript client's tests (tests/js_client.rs: clients/js/test/*.test.mjs
+# under `node --test`, against real servers and a fleet on redis-server) use
+# the same Node and no npm packages; when CI is set, a missing Node fails them
+# instead of skipping them.
 #
 # Last, a smoke pass of every fuzz target (tests/fuzz/run.sh --smoke: each
 # over its seed corpus plus a few thousand mutations, on the stable
