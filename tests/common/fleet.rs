@@ -269,6 +269,11 @@ impl Node {
         ws
     }
 
+    /// Its process id while it runs (for a test program that signals it itself).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     /// Kills the node with SIGKILL (no drain).
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {

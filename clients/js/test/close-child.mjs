@@ -3,10 +3,15 @@
 // client (no timer, no socket) may be left running after close().
 
 import { RoomcastClient } from '../src/roomcast-client.js';
-import { env, nextEvent, publishPrice, Recorder } from './helpers.mjs';
+import { WebSocketClass, env, nextEvent, publishPrice, Recorder } from './helpers.mjs';
 
 const ticker = env('ROOMCAST_TICKER');
-const client = new RoomcastClient({ url: env('ROOMCAST_WS_URL'), minReconnectDelay: 20, maxReconnectDelay: 200 });
+const client = new RoomcastClient({
+  url: env('ROOMCAST_WS_URL'),
+  WebSocket: WebSocketClass,
+  minReconnectDelay: 20,
+  maxReconnectDelay: 200,
+});
 const states = [];
 client.on('state', (s) => states.push(s.state));
 const recorder = new Recorder();

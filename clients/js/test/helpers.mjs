@@ -7,6 +7,13 @@ import net from 'node:net';
 
 import { RoomcastClient } from '../src/roomcast-client.js';
 
+/**
+ * The WebSocket class the tests use: Node's own (Node >= 22, or Node 20 with
+ * --experimental-websocket), else the `ws` package (`npm ci` in clients/js installs it as a
+ * development dependency, for a Node without one).
+ */
+export const WebSocketClass = globalThis.WebSocket ?? (await import('ws')).default;
+
 /** Bound on any single wait: a failure, never a synchronisation. */
 export const DEADLINE_MS = 15000;
 
@@ -25,6 +32,7 @@ export function env(name) {
 /** Fast reconnects for tests; heartbeats off unless a test turns them on. */
 export function testClient(options) {
   return new RoomcastClient({
+    WebSocket: WebSocketClass,
     minReconnectDelay: 20,
     maxReconnectDelay: 200,
     heartbeatInterval: 60000,
