@@ -83,6 +83,16 @@ async function open(browser, { allowConnectionErrors }) {
   return { page, errors };
 }
 
+/** What `live` waits for in each panel's state badge before its result. */
+const EXPECTED_STATES = { prices: 'live', alerts: 'live', modeldata: 'live', portfolio: 'live', fleet: 'live', backtest: 'idle' };
+
+/** The seed 004 portfolio `live` publishes. */
+const portfolio = {
+  positions: { AAPL: { symbol: 'AAPL', quantity: 10, average_price: 151.25, market_price: 152.5, unrealized_pnl: 12.5, unrealized_pnl_pct: 0.83 } },
+  total_pnl: 12.5,
+  position_count: 1,
+};
+
 async function live(browser) {
   const { page, errors } = await open(browser, { allowConnectionErrors: false });
   const hostile = '<img src=x onerror="window.__pwned=1"> breakout';
@@ -129,13 +139,7 @@ async function live(browser) {
   });
   await step('portfolio and executions', async () => {
     await post('/websocket/broadcast/trade_executed', { symbol: 'AAPL', side: 'BUY', quantity: 10, price: 151.25 });
-    await post('/websocket/broadcast/portfolio_update', {
-      channel: 'portfolio',
-      data: {
-        positions: { AAPL: { symbol: 'AAPL', quantity: 10, average_price: 151.25, market_price: 152.5, unrealized_pnl: 12.5, unrealized_pnl_pct: 0.83 } },
-        total_pnl: 12.5, position_count: 1,
-      },
-    });
+    await post('/websocket/broadcast/portfolio_update', { channel: 'portfolio', data: portfolio });
     await page.waitForSelector('[data-role=execution-rows] tr[data-symbol=AAPL][data-side=BUY]');
     await page.waitForSelector('[data-role=position-rows] tr[data-symbol=AAPL]');
     await page.waitForSelector('[data-role=total-pnl]:text-is("+12.50")');
@@ -151,6 +155,15 @@ async function live(browser) {
   await step('fleet', async () => {
     await page.waitForSelector('[data-role=ready][data-ready=true]');
     await page.waitForSelector('[data-stat=client_node]:not(:text-is("—"))');
+  });
+  await step('every panel live', async () => {
+    // Fresh data for the panels that go stale when quiet (a slow machine
+    // may have taken long over the steps above).
+    await publishPrice('AAPL', 151.25);
+    await post('/websocket/broadcast/portfolio_update', { channel: 'portfolio', data: portfolio });
+    for (const [panel, state] of Object.entries(EXPECTED_STATES)) {
+      await page.waitForSelector(`[data-panel=${panel}] > header [data-role=state][data-state=${state}]`);
+    }
   });
   await step('screenshot', async () => {
     await page.evaluate(() => window.scrollTo(0, 0));
