@@ -1,136 +1,285 @@
-//! Browser tests: real pages of a real roomcast, in Debian's Chromium driven
-//! by `playwright-core` (`tests/browser/*.mjs`, run with Node). Each script
-//! prints one `RESULT <json>` line that the test checks; a step that does not
-//! happen fails the script, naming the step. Skipped, with a note, when Node,
-//! Chromium or the npm packages are missing (`tests/run.sh` installs them).
+//! Browser scenarios: roomcast's pages in a real browser. Each test starts
+//! a real roomcast (in-process, 127.0.0.1), then runs one scenario script of
+//! `tests/browser/` (`node tests/browser/<page>.mjs http://127.0.0.1:PORT`),
+//! which drives Debian's headless Chromium through playwright-core
+//! (`tests/browser/lib.mjs`) and exits non-zero when a check fails; the test
+//! then fails with the script's whole output. A script that needs the test
+//! to act prints `@@ <step>` and waits for a one-line reply (the steps a
+//! test understands are its own: the dashboard's are `stop-server` and
+//! `start-server`). Screenshots go to `target/browser-artifacts/`.
+//!
+//! Needs `/usr/bin/chromium`, `node` and `tests/browser/node_modules`
+//! (`tests/run.sh` installs all three: `ensure_browser`). When one is
+//! missing the test is skipped with a note, except under CI (`CI` set),
+//! where that is a failure: the browser tests must not pass by not running.
 
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestServer;
 use common::fleet::{Node, RedisServer};
+use parking_lot::Mutex;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::Command;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
 
-/// How long one script may run: a page, a backtest and a node restart.
-const SCRIPT_TIMEOUT: Duration = Duration::from_secs(240);
+/// Where Debian's `chromium` package puts the browser (the scripts use this path).
+const CHROMIUM: &str = "/usr/bin/chromium";
 
-/// `tests/browser/<name>`.
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/browser")
-        .join(name)
+/// The longest a scenario may take between two steps, or to finish: a
+/// browser starts in seconds, a reconnect after a restart in a few more.
+const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `tests/browser/`: the scripts, their package.json and node_modules.
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-/// Where screenshots go: `target/browser-artifacts/`.
-fn artifacts() -> PathBuf {
+/// `target/browser-artifacts/`, created: where scenarios save screenshots.
+fn artifacts_dir() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
-    std::fs::create_dir_all(&dir).expect("creating target/browser-artifacts");
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
     dir
 }
 
-/// Why the browser tests cannot run here, if they cannot.
-fn missing_browser() -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!("no Chromium at {chromium}"));
+/// What the scenarios need and this machine lacks (empty when all is there).
+async fn missing_prerequisites() -> Vec<String> {
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(format!("{CHROMIUM} (Debian's chromium package)"));
     }
-    if !script("node_modules/playwright-core").exists() {
-        return Some(
-            "no tests/browser/node_modules/playwright-core (npm ci in tests/browser)".into(),
-        );
-    }
-    if std::process::Command::new("node")
+    let node = Command::new("node")
         .arg("--version")
-        .output()
-        .is_err()
-    {
-        return Some("no `node`".into());
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+    if !node.is_ok_and(|status| status.success()) {
+        missing.push("node (Debian's nodejs package)".to_string());
     }
-    None
+    if !scripts_dir()
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        missing.push("tests/browser/node_modules (`npm ci` in tests/browser)".to_string());
+    }
+    missing
 }
 
-/// A running `tests/browser/<name>` script.
-struct Script {
-    /// Its name, for messages.
+/// True when the scenario can run. Otherwise: under CI a failure; locally a
+/// note on stderr and false (the caller returns, skipped).
+async fn browser_available(test: &str) -> bool {
+    let missing = missing_prerequisites().await;
+    if missing.is_empty() {
+        return true;
+    }
+    let missing = missing.join(", ");
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: CI must run the browser tests, but this machine lacks {missing}");
+    }
+    eprintln!("note: skipping {test}: missing {missing}; ./tests/run.sh installs them");
+    false
+}
+
+/// A running scenario script: its steps read from stdout, replies written
+/// to stdin, everything it printed kept for the failure message.
+struct Scenario {
+    /// `<page>.mjs`, for messages.
     name: String,
-    /// The process (killed if the test ends first).
-    child: tokio::process::Child,
-    /// Its stdout, line by line.
-    lines: tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    /// The node process (killed if the test ends early).
+    child: Child,
+    /// Where replies to steps go; closed at the end so the script sees EOF.
+    stdin: Option<ChildStdin>,
+    /// The script's stdout, line by line: steps and anything else it prints.
+    stdout: Lines<BufReader<ChildStdout>>,
+    /// Every line the script printed on either stream, in arrival order.
+    transcript: Arc<Mutex<String>>,
+    /// Copies stderr into the transcript until the script exits.
+    stderr_task: JoinHandle<()>,
 }
 
-impl Script {
-    /// Starts `node tests/browser/<name> args…`.
-    fn start(name: &str, args: &[String]) -> Script {
+impl Scenario {
+    /// Starts `node tests/browser/<name>.mjs <base_url>`.
+    fn start(name: &str, base_url: &str) -> Scenario {
+        let script = scripts_dir().join(format!("{name}.mjs"));
         let mut child = Command::new("node")
-            .arg(script(name))
-            .args(args)
+            .arg(&script)
+            .arg(base_url)
+            .current_dir(scripts_dir())
+            .env("ROOMCAST_ARTIFACTS", artifacts_dir())
+            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .kill_on_drop(true)
             .spawn()
-            .expect("spawn node");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        Script {
-            name: name.to_string(),
+            .unwrap_or_else(|e| panic!("cannot run node {}: {e}", script.display()));
+        let transcript = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let stderr_task = tokio::spawn({
+            let transcript = Arc::clone(&transcript);
+            async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut transcript = transcript.lock();
+                    transcript.push_str(&line);
+                    transcript.push('\n');
+                }
+            }
+        });
+        Scenario {
+            name: format!("{name}.mjs"),
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().expect("piped stdout")).lines(),
             child,
-            lines,
+            transcript,
+            stderr_task,
         }
     }
 
-    /// Waits for the line `expected`, failing on any other line or the end.
-    async fn expect_line(&mut self, expected: &str) {
-        let line = tokio::time::timeout(SCRIPT_TIMEOUT, self.lines.next_line())
-            .await
-            .unwrap_or_else(|_| panic!("{}: no line within {SCRIPT_TIMEOUT:?}", self.name))
-            .expect("reading the script's stdout");
-        match line {
-            Some(line) if line == expected => {}
-            Some(line) => panic!("{}: expected {expected:?}, got {line:?}", self.name),
-            None => {
-                let stderr = self.stderr().await;
-                panic!("{}: ended before {expected:?}:\n{stderr}", self.name)
+    /// The next step the script asks for (`@@ <step>`), or None once it has
+    /// closed its stdout (it is finishing).
+    async fn next_step(&mut self) -> Option<String> {
+        loop {
+            let line = tokio::time::timeout(STEP_TIMEOUT, self.stdout.next_line()).await;
+            let line = match line {
+                Ok(Ok(line)) => line?,
+                Ok(Err(e)) => self.fail(&format!("reading its stdout: {e}")),
+                Err(_) => self.fail(&format!("no step or exit within {STEP_TIMEOUT:?}")),
+            };
+            if let Some(step) = line.strip_prefix("@@ ") {
+                return Some(step.to_string());
             }
+            let mut transcript = self.transcript.lock();
+            transcript.push_str(&line);
+            transcript.push('\n');
         }
     }
 
-    /// Its `RESULT` line, once it has exited successfully; panics with its
-    /// stderr otherwise.
-    async fn result(mut self) -> Value {
-        let run = async {
-            let mut result = None;
-            while let Some(line) = self.lines.next_line().await.expect("reading stdout") {
-                if let Some(json) = line.strip_prefix("RESULT ") {
-                    result = Some(serde_json::from_str::<Value>(json).expect("RESULT is JSON"));
-                }
-            }
-            let status = self.child.wait().await.expect("waiting for node");
-            match result {
-                Some(result) if status.success() => result,
-                _ => {
-                    let stderr = self.stderr().await;
-                    panic!("{} failed ({status}):\n{stderr}", self.name)
-                }
-            }
+    /// Answers the step the script is waiting on.
+    async fn reply(&mut self, answer: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open until finish");
+        let written = async {
+            stdin.write_all(format!("{answer}\n").as_bytes()).await?;
+            stdin.flush().await
         };
-        tokio::time::timeout(SCRIPT_TIMEOUT, run)
-            .await
-            .unwrap_or_else(|_| panic!("script did not finish within {SCRIPT_TIMEOUT:?}"))
+        if let Err(e) = written.await {
+            self.fail(&format!("replying {answer:?}: {e}"));
+        }
     }
 
-    /// What it wrote to stderr (after it ended).
-    async fn stderr(&mut self) -> String {
-        let mut text = String::new();
-        if let Some(mut stderr) = self.child.stderr.take() {
-            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+    /// Waits for the script to exit; fails with its output unless it passed.
+    async fn finish(mut self) {
+        if let Some(step) = self.next_step().await {
+            self.fail(&format!(
+                "asked for step {step:?} after the test's last one"
+            ));
         }
-        text
+        self.stdin.take();
+        let status: ExitStatus = match tokio::time::timeout(STEP_TIMEOUT, self.child.wait()).await {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => self.fail(&format!("waiting for it: {e}")),
+            Err(_) => self.fail("did not exit"),
+        };
+        let _ = tokio::time::timeout(STEP_TIMEOUT, &mut self.stderr_task).await;
+        if !status.success() {
+            self.fail(&format!("exited with {status}"));
+        }
+        eprintln!("{}", self.transcript.lock());
     }
+
+    /// Fails the test with the script's output so far.
+    fn fail(&self, why: &str) -> ! {
+        panic!(
+            "browser scenario {} failed: {why}\n--- its output ---\n{}",
+            self.name,
+            self.transcript.lock()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_goes_live_shows_http_prices_and_resubscribes_after_a_restart() {
+    if !browser_available("dashboard_goes_live_shows_http_prices_and_resubscribes_after_a_restart")
+        .await
+    {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let addr = server.addr;
+    let mut server = Some(server);
+    let mut scenario = Scenario::start("dashboard", &format!("http://{addr}"));
+    let mut restarted = false;
+    while let Some(step) = scenario.next_step().await {
+        match step.as_str() {
+            "stop-server" => {
+                let running = server.take().expect("a server to stop");
+                running.shutdown().await.expect("the server stops cleanly");
+                scenario.reply("stopped").await;
+            }
+            "start-server" => {
+                assert!(server.is_none(), "start-server while one runs");
+                server = Some(TestServer::start_at(addr, |_| {}).await);
+                restarted = true;
+                scenario.reply("started").await;
+            }
+            other => scenario.fail(&format!("unknown step {other:?}")),
+        }
+    }
+    scenario.finish().await;
+    assert!(restarted, "the scenario never restarted the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_client_backs_off_throttles_conflates_batches_and_cleans_up() {
+    if !browser_available("websocket_client_backs_off_throttles_conflates_batches_and_cleans_up")
+        .await
+    {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let mut scenario = Scenario::start("websocket-client", &format!("http://{}", server.addr));
+    if let Some(step) = scenario.next_step().await {
+        scenario.fail(&format!("unknown step {step:?}"));
+    }
+    scenario.finish().await;
+}
+
+// ---------------------------------------------------------------------------
+// The dashboard at `/` (tests/browser/index.mjs): the script asks for its
+// scenario, may ask the test to act, and ends with `result <json>`.
+// ---------------------------------------------------------------------------
+
+/// Plays dashboard scenario `name` against `base_url`: answers `scenario`,
+/// hands every other step to `act` (which returns the reply), and returns
+/// the scenario's result once the script has passed.
+async fn dashboard_scenario<F>(base_url: &str, name: &str, mut act: F) -> Value
+where
+    F: AsyncFnMut(&str) -> String,
+{
+    let mut scenario = Scenario::start("index", base_url);
+    let mut result = None;
+    while let Some(step) = scenario.next_step().await {
+        if step == "scenario" {
+            scenario.reply(name).await;
+        } else if let Some(json) = step.strip_prefix("result ") {
+            match serde_json::from_str::<Value>(json) {
+                Ok(value) => result = Some(value),
+                Err(e) => scenario.fail(&format!("its result is not JSON: {e}")),
+            }
+            scenario.reply("ok").await;
+        } else {
+            let answer = act(&step).await;
+            scenario.reply(&answer).await;
+        }
+    }
+    scenario.finish().await;
+    result.expect("the scenario passed without a result")
 }
 
 /// The strings of a JSON array.
@@ -145,24 +294,18 @@ fn strings(value: &Value) -> Vec<&str> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_every_stream_live_and_escapes_what_producers_send() {
-    if let Some(why) = missing_browser() {
-        eprintln!("note: skipping the dashboard browser test: {why}");
+    if !browser_available("dashboard_shows_every_stream_live_and_escapes_what_producers_send").await
+    {
         return;
     }
     // No paper account: the portfolio panel shows its empty state until the
     // test publishes one, as an external trading system would.
     let server = TestServer::start(|config| config.trading.paper_trading = false).await;
-    let shot = artifacts().join("dashboard-index.png");
+    let shot = artifacts_dir().join("dashboard-index.png");
     let _ = std::fs::remove_file(&shot);
-    let result = Script::start(
-        "index.mjs",
-        &[
-            "live".into(),
-            format!("http://{}", server.addr),
-            shot.display().to_string(),
-        ],
-    )
-    .result()
+    let result = dashboard_scenario(&format!("http://{}", server.addr), "live", async |step| {
+        panic!("unexpected step {step:?}")
+    })
     .await;
 
     for (panel, state) in [
@@ -176,7 +319,7 @@ async fn dashboard_shows_every_stream_live_and_escapes_what_producers_send() {
         assert_eq!(result["states"][panel], state, "{panel}: {result}");
     }
     assert_eq!(result["aapl_price"], "151.25", "{result}");
-    // The default watchlist plus the symbol the test added, kept by the page.
+    // The default watchlist plus the symbol the page added, kept by the page.
     assert_eq!(result["price_rows"], 7, "{result}");
     assert!(strings(&result["watchlist"]).contains(&"AMZN"), "{result}");
     // A producer's markup is shown as text, never run.
@@ -201,26 +344,33 @@ async fn dashboard_shows_every_stream_live_and_escapes_what_producers_send() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_reconnects_to_a_restarted_node_and_resumes_without_duplicates() {
-    if let Some(why) = missing_browser() {
-        eprintln!("note: skipping the dashboard restart test: {why}");
+    if !browser_available("dashboard_reconnects_to_a_restarted_node_and_resumes_without_duplicates")
+        .await
+    {
         return;
     }
     let redis = RedisServer::start();
     let env = [("ROOMCAST_PAPER_TRADING", "false")];
     let mut node = Node::start(&redis, "dash-a", &env).await;
     let other = Node::start(&redis, "dash-b", &env).await;
-    let mut script = Script::start(
-        "index.mjs",
-        &[
-            "restart".into(),
-            format!("http://{}", node.addr),
-            format!("http://{}", other.addr),
-        ],
-    );
-    script.expect_line("RESTART").await;
-    // Same port, same Redis: what a crashed and restarted server looks like.
-    node.restart().await;
-    let result = script.result().await;
+    let base_url = format!("http://{}", node.addr);
+    let mut restarted = false;
+    let result = dashboard_scenario(&base_url, "restart", async |step| match step {
+        "kill-node" => {
+            // SIGKILL: what a crashed server looks like.
+            node.kill();
+            format!("http://{}", other.addr)
+        }
+        "start-node" => {
+            // Same port, same Redis.
+            node.start_again().await;
+            restarted = true;
+            "started".to_string()
+        }
+        other => panic!("unexpected step {other:?}"),
+    })
+    .await;
+    assert!(restarted, "the scenario never restarted the node");
 
     let states = strings(&result["states"]);
     assert!(states.contains(&"reconnecting"), "{result}");
@@ -260,22 +410,22 @@ async fn dashboard_reconnects_to_a_restarted_node_and_resumes_without_duplicates
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_shows_an_admin_refusal_and_works_once_the_key_is_entered() {
-    if let Some(why) = missing_browser() {
-        eprintln!("note: skipping the dashboard refusal test: {why}");
+    if !browser_available("dashboard_shows_an_admin_refusal_and_works_once_the_key_is_entered")
+        .await
+    {
         return;
     }
     const KEY: &str = "dashboard-key-0123456789";
     let server =
         TestServer::start(|config| config.access.api_keys = Some(KEY.parse().unwrap())).await;
-    let result = Script::start(
-        "index.mjs",
-        &[
-            "refusal".into(),
-            format!("http://{}", server.addr),
-            KEY.into(),
-        ],
+    let result = dashboard_scenario(
+        &format!("http://{}", server.addr),
+        "refusal",
+        async |step| {
+            assert_eq!(step, "api-key");
+            KEY.to_string()
+        },
     )
-    .result()
     .await;
     assert_eq!(result["refused_status"], "401", "{result}");
     assert!(
@@ -294,19 +444,23 @@ async fn dashboard_shows_an_admin_refusal_and_works_once_the_key_is_entered() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_raises_the_not_ready_banner_with_its_reason_when_redis_goes() {
-    if let Some(why) = missing_browser() {
-        eprintln!("note: skipping the dashboard readiness test: {why}");
+    if !browser_available("dashboard_raises_the_not_ready_banner_with_its_reason_when_redis_goes")
+        .await
+    {
         return;
     }
     let mut redis = RedisServer::start();
     let node = Node::start(&redis, "dash-ready", &[("ROOMCAST_PAPER_TRADING", "false")]).await;
-    let mut script = Script::start(
-        "index.mjs",
-        &["not-ready".into(), format!("http://{}", node.addr)],
-    );
-    script.expect_line("STOP_REDIS").await;
-    redis.stop();
-    let result = script.result().await;
+    let result = dashboard_scenario(
+        &format!("http://{}", node.addr),
+        "not-ready",
+        async |step| {
+            assert_eq!(step, "stop-redis");
+            redis.stop();
+            "stopped".to_string()
+        },
+    )
+    .await;
     assert_eq!(result["banner_hidden_before"], true, "{result}");
     assert_eq!(result["readiness"], "false", "{result}");
     let reason = result["banner_reason"].as_str().unwrap();

@@ -1,36 +1,26 @@
-// Browser test of the dashboard at `/` (driven by tests/browser.rs).
-//
-//   node tests/browser/index.mjs live    <base-url> <screenshot.png>
-//   node tests/browser/index.mjs restart <base-url> [<other-node-url>]
-//   node tests/browser/index.mjs refusal <base-url> <api-key>
-//   node tests/browser/index.mjs not-ready <base-url>
+// Browser scenarios of the dashboard at `/` (tests/browser.rs runs them on
+// the shared harness, lib.mjs): `node tests/browser/index.mjs <base-url>`.
+// The script first asks the test which scenario to play (step `scenario`):
 //
 // `live`: opens `/` at 1280×800, publishes prices, an alert trigger, a pattern,
-// a seed 004 portfolio and execution over HTTP, arms and deletes an alert in
-// the page, starts a backtest from the launcher, and waits until every panel
-// shows its data; then saves the screenshot.
-// `restart`: with the page live, prints `RESTART` on stdout (the test then
-// restarts the node on the same port), waits until the page's client has lost
-// the node (then publishes an alert through the other node, when given) and is
-// connected again, then publishes a price and an alert: the result says what
-// the page resumed (`recovered`) and which alert rows it shows (no row twice).
-// `not-ready`: with the page live, prints `STOP_REDIS` (the test stops the
-// fleet's Redis), then waits for the not-ready banner and its reason.
-// `refusal`: on a node with API keys, the alerts panel shows the 401; after
-// the key is entered in the page, it lists and arms alerts.
+//   a seed 004 portfolio and execution over HTTP, arms and deletes an alert in
+//   the page, starts a backtest from the launcher, waits until every panel
+//   shows its data, and saves `dashboard-index.png`.
+// `restart`: with the page live, asks the test to kill the node (step
+//   `kill-node`, answered with another node of the fleet), publishes an alert
+//   there while the page's client is reconnecting, asks for the node to be
+//   started again on its port (`start-node`), then publishes a price and an
+//   alert: what the page resumed (`recovered`) and which alert rows it shows.
+// `refusal`: on a node with API keys (step `api-key` gives it), the alerts
+//   panel shows the 401; once the key is entered it lists and arms alerts.
+// `not-ready`: with the page live, asks the test to stop Redis (`stop-redis`),
+//   then waits for the not-ready banner and its reason.
 //
-// Either prints one line `RESULT <json>` for the Rust test to check, or fails
-// (exit status 1) naming the step that did not happen.
+// Each ends with step `result <json>`: the facts the Rust test asserts.
 
-import { chromium } from 'playwright-core';
+import { run, openPage, screenshot, step as ask, log } from './lib.mjs';
 
-const [scenario, base, extra] = process.argv.slice(2);
-// `live`: where the screenshot goes; `restart`: another node of the fleet
-// (optional), which takes a publish while the restarted node is down.
-// `refusal`: the node's API key.
-const screenshot = extra;
-const otherNode = extra;
-const key = extra;
+let base;
 const STEP_TIMEOUT = 60_000;
 
 async function post(path, body, to = base) {
@@ -51,12 +41,13 @@ const publishAlert = (ticker, message, to = base) => post('/api/ws/broadcast/ale
   ticker, alert_type: 'breakout', trigger_price: 150, current_price: 150.25, message,
 }, to);
 
-/** Runs `fn`, naming `step` if it throws. */
-async function step(name, fn) {
+/** Runs `fn`, naming `what` if it throws. */
+async function step(what, fn) {
+  log(what);
   try {
     return await fn();
   } catch (err) {
-    throw new Error(`step "${name}" failed: ${err?.message ?? err}`);
+    throw new Error(`"${what}" failed: ${err?.message ?? err}`);
   }
 }
 
@@ -64,19 +55,15 @@ const statesOf = (page) => page.$$eval('[data-panel]', (panels) => Object.fromEn
   p.dataset.panel, p.querySelector('[data-role=state]')?.dataset.state ?? null,
 ])));
 
-async function open(browser, { allowConnectionErrors }) {
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
-  const errors = [];
-  page.on('console', (m) => {
-    if (m.type() !== 'error') return;
-    // A node being restarted refuses connections: the browser logs those itself.
-    if (allowConnectionErrors && /ERR_CONNECTION_REFUSED|WebSocket connection to|ERR_EMPTY_RESPONSE|ERR_CONNECTION_RESET/.test(m.text())) return;
-    errors.push(m.text());
-  });
-  page.on('pageerror', (e) => errors.push(`uncaught: ${e.message}`));
+/**
+ * Opens `/` and waits until the page is mounted and its client is live.
+ * `errors` collects what lib.mjs reports (console errors, failed requests,
+ * HTTP errors of our origin); each scenario says which it expects.
+ */
+async function open(context) {
+  const { page, errors } = await openPage(context, new URL('/', base).href);
   page.setDefaultTimeout(STEP_TIMEOUT);
   await step('page loads', async () => {
-    await page.goto(new URL('/', base).href);
     await page.waitForSelector('body[data-ready=true]');
     await page.waitForSelector('[data-role=connection][data-state=live]');
   });
@@ -93,8 +80,8 @@ const portfolio = {
   position_count: 1,
 };
 
-async function live(browser) {
-  const { page, errors } = await open(browser, { allowConnectionErrors: false });
+async function live(context) {
+  const { page, errors } = await open(context);
   const hostile = '<img src=x onerror="window.__pwned=1"> breakout';
 
   await step('prices', async () => {
@@ -167,7 +154,7 @@ async function live(browser) {
   });
   await step('screenshot', async () => {
     await page.evaluate(() => window.scrollTo(0, 0));
-    await page.screenshot({ path: screenshot });
+    await screenshot(page, 'dashboard-index');
   });
 
   const result = await page.evaluate(() => {
@@ -196,8 +183,8 @@ async function live(browser) {
   return result;
 }
 
-async function restart(browser) {
-  const { page, errors } = await open(browser, { allowConnectionErrors: true });
+async function restart(context) {
+  const { page, errors } = await open(context);
   // This run's alerts, told apart from any the room already holds.
   const tag = `run-${Date.now()}`;
   await page.evaluate(() => {
@@ -218,18 +205,16 @@ async function restart(browser) {
   });
   const nodeBefore = await page.evaluate(() => window.roomcastDashboard.client.node);
 
-  // The test restarts the node when it reads this line; the page's own
-  // client tells when that has happened (it loses the node, then is back).
+  // The test kills the node; the page's own client tells when it noticed.
   await page.evaluate(() => { window.__restartMark = window.__subscribed.length; });
-  console.log('RESTART');
-  await step('the page notices the restart', async () => {
+  const otherNode = await ask('kill-node');
+  await step('the page notices the node is gone', async () => {
     await page.waitForFunction(() => window.__states.includes('reconnecting'));
   });
-  if (otherNode) {
-    await step('a publish on another node while this one is down', async () => {
-      await publishAlert('AAPL', `during restart ${tag}`, otherNode);
-    });
-  }
+  await step('a publish on another node while this one is down', async () => {
+    await publishAlert('AAPL', `during restart ${tag}`, otherNode);
+  });
+  await ask('start-node');
   await step('the page reconnects', async () => {
     await page.waitForFunction(() => window.roomcastDashboard.client.state === 'open');
     await page.waitForSelector('[data-role=connection][data-state=live]');
@@ -256,12 +241,14 @@ async function restart(browser) {
   result.node_before = nodeBefore;
   result.node_after = await page.evaluate(() => window.roomcastDashboard.client.node);
   result.panel_states = await statesOf(page);
-  result.console_errors = errors;
+  // While the node was down, the page's polls and sockets failed: expected.
+  result.console_errors = errors.filter((e) => !/ERR_CONNECTION_REFUSED|ERR_CONNECTION_RESET|ERR_EMPTY_RESPONSE|WebSocket connection to|^request failed: /.test(e));
   return result;
 }
 
-async function refusal(browser) {
-  const { page, errors } = await open(browser, { allowConnectionErrors: false });
+async function refusal(context) {
+  const key = await ask('api-key');
+  const { page, errors } = await open(context);
   const refusedWith = await step('the refusal is shown', async () => {
     const notice = await page.waitForSelector('[data-panel=alerts] [data-role=refusal]:visible');
     return { status: await notice.getAttribute('data-status'), text: await notice.textContent() };
@@ -282,15 +269,15 @@ async function refusal(browser) {
     key_in_session: await page.evaluate((k) => sessionStorage.getItem('roomcast.apiKey') === k, key),
     key_in_local: await page.evaluate((k) => Object.values(localStorage).some((v) => v.includes(k)), key),
     armed: await page.$$eval('[data-role=armed-rows] tr', (rows) => rows.map((r) => r.dataset.ticker)),
-    // Refused requests show in the console as failed loads; nothing else may.
-    console_errors: errors.filter((e) => !/status of 401/.test(e)),
+    // Refused requests show as failed loads; nothing else may.
+    console_errors: errors.filter((e) => !/status of 401|^HTTP 401: /.test(e)),
   };
 }
 
-async function notReady(browser) {
-  const { page, errors } = await open(browser, { allowConnectionErrors: false });
+async function notReady(context) {
+  const { page, errors } = await open(context);
   const before = await page.$eval('[data-role=ready-banner]', (b) => b.hidden);
-  console.log('STOP_REDIS');
+  await ask('stop-redis');
   const banner = await step('the not-ready banner', async () => {
     const node = await page.waitForSelector('[data-role=ready-banner]:visible');
     return { text: await node.textContent(), reason: await node.getAttribute('data-reason') };
@@ -301,21 +288,15 @@ async function notReady(browser) {
     banner_reason: banner.reason,
     readiness: await page.$eval('[data-role=ready]', (r) => r.dataset.ready),
     // /ready answers 503 while not ready: the browser logs that load itself.
-    console_errors: errors.filter((e) => !/status of 503/.test(e)),
+    console_errors: errors.filter((e) => !/status of 503|^HTTP 503: .*\/ready$/.test(e)),
   };
 }
 
-const browser = await chromium.launch({ executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium', args: ['--no-sandbox'] });
-let status = 0;
-try {
+run(async ({ context, base: url }) => {
+  base = url;
   const scenarios = { live, restart, refusal, 'not-ready': notReady };
-  const result = scenarios[scenario] ? await scenarios[scenario](browser) : null;
-  if (!result) throw new Error(`unknown scenario ${scenario}`);
-  console.log(`RESULT ${JSON.stringify(result)}`);
-} catch (err) {
-  console.error(err?.stack ?? String(err));
-  status = 1;
-} finally {
-  await browser.close();
-}
-process.exit(status);
+  const name = await ask('scenario');
+  if (!scenarios[name]) throw new Error(`unknown scenario ${name}`);
+  const result = await scenarios[name](context);
+  await ask(`result ${JSON.stringify(result)}`);
+});

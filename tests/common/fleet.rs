@@ -211,11 +211,11 @@ impl Node {
         node
     }
 
-    /// Kills the node (SIGKILL, no drain) and starts it again on the same
-    /// address, Redis, id and environment: what a client sees of a crashed
-    /// and restarted server. Waits until `/health` answers.
-    pub async fn restart(&mut self) {
-        self.kill();
+    /// Starts a killed node again on the same address, Redis, id and
+    /// environment: with [`Node::kill`], what a client sees of a crashed and
+    /// restarted server. Waits until `/health` answers.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "{} is still running", self.id);
         self.spawn().await;
     }
 
