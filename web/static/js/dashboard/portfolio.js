@@ -33,6 +33,8 @@ export function mountPortfolio(section, client, router) {
   const emptyExecutions = el('tr', { class: 'empty-row' }, el('td', { colspan: 5, class: 'empty' }, 'No execution yet.'));
   executions.append(emptyExecutions);
   const signals = el('ul', { class: 'feed compact', 'data-role': 'signal-feed' });
+  const noSignal = el('li', { class: 'empty' }, 'No signal yet.');
+  signals.append(noSignal);
 
   replaceChildren(body,
     el('div', { class: 'summary' }, el('span', { class: 'muted' }, 'Total PnL '), total, count, updated),
@@ -87,6 +89,7 @@ export function mountPortfolio(section, client, router) {
   client.subscribe('s004:signals', (event, meta) => {
     if (event?.type !== 'signal') return;
     const d = members(event);
+    noSignal.remove();
     signals.prepend(el('li', { 'data-seq': meta?.seq, 'data-symbol': d.symbol },
       el('span', { class: `tag ${d.signal_type === 'BUY' ? 'ok' : 'bad'}` }, d.signal_type),
       el('strong', {}, d.symbol),
