@@ -5,7 +5,8 @@
 //      the market status;
 //  (b) realtimeDashboard.ws.getStats() has exactly the seed's keys and its
 //      subscriptions include the watchlist; the add/remove form changes the
-//      subscriptions and the watchlist survives a reload (localStorage);
+//      subscriptions; the watchlist and the sound toggle survive a reload
+//      (localStorage);
 //  (c) a server restart on the same port takes the indicator off "Live" and
 //      back, re-subscribed: a price published to the new server appears.
 //
@@ -100,6 +101,15 @@ run(async ({ context, base }) => {
   }
   await expectPrice(page, 'NVDA', '$131.26');
 
+  // Sound on (a click: browsers start audio only after a gesture); alerts then play Web Audio tones.
+  await page.click('#sound-toggle');
+  const sound = await page.evaluate(() => ({
+    pressed: document.getElementById('sound-toggle').getAttribute('aria-pressed'),
+    saved: localStorage.getItem('roomcast.sound'),
+    audio: window.realtimeDashboard.sound.context ? window.realtimeDashboard.sound.context.constructor.name : null,
+  }));
+  check(sound.pressed === 'true' && sound.saved === 'on' && sound.audio === 'AudioContext', `sound toggle: ${JSON.stringify(sound)}`);
+
   await publish(base, 'pattern', {
     ticker: 'NVDA', pattern_type: 'VCP', score: 8.5, entry_price: 131.5, stop_price: 126.0, target_price: 146.0,
     message: 'VCP pattern detected with high score',
@@ -144,6 +154,8 @@ run(async ({ context, base }) => {
   await waitInPage(page, 'Live after the reload', () => document.getElementById('connection-status')?.textContent === 'Live');
   const afterReload = await page.evaluate(() => window.realtimeDashboard.ws.getStats().subscriptions);
   check(afterReload.includes('ticker:AMZN'), `the watchlist was not kept: ${afterReload}`);
+  const soundAfterReload = await page.textContent('#sound-toggle');
+  check(soundAfterReload === 'Sound on', `the sound setting was not kept: ${soundAfterReload}`);
   await page.click('tr[data-ticker="AMZN"] button');
   await waitInPage(page, 'AMZN gone', () =>
     !document.querySelector('tr[data-ticker="AMZN"]') && !window.realtimeDashboard.ws.getStats().subscriptions.includes('ticker:AMZN'));

@@ -199,6 +199,13 @@
       this._showConnection('connecting');
       ws.connect();
       window.addEventListener('pagehide', () => ws.disconnect());
+      // The network is back: try at once instead of waiting out the backoff.
+      window.addEventListener('online', () => {
+        if (!ws.connected && ws.wanted) ws.connect();
+      });
+      window.addEventListener('offline', () => {
+        if (!ws.connected) this._showConnection('offline');
+      });
       return this;
     }
 

@@ -144,11 +144,13 @@
       this.reconnecting = false;
       this.reconnectAttempts = 0;
       if (socket) {
-        socket.onopen = socket.onmessage = socket.onerror = socket.onclose = null;
-        try {
-          socket.close(1000, 'client disconnect');
-        } catch (_) {
-          /* already closed */
+        socket.onmessage = socket.onerror = socket.onclose = null;
+        if (socket.readyState === 0) {
+          // Closing a socket still connecting makes the browser log an error; close it once open.
+          socket.onopen = () => socket.close(1000, 'client disconnect');
+        } else {
+          socket.onopen = null;
+          if (socket.readyState === 1) socket.close(1000, 'client disconnect');
         }
       }
       if (wasConnected) console.info('[ws] disconnected');
