@@ -21,7 +21,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::TestServer;
+use common::fleet::{Node, RedisServer};
 use parking_lot::Mutex;
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::task::JoinHandle;
@@ -246,4 +248,229 @@ async fn websocket_client_backs_off_throttles_conflates_batches_and_cleans_up() 
         scenario.fail(&format!("unknown step {step:?}"));
     }
     scenario.finish().await;
+}
+
+// ---------------------------------------------------------------------------
+// The dashboard at `/` (tests/browser/index.mjs): the script asks for its
+// scenario, may ask the test to act, and ends with `result <json>`.
+// ---------------------------------------------------------------------------
+
+/// Plays dashboard scenario `name` against `base_url`: answers `scenario`,
+/// hands every other step to `act` (which returns the reply), and returns
+/// the scenario's result once the script has passed.
+async fn dashboard_scenario<F>(base_url: &str, name: &str, mut act: F) -> Value
+where
+    F: AsyncFnMut(&str) -> String,
+{
+    let mut scenario = Scenario::start("index", base_url);
+    let mut result = None;
+    while let Some(step) = scenario.next_step().await {
+        if step == "scenario" {
+            scenario.reply(name).await;
+        } else if let Some(json) = step.strip_prefix("result ") {
+            match serde_json::from_str::<Value>(json) {
+                Ok(value) => result = Some(value),
+                Err(e) => scenario.fail(&format!("its result is not JSON: {e}")),
+            }
+            scenario.reply("ok").await;
+        } else {
+            let answer = act(&step).await;
+            scenario.reply(&answer).await;
+        }
+    }
+    scenario.finish().await;
+    result.expect("the scenario passed without a result")
+}
+
+/// The strings of a JSON array.
+fn strings(value: &Value) -> Vec<&str> {
+    value
+        .as_array()
+        .unwrap_or_else(|| panic!("not an array: {value}"))
+        .iter()
+        .map(|v| v.as_str().unwrap_or_else(|| panic!("not a string: {v}")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_every_stream_live_and_escapes_what_producers_send() {
+    if !browser_available("dashboard_shows_every_stream_live_and_escapes_what_producers_send").await
+    {
+        return;
+    }
+    // No paper account: the portfolio panel shows its empty state until the
+    // test publishes one, as an external trading system would.
+    let server = TestServer::start(|config| config.trading.paper_trading = false).await;
+    let shot = artifacts_dir().join("dashboard-index.png");
+    let _ = std::fs::remove_file(&shot);
+    let result = dashboard_scenario(&format!("http://{}", server.addr), "live", async |step| {
+        panic!("unexpected step {step:?}")
+    })
+    .await;
+
+    for (panel, state) in [
+        ("prices", "live"),
+        ("alerts", "live"),
+        ("modeldata", "live"),
+        ("portfolio", "live"),
+        ("fleet", "live"),
+        ("backtest", "idle"),
+    ] {
+        assert_eq!(result["states"][panel], state, "{panel}: {result}");
+    }
+    assert_eq!(result["aapl_price"], "151.25", "{result}");
+    // The default watchlist plus the symbol the page added, kept by the page.
+    assert_eq!(result["price_rows"], 7, "{result}");
+    assert!(strings(&result["watchlist"]).contains(&"AMZN"), "{result}");
+    // A producer's markup is shown as text, never run.
+    let alert = result["alert_text"].as_str().unwrap();
+    assert!(alert.contains("<img src=x"), "{alert}");
+    assert_eq!(result["alert_images"], 0);
+    assert_eq!(result["pwned"], false);
+    assert_eq!(result["patterns"], 1, "{result}");
+    // The alert armed then deleted in the page is gone; the second stays.
+    assert_eq!(strings(&result["armed_tickers"]), ["AAPL"], "{result}");
+    assert_eq!(result["positions"], 1, "{result}");
+    assert_eq!(result["executions"], 1, "{result}");
+    assert!(result["backtest_trades"].as_u64().unwrap() > 0, "{result}");
+    assert!(result["backtest_log"].as_u64().unwrap() > 0, "{result}");
+    assert!(result["models"].as_u64().unwrap() > 0, "{result}");
+    assert_eq!(result["banner_hidden"], true, "{result}");
+    assert_eq!(result["console_errors"], serde_json::json!([]), "{result}");
+    let png = std::fs::read(&shot).expect("the screenshot was written");
+    assert!(png.starts_with(b"\x89PNG"), "not a PNG");
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_reconnects_to_a_restarted_node_and_resumes_without_duplicates() {
+    if !browser_available("dashboard_reconnects_to_a_restarted_node_and_resumes_without_duplicates")
+        .await
+    {
+        return;
+    }
+    let redis = RedisServer::start();
+    let env = [("ROOMCAST_PAPER_TRADING", "false")];
+    let mut node = Node::start(&redis, "dash-a", &env).await;
+    let other = Node::start(&redis, "dash-b", &env).await;
+    let base_url = format!("http://{}", node.addr);
+    let mut restarted = false;
+    let result = dashboard_scenario(&base_url, "restart", async |step| match step {
+        "kill-node" => {
+            // SIGKILL: what a crashed server looks like.
+            node.kill();
+            format!("http://{}", other.addr)
+        }
+        "start-node" => {
+            // Same port, same Redis.
+            node.start_again().await;
+            restarted = true;
+            "started".to_string()
+        }
+        other => panic!("unexpected step {other:?}"),
+    })
+    .await;
+    assert!(restarted, "the scenario never restarted the node");
+
+    let states = strings(&result["states"]);
+    assert!(states.contains(&"reconnecting"), "{result}");
+    assert_eq!(states.last(), Some(&"open"), "{result}");
+    assert!(result["reconnects"].as_u64().unwrap() >= 1, "{result}");
+    // Every alert once, in order: the two from before, the one published on
+    // the other node while this one was down (replayed on resume), and the
+    // one after.
+    assert_eq!(
+        strings(&result["alert_messages"]),
+        [
+            "after restart",
+            "during restart",
+            "before restart 2",
+            "before restart 1"
+        ],
+        "{result}"
+    );
+    let mut seqs: Vec<u64> = strings(&result["alert_seqs"])
+        .iter()
+        .map(|s| s.parse().expect("a seq"))
+        .collect();
+    seqs.reverse();
+    assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+    // The resume said nothing was lost.
+    let alerts: Vec<&Value> = result["resumed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["room"] == "alerts")
+        .collect();
+    assert_eq!(alerts.len(), 1, "{result}");
+    assert_eq!(alerts[0]["recovered"], true, "{result}");
+    assert_eq!(result["panel_states"]["prices"], "live", "{result}");
+    assert_eq!(result["console_errors"], serde_json::json!([]), "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_an_admin_refusal_and_works_once_the_key_is_entered() {
+    if !browser_available("dashboard_shows_an_admin_refusal_and_works_once_the_key_is_entered")
+        .await
+    {
+        return;
+    }
+    const KEY: &str = "dashboard-key-0123456789";
+    let server =
+        TestServer::start(|config| config.access.api_keys = Some(KEY.parse().unwrap())).await;
+    let result = dashboard_scenario(
+        &format!("http://{}", server.addr),
+        "refusal",
+        async |step| {
+            assert_eq!(step, "api-key");
+            KEY.to_string()
+        },
+    )
+    .await;
+    assert_eq!(result["refused_status"], "401", "{result}");
+    assert!(
+        result["refused_text"]
+            .as_str()
+            .unwrap()
+            .contains("needs an API key"),
+        "{result}"
+    );
+    assert_eq!(result["key_in_session"], true, "{result}");
+    assert_eq!(result["key_in_local"], false, "{result}");
+    assert_eq!(strings(&result["armed"]), ["AAPL"], "{result}");
+    assert_eq!(result["console_errors"], serde_json::json!([]), "{result}");
+    server.shutdown().await.expect("clean shutdown");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_raises_the_not_ready_banner_with_its_reason_when_redis_goes() {
+    if !browser_available("dashboard_raises_the_not_ready_banner_with_its_reason_when_redis_goes")
+        .await
+    {
+        return;
+    }
+    let mut redis = RedisServer::start();
+    let node = Node::start(&redis, "dash-ready", &[("ROOMCAST_PAPER_TRADING", "false")]).await;
+    let result = dashboard_scenario(
+        &format!("http://{}", node.addr),
+        "not-ready",
+        async |step| {
+            assert_eq!(step, "stop-redis");
+            redis.stop();
+            "stopped".to_string()
+        },
+    )
+    .await;
+    assert_eq!(result["banner_hidden_before"], true, "{result}");
+    assert_eq!(result["readiness"], "false", "{result}");
+    let reason = result["banner_reason"].as_str().unwrap();
+    assert!(
+        !reason.is_empty() && reason != "no reason given",
+        "{result}"
+    );
+    assert!(
+        result["banner_text"].as_str().unwrap().contains(reason),
+        "{result}"
+    );
+    assert_eq!(result["console_errors"], serde_json::json!([]), "{result}");
 }

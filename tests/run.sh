@@ -35,6 +35,11 @@
 # client in Node, which needs a global WebSocket (Node >= 22, or Node 20-21
 # with --experimental-websocket; the test picks the flag). Debian's `nodejs`
 # package is installed when `node` is absent; without it the test is skipped.
+# The JavaScript client's tests (tests/js_client.rs: clients/js/test/*.test.mjs
+# under `node --test`, against real servers and a fleet on redis-server) use
+# the same Node (for a Node older than 20, the `ws` package from
+# clients/js/package-lock.json, installed with npm ci); when CI is set, a
+# missing Node fails them instead of skipping them.
 #
 # The browser tests (tests/browser.rs) need Debian's `chromium` (and
 # `nodejs`, `npm`) and the npm packages of tests/browser (`npm ci` when
@@ -174,6 +179,29 @@ ensure_nodejs() {
   fi
 }
 
+# The JavaScript client's tests need a WebSocket in Node. An older Node than
+# 20 (Debian 12's nodejs is 18) has none: install the `ws` package into
+# clients/js from its lock file (npm ci; Debian's npm package when npm is
+# absent), which the tests fall back to.
+ensure_js_client_websocket() {
+  command -v node >/dev/null 2>&1 || return 0
+  local probe='process.exit(typeof WebSocket === "function" ? 0 : 1)'
+  if node -e "$probe" 2>/dev/null || node --experimental-websocket -e "$probe" 2>/dev/null; then
+    return
+  fi
+  if [ -f clients/js/node_modules/ws/package.json ]; then
+    return
+  fi
+  if ! command -v npm >/dev/null 2>&1; then
+    log "npm not found; installing Debian's npm package (the JavaScript client's tests need the ws package on node $(node --version))"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null \
+      || { log "could not install npm; the JavaScript client's tests cannot run"; exit 1; }
+  fi
+  log "installing npm package ws into clients/js (npm ci): node $(node --version) has no WebSocket"
+  (cd clients/js && npm ci --no-audit --no-fund --loglevel=error) \
+    || { log "npm ci in clients/js failed; the JavaScript client's tests cannot run"; exit 1; }
+}
+
 # The browser tests (tests/browser.rs) drive Debian's headless Chromium
 # through playwright-core (tests/browser/package.json, pinned, installed
 # with `npm ci` from package-lock.json; it never downloads a browser).
@@ -204,6 +232,7 @@ ensure_browser() {
 
 ensure_python_websockets
 ensure_nodejs
+ensure_js_client_websocket
 ensure_browser
 ensure_python_backtesting
 check_python_package

@@ -12,6 +12,11 @@
 //! the current tag earns a 304 without a body. Text larger than 1 KiB goes
 //! gzip-compressed to clients that accept it (compressed once, on first
 //! use, and kept). Every answer says `X-Content-Type-Options: nosniff`.
+//!
+//! One file comes from outside `web/`: the JavaScript client of the native
+//! protocol, `clients/js/src/roomcast-client.js`, served at
+//! `static/js/roomcast-client.js` from its package's own folder, so the file
+//! a page imports is the file `npm install ./clients/js` installs.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -35,6 +40,17 @@ use super::response::{self, HttpResponse};
 #[derive(RustEmbed)]
 #[folder = "web/"]
 struct Web;
+
+/// The JavaScript client package's sources (`clients/js/src/`), by file name.
+#[derive(RustEmbed)]
+#[folder = "clients/js/src/"]
+struct ClientJs;
+
+/// Where the pages import the JavaScript client from (relative to `web/`'s root).
+const CLIENT_JS_PREFIX: &str = "static/js/";
+
+/// The one file of [`ClientJs`] served under [`CLIENT_JS_PREFIX`].
+const CLIENT_JS_FILE: &str = "roomcast-client.js";
 
 /// Text files at least this large are worth compressing.
 const COMPRESS_FROM: usize = 1024;
@@ -97,7 +113,10 @@ fn find(path: &str) -> Option<Asset> {
     if !safe(path) {
         return None;
     }
-    let file = Web::get(path)?;
+    let file = match path.strip_prefix(CLIENT_JS_PREFIX) {
+        Some(CLIENT_JS_FILE) => ClientJs::get(CLIENT_JS_FILE)?,
+        _ => Web::get(path)?,
+    };
     let digest = file.metadata.sha256_hash();
     let mut tag = String::with_capacity(18);
     tag.push('"');
@@ -272,6 +291,28 @@ mod tests {
         )])));
         assert!(!accepts_gzip(&headers(&[("accept-encoding", "br")])));
         assert!(!accepts_gzip(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn the_javascript_client_is_served_from_its_package() {
+        let script = serve("static/js/roomcast-client.js", &HeaderMap::new());
+        assert_eq!(script.status(), StatusCode::OK);
+        assert_eq!(
+            script.headers()[CONTENT_TYPE],
+            "text/javascript; charset=utf-8"
+        );
+        assert_eq!(script.headers()[CACHE_CONTROL], STATIC_CACHE);
+        let served = find("static/js/roomcast-client.js").expect("the client is embedded");
+        let source = include_bytes!("../../clients/js/src/roomcast-client.js");
+        assert_eq!(&served.body[..], &source[..]);
+        assert!(
+            std::str::from_utf8(&served.body)
+                .expect("UTF-8")
+                .contains("export class RoomcastClient")
+        );
+        // Only that file: the package's folder is not browsable under another name.
+        assert!(find("static/js/roomcast-client.js/x").is_none());
+        assert!(find("roomcast-client.js").is_none());
     }
 
     #[test]

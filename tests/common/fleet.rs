@@ -184,6 +184,10 @@ pub struct Node {
     pub addr: SocketAddr,
     /// Its `ROOMCAST_NODE_ID`.
     pub id: String,
+    /// Its Redis, kept so [`Node::restart`] starts the same node again.
+    redis_url: String,
+    /// Its extra environment, kept for [`Node::restart`].
+    env: Vec<(String, String)>,
     /// The process, until killed.
     child: Option<Child>,
 }
@@ -193,26 +197,44 @@ impl Node {
     /// until `/health` answers.
     pub async fn start(redis: &RedisServer, id: &str, env: &[(&str, &str)]) -> Node {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
+        let mut node = Node {
+            addr,
+            id: id.to_string(),
+            redis_url: redis.url(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            child: None,
+        };
+        node.spawn().await;
+        node
+    }
+
+    /// Starts a killed node again on the same address, Redis, id and
+    /// environment: with [`Node::kill`], what a client sees of a crashed and
+    /// restarted server. Waits until `/health` answers.
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "{} is still running", self.id);
+        self.spawn().await;
+    }
+
+    /// Starts the process on `self.addr` and waits for `/health`.
+    async fn spawn(&mut self) {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_roomcast"));
         cmd.env_clear()
-            .env("ROOMCAST_BIND", addr.to_string())
-            .env("REDIS_URL", redis.url())
-            .env("ROOMCAST_NODE_ID", id)
+            .env("ROOMCAST_BIND", self.addr.to_string())
+            .env("REDIS_URL", &self.redis_url)
+            .env("ROOMCAST_NODE_ID", &self.id)
             .env("ROOMCAST_SIMULATOR", "false")
             .env("RUST_LOG", "warn")
-            .envs(env.iter().copied())
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
         prepare(&mut cmd, None);
-        let child = spawn(cmd).expect("starting roomcast");
-        let node = Node {
-            addr,
-            id: id.to_string(),
-            child: Some(child),
-        };
-        node.wait_for("/health", StatusCode::OK).await;
-        node
+        self.child = Some(spawn(cmd).expect("starting roomcast"));
+        self.wait_for("/health", StatusCode::OK).await;
     }
 
     /// Polls `GET path` until it answers `status`.
@@ -245,6 +267,11 @@ impl Node {
         .await
         .unwrap_or_else(|e| panic!("websocket connect to {} {path} failed: {e}", self.id));
         ws
+    }
+
+    /// Its process id while it runs (for a test program that signals it itself).
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// Kills the node with SIGKILL (no drain).
