@@ -47,28 +47,10 @@ fn js_test(name: &str) -> PathBuf {
 /// without Node or without any of those; in CI that is a failure: the job
 /// must run these tests.
 async fn node_websocket_flags(test: &str) -> Option<Vec<&'static str>> {
-    for flags in [vec![], vec!["--experimental-websocket"]] {
-        let ok = Command::new("node")
-            .args(&flags)
-            .args([
-                "-e",
-                "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(flags);
-        }
+    if let Some(flags) = common::node::websocket_flags().await {
+        return Some(flags);
     }
-    let node_runs = Command::new("node")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .status()
-        .await
-        .is_ok_and(|s| s.success());
+    let node_runs = common::node::runs().await;
     let ws_package =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("clients/js/node_modules/ws/package.json");
     if node_runs && ws_package.exists() {

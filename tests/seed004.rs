@@ -1474,29 +1474,6 @@ async fn with_the_paper_account_a_silent_client_sees_a_signal_its_trade_and_the_
 // The seed's JavaScript client, in Node
 // ---------------------------------------------------------------------------
 
-/// The flags that give this machine's Node a global `WebSocket` (none from
-/// Node 22, `--experimental-websocket` on Node 20 and 21); `None` without
-/// Node or without one.
-async fn node_websocket_flags() -> Option<Vec<&'static str>> {
-    for flags in [vec![], vec!["--experimental-websocket"]] {
-        let ok = Command::new("node")
-            .args(&flags)
-            .args([
-                "-e",
-                "process.exit(typeof WebSocket === 'function' ? 0 : 1)",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .await
-            .is_ok_and(|s| s.success());
-        if ok {
-            return Some(flags);
-        }
-    }
-    None
-}
-
 /// A roomcast server on a listener of the test's choosing (so a second
 /// one can take over the first's port), configured by [`external`].
 struct PortServer {
@@ -1559,7 +1536,11 @@ async fn expect_line(lines: &mut Lines<BufReader<ChildStdout>>, line: &str, boun
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_seed004_javascript_client_logs_all_four_streams_and_reconnects() {
-    let Some(flags) = node_websocket_flags().await else {
+    let Some(flags) = common::node::websocket_flags().await else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run the seed 004 JavaScript client test: no `node` with a global WebSocket"
+        );
         eprintln!(
             "note: skipping the_seed004_javascript_client_logs_all_four_streams_and_reconnects: \
              no `node` with a global WebSocket (install Node >= 20: Debian's nodejs package)"

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod node;
 pub mod postgres;
 pub mod process;
 pub mod python;
