@@ -159,7 +159,9 @@ async fn schemathesis_finds_no_server_error_and_no_undocumented_answer() {
     std::fs::create_dir_all(&scratch).expect("create a scratch directory");
     // Every operation is tested; none is excluded. Fixed seed and bounded
     // examples, one worker: the same requests every run, in a few minutes
-    // at most on 2 cores.
+    // at most on 2 cores (with two workers, schemathesis 4.32.5 sometimes
+    // stops with an internal Hypothesis error, "AST constructor recursion
+    // depth mismatch").
     let (ok, output) = run_tool(
         "schemathesis",
         &[
