@@ -36,6 +36,10 @@
 # with --experimental-websocket; the test picks the flag). Debian's `nodejs`
 # package is installed when `node` is absent; without it the test is skipped.
 #
+# The browser tests (tests/browser.rs) need Debian's `chromium` (and
+# `nodejs`, `npm`) and the npm packages of tests/browser (`npm ci` when
+# node_modules is missing or was installed from another package-lock.json).
+#
 # Last, a smoke pass of every fuzz target (tests/fuzz/run.sh --smoke: each
 # over its seed corpus plus a few thousand mutations, on the stable
 # toolchain; it installs cargo-fuzz and g++ when absent). Skipped when
@@ -183,8 +187,37 @@ ensure_nodejs() {
   fi
 }
 
+# The browser tests (tests/browser.rs) drive Debian's headless Chromium
+# through playwright-core (tests/browser/package.json, pinned, installed
+# with `npm ci` from package-lock.json; it never downloads a browser).
+ensure_browser() {
+  local need=()
+  [ -x /usr/bin/chromium ] || need+=(chromium)
+  command -v node >/dev/null 2>&1 || need+=(nodejs)
+  command -v npm >/dev/null 2>&1 || need+=(npm)
+  if [ ${#need[@]} -gt 0 ]; then
+    log "installing Debian packages for the browser tests: ${need[*]}"
+    if ! { command -v apt-get >/dev/null 2>&1 && apt-get update -qq \
+      && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null; }; then
+      log "could not install ${need[*]}; the browser tests cannot run (they fail under CI)"
+      return
+    fi
+  fi
+  # node_modules is stale when it was installed from another package-lock.json.
+  local stamp=tests/browser/node_modules/.roomcast-package-lock.json
+  if ! cmp -s tests/browser/package-lock.json "$stamp"; then
+    log "installing the browser tests' npm packages (npm ci in tests/browser)"
+    if (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error); then
+      cp tests/browser/package-lock.json "$stamp"
+    else
+      log "npm ci failed in tests/browser; the browser tests cannot run (they fail under CI)"
+    fi
+  fi
+}
+
 ensure_python_websockets
 ensure_nodejs
+ensure_browser
 ensure_python_backtesting
 check_python_package
 ensure_kosoku

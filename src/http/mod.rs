@@ -98,6 +98,9 @@ impl Router {
             get("/", Access::Open, |_, req, _| {
                 Box::pin(async move { assets::serve("index.html", req.headers()) })
             }),
+            get("/dashboard", Access::Open, |_, req, _| {
+                Box::pin(async move { assets::serve("dashboard.html", req.headers()) })
+            }),
             get("/static/{*path}", Access::Open, |_, req, params| {
                 Box::pin(
                     async move { assets::serve(&format!("static/{}", params[0]), req.headers()) },

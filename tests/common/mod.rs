@@ -88,6 +88,20 @@ impl TestServer {
     /// Starts a server with the documented defaults, the simulator off, then `tweak`.
     pub async fn start(tweak: impl FnOnce(&mut Config)) -> TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        TestServer::start_on(listener, tweak)
+    }
+
+    /// Starts a server like [`TestServer::start`] on `addr`: the port a
+    /// stopped server used, so its clients reconnect to the new one (a restart).
+    pub async fn start_at(addr: SocketAddr, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let listener = TcpListener::bind(addr)
+            .await
+            .unwrap_or_else(|e| panic!("bind {addr} again: {e}"));
+        TestServer::start_on(listener, tweak)
+    }
+
+    /// Runs a server on `listener` with the test defaults, then `tweak`.
+    fn start_on(listener: TcpListener, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let addr = listener.local_addr().expect("local addr");
         let mut config = Config {
             bind: addr,

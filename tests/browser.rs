@@ -1,0 +1,249 @@
+//! Browser scenarios: roomcast's pages in a real browser. Each test starts
+//! a real roomcast (in-process, 127.0.0.1), then runs one scenario script of
+//! `tests/browser/` (`node tests/browser/<page>.mjs http://127.0.0.1:PORT`),
+//! which drives Debian's headless Chromium through playwright-core
+//! (`tests/browser/lib.mjs`) and exits non-zero when a check fails; the test
+//! then fails with the script's whole output. A script that needs the test
+//! to act prints `@@ <step>` and waits for a one-line reply (the steps a
+//! test understands are its own: the dashboard's are `stop-server` and
+//! `start-server`). Screenshots go to `target/browser-artifacts/`.
+//!
+//! Needs `/usr/bin/chromium`, `node` and `tests/browser/node_modules`
+//! (`tests/run.sh` installs all three: `ensure_browser`). When one is
+//! missing the test is skipped with a note, except under CI (`CI` set),
+//! where that is a failure: the browser tests must not pass by not running.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::TestServer;
+use parking_lot::Mutex;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
+use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::task::JoinHandle;
+
+/// Where Debian's `chromium` package puts the browser (the scripts use this path).
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// The longest a scenario may take between two steps, or to finish: a
+/// browser starts in seconds, a reconnect after a restart in a few more.
+const STEP_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// `tests/browser/`: the scripts, their package.json and node_modules.
+fn scripts_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+/// `target/browser-artifacts/`, created: where scenarios save screenshots.
+fn artifacts_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/browser-artifacts");
+    std::fs::create_dir_all(&dir)
+        .unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
+    dir
+}
+
+/// What the scenarios need and this machine lacks (empty when all is there).
+async fn missing_prerequisites() -> Vec<String> {
+    let mut missing = Vec::new();
+    if !Path::new(CHROMIUM).exists() {
+        missing.push(format!("{CHROMIUM} (Debian's chromium package)"));
+    }
+    let node = Command::new("node")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+    if !node.is_ok_and(|status| status.success()) {
+        missing.push("node (Debian's nodejs package)".to_string());
+    }
+    if !scripts_dir()
+        .join("node_modules/playwright-core/package.json")
+        .exists()
+    {
+        missing.push("tests/browser/node_modules (`npm ci` in tests/browser)".to_string());
+    }
+    missing
+}
+
+/// True when the scenario can run. Otherwise: under CI a failure; locally a
+/// note on stderr and false (the caller returns, skipped).
+async fn browser_available(test: &str) -> bool {
+    let missing = missing_prerequisites().await;
+    if missing.is_empty() {
+        return true;
+    }
+    let missing = missing.join(", ");
+    if std::env::var_os("CI").is_some() {
+        panic!("{test}: CI must run the browser tests, but this machine lacks {missing}");
+    }
+    eprintln!("note: skipping {test}: missing {missing}; ./tests/run.sh installs them");
+    false
+}
+
+/// A running scenario script: its steps read from stdout, replies written
+/// to stdin, everything it printed kept for the failure message.
+struct Scenario {
+    /// `<page>.mjs`, for messages.
+    name: String,
+    /// The node process (killed if the test ends early).
+    child: Child,
+    /// Where replies to steps go; closed at the end so the script sees EOF.
+    stdin: Option<ChildStdin>,
+    /// The script's stdout, line by line: steps and anything else it prints.
+    stdout: Lines<BufReader<ChildStdout>>,
+    /// Every line the script printed on either stream, in arrival order.
+    transcript: Arc<Mutex<String>>,
+    /// Copies stderr into the transcript until the script exits.
+    stderr_task: JoinHandle<()>,
+}
+
+impl Scenario {
+    /// Starts `node tests/browser/<name>.mjs <base_url>`.
+    fn start(name: &str, base_url: &str) -> Scenario {
+        let script = scripts_dir().join(format!("{name}.mjs"));
+        let mut child = Command::new("node")
+            .arg(&script)
+            .arg(base_url)
+            .current_dir(scripts_dir())
+            .env("ROOMCAST_ARTIFACTS", artifacts_dir())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run node {}: {e}", script.display()));
+        let transcript = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("piped stderr");
+        let stderr_task = tokio::spawn({
+            let transcript = Arc::clone(&transcript);
+            async move {
+                let mut lines = BufReader::new(stderr).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    let mut transcript = transcript.lock();
+                    transcript.push_str(&line);
+                    transcript.push('\n');
+                }
+            }
+        });
+        Scenario {
+            name: format!("{name}.mjs"),
+            stdin: child.stdin.take(),
+            stdout: BufReader::new(child.stdout.take().expect("piped stdout")).lines(),
+            child,
+            transcript,
+            stderr_task,
+        }
+    }
+
+    /// The next step the script asks for (`@@ <step>`), or None once it has
+    /// closed its stdout (it is finishing).
+    async fn next_step(&mut self) -> Option<String> {
+        loop {
+            let line = tokio::time::timeout(STEP_TIMEOUT, self.stdout.next_line()).await;
+            let line = match line {
+                Ok(Ok(line)) => line?,
+                Ok(Err(e)) => self.fail(&format!("reading its stdout: {e}")),
+                Err(_) => self.fail(&format!("no step or exit within {STEP_TIMEOUT:?}")),
+            };
+            if let Some(step) = line.strip_prefix("@@ ") {
+                return Some(step.to_string());
+            }
+            let mut transcript = self.transcript.lock();
+            transcript.push_str(&line);
+            transcript.push('\n');
+        }
+    }
+
+    /// Answers the step the script is waiting on.
+    async fn reply(&mut self, answer: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open until finish");
+        let written = async {
+            stdin.write_all(format!("{answer}\n").as_bytes()).await?;
+            stdin.flush().await
+        };
+        if let Err(e) = written.await {
+            self.fail(&format!("replying {answer:?}: {e}"));
+        }
+    }
+
+    /// Waits for the script to exit; fails with its output unless it passed.
+    async fn finish(mut self) {
+        if let Some(step) = self.next_step().await {
+            self.fail(&format!(
+                "asked for step {step:?} after the test's last one"
+            ));
+        }
+        self.stdin.take();
+        let status: ExitStatus = match tokio::time::timeout(STEP_TIMEOUT, self.child.wait()).await {
+            Ok(Ok(status)) => status,
+            Ok(Err(e)) => self.fail(&format!("waiting for it: {e}")),
+            Err(_) => self.fail("did not exit"),
+        };
+        let _ = tokio::time::timeout(STEP_TIMEOUT, &mut self.stderr_task).await;
+        if !status.success() {
+            self.fail(&format!("exited with {status}"));
+        }
+        eprintln!("{}", self.transcript.lock());
+    }
+
+    /// Fails the test with the script's output so far.
+    fn fail(&self, why: &str) -> ! {
+        panic!(
+            "browser scenario {} failed: {why}\n--- its output ---\n{}",
+            self.name,
+            self.transcript.lock()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_goes_live_shows_http_prices_and_resubscribes_after_a_restart() {
+    if !browser_available("dashboard_goes_live_shows_http_prices_and_resubscribes_after_a_restart")
+        .await
+    {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let addr = server.addr;
+    let mut server = Some(server);
+    let mut scenario = Scenario::start("dashboard", &format!("http://{addr}"));
+    let mut restarted = false;
+    while let Some(step) = scenario.next_step().await {
+        match step.as_str() {
+            "stop-server" => {
+                let running = server.take().expect("a server to stop");
+                running.shutdown().await.expect("the server stops cleanly");
+                scenario.reply("stopped").await;
+            }
+            "start-server" => {
+                assert!(server.is_none(), "start-server while one runs");
+                server = Some(TestServer::start_at(addr, |_| {}).await);
+                restarted = true;
+                scenario.reply("started").await;
+            }
+            other => scenario.fail(&format!("unknown step {other:?}")),
+        }
+    }
+    scenario.finish().await;
+    assert!(restarted, "the scenario never restarted the server");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_client_backs_off_throttles_conflates_batches_and_cleans_up() {
+    if !browser_available("websocket_client_backs_off_throttles_conflates_batches_and_cleans_up")
+        .await
+    {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let mut scenario = Scenario::start("websocket-client", &format!("http://{}", server.addr));
+    if let Some(step) = scenario.next_step().await {
+        scenario.fail(&format!("unknown step {step:?}"));
+    }
+    scenario.finish().await;
+}
