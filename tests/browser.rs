@@ -6,7 +6,8 @@
 //! then fails with the script's whole output. A script that needs the test
 //! to act prints `@@ <step>` and waits for a one-line reply (the steps a
 //! test understands are its own: the dashboard's are `stop-server` and
-//! `start-server`). Screenshots go to `target/browser-artifacts/`.
+//! `start-server`; the API docs scenario, `docs.mjs`, has none).
+//! Screenshots go to `target/browser-artifacts/`.
 //!
 //! Needs `/usr/bin/chromium`, `node` and `tests/browser/node_modules`
 //! (`tests/run.sh` installs all three: `ensure_browser`). When one is
@@ -473,4 +474,21 @@ async fn dashboard_raises_the_not_ready_banner_with_its_reason_when_redis_goes()
         "{result}"
     );
     assert_eq!(result["console_errors"], serde_json::json!([]), "{result}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_docs_render_every_operation_in_swagger_ui_and_redoc_without_leaving_the_node() {
+    if !browser_available(
+        "api_docs_render_every_operation_in_swagger_ui_and_redoc_without_leaving_the_node",
+    )
+    .await
+    {
+        return;
+    }
+    let server = TestServer::start(|_| {}).await;
+    let mut scenario = Scenario::start("docs", &format!("http://{}", server.addr));
+    if let Some(step) = scenario.next_step().await {
+        scenario.fail(&format!("unknown step {step:?}"));
+    }
+    scenario.finish().await;
 }

@@ -16,7 +16,9 @@
 # `backtesting` package (backtesting.py: the backtest engine is cross-checked
 # against it, engine/tests/peer.rs), Python's
 # `kosoku` package (it runs the Autobahn|Testsuite cases against the echo
-# endpoint: tests/conformance.rs, docs/conformance.md), and the
+# endpoint: tests/conformance.rs, docs/conformance.md), Python's
+# `openapi-spec-validator` and `schemathesis` (pinned: they check
+# web/openapi.json against a real server, tests/openapi.rs), and the
 # PostgreSQL server binaries (Debian's `postgresql` package: the database
 # tests run their own private PostgreSQL instances on 127.0.0.1, as the
 # `postgres` user when run as root).
@@ -116,6 +118,28 @@ ensure_kosoku() {
     export PATH
   fi
   command -v kosoku >/dev/null 2>&1 || { log "kosoku installed but not on PATH"; exit 1; }
+}
+
+# tests/openapi.rs validates web/openapi.json with openapi-spec-validator and
+# runs schemathesis against a real server; pinned, so a run is repeatable.
+OPENAPI_TOOLS=(openapi-spec-validator==0.9.0 schemathesis==4.32.5)
+ensure_openapi_tools() {
+  if command -v openapi-spec-validator >/dev/null 2>&1 && command -v schemathesis >/dev/null 2>&1 \
+    && schemathesis --version 2>/dev/null | grep -q ' 4\.32\.5' \
+    && python3 -m pip show openapi-spec-validator 2>/dev/null | grep -q '^Version: 0\.9\.0$'; then
+    return
+  fi
+  log "installing Python packages ${OPENAPI_TOOLS[*]} (the OpenAPI document's checks: tests/openapi.rs)"
+  python3 -m pip install --quiet --disable-pip-version-check "${OPENAPI_TOOLS[@]}" \
+    || python3 -m pip install --quiet --break-system-packages "${OPENAPI_TOOLS[@]}" \
+    || { log "could not install ${OPENAPI_TOOLS[*]}; the OpenAPI tests cannot run"; exit 1; }
+  if ! command -v schemathesis >/dev/null 2>&1; then
+    # pip put the scripts where PATH does not look (a user install).
+    PATH="$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))'):$HOME/.local/bin:$PATH"
+    export PATH
+  fi
+  command -v schemathesis >/dev/null 2>&1 && command -v openapi-spec-validator >/dev/null 2>&1 \
+    || { log "openapi-spec-validator or schemathesis installed but not on PATH"; exit 1; }
 }
 
 ensure_postgres() {
@@ -237,6 +261,7 @@ ensure_browser
 ensure_python_backtesting
 check_python_package
 ensure_kosoku
+ensure_openapi_tools
 ensure_postgres
 ensure_redis
 

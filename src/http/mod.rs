@@ -106,6 +106,15 @@ impl Router {
                     async move { assets::serve(&format!("static/{}", params[0]), req.headers()) },
                 )
             }),
+            get("/openapi.json", Access::Open, |_, req, _| {
+                Box::pin(async move { assets::serve("openapi.json", req.headers()) })
+            }),
+            get("/docs", Access::Open, |_, req, _| {
+                Box::pin(async move { assets::serve("docs.html", req.headers()) })
+            }),
+            get("/redoc", Access::Open, |_, req, _| {
+                Box::pin(async move { assets::serve("redoc.html", req.headers()) })
+            }),
             get("/health", Access::Open, |app, _, _| {
                 Box::pin(async move { status::health(&app) })
             }),
@@ -238,6 +247,12 @@ impl Router {
         Router { routes }
     }
 
+    /// Every route's method and path pattern, in table order (what
+    /// `web/openapi.json` must document, see the test below).
+    pub fn endpoints(&self) -> impl Iterator<Item = (&Method, &'static str)> + '_ {
+        self.routes.iter().map(|r| (&r.method, r.pattern))
+    }
+
     /// Answers one HTTP request, with the CORS headers its `Origin` earns.
     pub async fn route(&self, app: Arc<App>, req: Request<Incoming>) -> HttpResponse {
         let origin = req.headers().get(ORIGIN).cloned();
@@ -366,6 +381,86 @@ mod tests {
         assert_eq!(r.matches("/health"), Some(vec![]));
         assert_eq!(r.matches("/health/"), None);
         assert_eq!(r.matches("/healthz"), None);
+    }
+
+    /// `web/openapi.json`'s operations: (method, path) in document order.
+    fn documented() -> Vec<(Method, String)> {
+        let doc: serde_json::Value =
+            serde_json::from_str(include_str!("../../web/openapi.json")).expect("valid JSON");
+        let paths = doc["paths"].as_object().expect("a paths object");
+        let mut operations = Vec::new();
+        for (path, item) in paths {
+            for method in item.as_object().expect("a path item").keys() {
+                if let Ok(method) = Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                    && method != Method::OPTIONS
+                {
+                    operations.push((method, path.clone()));
+                }
+            }
+        }
+        operations
+    }
+
+    #[test]
+    fn the_openapi_document_and_the_route_table_name_the_same_endpoints() {
+        let config = Config {
+            echo: true,
+            ..Config::default()
+        };
+        let router = Router::new(&config);
+        let documented = documented();
+        // Every documented operation is served: some route of its method
+        // matches its path (`{name}` stands for itself, a non-empty segment).
+        for (method, path) in &documented {
+            let served = router
+                .routes
+                .iter()
+                .any(|r| r.method == *method && r.matches(path).is_some());
+            assert!(served, "{method} {path} is documented but not routed");
+        }
+        // Every route is documented: by its own pattern (`{*name}` is
+        // OpenAPI's `{name}`), or by the concrete paths it serves
+        // (`/api/ws/broadcast/price` for `/api/ws/broadcast/{kind}`).
+        for (method, pattern) in router.endpoints() {
+            let spelled = pattern.replace("{*", "{");
+            let by_pattern = documented.iter().any(|(m, p)| m == method && *p == spelled);
+            let concrete: Vec<&str> = documented
+                .iter()
+                .filter(|(m, p)| m == method && !p.contains('{'))
+                .filter(|(_, p)| {
+                    router
+                        .routes
+                        .iter()
+                        .any(|r| r.pattern == pattern && r.matches(p).is_some())
+                })
+                .map(|(_, p)| p.as_str())
+                .collect();
+            assert!(
+                by_pattern || !concrete.is_empty(),
+                "{method} {pattern} is routed but not documented"
+            );
+        }
+        // The concrete broadcast paths are kinds their handlers know, and
+        // every kind is documented.
+        let kinds = |prefix: &str| -> Vec<String> {
+            documented
+                .iter()
+                .filter_map(|(_, p)| p.strip_prefix(prefix).map(str::to_string))
+                .collect()
+        };
+        let seed001 = kinds("/api/ws/broadcast/");
+        assert_eq!(seed001.len(), 4, "{seed001:?}");
+        for kind in &seed001 {
+            assert!(publish::Broadcast::from_path(kind).is_some(), "{kind}");
+        }
+        let seed004 = kinds("/websocket/broadcast/");
+        assert_eq!(seed004.len(), 3, "{seed004:?}");
+        for kind in &seed004 {
+            assert!(
+                seed004::broadcast::Kind::from_path(kind).is_some(),
+                "{kind}"
+            );
+        }
     }
 
     #[test]

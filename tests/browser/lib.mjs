@@ -25,7 +25,10 @@ export const CHROMIUM = '/usr/bin/chromium';
 /**
  * The flags every scenario's Chromium gets: headless, no sandbox (CI runs
  * as root), no GPU, and nothing that would reach the network on its own
- * (QUIC, background requests, component or sync updates).
+ * (QUIC, background requests, component or sync updates). The last two
+ * keep Chromium on loopback whatever it tries: every host name fails to
+ * resolve (the pages are opened by IP), and anything that is not loopback
+ * goes to a proxy on a closed local port (loopback bypasses proxies).
  */
 export const CHROMIUM_FLAGS = [
   '--headless',
@@ -36,6 +39,8 @@ export const CHROMIUM_FLAGS = [
   '--disable-background-networking',
   '--disable-component-update',
   '--disable-sync',
+  '--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1',
+  '--proxy-server=http://127.0.0.1:9',
 ];
 
 /** The longest any single wait may take before the scenario fails. */
