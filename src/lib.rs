@@ -123,14 +123,17 @@ pub async fn run(
 }
 
 /// Says once at start what this node is and how to reach it: the mode (and
-/// Redis's `host:port/db`), the modeldata source, TLS, and the URLs to try,
-/// from the bound address. No user or password of a URL is logged.
+/// Redis's `host:port/db`), the modeldata source, TLS, and the URLs to try
+/// (the dashboard first: a person starts there), from the bound address. No
+/// user or password of a URL is logged.
 fn log_startup(app: &App, bound: std::net::SocketAddr, tls: bool) {
-    let [websocket, health, metrics] = urls_to_try(bound, tls);
+    let [dashboard, docs, websocket, health, metrics] = urls_to_try(bound, tls);
     tracing::info!(
         mode = %app.bus.describe(),
         modeldata = %app.config.modeldata.describe(),
         tls = if tls { "on" } else { "off" },
+        %dashboard,
+        %docs,
         %websocket,
         %health,
         %metrics,
@@ -138,9 +141,10 @@ fn log_startup(app: &App, bound: std::net::SocketAddr, tls: bool) {
     );
 }
 
-/// The WebSocket, health and metrics URLs of a node bound to `bound`. An
-/// unspecified address (`0.0.0.0`, `::`) is tried on loopback.
-fn urls_to_try(bound: std::net::SocketAddr, tls: bool) -> [String; 3] {
+/// The dashboard, API docs, WebSocket, health and metrics URLs of a node
+/// bound to `bound`. An unspecified address (`0.0.0.0`, `::`) is tried on
+/// loopback.
+fn urls_to_try(bound: std::net::SocketAddr, tls: bool) -> [String; 5] {
     let mut addr = bound;
     if addr.ip().is_unspecified() {
         addr.set_ip(match addr {
@@ -154,6 +158,8 @@ fn urls_to_try(bound: std::net::SocketAddr, tls: bool) -> [String; 3] {
         ("ws", "http")
     };
     [
+        format!("{http}://{addr}/"),
+        format!("{http}://{addr}/docs"),
         format!("{ws}://{addr}/api/ws"),
         format!("{http}://{addr}/health"),
         format!("{http}://{addr}/metrics"),
@@ -289,6 +295,8 @@ mod tests {
         assert_eq!(
             urls_to_try("127.0.0.1:8000".parse().unwrap(), false),
             [
+                "http://127.0.0.1:8000/",
+                "http://127.0.0.1:8000/docs",
                 "ws://127.0.0.1:8000/api/ws",
                 "http://127.0.0.1:8000/health",
                 "http://127.0.0.1:8000/metrics"
@@ -297,13 +305,15 @@ mod tests {
         assert_eq!(
             urls_to_try("0.0.0.0:9000".parse().unwrap(), true),
             [
+                "https://127.0.0.1:9000/",
+                "https://127.0.0.1:9000/docs",
                 "wss://127.0.0.1:9000/api/ws",
                 "https://127.0.0.1:9000/health",
                 "https://127.0.0.1:9000/metrics"
             ]
         );
         assert_eq!(
-            urls_to_try("[::]:8000".parse().unwrap(), false)[1],
+            urls_to_try("[::]:8000".parse().unwrap(), false)[3],
             "http://[::1]:8000/health"
         );
     }

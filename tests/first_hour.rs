@@ -122,6 +122,8 @@ async fn the_start_up_log_says_mode_source_tls_and_urls_and_never_a_password() {
         "mode=embedded".to_string(),
         "modeldata=embedded simulator".to_string(),
         "tls=\"off\"".to_string(),
+        format!("dashboard=http://{addr}/ "),
+        format!("docs=http://{addr}/docs"),
         format!("websocket=ws://{addr}/api/ws"),
         format!("health=http://{addr}/health"),
         format!("metrics=http://{addr}/metrics"),
