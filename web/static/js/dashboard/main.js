@@ -12,7 +12,7 @@ import { mountBacktest } from './backtest.js';
 import { mountPortfolio } from './portfolio.js';
 import { mountFleet } from './fleet.js';
 
-const CONNECTION_WORDS = { connecting: 'connecting', open: 'live', reconnecting: 'reconnecting', closed: 'disconnected' };
+// The client's state → the chip's `data-state` and its word (the same).
 const CONNECTION_STATES = { connecting: 'connecting', open: 'live', reconnecting: 'reconnecting', closed: 'disconnected' };
 
 async function main() {
@@ -24,7 +24,7 @@ async function main() {
     if (state === 'open') wasOpen = true;
     if (state === 'connecting' && wasOpen) state = 'reconnecting';
     chip.dataset.state = CONNECTION_STATES[state] ?? state;
-    chip.textContent = state === 'reconnecting' && attempt ? `reconnecting (attempt ${attempt})` : (CONNECTION_WORDS[state] ?? state);
+    chip.textContent = state === 'reconnecting' && attempt ? `reconnecting (attempt ${attempt})` : (CONNECTION_STATES[state] ?? state);
   };
   client.on('state', ({ state, attempt }) => showState(state, attempt));
   showState(client.state ?? 'connecting');
