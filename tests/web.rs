@@ -66,6 +66,32 @@ async fn dashboard_files_have_their_type_tag_cache_policy_and_revalidate_to_304(
 }
 
 #[tokio::test]
+async fn head_answers_with_the_get_headers_and_no_body() {
+    let server = TestServer::start(|_| {}).await;
+    let mut client = server.http_client().await;
+    for path in ["/", "/static/js/roomcast-client.js", "/openapi.json"] {
+        let get = client.request_full(Method::GET, path, None, &[]).await;
+        let head = client.request_full(Method::HEAD, path, None, &[]).await;
+        assert_eq!(head.status, StatusCode::OK, "{path}");
+        assert!(head.body.is_empty(), "{path}: HEAD carried a body");
+        assert!(!get.body.is_empty(), "{path}");
+        for name in [ETAG, CONTENT_TYPE, CACHE_CONTROL] {
+            assert_eq!(
+                head.headers.get(&name),
+                get.headers.get(&name),
+                "{path}: {name}"
+            );
+        }
+    }
+    // A path that answers GET lists HEAD too when another method is refused.
+    let refused = client
+        .request_full(Method::DELETE, "/openapi.json", None, &[])
+        .await;
+    assert_eq!(refused.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(refused.headers[hyper::header::ALLOW], "GET, HEAD");
+}
+
+#[tokio::test]
 async fn dashboard_files_are_gzipped_only_for_clients_that_accept_it() {
     let server = TestServer::start(|_| {}).await;
     let mut client = server.http_client().await;

@@ -5,7 +5,8 @@
 //! the `Allow` header the table implies (RFC 9110 §15.5.6), both as JSON. A
 //! path a literal pattern spells is never a parameter of another
 //! (`/api/v1/backtest/run` is not the run `run`). A refused WebSocket
-//! upgrade is the connection's last response.
+//! upgrade is the connection's last response. `HEAD` is answered wherever
+//! `GET` is, with the same headers and no body.
 //!
 //! Each row also declares who may use it ([`Access`]): the one place that
 //! says which endpoint is protected. The check runs here, before the
@@ -275,7 +276,14 @@ impl Router {
             let Some(params) = route.matches(&path) else {
                 continue;
             };
-            if route.method != req.method() {
+            // HEAD is GET without the body (RFC 9110 §9.3.2): hyper sends
+            // the headers of the GET answer and drops its body.
+            let method = if req.method() == Method::HEAD {
+                &Method::GET
+            } else {
+                req.method()
+            };
+            if route.method != method {
                 allowed.push(&route.method);
                 continue;
             }
@@ -311,11 +319,11 @@ impl Router {
             StatusCode::METHOD_NOT_ALLOWED,
             &format!("method {} not allowed on {path}", req.method()),
         );
-        let allow = allowed
-            .iter()
-            .map(|m| m.as_str())
-            .collect::<Vec<_>>()
-            .join(", ");
+        let mut allow = allowed.iter().map(|m| m.as_str()).collect::<Vec<_>>();
+        if allowed.contains(&&Method::GET) {
+            allow.push(Method::HEAD.as_str());
+        }
+        let allow = allow.join(", ");
         response.headers_mut().insert(
             ALLOW,
             HeaderValue::from_str(&allow).expect("method names are valid header text"),
