@@ -243,8 +243,14 @@ async fn websocket_client_backs_off_throttles_conflates_batches_and_cleans_up() 
     {
         return;
     }
+    play_on_a_fresh_node("websocket-client").await;
+}
+
+/// Plays scenario `script`, which asks the test to do nothing, against a
+/// fresh in-process node with the default configuration.
+async fn play_on_a_fresh_node(script: &str) {
     let server = TestServer::start(|_| {}).await;
-    let mut scenario = Scenario::start("websocket-client", &format!("http://{}", server.addr));
+    let mut scenario = Scenario::start(script, &format!("http://{}", server.addr));
     if let Some(step) = scenario.next_step().await {
         scenario.fail(&format!("unknown step {step:?}"));
     }
@@ -485,10 +491,5 @@ async fn api_docs_render_every_operation_in_swagger_ui_and_redoc_without_leaving
     {
         return;
     }
-    let server = TestServer::start(|_| {}).await;
-    let mut scenario = Scenario::start("docs", &format!("http://{}", server.addr));
-    if let Some(step) = scenario.next_step().await {
-        scenario.fail(&format!("unknown step {step:?}"));
-    }
-    scenario.finish().await;
+    play_on_a_fresh_node("docs").await;
 }

@@ -118,12 +118,8 @@ fn find(path: &str) -> Option<Asset> {
         _ => Web::get(path)?,
     };
     let digest = file.metadata.sha256_hash();
-    let mut tag = String::with_capacity(18);
-    tag.push('"');
-    for byte in &digest[..8] {
-        tag.push_str(&format!("{byte:02x}"));
-    }
-    tag.push('"');
+    let prefix = u64::from_be_bytes(digest[..8].try_into().expect("a SHA-256 has 32 bytes"));
+    let tag = format!("\"{prefix:016x}\"");
     let body = match file.data {
         std::borrow::Cow::Borrowed(bytes) => Bytes::from_static(bytes),
         std::borrow::Cow::Owned(bytes) => Bytes::from(bytes),
